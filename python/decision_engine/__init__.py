@@ -1,0 +1,36 @@
+"""decision-engine: a real-time next-best-offer decision engine.
+
+Eligibility rules, bandit policies and contact policy in a Rust core, with a thin Python
+layer that loads catalogs, serves decisions and gives Python code the same engine.
+"""
+
+from decision_engine._core import BatchDecision, ChosenOffer, Decision
+from decision_engine.catalog import LoadedCatalog, load_catalog, parse_catalog
+from decision_engine.engine import ArmState, Engine
+from decision_engine.errors import (
+    CatalogError,
+    DecisionEngineError,
+    InvalidInputError,
+    OutcomeAlreadyReportedError,
+    UnknownDecisionError,
+    UnknownOfferError,
+    UnknownPlacementError,
+)
+
+__all__ = [
+    "ArmState",
+    "BatchDecision",
+    "CatalogError",
+    "ChosenOffer",
+    "Decision",
+    "DecisionEngineError",
+    "Engine",
+    "InvalidInputError",
+    "LoadedCatalog",
+    "OutcomeAlreadyReportedError",
+    "UnknownDecisionError",
+    "UnknownOfferError",
+    "UnknownPlacementError",
+    "load_catalog",
+    "parse_catalog",
+]

@@ -1,0 +1,338 @@
+"""Pydantic models of the catalog format v1 (see the catalog spec).
+
+Cross references (placement -> channel, offer -> placement, consent -> channel,
+cap -> group) and unique ids are checked while `Catalog` validates, item by item, so
+every error carries the location of the offending value.  Items validated on their own
+skip those checks.
+"""
+
+import re
+from collections.abc import Mapping
+from contextvars import ContextVar
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any, Literal, NoReturn, Self, get_args, get_origin
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PlainSerializer,
+    Strict,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "POLICY_TYPES",
+    "Cap",
+    "Catalog",
+    "ContactPolicy",
+    "Feature",
+    "Offer",
+    "Placement",
+    "Policy",
+    "ThompsonPolicy",
+]
+
+
+def _fail(message: str) -> NoReturn:
+    raise PydanticCustomError("catalog", "{message}", {"message": message})
+
+
+# --- names declared and referenced while a Catalog validates ---
+# kind -> names in declaration order; a kind is absent when its list could not be read,
+# and references to it are then not checked (no cascade of follow-up errors).
+_Scope = dict[str, dict[str, None]]
+_SCOPE: ContextVar[_Scope | None] = ContextVar("catalog_scope", default=None)
+
+
+def _declare(kind: str, label: str, unique: bool = True) -> AfterValidator:
+    def check(value: str) -> str:
+        scope = _SCOPE.get()
+        names = scope.get(kind) if scope is not None else None
+        if names is not None:
+            if unique and value in names:
+                _fail(f"duplicate {label} '{value}'")
+            names[value] = None
+        return value
+
+    return AfterValidator(check)
+
+
+def _refer(kind: str, label: str) -> AfterValidator:
+    def check(value: str) -> str:
+        scope = _SCOPE.get()
+        names = scope.get(kind) if scope is not None else None
+        if names is not None and value not in names:
+            known = ", ".join(list(names)[:12]) or "none"
+            _fail(f"unknown {label} '{value}' (known: {known})")
+        return value
+
+    return AfterValidator(check)
+
+
+# --- scalar types ---
+_ID_RE = re.compile(r"[A-Za-z0-9_.-]+")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RESERVED = frozenset({"true", "false", "null", "in"})
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION_RE = re.compile(r"([0-9]+)([smhdw])")
+_TIMESTAMP_HINT = "expected ISO 8601, e.g. 2026-01-01T00:00:00Z"
+
+
+def _check_id(value: str) -> str:
+    if not _ID_RE.fullmatch(value):
+        _fail(f"invalid id '{value}': use only letters, digits, '_', '.' and '-'")
+    return value
+
+
+def _check_feature_name(value: str) -> str:
+    if not _NAME_RE.fullmatch(value) or value in _RESERVED:
+        _fail(
+            f"invalid feature name '{value}': it must be a rule identifier "
+            "([A-Za-z_][A-Za-z0-9_]*, not true/false/null/in)"
+        )
+    return value
+
+
+def _parse_duration(value: object) -> int:
+    if isinstance(value, str) and (m := _DURATION_RE.fullmatch(value.strip())):
+        if int(m[1]) > 0:
+            return int(m[1]) * _UNITS[m[2]]
+        _fail(f"duration '{value}' must be positive")
+    _fail(f"invalid duration {value!r}: expected <int><s|m|h|d|w>, e.g. '30m', '7d'")
+
+
+def _parse_timestamp(value: object) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            _fail(f"invalid timestamp '{value}': {_TIMESTAMP_HINT}")
+    elif isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime.combine(value, time())
+    if not isinstance(value, datetime):
+        _fail(f"invalid timestamp {value!r}: {_TIMESTAMP_HINT}")
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _unix_seconds(value: datetime) -> float:
+    return value.timestamp()
+
+
+def _rule_text(value: object) -> object:
+    if isinstance(value, bool):  # `rule: true` is a valid rule, YAML reads a bool
+        return "true" if value else "false"
+    if isinstance(value, str) and not value.strip():
+        _fail("empty rule: leave 'rule' out for an always eligible offer")
+    return value
+
+
+Id = Annotated[str, Strict(), AfterValidator(_check_id)]
+FeatureName = Annotated[str, Strict(), AfterValidator(_check_feature_name)]
+Text = Annotated[str, Strict(), Field(min_length=1)]
+NonNegative = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
+Positive = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
+Count = Annotated[int, Strict(), Field(ge=1)]
+Duration = Annotated[int, BeforeValidator(_parse_duration)]  # seconds
+Timestamp = Annotated[
+    datetime,  # timezone-aware (naive input is taken as UTC); unix seconds in JSON
+    BeforeValidator(_parse_timestamp),
+    PlainSerializer(_unix_seconds, return_type=float, when_used="json"),
+]
+ChannelRef = Annotated[Id, _refer("channels", "channel")]
+
+
+def _non_empty(what: str) -> AfterValidator:
+    # (unlike min_length, this does not also fire when items fail validation)
+    def check(values: tuple[Any, ...]) -> tuple[Any, ...]:
+        if not values:
+            _fail(f"at least one {what} is required")
+        return values
+
+    return AfterValidator(check)
+
+
+def _first_duplicate(values: tuple[str, ...]) -> str | None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- policies ---
+class ThompsonPolicy(_Model):
+    type: Literal["thompson"] = "thompson"
+    alpha: Positive = 1.0
+    beta: Positive = 1.0
+
+
+# To add a policy: write its model with a `type: Literal["name"]` field and add it here:
+#   Policy = Annotated[ThompsonPolicy | UcbPolicy, Field(discriminator="type")]
+# (POLICY_TYPES, the string shorthand and the error messages follow).
+Policy = ThompsonPolicy
+
+
+def _policy_models(tp: object) -> dict[str, type[BaseModel]]:
+    if get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
+    models: dict[str, type[BaseModel]] = {}
+    for member in get_args(tp) or (tp,):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            for tag in get_args(member.model_fields["type"].annotation):
+                models[tag] = member
+    return models
+
+
+POLICY_TYPES: Mapping[str, type[BaseModel]] = _policy_models(Policy)
+
+
+def _normalize_policy(value: object) -> object:
+    known = ", ".join(POLICY_TYPES)
+    if isinstance(value, BaseModel):
+        return value
+    if isinstance(value, str):
+        value = {"type": value}
+    if not isinstance(value, Mapping):
+        _fail(f"policy must be a name or a mapping with a 'type' (known types: {known})")
+    kind = value.get("type")
+    if kind is None:
+        _fail(f"policy needs a 'type' (known types: {known})")
+    if not isinstance(kind, str) or kind not in POLICY_TYPES:
+        _fail(f"unknown policy type {kind!r} (known types: {known})")
+    return value
+
+
+# --- catalog items ---
+class Feature(_Model):
+    name: Annotated[FeatureName, _declare("features", "feature name")]
+    type: Literal["int", "float", "bool", "category"]
+    values: tuple[Text, ...] | None = None
+
+    @field_validator("values")
+    @classmethod
+    def _unique_values(cls, values: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if values is not None and (dup := _first_duplicate(values)) is not None:
+            _fail(f"duplicate category value '{dup}'")
+        return values
+
+    @model_validator(mode="after")
+    def _values_match_type(self) -> Self:
+        if self.type == "category" and not self.values:
+            _fail(f"category feature '{self.name}' needs a non-empty 'values' list")
+        if self.type != "category" and self.values is not None:
+            _fail(f"only category features may have 'values' (this one is {self.type})")
+        return self
+
+
+class Placement(_Model):
+    id: Annotated[Id, _declare("placements", "placement id")]
+    channel: ChannelRef
+    slots: Count = 1
+    policy: Policy = Field(default_factory=ThompsonPolicy)
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _policy_shorthand(cls, value: object) -> object:
+        return _normalize_policy(value)
+
+
+class Offer(_Model):
+    id: Annotated[Id, _declare("offers", "offer id")]
+    placements: Annotated[
+        tuple[Annotated[Id, _refer("placements", "placement")], ...],
+        _non_empty("placement"),
+    ]
+    value: NonNegative = 1.0
+    weight: NonNegative = 1.0
+    rule: Annotated[str, Strict(), BeforeValidator(_rule_text)] | None = None
+    group: Annotated[Id, _declare("groups", "group", unique=False)] | None = None
+    consent: ChannelRef | None = None
+    product: Text | None = None
+    active_from: Timestamp | None = None
+    active_to: Timestamp | None = None
+
+    @field_validator("placements")
+    @classmethod
+    def _unique_placements(cls, placements: tuple[str, ...]) -> tuple[str, ...]:
+        if (dup := _first_duplicate(placements)) is not None:
+            _fail(f"placement '{dup}' is listed twice")
+        return placements
+
+    @field_validator("active_to")
+    @classmethod
+    def _after_start(cls, active_to: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("active_from")
+        if active_to is not None and start is not None and active_to <= start:
+            _fail(f"active_to ({active_to.isoformat()}) must be after active_from ({start.isoformat()})")
+        return active_to
+
+
+class Cap(_Model):
+    scope: Literal["offer", "group", "channel", "all"]
+    channel: ChannelRef | None = None
+    group: Annotated[Id, _refer("groups", "group")] | None = None
+    max: Count
+    window: Duration
+
+    @model_validator(mode="after")
+    def _companions(self) -> Self:
+        for name in ("channel", "group"):
+            present = getattr(self, name) is not None
+            if self.scope == name and not present:
+                _fail(f"a cap with scope '{name}' needs '{name}'")
+            if self.scope != name and present:
+                _fail(f"'{name}' is only allowed on caps with scope '{name}'")
+        return self
+
+
+class ContactPolicy(_Model):
+    caps: tuple[Cap, ...] = ()
+    cooldown_after_conversion: Duration | None = None
+    cooldown_after_dismissal: Duration | None = None
+    suppress_purchased: Annotated[bool, Strict()] = False
+    max_per_group: Count | None = None
+
+
+class Catalog(_Model):
+    version: Literal[1]
+    features: tuple[Feature, ...] = ()
+    channels: Annotated[
+        tuple[Annotated[Id, _declare("channels", "channel")], ...],
+        _non_empty("channel"),
+    ]
+    placements: Annotated[tuple[Placement, ...], _non_empty("placement")]
+    offers: tuple[Offer, ...] = ()
+    contact_policy: ContactPolicy | None = None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _with_scope(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        token = _SCOPE.set({})
+        try:
+            return handler(data)
+        finally:
+            _SCOPE.reset(token)
+
+    @field_validator("features", "channels", "placements", "offers", mode="before")
+    @classmethod
+    def _open_scope(cls, value: object, info: ValidationInfo) -> object:
+        if value is None:  # `offers:` with nothing under it
+            value = ()
+        scope = _SCOPE.get()
+        if scope is not None and info.field_name and isinstance(value, list | tuple):
+            scope[info.field_name] = {}
+            if info.field_name == "offers":
+                scope["groups"] = {}
+        return value

@@ -1,0 +1,161 @@
+"""The in-process engine: a catalog compiled into the Rust core, decisions and outcomes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from decision_engine import _core
+from decision_engine.catalog import LoadedCatalog, load_catalog
+from decision_engine.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from decision_engine._core import BatchDecision, Decision
+
+ProfileValue = float | int | bool | str
+Timestamp = float | datetime | None
+
+
+@dataclass(frozen=True)
+class ArmState:
+    """Posterior of one offer's response rate in one placement."""
+
+    offer_id: str
+    alpha: float
+    beta: float
+    mean: float
+
+
+def _unix_seconds(now: Timestamp) -> float | None:
+    if isinstance(now, datetime):
+        return now.timestamp()
+    return now
+
+
+class Engine:
+    """Decides which offers a profile sees, learns from outcomes. Thread-safe.
+
+    >>> engine = Engine("seeds/demo_catalog.yaml", seed=7)  # doctest: +SKIP
+    >>> decision = engine.decide("web_home_hero", profile)  # doctest: +SKIP
+    >>> engine.report_outcome(decision.decision_id, reward=1.0)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        catalog: LoadedCatalog | str | os.PathLike[str],
+        *,
+        seed: int = 0,
+        max_pending: int = 10_000_000,
+    ) -> None:
+        self.catalog = catalog if isinstance(catalog, LoadedCatalog) else load_catalog(catalog)
+        try:
+            self._core = _core.Engine(self.catalog.to_core_json(), seed, max_pending)
+        except _core.CatalogError as exc:
+            raise self.catalog.core_error(exc) from exc
+        self.feature_names: list[str] = self._core.feature_names
+        self.offer_ids: list[str] = self._core.offer_ids
+        self.channels: list[str] = self._core.channels
+        self._feature_index = {name: i for i, name in enumerate(self.feature_names)}
+        self._categories = {f.name: list(f.values) for f in self.catalog.model.features if f.values}
+
+    @property
+    def placements(self) -> dict[str, tuple[str, int, list[str]]]:
+        """placement id -> (channel, slots, offer ids)."""
+        return {pid: (channel, slots, offers) for pid, channel, slots, offers in self._core.placements}
+
+    def encode(self, profile: Mapping[str, ProfileValue]) -> npt.NDArray[np.float32]:
+        """Lays out a profile given by feature name into the catalog's feature vector.
+
+        Category features take their value name; every feature must be present.
+        """
+        unknown = sorted(set(profile) - set(self._feature_index))
+        if unknown:
+            raise InvalidInputError(f"unknown features: {', '.join(unknown)}")
+        missing = [name for name in self.feature_names if name not in profile]
+        if missing:
+            raise InvalidInputError(f"missing features: {', '.join(missing)}")
+        vector = np.empty(len(self.feature_names), dtype=np.float32)
+        for name, value in profile.items():
+            values = self._categories.get(name)
+            if values is not None:
+                if not isinstance(value, str) or value not in values:
+                    raise InvalidInputError(f"feature '{name}' must be one of {', '.join(values)}, got {value!r}")
+                vector[self._feature_index[name]] = values.index(value)
+            elif isinstance(value, str):
+                raise InvalidInputError(f"feature '{name}' must be a number, got {value!r}")
+            else:
+                vector[self._feature_index[name]] = float(value)
+        return vector
+
+    def decide(
+        self,
+        placement: str,
+        profile: npt.ArrayLike | Mapping[str, ProfileValue],
+        *,
+        consents: Iterable[str] = (),
+        now: Timestamp = None,
+        explain: bool = False,
+    ) -> Decision:
+        """Chooses offers for one profile (a feature vector or a mapping by feature name)."""
+        if isinstance(profile, Mapping):
+            features = self.encode(profile)
+        else:
+            features = np.ascontiguousarray(profile, dtype=np.float32)
+        if features.ndim != 1:
+            raise InvalidInputError(f"a profile is one vector of {len(self.feature_names)} features")
+        return self._core.decide(placement, features, list(consents), _unix_seconds(now), explain)
+
+    def decide_batch(
+        self,
+        placement: str,
+        features: npt.ArrayLike,
+        *,
+        consents: npt.ArrayLike | None = None,
+        now: Timestamp = None,
+        threads: int | None = None,
+    ) -> BatchDecision:
+        """Decides for every row of a (profiles x features) float32 array, on all cores.
+
+        ``consents`` is a (profiles x channels) bool array in ``self.channels`` order;
+        without it no profile has consent, so offers that need one are left out.
+        """
+        rows = np.ascontiguousarray(features, dtype=np.float32)
+        if rows.ndim != 2:
+            raise InvalidInputError(f"features must be 2-D (profiles x {len(self.feature_names)})")
+        mask = None if consents is None else np.ascontiguousarray(consents, dtype=np.bool_)
+        if mask is not None and mask.ndim != 2:
+            raise InvalidInputError(f"consents must be 2-D (profiles x {len(self.channels)})")
+        return self._core.decide_batch(placement, rows, mask, _unix_seconds(now), threads)
+
+    def evaluate_rules(self, features: npt.ArrayLike, *, threads: int | None = None) -> npt.NDArray[np.bool_]:
+        """Every offer's eligibility rule over a batch: (profiles x offers) bool."""
+        rows = np.ascontiguousarray(features, dtype=np.float32)
+        if rows.ndim != 2:
+            raise InvalidInputError(f"features must be 2-D (profiles x {len(self.feature_names)})")
+        return self._core.evaluate_rules(rows, threads).view(np.bool_)
+
+    def report_outcome(self, decision_id: int, reward: float, offer_id: str | None = None) -> None:
+        """Reports a reward in [0, 1] (1 = converted) for an offer a decision showed."""
+        self._core.report_outcome(int(decision_id), float(reward), offer_id)
+
+    def policy_state(self, placement: str) -> list[ArmState]:
+        return [ArmState(*arm) for arm in self._core.policy_state(placement)]
+
+    @property
+    def pending_decisions(self) -> int:
+        """Decisions still awaiting at least one outcome."""
+        return self._core.pending_decisions
+
+    def offer_id_array(self, offers: npt.NDArray[np.int32]) -> npt.NDArray[np.str_]:
+        """Maps the offer indices of a batch decision to ids ('' for an empty slot)."""
+        ids = np.array([*self.offer_ids, ""])
+        return ids[np.where(offers < 0, len(self.offer_ids), offers)]
+
+
+__all__: Sequence[str] = ["ArmState", "Engine"]

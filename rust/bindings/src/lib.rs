@@ -1,0 +1,235 @@
+//! PyO3 binding of the decision engine core: converts types, releases the GIL around the
+//! work, maps errors. No decision logic lives here.
+
+mod decision;
+mod errors;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use decision_engine_core::engine::DEFAULT_MAX_PENDING;
+use decision_engine_core::{BatchRequest, Catalog, DecideRequest, Engine};
+use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::prelude::*;
+
+use decision::{PyBatchDecision, PyDecision};
+use errors::{InvalidInputError, to_py};
+
+fn now_or(now: Option<f64>) -> f64 {
+    now.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    })
+}
+
+fn contiguous<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
+    array: &'a numpy::PyReadonlyArray<'_, T, D>,
+    what: &str,
+) -> PyResult<&'a [T]> {
+    array
+        .as_slice()
+        .map_err(|_| InvalidInputError::new_err(format!("{what} must be a C-contiguous array")))
+}
+
+/// Runs heavy work without the GIL, with its own rayon pool when `threads` is given.
+fn run_detached<T: Send>(
+    py: Python<'_>,
+    threads: Option<usize>,
+    work: impl FnOnce() -> T + Send,
+) -> PyResult<T> {
+    match threads {
+        None => Ok(py.detach(work)),
+        Some(n) => {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| {
+                    InvalidInputError::new_err(format!("cannot start {n} threads: {e}"))
+                })?;
+            Ok(py.detach(|| pool.install(work)))
+        }
+    }
+}
+
+/// The engine over one compiled catalog. Thread-safe: share one instance.
+#[pyclass(frozen, name = "Engine", module = "decision_engine._core")]
+struct PyEngine {
+    inner: Arc<Engine>,
+}
+
+#[pymethods]
+impl PyEngine {
+    /// Compiles a catalog given as validated JSON (see `decision_engine.catalog`).
+    #[new]
+    #[pyo3(signature = (catalog_json, seed = 0, max_pending = DEFAULT_MAX_PENDING))]
+    fn new(py: Python<'_>, catalog_json: &str, seed: u64, max_pending: usize) -> PyResult<Self> {
+        let catalog = py
+            .detach(|| Catalog::from_json(catalog_json))
+            .map_err(to_py)?;
+        Ok(Self {
+            inner: Arc::new(Engine::with_max_pending(catalog, seed, max_pending)),
+        })
+    }
+
+    #[pyo3(signature = (placement, features, consents = Vec::new(), now = None, explain = false))]
+    fn decide(
+        &self,
+        py: Python<'_>,
+        placement: &str,
+        features: PyReadonlyArray1<'_, f32>,
+        consents: Vec<String>,
+        now: Option<f64>,
+        explain: bool,
+    ) -> PyResult<PyDecision> {
+        let features = contiguous(&features, "features")?.to_vec();
+        let consents: Vec<&str> = consents.iter().map(String::as_str).collect();
+        let request = DecideRequest {
+            placement,
+            features: &features,
+            consents: &consents,
+            now: now_or(now),
+            explain,
+        };
+        let decision = py.detach(|| self.inner.decide(&request)).map_err(to_py)?;
+        Ok(PyDecision::from_core(decision))
+    }
+
+    /// Decides for every row of `features` (rows x features, float32). `consents` is a
+    /// rows x channels bool array; without it no profile has any consent.
+    #[pyo3(signature = (placement, features, consents = None, now = None, threads = None))]
+    fn decide_batch(
+        &self,
+        py: Python<'_>,
+        placement: &str,
+        features: PyReadonlyArray2<'_, f32>,
+        consents: Option<PyReadonlyArray2<'_, bool>>,
+        now: Option<f64>,
+        threads: Option<usize>,
+    ) -> PyResult<PyBatchDecision> {
+        // Owned copies: another Python thread may write the arrays while we run detached.
+        let features = contiguous(&features, "features")?.to_vec();
+        let consents: Option<Vec<u8>> = match &consents {
+            Some(c) => Some(
+                contiguous(c, "consents")?
+                    .iter()
+                    .map(|&b| u8::from(b))
+                    .collect(),
+            ),
+            None => None,
+        };
+        let request = BatchRequest {
+            placement,
+            features: &features,
+            consents: consents.as_deref(),
+            now: now_or(now),
+        };
+        let batch =
+            run_detached(py, threads, || self.inner.decide_batch(&request))?.map_err(to_py)?;
+        PyBatchDecision::from_core(py, batch)
+    }
+
+    /// Every offer's rule over a batch: rows x offers uint8 (0/1), rules only.
+    #[pyo3(signature = (features, threads = None))]
+    fn evaluate_rules<'py>(
+        &self,
+        py: Python<'py>,
+        features: PyReadonlyArray2<'py, f32>,
+        threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyArray2<u8>>> {
+        let rows = features.as_array().nrows();
+        let features = contiguous(&features, "features")?.to_vec();
+        let offers = self.inner.current().catalog.offers.len();
+        let out =
+            run_detached(py, threads, || self.inner.evaluate_rules(&features))?.map_err(to_py)?;
+        let grid = numpy::ndarray::Array2::from_shape_vec((rows, offers), out)
+            .map_err(|e| InvalidInputError::new_err(e.to_string()))?;
+        Ok(grid.into_pyarray(py))
+    }
+
+    /// Reports a reward in [0, 1] for a decision; name the offer when it showed several.
+    #[pyo3(signature = (decision_id, reward, offer_id = None))]
+    fn report_outcome(
+        &self,
+        py: Python<'_>,
+        decision_id: u64,
+        reward: f64,
+        offer_id: Option<&str>,
+    ) -> PyResult<()> {
+        py.detach(|| self.inner.report_outcome(decision_id, offer_id, reward))
+            .map_err(to_py)
+    }
+
+    /// Per offer of a placement: (offer_id, alpha, beta, mean).
+    fn policy_state(&self, placement: &str) -> PyResult<Vec<(String, f64, f64, f64)>> {
+        let arms = self.inner.policy_state(placement).map_err(to_py)?;
+        Ok(arms
+            .into_iter()
+            .map(|a| (a.offer_id, a.alpha, a.beta, a.mean))
+            .collect())
+    }
+
+    #[getter]
+    fn pending_decisions(&self) -> usize {
+        self.inner.pending_decisions()
+    }
+
+    #[getter]
+    fn feature_names(&self) -> Vec<String> {
+        self.inner
+            .current()
+            .catalog
+            .schema
+            .features()
+            .iter()
+            .map(|f| f.name.clone())
+            .collect()
+    }
+
+    #[getter]
+    fn offer_ids(&self) -> Vec<String> {
+        self.inner
+            .current()
+            .catalog
+            .offers
+            .iter()
+            .map(|o| o.id.clone())
+            .collect()
+    }
+
+    #[getter]
+    fn channels(&self) -> Vec<String> {
+        self.inner.current().catalog.channels.clone()
+    }
+
+    /// placement id -> (channel, slots, offer ids), in catalog order.
+    #[getter]
+    fn placements(&self) -> Vec<(String, String, usize, Vec<String>)> {
+        let loaded = self.inner.current();
+        let c = &loaded.catalog;
+        c.placements
+            .iter()
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    c.channels[p.channel].clone(),
+                    p.slots,
+                    p.offers.iter().map(|&o| c.offers[o].id.clone()).collect(),
+                )
+            })
+            .collect()
+    }
+}
+
+#[pymodule]
+mod _core {
+    #[pymodule_export]
+    use super::PyEngine;
+    #[pymodule_export]
+    use super::decision::{PyBatchDecision, PyChosenOffer, PyDecision};
+    #[pymodule_export]
+    use super::errors::{
+        CatalogError, DecisionEngineError, InvalidInputError, OutcomeAlreadyReportedError,
+        UnknownDecisionError, UnknownOfferError, UnknownPlacementError,
+    };
+}

@@ -1,0 +1,327 @@
+//! The catalog as the engine uses it: deserialised from the validated JSON the Python
+//! loader produces, cross-checked, with every rule compiled once.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use crate::error::{Location, Result, catalog_error};
+use crate::policy::PolicyConfig;
+use crate::rules::RuleSet;
+use crate::schema::{Feature, FeatureKind, Schema};
+
+#[derive(Debug, Deserialize)]
+pub struct CatalogSpec {
+    pub features: Vec<FeatureSpec>,
+    pub channels: Vec<String>,
+    pub placements: Vec<PlacementSpec>,
+    pub offers: Vec<OfferSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FeatureSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub values: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PlacementSpec {
+    pub id: String,
+    pub channel: String,
+    pub slots: u32,
+    pub policy: PolicyConfig,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OfferSpec {
+    pub id: String,
+    pub placements: Vec<String>,
+    #[serde(default = "one")]
+    pub value: f64,
+    #[serde(default = "one")]
+    pub weight: f64,
+    #[serde(default)]
+    pub rule: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub consent: Option<String>,
+    #[serde(default)]
+    pub product: Option<String>,
+    #[serde(default)]
+    pub active_from: Option<f64>,
+    #[serde(default)]
+    pub active_to: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub id: String,
+    pub value: f64,
+    pub weight: f64,
+    pub rule: Option<String>,
+    pub group: Option<usize>,
+    /// Channel index whose consent the profile must have.
+    pub consent: Option<usize>,
+    pub product: Option<String>,
+    pub active_from: f64,
+    pub active_to: f64,
+}
+
+impl Offer {
+    pub fn is_active(&self, now: f64) -> bool {
+        self.active_from <= now && now < self.active_to
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub id: String,
+    pub channel: usize,
+    pub slots: usize,
+    pub policy: PolicyConfig,
+    /// Catalog indices of the offers that may appear here, in catalog order.
+    pub offers: Vec<usize>,
+    /// The rules of `offers`, in the same order.
+    pub rules: RuleSet,
+}
+
+#[derive(Debug)]
+pub struct Catalog {
+    pub schema: Schema,
+    pub channels: Vec<String>,
+    pub groups: Vec<String>,
+    pub offers: Vec<Offer>,
+    pub placements: Vec<Placement>,
+    /// Every offer's rule, in catalog order, for eligibility over a whole batch.
+    pub rules: RuleSet,
+    offer_index: HashMap<String, usize>,
+    placement_index: HashMap<String, usize>,
+}
+
+impl Catalog {
+    pub fn from_json(json: &str) -> Result<Self> {
+        let spec: CatalogSpec = serde_json::from_str(json).map_err(|e| {
+            catalog_error(
+                Location::Catalog,
+                format!("catalog JSON does not match the schema: {e}"),
+            )
+        })?;
+        Self::compile(spec)
+    }
+
+    pub fn compile(spec: CatalogSpec) -> Result<Self> {
+        let schema = Schema::new(
+            spec.features
+                .into_iter()
+                .map(feature)
+                .collect::<Result<_>>()?,
+        )?;
+        let channels = spec.channels;
+        let channel_index = index_by(&channels, |c| c.as_str(), Location::Channel)?;
+        if channels.len() > 64 {
+            return Err(catalog_error(
+                Location::Catalog,
+                "at most 64 channels are supported",
+            ));
+        }
+
+        let mut groups: Vec<String> = Vec::new();
+        let mut offers = Vec::with_capacity(spec.offers.len());
+        for o in &spec.offers {
+            offers.push(offer(o, &channel_index, &mut groups)?);
+        }
+        let offer_index = index_by(&offers, |o| o.id.as_str(), Location::Offer)?;
+        let rules = RuleSet::compile(
+            &schema,
+            offers
+                .iter()
+                .map(|o| (Location::Offer(o.id.clone()), o.rule.as_deref())),
+        )?;
+
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); spec.placements.len()];
+        let placement_ids: Vec<String> = spec.placements.iter().map(|p| p.id.clone()).collect();
+        let placement_index = index_by(&placement_ids, |p| p.as_str(), Location::Placement)?;
+        for (o, offer_spec) in spec.offers.iter().enumerate() {
+            if offer_spec.placements.is_empty() {
+                return Err(catalog_error(
+                    Location::Offer(offer_spec.id.clone()),
+                    "an offer needs at least one placement",
+                ));
+            }
+            for p in &offer_spec.placements {
+                let Some(&pi) = placement_index.get(p) else {
+                    return Err(catalog_error(
+                        Location::Offer(offer_spec.id.clone()),
+                        format!("unknown placement '{p}'"),
+                    ));
+                };
+                if !members[pi].contains(&o) {
+                    members[pi].push(o);
+                }
+            }
+        }
+
+        let placements = spec
+            .placements
+            .into_iter()
+            .zip(members)
+            .map(|(p, members)| placement(p, members, &channel_index, &schema, &offers))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            schema,
+            channels,
+            groups,
+            offers,
+            placements,
+            rules,
+            offer_index,
+            placement_index,
+        })
+    }
+
+    pub fn placement_index(&self, id: &str) -> Option<usize> {
+        self.placement_index.get(id).copied()
+    }
+
+    pub fn offer_index(&self, id: &str) -> Option<usize> {
+        self.offer_index.get(id).copied()
+    }
+
+    pub fn channel_index(&self, name: &str) -> Option<usize> {
+        self.channels.iter().position(|c| c == name)
+    }
+}
+
+fn index_by<T>(
+    items: &[T],
+    key: impl Fn(&T) -> &str,
+    location: fn(String) -> Location,
+) -> Result<HashMap<String, usize>> {
+    let mut index = HashMap::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let k = key(item);
+        if index.insert(k.to_owned(), i).is_some() {
+            return Err(catalog_error(location(k.to_owned()), "duplicate id"));
+        }
+    }
+    Ok(index)
+}
+
+fn feature(spec: FeatureSpec) -> Result<Feature> {
+    let at = || Location::Feature(spec.name.clone());
+    let kind = match (spec.kind.as_str(), &spec.values) {
+        ("float", None) => FeatureKind::Float,
+        ("int", None) => FeatureKind::Int,
+        ("bool", None) => FeatureKind::Bool,
+        ("category", Some(values)) => FeatureKind::Category(values.clone()),
+        ("category", None) => return Err(catalog_error(at(), "a category needs values")),
+        ("float" | "int" | "bool", Some(_)) => {
+            return Err(catalog_error(at(), "only a category has values"));
+        }
+        (other, _) => {
+            return Err(catalog_error(
+                at(),
+                format!("unknown type '{other}'; use float, int, bool or category"),
+            ));
+        }
+    };
+    Ok(Feature {
+        name: spec.name,
+        kind,
+    })
+}
+
+fn offer(
+    spec: &OfferSpec,
+    channels: &HashMap<String, usize>,
+    groups: &mut Vec<String>,
+) -> Result<Offer> {
+    let at = || Location::Offer(spec.id.clone());
+    if !(spec.value.is_finite()
+        && spec.value >= 0.0
+        && spec.weight.is_finite()
+        && spec.weight >= 0.0)
+    {
+        return Err(catalog_error(
+            at(),
+            "value and weight must be finite and >= 0",
+        ));
+    }
+    let consent =
+        match &spec.consent {
+            Some(c) => Some(*channels.get(c).ok_or_else(|| {
+                catalog_error(at(), format!("consent names unknown channel '{c}'"))
+            })?),
+            None => None,
+        };
+    let group = spec
+        .group
+        .as_ref()
+        .map(|g| match groups.iter().position(|x| x == g) {
+            Some(i) => i,
+            None => {
+                groups.push(g.clone());
+                groups.len() - 1
+            }
+        });
+    let active_from = spec.active_from.unwrap_or(f64::NEG_INFINITY);
+    let active_to = spec.active_to.unwrap_or(f64::INFINITY);
+    if active_from >= active_to {
+        return Err(catalog_error(at(), "active_to must be after active_from"));
+    }
+    Ok(Offer {
+        id: spec.id.clone(),
+        value: spec.value,
+        weight: spec.weight,
+        rule: spec.rule.clone(),
+        group,
+        consent,
+        product: spec.product.clone(),
+        active_from,
+        active_to,
+    })
+}
+
+fn placement(
+    spec: PlacementSpec,
+    members: Vec<usize>,
+    channels: &HashMap<String, usize>,
+    schema: &Schema,
+    offers: &[Offer],
+) -> Result<Placement> {
+    let at = || Location::Placement(spec.id.clone());
+    let channel = *channels
+        .get(&spec.channel)
+        .ok_or_else(|| catalog_error(at(), format!("unknown channel '{}'", spec.channel)))?;
+    if spec.slots == 0 {
+        return Err(catalog_error(at(), "slots must be at least 1"));
+    }
+    spec.policy
+        .validate()
+        .map_err(|detail| catalog_error(at(), detail))?;
+    let rules = RuleSet::compile(
+        schema,
+        members.iter().map(|&o| {
+            (
+                Location::Offer(offers[o].id.clone()),
+                offers[o].rule.as_deref(),
+            )
+        }),
+    )?;
+    Ok(Placement {
+        id: spec.id,
+        channel,
+        slots: spec.slots as usize,
+        policy: spec.policy,
+        offers: members,
+        rules,
+    })
+}

@@ -1,0 +1,199 @@
+//! Many profiles, one placement: rules evaluated column-wise per chunk of rows, chunks
+//! spread over threads with rayon, every profile arbitrated by the same code as `decide`.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::Engine;
+use super::decide::gate;
+use crate::arbitrate::{ArmView, Workspace, choose};
+use crate::error::{Error, Result};
+use crate::pending::{NO_OFFER, PendingBatch};
+use crate::rules::{ChunkScratch, LANES};
+
+pub struct BatchRequest<'a> {
+    pub placement: &'a str,
+    /// Row-major `rows x features`.
+    pub features: &'a [f32],
+    /// Row-major `rows x channels`, non-zero where the profile consented; `None`: no consents.
+    pub consents: Option<&'a [u8]>,
+    pub now: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct BatchDecision {
+    /// Decision ids are `first_id .. first_id + rows`, in row order.
+    pub first_id: u64,
+    pub rows: usize,
+    pub slots: usize,
+    /// `rows x slots` catalog offer indices, -1 where a slot stayed empty.
+    pub offers: Vec<i32>,
+    pub scores: Vec<f32>,
+    pub propensities: Vec<f32>,
+}
+
+impl Engine {
+    pub fn decide_batch(&self, request: &BatchRequest<'_>) -> Result<BatchDecision> {
+        let loaded = self.current();
+        let catalog = &loaded.catalog;
+        let p = loaded.placement(request.placement)?;
+        let placement = &catalog.placements[p];
+        let (dim, channels, slots) = (
+            catalog.schema.len(),
+            catalog.channels.len(),
+            placement.slots,
+        );
+        let rows = check_shape(request.features.len(), dim)?;
+        if let Some(c) = request.consents
+            && c.len() != rows * channels
+        {
+            return Err(Error::InvalidInput(format!(
+                "consents must be {rows} x {channels} (rows x channels), got {} values",
+                c.len()
+            )));
+        }
+        request
+            .features
+            .par_chunks(dim * LANES)
+            .enumerate()
+            .try_for_each(|(chunk, values)| check_rows(catalog, values, chunk * LANES))?;
+
+        // Offers out for everyone (window), and the consent each needs.
+        let open: Vec<bool> = placement
+            .offers
+            .iter()
+            .map(|&o| gate(catalog, o, request.now, u64::MAX).is_none())
+            .collect();
+        let needs: Vec<Option<usize>> = placement
+            .offers
+            .iter()
+            .map(|&o| catalog.offers[o].consent)
+            .collect();
+        // A snapshot: outcomes reported during a long batch do not wait on it.
+        let arms = loaded.policies[p]
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let view = ArmView {
+            arms: &arms,
+            scale: &loaded.scales[p],
+            group: &loaded.groups[p],
+        };
+
+        let first_id = self.allocate_ids(rows);
+        let mut local = vec![NO_OFFER; rows * slots];
+        let mut scores = vec![f32::NAN; rows * slots];
+        let mut propensities = vec![f32::NAN; rows * slots];
+        let outputs = local
+            .par_chunks_mut(LANES * slots)
+            .zip(scores.par_chunks_mut(LANES * slots))
+            .zip(propensities.par_chunks_mut(LANES * slots));
+        request
+            .features
+            .par_chunks(dim * LANES)
+            .zip(outputs)
+            .enumerate()
+            .for_each_init(
+                || {
+                    (
+                        ChunkScratch::new(placement.rules.program()),
+                        Workspace::default(),
+                        Vec::new(),
+                    )
+                },
+                |(scratch, ws, eligible), (chunk, (values, ((out_local, out_score), out_prop)))| {
+                    let n = values.len() / dim;
+                    crate::rules::eval_chunk(placement.rules.program(), values, dim, n, scratch);
+                    for row in 0..n {
+                        let global = chunk * LANES + row;
+                        let consented = |c: usize| {
+                            request
+                                .consents
+                                .is_some_and(|m| m[global * channels + c] != 0)
+                        };
+                        eligible.clear();
+                        for (i, rule) in placement.rules.rules().iter().enumerate() {
+                            if open[i]
+                                && needs[i].is_none_or(consented)
+                                && scratch.truth(rule.root)[row] != 0
+                            {
+                                eligible.push(i);
+                            }
+                        }
+                        let mut rng = self.rng_for(first_id + global as u64);
+                        choose(&view, eligible, slots, &mut rng, ws);
+                        for (s, pick) in ws.picks.iter().enumerate() {
+                            out_local[row * slots + s] = pick.local as u32;
+                            out_score[row * slots + s] = pick.score as f32;
+                            out_prop[row * slots + s] = pick.propensity as f32;
+                        }
+                    }
+                },
+            );
+
+        let offers = local
+            .iter()
+            .map(|&l| {
+                if l == NO_OFFER {
+                    -1
+                } else {
+                    placement.offers[l as usize] as i32
+                }
+            })
+            .collect();
+        self.remember(
+            first_id,
+            PendingBatch::new(Arc::clone(&loaded), p, slots, local),
+        );
+        Ok(BatchDecision {
+            first_id,
+            rows,
+            slots,
+            offers,
+            scores,
+            propensities,
+        })
+    }
+
+    /// Every offer's rule over a batch: row-major `rows x offers` of 0/1 (rules only; no
+    /// active window or consent).
+    pub fn evaluate_rules(&self, features: &[f32]) -> Result<Vec<u8>> {
+        let loaded = self.current();
+        let catalog = &loaded.catalog;
+        let dim = catalog.schema.len();
+        let rows = check_shape(features.len(), dim)?;
+        let rules = &catalog.rules;
+        let mut out = vec![0u8; rows * rules.len()];
+        features
+            .par_chunks(dim * LANES)
+            .zip(out.par_chunks_mut(LANES * rules.len().max(1)))
+            .enumerate()
+            .try_for_each_init(
+                || ChunkScratch::new(rules.program()),
+                |scratch, (chunk, (values, out))| {
+                    check_rows(catalog, values, chunk * LANES)?;
+                    rules.eval_rows_into(values, dim, out, scratch);
+                    Ok(())
+                },
+            )?;
+        Ok(out)
+    }
+}
+
+fn check_shape(len: usize, dim: usize) -> Result<usize> {
+    if dim == 0 || len % dim != 0 {
+        return Err(Error::InvalidInput(format!(
+            "expected rows of {dim} features, got {len} values"
+        )));
+    }
+    Ok(len / dim)
+}
+
+fn check_rows(catalog: &crate::catalog::Catalog, values: &[f32], first_row: usize) -> Result<()> {
+    let dim = catalog.schema.len();
+    values
+        .chunks_exact(dim)
+        .enumerate()
+        .try_for_each(|(r, row)| catalog.schema.check_row(row, Some(first_row + r)))
+}

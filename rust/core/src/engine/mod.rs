@@ -1,0 +1,231 @@
+//! The engine: one catalog with its policy state, decisions awaiting outcomes, and the
+//! single and batch decision paths, which share the same arbitration code.
+
+mod batch;
+mod decide;
+mod reason;
+
+pub use batch::{BatchDecision, BatchRequest};
+pub use decide::{ChosenOffer, DecideRequest, Decision};
+pub use reason::Reason;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use crate::arbitrate::ArmView;
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::pending::{PendingBatch, PendingStore};
+use crate::policy::ThompsonArm;
+
+/// Decisions kept awaiting outcomes before the oldest are dropped.
+pub const DEFAULT_MAX_PENDING: usize = 10_000_000;
+
+/// A catalog and the learned state of its placements' policies.
+pub struct Loaded {
+    pub catalog: Catalog,
+    policies: Vec<RwLock<Vec<ThompsonArm>>>,
+    /// Per placement, per local offer: value x weight, and exclusion group.
+    scales: Vec<Vec<f64>>,
+    groups: Vec<Vec<Option<usize>>>,
+}
+
+impl Loaded {
+    fn new(catalog: Catalog) -> Self {
+        let policies = catalog
+            .placements
+            .iter()
+            .map(|p| RwLock::new(p.offers.iter().map(|_| p.policy.new_arm()).collect()))
+            .collect();
+        let per_offer = |f: &dyn Fn(usize) -> f64| -> Vec<Vec<f64>> {
+            catalog
+                .placements
+                .iter()
+                .map(|p| p.offers.iter().map(|&o| f(o)).collect())
+                .collect()
+        };
+        let scales = per_offer(&|o| catalog.offers[o].value * catalog.offers[o].weight);
+        let groups = catalog
+            .placements
+            .iter()
+            .map(|p| p.offers.iter().map(|&o| catalog.offers[o].group).collect())
+            .collect();
+        Self {
+            catalog,
+            policies,
+            scales,
+            groups,
+        }
+    }
+
+    fn placement(&self, id: &str) -> Result<usize> {
+        self.catalog
+            .placement_index(id)
+            .ok_or_else(|| Error::UnknownPlacement(id.to_owned()))
+    }
+
+    /// Runs `f` with the placement's arms read-locked.
+    fn with_view<T>(&self, placement: usize, f: impl FnOnce(&ArmView<'_>) -> T) -> T {
+        let arms = self.policies[placement]
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        f(&ArmView {
+            arms: &arms,
+            scale: &self.scales[placement],
+            group: &self.groups[placement],
+        })
+    }
+
+    fn offer_id(&self, placement: usize, local: usize) -> &str {
+        &self.catalog.offers[self.catalog.placements[placement].offers[local]].id
+    }
+}
+
+/// Posterior summary of one arm, for inspection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArmState {
+    pub offer_id: String,
+    pub alpha: f64,
+    pub beta: f64,
+    pub mean: f64,
+}
+
+pub struct Engine {
+    loaded: RwLock<Arc<Loaded>>,
+    pending: Mutex<PendingStore<Loaded>>,
+    next_id: AtomicU64,
+    seed: u64,
+}
+
+impl Engine {
+    pub fn new(catalog: Catalog, seed: u64) -> Self {
+        Self::with_max_pending(catalog, seed, DEFAULT_MAX_PENDING)
+    }
+
+    pub fn with_max_pending(catalog: Catalog, seed: u64, max_pending: usize) -> Self {
+        Self {
+            loaded: RwLock::new(Arc::new(Loaded::new(catalog))),
+            pending: Mutex::new(PendingStore::new(max_pending)),
+            next_id: AtomicU64::new(1),
+            seed,
+        }
+    }
+
+    /// The catalog and policy state decisions are made against now.
+    pub fn current(&self) -> Arc<Loaded> {
+        Arc::clone(&self.loaded.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    pub fn pending_decisions(&self) -> usize {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Reserves `n` consecutive decision ids.
+    fn allocate_ids(&self, n: usize) -> u64 {
+        self.next_id.fetch_add(n as u64, Ordering::Relaxed)
+    }
+
+    /// Each decision draws from its own stream, so results do not depend on thread count.
+    fn rng_for(&self, decision_id: u64) -> Xoshiro256PlusPlus {
+        Xoshiro256PlusPlus::seed_from_u64(
+            self.seed ^ decision_id.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        )
+    }
+
+    fn remember(&self, first_id: u64, batch: PendingBatch<Loaded>) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(first_id, batch);
+    }
+
+    /// Records a reward in [0, 1] for one offer of a decision and updates its policy.
+    /// `offer_id` may be left out when the decision showed exactly one offer.
+    pub fn report_outcome(
+        &self,
+        decision_id: u64,
+        offer_id: Option<&str>,
+        reward: f64,
+    ) -> Result<()> {
+        if !(reward.is_finite() && (0.0..=1.0).contains(&reward)) {
+            return Err(Error::InvalidInput(format!(
+                "reward must be a number in [0, 1], got {reward}"
+            )));
+        }
+        let pick = |loaded: &Loaded, placement: usize, shown: &[u32]| -> Result<usize> {
+            let shown: Vec<usize> = shown
+                .iter()
+                .filter(|&&o| o != crate::pending::NO_OFFER)
+                .map(|&o| o as usize)
+                .collect();
+            match (offer_id, shown.as_slice()) {
+                (_, []) => Err(Error::InvalidInput(format!(
+                    "decision {decision_id} showed no offer"
+                ))),
+                (None, [only]) => Ok(*only),
+                (None, many) => Err(Error::InvalidInput(format!(
+                    "decision {decision_id} showed {} offers ({}); say which one the outcome is for",
+                    many.len(),
+                    many.iter()
+                        .map(|&l| loaded.offer_id(placement, l))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+                (Some(id), _) => shown
+                    .iter()
+                    .copied()
+                    .find(|&l| loaded.offer_id(placement, l) == id)
+                    .ok_or_else(|| {
+                        if loaded.catalog.offer_index(id).is_some() {
+                            Error::InvalidInput(format!(
+                                "offer '{id}' was not shown in decision {decision_id}"
+                            ))
+                        } else {
+                            Error::UnknownOffer(id.to_owned())
+                        }
+                    }),
+            }
+        };
+        let name = |loaded: &Loaded, placement: usize, local: usize| {
+            loaded.offer_id(placement, local).to_owned()
+        };
+        let settled = self
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .settle(decision_id, pick, name)?;
+        let mut arms = settled.state.policies[settled.placement]
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        arms[settled.local].update(reward);
+        Ok(())
+    }
+
+    /// Posterior of every offer in a placement.
+    pub fn policy_state(&self, placement: &str) -> Result<Vec<ArmState>> {
+        let loaded = self.current();
+        let p = loaded.placement(placement)?;
+        let arms = loaded.policies[p]
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(arms
+            .iter()
+            .enumerate()
+            .map(|(local, arm)| ArmState {
+                offer_id: loaded.offer_id(p, local).to_owned(),
+                alpha: arm.alpha(),
+                beta: arm.beta(),
+                mean: arm.mean(),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests;

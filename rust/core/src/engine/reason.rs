@@ -1,0 +1,42 @@
+//! Why an offer of a placement was not chosen, for `explain`.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason {
+    /// Outside its active window at decision time.
+    NotYetActive,
+    Expired,
+    /// The profile has not consented to the channel the offer needs.
+    NoConsent {
+        channel: String,
+    },
+    /// The eligibility rule is false; `clause` is the first false clause of a top-level `&&`.
+    Rule {
+        clause: String,
+    },
+    /// Another offer of the same exclusion group took a slot.
+    GroupTaken {
+        group: String,
+        by: String,
+    },
+    /// Eligible, but other offers scored higher and filled the slots.
+    Outranked {
+        score: f64,
+    },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotYetActive => f.write_str("inactive: its active window has not started"),
+            Self::Expired => f.write_str("inactive: its active window has ended"),
+            Self::NoConsent { channel } => write!(f, "no consent for channel '{channel}'"),
+            Self::Rule { clause } => write!(f, "rule: `{clause}` is false"),
+            Self::GroupTaken { group, by } => {
+                write!(f, "exclusion group '{group}' already filled by '{by}'")
+            }
+            Self::Outranked { score } => write!(f, "outranked (score {score:.6})"),
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! One error type for the whole core; the binding maps each variant to a Python exception.
+
+use std::fmt;
+
+/// Where in the catalog a problem sits, so the loader can point at the YAML line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Catalog,
+    Feature(String),
+    Channel(String),
+    Placement(String),
+    Offer(String),
+}
+
+impl Location {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Catalog => "catalog",
+            Self::Feature(_) => "feature",
+            Self::Channel(_) => "channel",
+            Self::Placement(_) => "placement",
+            Self::Offer(_) => "offer",
+        }
+    }
+
+    pub fn item(&self) -> Option<&str> {
+        match self {
+            Self::Catalog => None,
+            Self::Feature(s) | Self::Channel(s) | Self::Placement(s) | Self::Offer(s) => Some(s),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.item() {
+            Some(item) => write!(f, "{} '{item}'", self.kind()),
+            None => f.write_str("catalog"),
+        }
+    }
+}
+
+/// A 1-based line and column inside a rule's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RulePosition {
+    pub line: usize,
+    pub column: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{location}: {detail}")]
+    Catalog { location: Location, detail: String },
+
+    #[error("{location}: rule {}:{}: {detail}", position.line, position.column)]
+    Rule {
+        location: Location,
+        position: RulePosition,
+        detail: String,
+    },
+
+    #[error("{0}")]
+    InvalidInput(String),
+
+    #[error("unknown placement '{0}'")]
+    UnknownPlacement(String),
+
+    #[error("unknown offer '{0}'")]
+    UnknownOffer(String),
+
+    #[error("unknown decision id {0} (never issued, or already settled)")]
+    UnknownDecision(u64),
+
+    #[error("outcome for offer '{offer}' of decision {decision_id} was already reported")]
+    AlreadyReported { decision_id: u64, offer: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn catalog_error(location: Location, detail: impl Into<String>) -> Error {
+    Error::Catalog {
+        location,
+        detail: detail.into(),
+    }
+}

@@ -1,0 +1,17 @@
+//! decision-engine core: eligibility rules, bandit policies and arbitration over profile
+//! feature vectors. Plain Rust, no Python; the `decision-engine-py` crate binds it.
+
+pub mod arbitrate;
+pub mod catalog;
+pub mod engine;
+pub mod error;
+pub mod pending;
+pub mod policy;
+pub mod rules;
+pub mod schema;
+
+pub use catalog::Catalog;
+pub use engine::{
+    BatchDecision, BatchRequest, ChosenOffer, DecideRequest, Decision, Engine, Reason,
+};
+pub use error::{Error, Location, Result, RulePosition};

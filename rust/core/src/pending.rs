@@ -1,0 +1,128 @@
+//! Decisions awaiting outcomes. A batch of decisions is one record with consecutive ids,
+//! so a million-profile campaign costs a few bytes per profile, not a map entry each.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+/// Marks an empty slot in `offers`.
+pub const NO_OFFER: u32 = u32::MAX;
+
+pub struct PendingBatch<S> {
+    /// What the decisions were made against (catalog and policy state).
+    pub state: Arc<S>,
+    pub placement: usize,
+    pub slots: usize,
+    /// `rows x slots` local offer indices, [`NO_OFFER`] where a slot stayed empty.
+    pub offers: Vec<u32>,
+    reported: Vec<bool>,
+    unreported: usize,
+}
+
+impl<S> PendingBatch<S> {
+    pub fn new(state: Arc<S>, placement: usize, slots: usize, offers: Vec<u32>) -> Self {
+        let unreported = offers.iter().filter(|&&o| o != NO_OFFER).count();
+        let reported = vec![false; offers.len()];
+        Self {
+            state,
+            placement,
+            slots,
+            offers,
+            reported,
+            unreported,
+        }
+    }
+
+    fn rows(&self) -> usize {
+        self.offers.len() / self.slots
+    }
+}
+
+/// Which offer of which decision an outcome is for, once validated.
+pub struct Settled<S> {
+    pub state: Arc<S>,
+    pub placement: usize,
+    pub local: usize,
+}
+
+pub struct PendingStore<S> {
+    batches: BTreeMap<u64, PendingBatch<S>>,
+    rows: usize,
+    max_rows: usize,
+}
+
+impl<S> PendingStore<S> {
+    /// Keeps at most `max_rows` decisions; the oldest batches go first when full.
+    pub fn new(max_rows: usize) -> Self {
+        Self {
+            batches: BTreeMap::new(),
+            rows: 0,
+            max_rows,
+        }
+    }
+
+    pub fn insert(&mut self, first_id: u64, batch: PendingBatch<S>) {
+        if batch.unreported == 0 {
+            return;
+        }
+        self.rows += batch.rows();
+        self.batches.insert(first_id, batch);
+        while self.rows > self.max_rows {
+            let Some((_, old)) = self.batches.pop_first() else {
+                break;
+            };
+            self.rows -= old.rows();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Marks one offer of decision `id` as reported. `pick` chooses among the decision's
+    /// local offer indices (`None` when the decision showed a single offer).
+    pub fn settle(
+        &mut self,
+        id: u64,
+        pick: impl FnOnce(&S, usize, &[u32]) -> Result<usize>,
+        offer_name: impl Fn(&S, usize, usize) -> String,
+    ) -> Result<Settled<S>> {
+        let Some((&first, batch)) = self.batches.range_mut(..=id).next_back() else {
+            return Err(Error::UnknownDecision(id));
+        };
+        let row = usize::try_from(id - first).map_err(|_| Error::UnknownDecision(id))?;
+        if row >= batch.rows() {
+            return Err(Error::UnknownDecision(id));
+        }
+        let slots = batch.slots;
+        let shown = &batch.offers[row * slots..(row + 1) * slots];
+        let local = pick(&batch.state, batch.placement, shown)?;
+        let slot = shown
+            .iter()
+            .position(|&o| o as usize == local)
+            .expect("pick returns a shown offer");
+        if std::mem::replace(&mut batch.reported[row * slots + slot], true) {
+            return Err(Error::AlreadyReported {
+                decision_id: id,
+                offer: offer_name(&batch.state, batch.placement, local),
+            });
+        }
+        batch.unreported -= 1;
+        let settled = Settled {
+            state: Arc::clone(&batch.state),
+            placement: batch.placement,
+            local,
+        };
+        if batch.unreported == 0 {
+            let rows = batch.rows();
+            self.batches.remove(&first);
+            self.rows -= rows;
+        }
+        Ok(settled)
+    }
+}

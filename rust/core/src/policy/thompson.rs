@@ -1,0 +1,82 @@
+//! Beta-Bernoulli Thompson sampling: one posterior per arm, updated by rewards in [0, 1].
+
+use rand::Rng;
+use rand_distr::{Beta, Distribution};
+
+use super::propensity::ArmScore;
+
+#[derive(Debug, Clone)]
+pub struct ThompsonArm {
+    alpha: f64,
+    beta: f64,
+    /// Built once per update, so sampling on the hot path does no setup.
+    posterior: Beta<f64>,
+}
+
+impl ThompsonArm {
+    pub fn new(alpha: f64, beta: f64) -> Self {
+        let posterior = Beta::new(alpha, beta).expect("prior validated: alpha, beta > 0");
+        Self {
+            alpha,
+            beta,
+            posterior,
+        }
+    }
+
+    pub fn alpha(&self) -> f64 {
+        self.alpha
+    }
+
+    pub fn beta(&self) -> f64 {
+        self.beta
+    }
+
+    /// Posterior mean of the response rate.
+    pub fn mean(&self) -> f64 {
+        self.alpha / (self.alpha + self.beta)
+    }
+
+    pub fn std_dev(&self) -> f64 {
+        let n = self.alpha + self.beta;
+        (self.alpha * self.beta / (n * n * (n + 1.0))).sqrt()
+    }
+
+    /// A fractional reward counts as that share of a success (the usual Bernoulli trick).
+    pub fn update(&mut self, reward: f64) {
+        debug_assert!((0.0..=1.0).contains(&reward));
+        *self = Self::new(self.alpha + reward, self.beta + (1.0 - reward));
+    }
+
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        self.posterior.sample(rng)
+    }
+
+    /// The Gaussian summary of `sample() * scale`, for propensities.
+    pub fn score(&self, scale: f64) -> ArmScore {
+        ArmScore {
+            mean: self.mean() * scale,
+            std_dev: self.std_dev() * scale,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn update_moves_the_posterior() {
+        let mut arm = ThompsonArm::new(1.0, 1.0);
+        for _ in 0..30 {
+            arm.update(1.0);
+        }
+        for _ in 0..70 {
+            arm.update(0.0);
+        }
+        assert!((arm.mean() - 31.0 / 102.0).abs() < 1e-12);
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
+        let mean: f64 = (0..20_000).map(|_| arm.sample(&mut rng)).sum::<f64>() / 20_000.0;
+        assert!((mean - arm.mean()).abs() < 0.005, "{mean}");
+    }
+}

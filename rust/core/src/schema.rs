@@ -1,0 +1,124 @@
+//! The feature schema: named features laid out, in order, into one float32 vector.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Location, Result, catalog_error};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeatureKind {
+    Float,
+    Int,
+    Bool,
+    /// Stored as the value's code `0..values.len()`.
+    Category(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feature {
+    pub name: String,
+    pub kind: FeatureKind,
+}
+
+#[derive(Debug, Clone)]
+pub struct Schema {
+    features: Vec<Feature>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Schema {
+    pub fn new(features: Vec<Feature>) -> Result<Self> {
+        let mut by_name = HashMap::with_capacity(features.len());
+        for (index, feature) in features.iter().enumerate() {
+            if by_name.insert(feature.name.clone(), index).is_some() {
+                return Err(catalog_error(
+                    Location::Feature(feature.name.clone()),
+                    "duplicate feature name",
+                ));
+            }
+            if let FeatureKind::Category(values) = &feature.kind
+                && values.is_empty()
+            {
+                return Err(catalog_error(
+                    Location::Feature(feature.name.clone()),
+                    "a category needs values",
+                ));
+            }
+        }
+        Ok(Self { features, by_name })
+    }
+
+    pub fn len(&self) -> usize {
+        self.features.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.features.is_empty()
+    }
+
+    pub fn features(&self) -> &[Feature] {
+        &self.features
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Checks one profile's vector: finite, whole numbers for ints, 0/1 for bools, known category codes.
+    pub fn check_row(&self, row: &[f32], row_index: Option<usize>) -> Result<()> {
+        if row.len() != self.features.len() {
+            return Err(Error::InvalidInput(format!(
+                "expected {} features, got {}",
+                self.features.len(),
+                row.len()
+            )));
+        }
+        for (value, feature) in row.iter().zip(&self.features) {
+            if let Some(problem) = feature.value_problem(*value) {
+                let at = row_index
+                    .map(|r| format!(" in row {r}"))
+                    .unwrap_or_default();
+                return Err(Error::InvalidInput(format!(
+                    "feature '{}'{at}: {problem}",
+                    feature.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Feature {
+    fn value_problem(&self, value: f32) -> Option<String> {
+        if !value.is_finite() {
+            return Some(format!("{value} is not a finite number"));
+        }
+        match &self.kind {
+            FeatureKind::Float => None,
+            FeatureKind::Int if value.fract() != 0.0 => {
+                Some(format!("{value} is not a whole number"))
+            }
+            FeatureKind::Bool if value != 0.0 && value != 1.0 => {
+                Some(format!("{value} is not 0 or 1"))
+            }
+            FeatureKind::Category(values)
+                if value.fract() != 0.0 || value < 0.0 || value >= values.len() as f32 =>
+            {
+                Some(format!(
+                    "{value} is not a category code 0..{}",
+                    values.len() - 1
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// Encodes a category value name into its code.
+    pub fn category_code(&self, value: &str) -> Option<f32> {
+        match &self.kind {
+            FeatureKind::Category(values) => {
+                values.iter().position(|v| v == value).map(|i| i as f32)
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+"""Seed data for decision-engine: a demo catalog and a synthetic profile generator."""
