@@ -84,16 +84,12 @@ def load_feature_schema(path: str | Path = DEMO_CATALOG) -> list[dict[str, Any]]
             raise ValueError(f"{path}: feature #{i} needs a string 'name'")
         if feature.get("type") not in FEATURE_TYPES:
             kind = feature.get("type")
-            raise ValueError(
-                f"{path}: feature {feature['name']!r} has bad type {kind!r}"
-            )
+            raise ValueError(f"{path}: feature {feature['name']!r} has bad type {kind!r}")
         entry: dict[str, Any] = {"name": feature["name"], "type": feature["type"]}
         if feature["type"] == "category":
             values = feature.get("values")
             if not isinstance(values, list) or not values:
-                raise ValueError(
-                    f"{path}: category feature {feature['name']!r} needs 'values'"
-                )
+                raise ValueError(f"{path}: category feature {feature['name']!r} needs 'values'")
             entry["values"] = [str(v) for v in values]
         schema.append(entry)
     return schema
@@ -108,9 +104,7 @@ def _layout(columns: Mapping[str, F64], schema: list[dict[str, Any]]) -> F32:
         if name not in columns:
             raise ValueError(f"the generator has no model for feature {name!r}")
         if (ftype == "category") != (name in CATEGORY_VALUES):
-            raise ValueError(
-                f"feature {name!r} has type {ftype!r}, the generator disagrees"
-            )
+            raise ValueError(f"feature {name!r} has type {ftype!r}, the generator disagrees")
         col = columns[name]
         if ftype == "category":
             catalog_values: list[str] = feature["values"]
@@ -127,9 +121,7 @@ def _layout(columns: Mapping[str, F64], schema: list[dict[str, Any]]) -> F32:
     return out
 
 
-def generate_profiles(
-    n: int, seed: int, catalog_path: str | Path = DEMO_CATALOG
-) -> F32:
+def generate_profiles(n: int, seed: int, catalog_path: str | Path = DEMO_CATALOG) -> F32:
     """Generate ``n`` synthetic customer profiles.
 
     Rows are independent draws (the same seed gives the same rows for a given
@@ -215,13 +207,9 @@ class ResponseModel:
         if not isinstance(offers, list) or not offers:
             raise ValueError(f"{catalog_path}: 'offers' must be a non-empty list")
         self.offer_ids: list[str] = [str(o["id"]) for o in offers]
-        self.feature_names: list[str] = [
-            f["name"] for f in load_feature_schema(catalog_path)
-        ]
+        self.feature_names: list[str] = [f["name"] for f in load_feature_schema(catalog_path)]
 
-        reference = generate_profiles(
-            _REFERENCE_SIZE, _REFERENCE_SEED, catalog_path
-        ).astype(np.float64)
+        reference = generate_profiles(_REFERENCE_SIZE, _REFERENCE_SEED, catalog_path).astype(np.float64)
         self.feature_mean: F64 = reference.mean(axis=0)
         std = reference.std(axis=0)
         self.feature_std: F64 = np.where(std > 0, std, 1.0)
@@ -242,9 +230,7 @@ class ResponseModel:
                 weights[:, self.feature_names.index(name)] += w
         self.weights: F64 = weights
         self.target_rates: F64 = _assign_rates(offers, rng)
-        self.base_logits: F64 = self._calibrate(
-            self._standardize(reference) @ weights.T
-        )
+        self.base_logits: F64 = self._calibrate(self._standardize(reference) @ weights.T)
 
     def _calibrate(self, linear: F64) -> F64:
         """Bisect each offer's intercept so its mean click rate hits the target."""
@@ -269,9 +255,7 @@ class ResponseModel:
         """Number of offers (arms)."""
         return len(self.offer_ids)
 
-    def click_probability(
-        self, profiles: npt.ArrayLike, offer_index: npt.ArrayLike
-    ) -> F64:
+    def click_probability(self, profiles: npt.ArrayLike, offer_index: npt.ArrayLike) -> F64:
         """Return the true click probability of ``offer_index[i]`` for ``profiles[i]``.
 
         Args:
@@ -284,9 +268,7 @@ class ResponseModel:
         z = self._standardize(profiles)
         idx = np.asarray(offer_index)
         if idx.shape != (z.shape[0],) or not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError(
-                f"offer_index must be an integer array of shape ({z.shape[0]},)"
-            )
+            raise ValueError(f"offer_index must be an integer array of shape ({z.shape[0]},)")
         if idx.size and (idx.min() < 0 or idx.max() >= self.n_offers):
             raise ValueError(f"offer_index out of range 0..{self.n_offers - 1}")
         logits = self.base_logits[idx] + np.einsum("ij,ij->i", z, self.weights[idx])
@@ -297,9 +279,7 @@ class ResponseModel:
         return sigmoid(self._standardize(profiles) @ self.weights.T + self.base_logits)
 
 
-def draw_clicks(
-    probabilities: npt.ArrayLike, rng: np.random.Generator
-) -> npt.NDArray[np.bool_]:
+def draw_clicks(probabilities: npt.ArrayLike, rng: np.random.Generator) -> npt.NDArray[np.bool_]:
     """Draw Bernoulli clicks with the given probabilities (any shape)."""
     p = np.asarray(probabilities, dtype=np.float64)
     return rng.random(p.shape) < p

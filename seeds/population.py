@@ -54,7 +54,7 @@ def _categorical(rng: np.random.Generator, probs: npt.ArrayLike, n: int) -> F64:
     p = np.broadcast_to(np.asarray(probs, dtype=np.float64), (n, np.shape(probs)[-1]))
     cumulative = np.cumsum(p / p.sum(axis=1, keepdims=True), axis=1)
     codes = np.asarray((rng.random((n, 1)) > cumulative).sum(axis=1), dtype=np.float64)
-    return np.minimum(codes, p.shape[1] - 1)
+    return np.asarray(np.minimum(codes, p.shape[1] - 1), dtype=np.float64)
 
 
 def _demographics(c: dict[str, F64], n: int, rng: np.random.Generator) -> None:
@@ -131,13 +131,9 @@ def _digital(c: dict[str, F64], n: int, rng: np.random.Generator) -> None:
     ones = np.ones(n)
     p_desktop = np.clip(0.08 + 0.006 * (age - 18), 0.08, 0.5)
     p_ios = (0.95 - p_desktop) * (0.42 + 0.12 * (seg >= _GOLD))
-    device_p = np.column_stack(
-        [p_ios, 0.95 - p_desktop - p_ios, p_desktop, 0.05 * ones]
-    )
+    device_p = np.column_stack([p_ios, 0.95 - p_desktop - p_ios, p_desktop, 0.05 * ones])
     device = _categorical(rng, device_p, n)
-    p_app = np.array([0.85, 0.85, 0.4, 0.3])[device.astype(np.int64)] - 0.003 * (
-        age - 18
-    )
+    p_app = np.array([0.85, 0.85, 0.4, 0.3])[device.astype(np.int64)] - 0.003 * (age - 18)
     app = _bernoulli(rng, np.clip(p_app, 0.05, 0.95))
     old = np.clip((age - 18) / 60, 0.0, 1.0)
     channel_p = np.where(

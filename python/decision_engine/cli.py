@@ -57,8 +57,12 @@ def validate(catalog: Path) -> None:
 @click.option("--decisions", default=200_000, show_default=True, help="Customer arrivals to simulate.")
 @click.option("--customers", default=20_000, show_default=True, help="Distinct simulated customers.")
 @click.option("--seed", default=7, show_default=True)
-@click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Catalog to use (default: the demo catalog in seeds/).")
+@click.option(
+    "--catalog",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Catalog to use (default: the demo catalog in seeds/).",
+)
 def demo(decisions: int, customers: int, seed: int, catalog: Path | None) -> None:
     """Simulate customers with a known response model; compare the learned policy with baselines."""
     from decision_engine.demo import run_demo
@@ -81,8 +85,12 @@ def demo(decisions: int, customers: int, seed: int, catalog: Path | None) -> Non
     table.add_column("vs random (value)", justify="right")
     random_value = next(r.value_per_decision for r in result.results if r.name == "uniform random")
     for r in result.results:
-        table.add_row(r.name, f"{r.click_rate:.2%}", f"{r.value_per_decision:.3f}",
-                      f"{r.value_per_decision / random_value:.2f}x")
+        table.add_row(
+            r.name,
+            f"{r.click_rate:.2%}",
+            f"{r.value_per_decision:.3f}",
+            f"{r.value_per_decision / random_value:.2f}x",
+        )
     console.print(table)
     per_second = result.decisions / result.decide_seconds
     console.print(

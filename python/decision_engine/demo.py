@@ -52,7 +52,9 @@ class Simulation:
 
         profiles = generate_profiles(customers, seed=seed, catalog_path=catalog)
         rng = np.random.default_rng(seed)
-        consents = np.column_stack([rng.random(customers) < CONSENT_RATES.get(c, 1.0) for c in engine.channels])
+        consents = np.column_stack(
+            [rng.random(customers) < CONSENT_RATES.get(c, 1.0) for c in engine.channels]
+        )
         click_p = ResponseModel(catalog, seed=seed).click_probabilities(profiles)
         offers = engine.catalog.model.offers
         now = time.time()
@@ -91,7 +93,9 @@ def run_demo(
     for t in range(decisions):
         customer, placement = int(who[t]), placement_ids[where[t]]
         started = time.perf_counter()
-        decision = engine.decide(placement, sim.profiles[customer], consents=channels[sim.consents[customer]].tolist())
+        decision = engine.decide(
+            placement, sim.profiles[customer], consents=channels[sim.consents[customer]].tolist()
+        )
         engine_seconds += time.perf_counter() - started
         for chosen in decision.offers:
             o = offer_index[chosen.offer_id]

@@ -85,7 +85,9 @@ class Engine:
             values = self._categories.get(name)
             if values is not None:
                 if not isinstance(value, str) or value not in values:
-                    raise InvalidInputError(f"feature '{name}' must be one of {', '.join(values)}, got {value!r}")
+                    raise InvalidInputError(
+                        f"feature '{name}' must be one of {', '.join(values)}, got {value!r}"
+                    )
                 vector[self._feature_index[name]] = values.index(value)
             elif isinstance(value, str):
                 raise InvalidInputError(f"feature '{name}' must be a number, got {value!r}")

@@ -1,0 +1,32 @@
+# Everyday verbs. `make test` and `make demo` set up what they need on a fresh machine.
+PY ?= python3
+PIP = $(PY) -m pip install --disable-pip-version-check -q
+
+.PHONY: install demo test test-rust test-python lint bench
+
+install:                 ## build the extension (release) and install the package with test/dev tools
+	$(PIP) -e '.[test,dev]'
+
+demo:                    ## set up and run the main job: the embedded demo
+	$(PIP) .
+	decision-engine demo
+
+test: install test-rust test-python   ## set up and run every test
+
+test-rust:
+	cargo test -p decision-engine-core
+
+test-python:
+	$(PY) -m pytest
+
+lint:                    ## the checks CI runs besides tests
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(PY) -m ruff check python tests benches seeds
+	$(PY) -m ruff format --check python tests benches seeds
+	$(PY) -m mypy
+	$(PY) -m mypy.stubtest decision_engine._core
+
+bench:                   ## side-by-side benchmarks against peers (needs `pip install '.[bench]'`)
+	$(PIP) -e '.[bench]'
+	$(PY) -m pytest benches --benchmark-only

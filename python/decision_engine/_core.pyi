@@ -1,0 +1,105 @@
+"""Type stubs of the Rust extension (kept in step by `python -m mypy.stubtest decision_engine._core`)."""
+
+from typing import final
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "BatchDecision",
+    "CatalogError",
+    "ChosenOffer",
+    "Decision",
+    "DecisionEngineError",
+    "Engine",
+    "InvalidInputError",
+    "OutcomeAlreadyReportedError",
+    "UnknownDecisionError",
+    "UnknownOfferError",
+    "UnknownPlacementError",
+]
+
+class DecisionEngineError(Exception): ...
+
+class CatalogError(DecisionEngineError):
+    kind: str
+    item: str | None
+    rule_line: int | None
+    rule_column: int | None
+    detail: str
+
+class InvalidInputError(DecisionEngineError): ...
+class UnknownPlacementError(DecisionEngineError): ...
+class UnknownOfferError(DecisionEngineError): ...
+class UnknownDecisionError(DecisionEngineError): ...
+class OutcomeAlreadyReportedError(DecisionEngineError): ...
+
+@final
+class ChosenOffer:
+    @property
+    def offer_id(self) -> str: ...
+    @property
+    def slot(self) -> int: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def propensity(self) -> float: ...
+
+@final
+class Decision:
+    @property
+    def decision_id(self) -> int: ...
+    @property
+    def placement(self) -> str: ...
+    @property
+    def offers(self) -> list[ChosenOffer]: ...
+    @property
+    def reasons(self) -> dict[str, str]: ...
+    @property
+    def offer_ids(self) -> list[str]: ...
+
+@final
+class BatchDecision:
+    @property
+    def decision_ids(self) -> npt.NDArray[np.uint64]: ...
+    @property
+    def offers(self) -> npt.NDArray[np.int32]: ...
+    @property
+    def scores(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def propensities(self) -> npt.NDArray[np.float32]: ...
+
+@final
+class Engine:
+    def __new__(cls, catalog_json: str, seed: int = 0, max_pending: int = ...) -> Engine: ...
+    def decide(
+        self,
+        placement: str,
+        features: npt.NDArray[np.float32],
+        consents: list[str] = ...,
+        now: float | None = None,
+        explain: bool = False,
+    ) -> Decision: ...
+    def decide_batch(
+        self,
+        placement: str,
+        features: npt.NDArray[np.float32],
+        consents: npt.NDArray[np.bool_] | None = None,
+        now: float | None = None,
+        threads: int | None = None,
+    ) -> BatchDecision: ...
+    def evaluate_rules(
+        self, features: npt.NDArray[np.float32], threads: int | None = None
+    ) -> npt.NDArray[np.uint8]: ...
+    def report_outcome(self, decision_id: int, reward: float, offer_id: str | None = None) -> None: ...
+    def policy_state(self, placement: str) -> list[tuple[str, float, float, float]]: ...
+    @property
+    def pending_decisions(self) -> int: ...
+    @property
+    def feature_names(self) -> list[str]: ...
+    @property
+    def offer_ids(self) -> list[str]: ...
+    @property
+    def channels(self) -> list[str]: ...
+    @property
+    def placements(self) -> list[tuple[str, str, int, list[str]]]: ...
