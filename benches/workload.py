@@ -18,6 +18,7 @@ import yaml
 from decision_engine import Engine, LoadedCatalog, parse_catalog
 from rule_generator import RuleGenerator
 from rules import Expr
+
 from seeds.generator import DEMO_CATALOG, generate_profiles, load_feature_schema
 
 SEED = 20_260_101
@@ -99,16 +100,19 @@ def build(n_offers: int = 100, n_rules: int = 50, seed: int = SEED) -> Workload:
 
 
 def warm_up(engine: Engine, placement: str, rows: npt.NDArray[np.float32], seed: int = SEED) -> None:
-    """Decides for `rows` and reports a click (drawn from a per-offer rate) for each decision,
-    so the posteriors differ between arms as they would in production."""
+    """Decides for `rows` and reports a click (drawn from a per-offer rate) for the first slot
+    of each decision, so the posteriors differ between arms as they would in production."""
     rng = np.random.default_rng([seed, 0xC11C])
     rates = rng.uniform(0.01, 0.15, size=len(engine.offer_ids)) ** 1.2
+    ids = engine.offer_ids
     batch = engine.decide_batch(placement, rows)
     chosen = np.asarray(batch.offers)[:, 0]
     clicks = rng.random(len(chosen)) < rates[np.maximum(chosen, 0)]
-    for decision_id, offer, click in zip(batch.decision_ids.tolist(), chosen.tolist(), clicks.tolist()):
+    for decision_id, offer, click in zip(
+        batch.decision_ids.tolist(), chosen.tolist(), clicks.tolist(), strict=True
+    ):
         if offer >= 0:
-            engine.report_outcome(decision_id, 1.0 if click else 0.0)
+            engine.report_outcome(decision_id, 1.0 if click else 0.0, ids[offer])
 
 
 def posteriors(engine: Engine, placement: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:

@@ -7,6 +7,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from decision_engine import Engine, LoadedCatalog, load_catalog, parse_catalog
+
 from seeds.generator import DEMO_CATALOG, generate_profiles
 
 # Four features: (age, spend, owns_card, segment); segment codes 0..3 = bronze..platinum.

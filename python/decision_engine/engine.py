@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,7 +34,8 @@ class ArmState:
 
 def _unix_seconds(now: Timestamp) -> float | None:
     if isinstance(now, datetime):
-        return now.timestamp()
+        # Naive times are UTC, as in the catalog.
+        return (now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp()
     return now
 
 
@@ -111,7 +112,8 @@ class Engine:
             features = np.ascontiguousarray(profile, dtype=np.float32)
         if features.ndim != 1:
             raise InvalidInputError(f"a profile is one vector of {len(self.feature_names)} features")
-        return self._core.decide(placement, features, list(consents), _unix_seconds(now), explain)
+        channels = [consents] if isinstance(consents, str) else list(consents)
+        return self._core.decide(placement, features, channels, _unix_seconds(now), explain)
 
     def decide_batch(
         self,
@@ -126,6 +128,7 @@ class Engine:
 
         ``consents`` is a (profiles x channels) bool array in ``self.channels`` order;
         without it no profile has consent, so offers that need one are left out.
+        Empty slots have offer -1 and NaN score and propensity.
         """
         rows = np.ascontiguousarray(features, dtype=np.float32)
         if rows.ndim != 2:

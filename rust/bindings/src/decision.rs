@@ -6,12 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 /// One offer chosen for one slot.
-#[pyclass(
-    frozen,
-    get_all,
-    name = "ChosenOffer",
-    module = "decision_engine._core"
-)]
+#[pyclass(frozen, get_all, name = "ChosenOffer", module = "decision_engine._core")]
 #[derive(Clone)]
 pub struct PyChosenOffer {
     pub offer_id: String,
@@ -77,34 +72,15 @@ impl PyDecision {
             .offers
             .into_iter()
             .enumerate()
-            .map(|(slot, o)| PyChosenOffer {
-                offer_id: o.offer_id,
-                slot,
-                score: o.score,
-                propensity: o.propensity,
-            })
+            .map(|(slot, o)| PyChosenOffer { offer_id: o.offer_id, slot, score: o.score, propensity: o.propensity })
             .collect();
-        let reasons = d
-            .reasons
-            .into_iter()
-            .map(|(o, r)| (o, r.to_string()))
-            .collect();
-        Self {
-            decision_id: d.decision_id,
-            placement: d.placement,
-            offers,
-            reasons,
-        }
+        let reasons = d.reasons.into_iter().map(|(o, r)| (o, r.to_string())).collect();
+        Self { decision_id: d.decision_id, placement: d.placement, offers, reasons }
     }
 }
 
 /// Decisions for a batch of profiles, as numpy arrays (row i is profile i).
-#[pyclass(
-    frozen,
-    get_all,
-    name = "BatchDecision",
-    module = "decision_engine._core"
-)]
+#[pyclass(frozen, get_all, name = "BatchDecision", module = "decision_engine._core")]
 pub struct PyBatchDecision {
     /// (rows,) uint64.
     pub decision_ids: Py<PyArray1<u64>>,
@@ -119,10 +95,8 @@ pub struct PyBatchDecision {
 impl PyBatchDecision {
     pub fn from_core(py: Python<'_>, b: decision_engine_core::BatchDecision) -> PyResult<Self> {
         let shape = (b.rows, b.slots);
-        let grid = |v| {
-            Array2::from_shape_vec(shape, v)
-                .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
-        };
+        let grid =
+            |v| Array2::from_shape_vec(shape, v).map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()));
         let ids: Vec<u64> = (b.first_id..b.first_id + b.rows as u64).collect();
         Ok(Self {
             decision_ids: ids.into_pyarray(py).unbind(),

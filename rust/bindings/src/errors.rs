@@ -12,48 +12,13 @@ use decision_engine_core::Error;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
-pyo3::create_exception!(
-    _core,
-    DecisionEngineError,
-    PyException,
-    "Base of every error the engine raises."
-);
-pyo3::create_exception!(
-    _core,
-    CatalogError,
-    DecisionEngineError,
-    "The catalog is invalid; nothing was replaced."
-);
-pyo3::create_exception!(
-    _core,
-    InvalidInputError,
-    DecisionEngineError,
-    "A request's input is malformed."
-);
-pyo3::create_exception!(
-    _core,
-    UnknownPlacementError,
-    DecisionEngineError,
-    "No placement has that id."
-);
-pyo3::create_exception!(
-    _core,
-    UnknownOfferError,
-    DecisionEngineError,
-    "No offer has that id."
-);
-pyo3::create_exception!(
-    _core,
-    UnknownDecisionError,
-    DecisionEngineError,
-    "No pending decision has that id."
-);
-pyo3::create_exception!(
-    _core,
-    OutcomeAlreadyReportedError,
-    DecisionEngineError,
-    "That outcome was reported before."
-);
+pyo3::create_exception!(_core, DecisionEngineError, PyException, "Base of every error the engine raises.");
+pyo3::create_exception!(_core, CatalogError, DecisionEngineError, "The catalog is invalid; nothing was replaced.");
+pyo3::create_exception!(_core, InvalidInputError, DecisionEngineError, "A request's input is malformed.");
+pyo3::create_exception!(_core, UnknownPlacementError, DecisionEngineError, "No placement has that id.");
+pyo3::create_exception!(_core, UnknownOfferError, DecisionEngineError, "No offer has that id.");
+pyo3::create_exception!(_core, UnknownDecisionError, DecisionEngineError, "No pending decision has that id.");
+pyo3::create_exception!(_core, OutcomeAlreadyReportedError, DecisionEngineError, "That outcome was reported before.");
 
 /// Converts a core error, attaching structured fields to catalog errors so the loader can
 /// point at the YAML line.
@@ -63,19 +28,9 @@ pub fn to_py(err: Error) -> PyErr {
         Error::Catalog { location, detail } => {
             Python::attach(|py| catalog_error(py, &message, &location, None, &detail))
         }
-        Error::Rule {
-            location,
-            position,
-            detail,
-        } => Python::attach(|py| {
-            catalog_error(
-                py,
-                &message,
-                &location,
-                Some((position.line, position.column)),
-                &detail,
-            )
-        }),
+        Error::Rule { location, position, detail } => {
+            Python::attach(|py| catalog_error(py, &message, &location, Some((position.line, position.column)), &detail))
+        }
         Error::InvalidInput(_) => InvalidInputError::new_err(message),
         Error::UnknownPlacement(_) => UnknownPlacementError::new_err(message),
         Error::UnknownOffer(_) => UnknownOfferError::new_err(message),

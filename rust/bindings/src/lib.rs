@@ -16,37 +16,46 @@ use decision::{PyBatchDecision, PyDecision};
 use errors::{InvalidInputError, to_py};
 
 fn now_or(now: Option<f64>) -> f64 {
-    now.unwrap_or_else(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64())
-    })
+    now.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()))
 }
 
 fn contiguous<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
     array: &'a numpy::PyReadonlyArray<'_, T, D>,
     what: &str,
 ) -> PyResult<&'a [T]> {
-    array
-        .as_slice()
-        .map_err(|_| InvalidInputError::new_err(format!("{what} must be a C-contiguous array")))
+    array.as_slice().map_err(|_| InvalidInputError::new_err(format!("{what} must be a C-contiguous array")))
+}
+
+/// Batch features must be rows of exactly the catalog's features: never silently re-cut.
+fn check_features(array: &PyReadonlyArray2<'_, f32>, expected: usize) -> PyResult<()> {
+    match array.as_array().ncols() {
+        columns if columns == expected => Ok(()),
+        columns => Err(InvalidInputError::new_err(format!("expected {expected} features per row, got {columns}"))),
+    }
+}
+
+/// Consents must be one row per profile and one column per channel.
+fn check_consents(array: &PyReadonlyArray2<'_, bool>, rows: usize, channels: usize) -> PyResult<()> {
+    let (r, c) = array.as_array().dim();
+    if (r, c) == (rows, channels) {
+        Ok(())
+    } else {
+        Err(InvalidInputError::new_err(format!(
+            "consents must be {rows} x {channels} (rows x channels), got {r} x {c}"
+        )))
+    }
 }
 
 /// Runs heavy work without the GIL, with its own rayon pool when `threads` is given.
-fn run_detached<T: Send>(
-    py: Python<'_>,
-    threads: Option<usize>,
-    work: impl FnOnce() -> T + Send,
-) -> PyResult<T> {
+fn run_detached<T: Send>(py: Python<'_>, threads: Option<usize>, work: impl FnOnce() -> T + Send) -> PyResult<T> {
     match threads {
         None => Ok(py.detach(work)),
+        Some(0) => Err(InvalidInputError::new_err("threads must be at least 1")),
         Some(n) => {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(n)
                 .build()
-                .map_err(|e| {
-                    InvalidInputError::new_err(format!("cannot start {n} threads: {e}"))
-                })?;
+                .map_err(|e| InvalidInputError::new_err(format!("cannot start {n} threads: {e}")))?;
             Ok(py.detach(|| pool.install(work)))
         }
     }
@@ -64,12 +73,8 @@ impl PyEngine {
     #[new]
     #[pyo3(signature = (catalog_json, seed = 0, max_pending = DEFAULT_MAX_PENDING))]
     fn new(py: Python<'_>, catalog_json: &str, seed: u64, max_pending: usize) -> PyResult<Self> {
-        let catalog = py
-            .detach(|| Catalog::from_json(catalog_json))
-            .map_err(to_py)?;
-        Ok(Self {
-            inner: Arc::new(Engine::with_max_pending(catalog, seed, max_pending)),
-        })
+        let catalog = py.detach(|| Catalog::from_json(catalog_json)).map_err(to_py)?;
+        Ok(Self { inner: Arc::new(Engine::with_max_pending(catalog, seed, max_pending)) })
     }
 
     #[pyo3(signature = (placement, features, consents = Vec::new(), now = None, explain = false))]
@@ -84,13 +89,7 @@ impl PyEngine {
     ) -> PyResult<PyDecision> {
         let features = contiguous(&features, "features")?.to_vec();
         let consents: Vec<&str> = consents.iter().map(String::as_str).collect();
-        let request = DecideRequest {
-            placement,
-            features: &features,
-            consents: &consents,
-            now: now_or(now),
-            explain,
-        };
+        let request = DecideRequest { placement, features: &features, consents: &consents, now: now_or(now), explain };
         let decision = py.detach(|| self.inner.decide(&request)).map_err(to_py)?;
         Ok(PyDecision::from_core(decision))
     }
@@ -107,25 +106,20 @@ impl PyEngine {
         now: Option<f64>,
         threads: Option<usize>,
     ) -> PyResult<PyBatchDecision> {
+        let loaded = self.inner.current();
+        check_features(&features, loaded.catalog.schema.len())?;
+        let rows = features.as_array().nrows();
         // Owned copies: another Python thread may write the arrays while we run detached.
         let features = contiguous(&features, "features")?.to_vec();
         let consents: Option<Vec<u8>> = match &consents {
-            Some(c) => Some(
-                contiguous(c, "consents")?
-                    .iter()
-                    .map(|&b| u8::from(b))
-                    .collect(),
-            ),
+            Some(c) => {
+                check_consents(c, rows, loaded.catalog.channels.len())?;
+                Some(contiguous(c, "consents")?.iter().map(|&b| u8::from(b)).collect())
+            }
             None => None,
         };
-        let request = BatchRequest {
-            placement,
-            features: &features,
-            consents: consents.as_deref(),
-            now: now_or(now),
-        };
-        let batch =
-            run_detached(py, threads, || self.inner.decide_batch(&request))?.map_err(to_py)?;
+        let request = BatchRequest { placement, features: &features, consents: consents.as_deref(), now: now_or(now) };
+        let batch = run_detached(py, threads, || self.inner.decide_batch(&request))?.map_err(to_py)?;
         PyBatchDecision::from_core(py, batch)
     }
 
@@ -137,11 +131,12 @@ impl PyEngine {
         features: PyReadonlyArray2<'py, f32>,
         threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyArray2<u8>>> {
+        let loaded = self.inner.current();
+        check_features(&features, loaded.catalog.schema.len())?;
         let rows = features.as_array().nrows();
         let features = contiguous(&features, "features")?.to_vec();
-        let offers = self.inner.current().catalog.offers.len();
-        let out =
-            run_detached(py, threads, || self.inner.evaluate_rules(&features))?.map_err(to_py)?;
+        let offers = loaded.catalog.offers.len();
+        let out = run_detached(py, threads, || self.inner.evaluate_rules(&features))?.map_err(to_py)?;
         let grid = numpy::ndarray::Array2::from_shape_vec((rows, offers), out)
             .map_err(|e| InvalidInputError::new_err(e.to_string()))?;
         Ok(grid.into_pyarray(py))
@@ -152,21 +147,21 @@ impl PyEngine {
     fn report_outcome(
         &self,
         py: Python<'_>,
-        decision_id: u64,
+        decision_id: &Bound<'_, PyAny>,
         reward: f64,
         offer_id: Option<&str>,
     ) -> PyResult<()> {
-        py.detach(|| self.inner.report_outcome(decision_id, offer_id, reward))
-            .map_err(to_py)
+        // Ids are u64; any other integer cannot name a decision.
+        let decision_id: u64 = decision_id
+            .extract()
+            .map_err(|_| errors::UnknownDecisionError::new_err(format!("unknown decision id {decision_id}")))?;
+        py.detach(|| self.inner.report_outcome(decision_id, offer_id, reward)).map_err(to_py)
     }
 
     /// Per offer of a placement: (offer_id, alpha, beta, mean).
     fn policy_state(&self, placement: &str) -> PyResult<Vec<(String, f64, f64, f64)>> {
         let arms = self.inner.policy_state(placement).map_err(to_py)?;
-        Ok(arms
-            .into_iter()
-            .map(|a| (a.offer_id, a.alpha, a.beta, a.mean))
-            .collect())
+        Ok(arms.into_iter().map(|a| (a.offer_id, a.alpha, a.beta, a.mean)).collect())
     }
 
     #[getter]
@@ -176,25 +171,12 @@ impl PyEngine {
 
     #[getter]
     fn feature_names(&self) -> Vec<String> {
-        self.inner
-            .current()
-            .catalog
-            .schema
-            .features()
-            .iter()
-            .map(|f| f.name.clone())
-            .collect()
+        self.inner.current().catalog.schema.features().iter().map(|f| f.name.clone()).collect()
     }
 
     #[getter]
     fn offer_ids(&self) -> Vec<String> {
-        self.inner
-            .current()
-            .catalog
-            .offers
-            .iter()
-            .map(|o| o.id.clone())
-            .collect()
+        self.inner.current().catalog.offers.iter().map(|o| o.id.clone()).collect()
     }
 
     #[getter]
@@ -229,7 +211,7 @@ mod _core {
     use super::decision::{PyBatchDecision, PyChosenOffer, PyDecision};
     #[pymodule_export]
     use super::errors::{
-        CatalogError, DecisionEngineError, InvalidInputError, OutcomeAlreadyReportedError,
-        UnknownDecisionError, UnknownOfferError, UnknownPlacementError,
+        CatalogError, DecisionEngineError, InvalidInputError, OutcomeAlreadyReportedError, UnknownDecisionError,
+        UnknownOfferError, UnknownPlacementError,
     };
 }

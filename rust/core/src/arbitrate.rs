@@ -39,29 +39,17 @@ impl Workspace {
 }
 
 /// Chooses up to `slots` offers among `eligible` (local indices) into `ws.picks`.
-pub fn choose<R: Rng + ?Sized>(
-    view: &ArmView<'_>,
-    eligible: &[usize],
-    slots: usize,
-    rng: &mut R,
-    ws: &mut Workspace,
-) {
+pub fn choose<R: Rng + ?Sized>(view: &ArmView<'_>, eligible: &[usize], slots: usize, rng: &mut R, ws: &mut Workspace) {
     ws.picks.clear();
     ws.scores.clear();
-    ws.scores.extend(
-        eligible
-            .iter()
-            .map(|&i| view.arms[i].sample(rng) * view.scale[i]),
-    );
+    ws.scores.extend(eligible.iter().map(|&i| view.arms[i].sample(rng) * view.scale[i]));
     ws.taken.clear();
     ws.taken.resize(eligible.len(), false);
 
     for _ in 0..slots {
         let mut best: Option<usize> = None;
         for k in 0..eligible.len() {
-            if available(view, eligible, &ws.taken, &ws.picks, k)
-                && best.is_none_or(|b| ws.scores[k] > ws.scores[b])
-            {
+            if available(view, eligible, &ws.taken, &ws.picks, k) && best.is_none_or(|b| ws.scores[k] > ws.scores[b]) {
                 best = Some(k);
             }
         }
@@ -75,24 +63,13 @@ pub fn choose<R: Rng + ?Sized>(
             }
         }
         let local = eligible[b];
-        let propensity =
-            win_probability(view.arms[local].score(view.scale[local]), &ws.competitors);
+        let propensity = win_probability(view.arms[local].score(view.scale[local]), &ws.competitors);
         ws.taken[b] = true;
-        ws.picks.push(Pick {
-            local,
-            score: ws.scores[b],
-            propensity,
-        });
+        ws.picks.push(Pick { local, score: ws.scores[b], propensity });
     }
 }
 
-fn available(
-    view: &ArmView<'_>,
-    eligible: &[usize],
-    taken: &[bool],
-    picks: &[Pick],
-    k: usize,
-) -> bool {
+fn available(view: &ArmView<'_>, eligible: &[usize], taken: &[bool], picks: &[Pick], k: usize) -> bool {
     if taken[k] {
         return false;
     }
@@ -113,17 +90,8 @@ mod tests {
 
     #[test]
     fn fills_slots_best_first_one_per_group() {
-        let arms = arms(&[
-            (900.0, 100.0),
-            (800.0, 200.0),
-            (500.0, 500.0),
-            (100.0, 900.0),
-        ]);
-        let view = ArmView {
-            arms: &arms,
-            scale: &[1.0; 4],
-            group: &[Some(0), Some(0), None, None],
-        };
+        let arms = arms(&[(900.0, 100.0), (800.0, 200.0), (500.0, 500.0), (100.0, 900.0)]);
+        let view = ArmView { arms: &arms, scale: &[1.0; 4], group: &[Some(0), Some(0), None, None] };
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
         let mut ws = Workspace::default();
         choose(&view, &[0, 1, 2, 3], 3, &mut rng, &mut ws);
@@ -135,11 +103,7 @@ mod tests {
     #[test]
     fn value_and_weight_scale_the_score() {
         let arms = arms(&[(100.0, 900.0), (300.0, 700.0)]);
-        let view = ArmView {
-            arms: &arms,
-            scale: &[10.0, 1.0],
-            group: &[None, None],
-        };
+        let view = ArmView { arms: &arms, scale: &[10.0, 1.0], group: &[None, None] };
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(2);
         let mut ws = Workspace::default();
         choose(&view, &[0, 1], 1, &mut rng, &mut ws);
@@ -149,11 +113,7 @@ mod tests {
     #[test]
     fn propensity_matches_choice_frequency() {
         let arms = arms(&[(12.0, 88.0), (10.0, 90.0), (8.0, 92.0)]);
-        let view = ArmView {
-            arms: &arms,
-            scale: &[1.0; 3],
-            group: &[None; 3],
-        };
+        let view = ArmView { arms: &arms, scale: &[1.0; 3], group: &[None; 3] };
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
         let mut ws = Workspace::default();
         let mut wins = [0usize; 3];
@@ -166,11 +126,7 @@ mod tests {
         }
         for i in 0..3 {
             let observed = wins[i] as f64 / f64::from(draws);
-            assert!(
-                (observed - claimed[i]).abs() < 0.03,
-                "arm {i}: observed {observed}, propensity {}",
-                claimed[i]
-            );
+            assert!((observed - claimed[i]).abs() < 0.03, "arm {i}: observed {observed}, propensity {}", claimed[i]);
         }
     }
 }

@@ -108,29 +108,17 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn from_json(json: &str) -> Result<Self> {
-        let spec: CatalogSpec = serde_json::from_str(json).map_err(|e| {
-            catalog_error(
-                Location::Catalog,
-                format!("catalog JSON does not match the schema: {e}"),
-            )
-        })?;
+        let spec: CatalogSpec = serde_json::from_str(json)
+            .map_err(|e| catalog_error(Location::Catalog, format!("catalog JSON does not match the schema: {e}")))?;
         Self::compile(spec)
     }
 
     pub fn compile(spec: CatalogSpec) -> Result<Self> {
-        let schema = Schema::new(
-            spec.features
-                .into_iter()
-                .map(feature)
-                .collect::<Result<_>>()?,
-        )?;
+        let schema = Schema::new(spec.features.into_iter().map(feature).collect::<Result<_>>()?)?;
         let channels = spec.channels;
         let channel_index = index_by(&channels, |c| c.as_str(), Location::Channel)?;
         if channels.len() > 64 {
-            return Err(catalog_error(
-                Location::Catalog,
-                "at most 64 channels are supported",
-            ));
+            return Err(catalog_error(Location::Catalog, "at most 64 channels are supported"));
         }
 
         let mut groups: Vec<String> = Vec::new();
@@ -139,12 +127,8 @@ impl Catalog {
             offers.push(offer(o, &channel_index, &mut groups)?);
         }
         let offer_index = index_by(&offers, |o| o.id.as_str(), Location::Offer)?;
-        let rules = RuleSet::compile(
-            &schema,
-            offers
-                .iter()
-                .map(|o| (Location::Offer(o.id.clone()), o.rule.as_deref())),
-        )?;
+        let rules =
+            RuleSet::compile(&schema, offers.iter().map(|o| (Location::Offer(o.id.clone()), o.rule.as_deref())))?;
 
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); spec.placements.len()];
         let placement_ids: Vec<String> = spec.placements.iter().map(|p| p.id.clone()).collect();
@@ -175,16 +159,7 @@ impl Catalog {
             .zip(members)
             .map(|(p, members)| placement(p, members, &channel_index, &schema, &offers))
             .collect::<Result<_>>()?;
-        Ok(Self {
-            schema,
-            channels,
-            groups,
-            offers,
-            placements,
-            rules,
-            offer_index,
-            placement_index,
-        })
+        Ok(Self { schema, channels, groups, offers, placements, rules, offer_index, placement_index })
     }
 
     pub fn placement_index(&self, id: &str) -> Option<usize> {
@@ -227,51 +202,30 @@ fn feature(spec: FeatureSpec) -> Result<Feature> {
             return Err(catalog_error(at(), "only a category has values"));
         }
         (other, _) => {
-            return Err(catalog_error(
-                at(),
-                format!("unknown type '{other}'; use float, int, bool or category"),
-            ));
+            return Err(catalog_error(at(), format!("unknown type '{other}'; use float, int, bool or category")));
         }
     };
-    Ok(Feature {
-        name: spec.name,
-        kind,
-    })
+    Ok(Feature { name: spec.name, kind })
 }
 
-fn offer(
-    spec: &OfferSpec,
-    channels: &HashMap<String, usize>,
-    groups: &mut Vec<String>,
-) -> Result<Offer> {
+fn offer(spec: &OfferSpec, channels: &HashMap<String, usize>, groups: &mut Vec<String>) -> Result<Offer> {
     let at = || Location::Offer(spec.id.clone());
-    if !(spec.value.is_finite()
-        && spec.value >= 0.0
-        && spec.weight.is_finite()
-        && spec.weight >= 0.0)
-    {
-        return Err(catalog_error(
-            at(),
-            "value and weight must be finite and >= 0",
-        ));
+    if !(spec.value.is_finite() && spec.value >= 0.0 && spec.weight.is_finite() && spec.weight >= 0.0) {
+        return Err(catalog_error(at(), "value and weight must be finite and >= 0"));
     }
-    let consent =
-        match &spec.consent {
-            Some(c) => Some(*channels.get(c).ok_or_else(|| {
-                catalog_error(at(), format!("consent names unknown channel '{c}'"))
-            })?),
-            None => None,
-        };
-    let group = spec
-        .group
-        .as_ref()
-        .map(|g| match groups.iter().position(|x| x == g) {
-            Some(i) => i,
-            None => {
-                groups.push(g.clone());
-                groups.len() - 1
-            }
-        });
+    let consent = match &spec.consent {
+        Some(c) => {
+            Some(*channels.get(c).ok_or_else(|| catalog_error(at(), format!("consent names unknown channel '{c}'")))?)
+        }
+        None => None,
+    };
+    let group = spec.group.as_ref().map(|g| match groups.iter().position(|x| x == g) {
+        Some(i) => i,
+        None => {
+            groups.push(g.clone());
+            groups.len() - 1
+        }
+    });
     let active_from = spec.active_from.unwrap_or(f64::NEG_INFINITY);
     let active_to = spec.active_to.unwrap_or(f64::INFINITY);
     if active_from >= active_to {
@@ -304,24 +258,10 @@ fn placement(
     if spec.slots == 0 {
         return Err(catalog_error(at(), "slots must be at least 1"));
     }
-    spec.policy
-        .validate()
-        .map_err(|detail| catalog_error(at(), detail))?;
+    spec.policy.validate().map_err(|detail| catalog_error(at(), detail))?;
     let rules = RuleSet::compile(
         schema,
-        members.iter().map(|&o| {
-            (
-                Location::Offer(offers[o].id.clone()),
-                offers[o].rule.as_deref(),
-            )
-        }),
+        members.iter().map(|&o| (Location::Offer(offers[o].id.clone()), offers[o].rule.as_deref())),
     )?;
-    Ok(Placement {
-        id: spec.id,
-        channel,
-        slots: spec.slots as usize,
-        policy: spec.policy,
-        offers: members,
-        rules,
-    })
+    Ok(Placement { id: spec.id, channel, slots: spec.slots as usize, policy: spec.policy, offers: members, rules })
 }

@@ -53,11 +53,7 @@ pub enum Error {
     Catalog { location: Location, detail: String },
 
     #[error("{location}: rule {}:{}: {detail}", position.line, position.column)]
-    Rule {
-        location: Location,
-        position: RulePosition,
-        detail: String,
-    },
+    Rule { location: Location, position: RulePosition, detail: String },
 
     #[error("{0}")]
     InvalidInput(String),
@@ -68,7 +64,7 @@ pub enum Error {
     #[error("unknown offer '{0}'")]
     UnknownOffer(String),
 
-    #[error("unknown decision id {0} (never issued, or already settled)")]
+    #[error("unknown decision id {0} (never issued, already settled, or it showed no offer)")]
     UnknownDecision(u64),
 
     #[error("outcome for offer '{offer}' of decision {decision_id} was already reported")]
@@ -78,8 +74,5 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 pub(crate) fn catalog_error(location: Location, detail: impl Into<String>) -> Error {
-    Error::Catalog {
-        location,
-        detail: detail.into(),
-    }
+    Error::Catalog { location, detail: detail.into() }
 }

@@ -11,7 +11,5 @@ pub mod rules;
 pub mod schema;
 
 pub use catalog::Catalog;
-pub use engine::{
-    BatchDecision, BatchRequest, ChosenOffer, DecideRequest, Decision, Engine, Reason,
-};
+pub use engine::{BatchDecision, BatchRequest, ChosenOffer, DecideRequest, Decision, Engine, Reason};
 pub use error::{Error, Location, Result, RulePosition};

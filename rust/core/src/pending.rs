@@ -18,20 +18,16 @@ pub struct PendingBatch<S> {
     pub offers: Vec<u32>,
     reported: Vec<bool>,
     unreported: usize,
+    /// Rows with at least one offer still awaiting its outcome.
+    open_rows: usize,
 }
 
 impl<S> PendingBatch<S> {
     pub fn new(state: Arc<S>, placement: usize, slots: usize, offers: Vec<u32>) -> Self {
         let unreported = offers.iter().filter(|&&o| o != NO_OFFER).count();
         let reported = vec![false; offers.len()];
-        Self {
-            state,
-            placement,
-            slots,
-            offers,
-            reported,
-            unreported,
-        }
+        let open_rows = offers.chunks(slots).filter(|row| row.iter().any(|&o| o != NO_OFFER)).count();
+        Self { state, placement, slots, offers, reported, unreported, open_rows }
     }
 
     fn rows(&self) -> usize {
@@ -48,18 +44,16 @@ pub struct Settled<S> {
 
 pub struct PendingStore<S> {
     batches: BTreeMap<u64, PendingBatch<S>>,
+    /// Rows held in memory (bounded by `max_rows`) and rows still awaiting an outcome.
     rows: usize,
+    open_rows: usize,
     max_rows: usize,
 }
 
 impl<S> PendingStore<S> {
     /// Keeps at most `max_rows` decisions; the oldest batches go first when full.
     pub fn new(max_rows: usize) -> Self {
-        Self {
-            batches: BTreeMap::new(),
-            rows: 0,
-            max_rows,
-        }
+        Self { batches: BTreeMap::new(), rows: 0, open_rows: 0, max_rows }
     }
 
     pub fn insert(&mut self, first_id: u64, batch: PendingBatch<S>) {
@@ -67,21 +61,24 @@ impl<S> PendingStore<S> {
             return;
         }
         self.rows += batch.rows();
+        self.open_rows += batch.open_rows;
         self.batches.insert(first_id, batch);
         while self.rows > self.max_rows {
             let Some((_, old)) = self.batches.pop_first() else {
                 break;
             };
             self.rows -= old.rows();
+            self.open_rows -= old.open_rows;
         }
     }
 
+    /// Decisions with at least one offer still awaiting its outcome.
     pub fn len(&self) -> usize {
-        self.rows
+        self.open_rows
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows == 0
+        self.open_rows == 0
     }
 
     /// Marks one offer of decision `id` as reported. `pick` chooses among the decision's
@@ -102,10 +99,7 @@ impl<S> PendingStore<S> {
         let slots = batch.slots;
         let shown = &batch.offers[row * slots..(row + 1) * slots];
         let local = pick(&batch.state, batch.placement, shown)?;
-        let slot = shown
-            .iter()
-            .position(|&o| o as usize == local)
-            .expect("pick returns a shown offer");
+        let slot = shown.iter().position(|&o| o as usize == local).expect("pick returns a shown offer");
         if std::mem::replace(&mut batch.reported[row * slots + slot], true) {
             return Err(Error::AlreadyReported {
                 decision_id: id,
@@ -113,11 +107,13 @@ impl<S> PendingStore<S> {
             });
         }
         batch.unreported -= 1;
-        let settled = Settled {
-            state: Arc::clone(&batch.state),
-            placement: batch.placement,
-            local,
-        };
+        let row_reported = &batch.reported[row * slots..(row + 1) * slots];
+        let shown = &batch.offers[row * slots..(row + 1) * slots];
+        if shown.iter().zip(row_reported).all(|(&o, &r)| o == NO_OFFER || r) {
+            batch.open_rows -= 1;
+            self.open_rows -= 1;
+        }
+        let settled = Settled { state: Arc::clone(&batch.state), placement: batch.placement, local };
         if batch.unreported == 0 {
             let rows = batch.rows();
             self.batches.remove(&first);

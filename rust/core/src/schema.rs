@@ -30,18 +30,12 @@ impl Schema {
         let mut by_name = HashMap::with_capacity(features.len());
         for (index, feature) in features.iter().enumerate() {
             if by_name.insert(feature.name.clone(), index).is_some() {
-                return Err(catalog_error(
-                    Location::Feature(feature.name.clone()),
-                    "duplicate feature name",
-                ));
+                return Err(catalog_error(Location::Feature(feature.name.clone()), "duplicate feature name"));
             }
             if let FeatureKind::Category(values) = &feature.kind
                 && values.is_empty()
             {
-                return Err(catalog_error(
-                    Location::Feature(feature.name.clone()),
-                    "a category needs values",
-                ));
+                return Err(catalog_error(Location::Feature(feature.name.clone()), "a category needs values"));
             }
         }
         Ok(Self { features, by_name })
@@ -66,21 +60,12 @@ impl Schema {
     /// Checks one profile's vector: finite, whole numbers for ints, 0/1 for bools, known category codes.
     pub fn check_row(&self, row: &[f32], row_index: Option<usize>) -> Result<()> {
         if row.len() != self.features.len() {
-            return Err(Error::InvalidInput(format!(
-                "expected {} features, got {}",
-                self.features.len(),
-                row.len()
-            )));
+            return Err(Error::InvalidInput(format!("expected {} features, got {}", self.features.len(), row.len())));
         }
         for (value, feature) in row.iter().zip(&self.features) {
             if let Some(problem) = feature.value_problem(*value) {
-                let at = row_index
-                    .map(|r| format!(" in row {r}"))
-                    .unwrap_or_default();
-                return Err(Error::InvalidInput(format!(
-                    "feature '{}'{at}: {problem}",
-                    feature.name
-                )));
+                let at = row_index.map(|r| format!(" in row {r}")).unwrap_or_default();
+                return Err(Error::InvalidInput(format!("feature '{}'{at}: {problem}", feature.name)));
             }
         }
         Ok(())
@@ -94,19 +79,10 @@ impl Feature {
         }
         match &self.kind {
             FeatureKind::Float => None,
-            FeatureKind::Int if value.fract() != 0.0 => {
-                Some(format!("{value} is not a whole number"))
-            }
-            FeatureKind::Bool if value != 0.0 && value != 1.0 => {
-                Some(format!("{value} is not 0 or 1"))
-            }
-            FeatureKind::Category(values)
-                if value.fract() != 0.0 || value < 0.0 || value >= values.len() as f32 =>
-            {
-                Some(format!(
-                    "{value} is not a category code 0..{}",
-                    values.len() - 1
-                ))
+            FeatureKind::Int if value.fract() != 0.0 => Some(format!("{value} is not a whole number")),
+            FeatureKind::Bool if value != 0.0 && value != 1.0 => Some(format!("{value} is not 0 or 1")),
+            FeatureKind::Category(values) if value.fract() != 0.0 || value < 0.0 || value >= values.len() as f32 => {
+                Some(format!("{value} is not a category code 0..{}", values.len() - 1))
             }
             _ => None,
         }
@@ -115,9 +91,7 @@ impl Feature {
     /// Encodes a category value name into its code.
     pub fn category_code(&self, value: &str) -> Option<f32> {
         match &self.kind {
-            FeatureKind::Category(values) => {
-                values.iter().position(|v| v == value).map(|i| i as f32)
-            }
+            FeatureKind::Category(values) => values.iter().position(|v| v == value).map(|i| i as f32),
             _ => None,
         }
     }

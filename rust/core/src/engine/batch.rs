@@ -39,11 +39,7 @@ impl Engine {
         let catalog = &loaded.catalog;
         let p = loaded.placement(request.placement)?;
         let placement = &catalog.placements[p];
-        let (dim, channels, slots) = (
-            catalog.schema.len(),
-            catalog.channels.len(),
-            placement.slots,
-        );
+        let (dim, channels, slots) = (catalog.schema.len(), catalog.channels.len(), placement.slots);
         let rows = check_shape(request.features.len(), dim)?;
         if let Some(c) = request.consents
             && c.len() != rows * channels
@@ -60,26 +56,12 @@ impl Engine {
             .try_for_each(|(chunk, values)| check_rows(catalog, values, chunk * LANES))?;
 
         // Offers out for everyone (window), and the consent each needs.
-        let open: Vec<bool> = placement
-            .offers
-            .iter()
-            .map(|&o| gate(catalog, o, request.now, u64::MAX).is_none())
-            .collect();
-        let needs: Vec<Option<usize>> = placement
-            .offers
-            .iter()
-            .map(|&o| catalog.offers[o].consent)
-            .collect();
+        let open: Vec<bool> =
+            placement.offers.iter().map(|&o| gate(catalog, o, request.now, u64::MAX).is_none()).collect();
+        let needs: Vec<Option<usize>> = placement.offers.iter().map(|&o| catalog.offers[o].consent).collect();
         // A snapshot: outcomes reported during a long batch do not wait on it.
-        let arms = loaded.policies[p]
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let view = ArmView {
-            arms: &arms,
-            scale: &loaded.scales[p],
-            group: &loaded.groups[p],
-        };
+        let arms = loaded.policies[p].read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let view = ArmView { arms: &arms, scale: &loaded.scales[p], group: &loaded.groups[p] };
 
         let first_id = self.allocate_ids(rows);
         let mut local = vec![NO_OFFER; rows * slots];
@@ -89,71 +71,35 @@ impl Engine {
             .par_chunks_mut(LANES * slots)
             .zip(scores.par_chunks_mut(LANES * slots))
             .zip(propensities.par_chunks_mut(LANES * slots));
-        request
-            .features
-            .par_chunks(dim * LANES)
-            .zip(outputs)
-            .enumerate()
-            .for_each_init(
-                || {
-                    (
-                        ChunkScratch::new(placement.rules.program()),
-                        Workspace::default(),
-                        Vec::new(),
-                    )
-                },
-                |(scratch, ws, eligible), (chunk, (values, ((out_local, out_score), out_prop)))| {
-                    let n = values.len() / dim;
-                    crate::rules::eval_chunk(placement.rules.program(), values, dim, n, scratch);
-                    for row in 0..n {
-                        let global = chunk * LANES + row;
-                        let consented = |c: usize| {
-                            request
-                                .consents
-                                .is_some_and(|m| m[global * channels + c] != 0)
-                        };
-                        eligible.clear();
-                        for (i, rule) in placement.rules.rules().iter().enumerate() {
-                            if open[i]
-                                && needs[i].is_none_or(consented)
-                                && scratch.truth(rule.root)[row] != 0
-                            {
-                                eligible.push(i);
-                            }
-                        }
-                        let mut rng = self.rng_for(first_id + global as u64);
-                        choose(&view, eligible, slots, &mut rng, ws);
-                        for (s, pick) in ws.picks.iter().enumerate() {
-                            out_local[row * slots + s] = pick.local as u32;
-                            out_score[row * slots + s] = pick.score as f32;
-                            out_prop[row * slots + s] = pick.propensity as f32;
+        request.features.par_chunks(dim * LANES).zip(outputs).enumerate().for_each_init(
+            || (ChunkScratch::new(placement.rules.program()), Workspace::default(), Vec::new()),
+            |(scratch, ws, eligible), (chunk, (values, ((out_local, out_score), out_prop)))| {
+                let n = values.len() / dim;
+                crate::rules::eval_chunk(placement.rules.program(), values, dim, n, scratch);
+                for row in 0..n {
+                    let global = chunk * LANES + row;
+                    let consented = |c: usize| request.consents.is_some_and(|m| m[global * channels + c] != 0);
+                    eligible.clear();
+                    for (i, rule) in placement.rules.rules().iter().enumerate() {
+                        if open[i] && needs[i].is_none_or(consented) && scratch.truth(rule.root)[row] != 0 {
+                            eligible.push(i);
                         }
                     }
-                },
-            );
-
-        let offers = local
-            .iter()
-            .map(|&l| {
-                if l == NO_OFFER {
-                    -1
-                } else {
-                    placement.offers[l as usize] as i32
+                    let mut rng = self.rng_for(first_id + global as u64);
+                    choose(&view, eligible, slots, &mut rng, ws);
+                    for (s, pick) in ws.picks.iter().enumerate() {
+                        out_local[row * slots + s] = pick.local as u32;
+                        out_score[row * slots + s] = pick.score as f32;
+                        out_prop[row * slots + s] = pick.propensity as f32;
+                    }
                 }
-            })
-            .collect();
-        self.remember(
-            first_id,
-            PendingBatch::new(Arc::clone(&loaded), p, slots, local),
+            },
         );
-        Ok(BatchDecision {
-            first_id,
-            rows,
-            slots,
-            offers,
-            scores,
-            propensities,
-        })
+
+        let offers =
+            local.iter().map(|&l| if l == NO_OFFER { -1 } else { placement.offers[l as usize] as i32 }).collect();
+        self.remember(first_id, PendingBatch::new(Arc::clone(&loaded), p, slots, local));
+        Ok(BatchDecision { first_id, rows, slots, offers, scores, propensities })
     }
 
     /// Every offer's rule over a batch: row-major `rows x offers` of 0/1 (rules only; no
@@ -183,17 +129,12 @@ impl Engine {
 
 fn check_shape(len: usize, dim: usize) -> Result<usize> {
     if dim == 0 || len % dim != 0 {
-        return Err(Error::InvalidInput(format!(
-            "expected rows of {dim} features, got {len} values"
-        )));
+        return Err(Error::InvalidInput(format!("expected rows of {dim} features, got {len} values")));
     }
     Ok(len / dim)
 }
 
 fn check_rows(catalog: &crate::catalog::Catalog, values: &[f32], first_row: usize) -> Result<()> {
     let dim = catalog.schema.len();
-    values
-        .chunks_exact(dim)
-        .enumerate()
-        .try_for_each(|(r, row)| catalog.schema.check_row(row, Some(first_row + r)))
+    values.chunks_exact(dim).enumerate().try_for_each(|(r, row)| catalog.schema.check_row(row, Some(first_row + r)))
 }

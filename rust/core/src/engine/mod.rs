@@ -41,42 +41,22 @@ impl Loaded {
             .map(|p| RwLock::new(p.offers.iter().map(|_| p.policy.new_arm()).collect()))
             .collect();
         let per_offer = |f: &dyn Fn(usize) -> f64| -> Vec<Vec<f64>> {
-            catalog
-                .placements
-                .iter()
-                .map(|p| p.offers.iter().map(|&o| f(o)).collect())
-                .collect()
+            catalog.placements.iter().map(|p| p.offers.iter().map(|&o| f(o)).collect()).collect()
         };
         let scales = per_offer(&|o| catalog.offers[o].value * catalog.offers[o].weight);
-        let groups = catalog
-            .placements
-            .iter()
-            .map(|p| p.offers.iter().map(|&o| catalog.offers[o].group).collect())
-            .collect();
-        Self {
-            catalog,
-            policies,
-            scales,
-            groups,
-        }
+        let groups =
+            catalog.placements.iter().map(|p| p.offers.iter().map(|&o| catalog.offers[o].group).collect()).collect();
+        Self { catalog, policies, scales, groups }
     }
 
     fn placement(&self, id: &str) -> Result<usize> {
-        self.catalog
-            .placement_index(id)
-            .ok_or_else(|| Error::UnknownPlacement(id.to_owned()))
+        self.catalog.placement_index(id).ok_or_else(|| Error::UnknownPlacement(id.to_owned()))
     }
 
     /// Runs `f` with the placement's arms read-locked.
     fn with_view<T>(&self, placement: usize, f: impl FnOnce(&ArmView<'_>) -> T) -> T {
-        let arms = self.policies[placement]
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        f(&ArmView {
-            arms: &arms,
-            scale: &self.scales[placement],
-            group: &self.groups[placement],
-        })
+        let arms = self.policies[placement].read().unwrap_or_else(PoisonError::into_inner);
+        f(&ArmView { arms: &arms, scale: &self.scales[placement], group: &self.groups[placement] })
     }
 
     fn offer_id(&self, placement: usize, local: usize) -> &str {
@@ -120,10 +100,7 @@ impl Engine {
     }
 
     pub fn pending_decisions(&self) -> usize {
-        self.pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
     /// Reserves `n` consecutive decision ids.
@@ -133,76 +110,44 @@ impl Engine {
 
     /// Each decision draws from its own stream, so results do not depend on thread count.
     fn rng_for(&self, decision_id: u64) -> Xoshiro256PlusPlus {
-        Xoshiro256PlusPlus::seed_from_u64(
-            self.seed ^ decision_id.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        )
+        Xoshiro256PlusPlus::seed_from_u64(self.seed ^ decision_id.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
 
     fn remember(&self, first_id: u64, batch: PendingBatch<Loaded>) {
-        self.pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(first_id, batch);
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).insert(first_id, batch);
     }
 
     /// Records a reward in [0, 1] for one offer of a decision and updates its policy.
     /// `offer_id` may be left out when the decision showed exactly one offer.
-    pub fn report_outcome(
-        &self,
-        decision_id: u64,
-        offer_id: Option<&str>,
-        reward: f64,
-    ) -> Result<()> {
+    pub fn report_outcome(&self, decision_id: u64, offer_id: Option<&str>, reward: f64) -> Result<()> {
         if !(reward.is_finite() && (0.0..=1.0).contains(&reward)) {
-            return Err(Error::InvalidInput(format!(
-                "reward must be a number in [0, 1], got {reward}"
-            )));
+            return Err(Error::InvalidInput(format!("reward must be a number in [0, 1], got {reward}")));
         }
         let pick = |loaded: &Loaded, placement: usize, shown: &[u32]| -> Result<usize> {
-            let shown: Vec<usize> = shown
-                .iter()
-                .filter(|&&o| o != crate::pending::NO_OFFER)
-                .map(|&o| o as usize)
-                .collect();
+            let shown: Vec<usize> =
+                shown.iter().filter(|&&o| o != crate::pending::NO_OFFER).map(|&o| o as usize).collect();
             match (offer_id, shown.as_slice()) {
-                (_, []) => Err(Error::InvalidInput(format!(
-                    "decision {decision_id} showed no offer"
-                ))),
+                (_, []) => Err(Error::InvalidInput(format!("decision {decision_id} showed no offer"))),
                 (None, [only]) => Ok(*only),
                 (None, many) => Err(Error::InvalidInput(format!(
                     "decision {decision_id} showed {} offers ({}); say which one the outcome is for",
                     many.len(),
-                    many.iter()
-                        .map(|&l| loaded.offer_id(placement, l))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    many.iter().map(|&l| loaded.offer_id(placement, l)).collect::<Vec<_>>().join(", ")
                 ))),
-                (Some(id), _) => shown
-                    .iter()
-                    .copied()
-                    .find(|&l| loaded.offer_id(placement, l) == id)
-                    .ok_or_else(|| {
+                (Some(id), _) => {
+                    shown.iter().copied().find(|&l| loaded.offer_id(placement, l) == id).ok_or_else(|| {
                         if loaded.catalog.offer_index(id).is_some() {
-                            Error::InvalidInput(format!(
-                                "offer '{id}' was not shown in decision {decision_id}"
-                            ))
+                            Error::InvalidInput(format!("offer '{id}' was not shown in decision {decision_id}"))
                         } else {
                             Error::UnknownOffer(id.to_owned())
                         }
-                    }),
+                    })
+                }
             }
         };
-        let name = |loaded: &Loaded, placement: usize, local: usize| {
-            loaded.offer_id(placement, local).to_owned()
-        };
-        let settled = self
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .settle(decision_id, pick, name)?;
-        let mut arms = settled.state.policies[settled.placement]
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let name = |loaded: &Loaded, placement: usize, local: usize| loaded.offer_id(placement, local).to_owned();
+        let settled = self.pending.lock().unwrap_or_else(PoisonError::into_inner).settle(decision_id, pick, name)?;
+        let mut arms = settled.state.policies[settled.placement].write().unwrap_or_else(PoisonError::into_inner);
         arms[settled.local].update(reward);
         Ok(())
     }
@@ -211,9 +156,7 @@ impl Engine {
     pub fn policy_state(&self, placement: &str) -> Result<Vec<ArmState>> {
         let loaded = self.current();
         let p = loaded.placement(placement)?;
-        let arms = loaded.policies[p]
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let arms = loaded.policies[p].read().unwrap_or_else(PoisonError::into_inner);
         Ok(arms
             .iter()
             .enumerate()

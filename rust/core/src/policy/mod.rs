@@ -32,9 +32,7 @@ impl PolicyConfig {
                 if alpha.is_finite() && beta.is_finite() && alpha > 0.0 && beta > 0.0 {
                     Ok(())
                 } else {
-                    Err(format!(
-                        "thompson prior needs alpha > 0 and beta > 0, got alpha={alpha}, beta={beta}"
-                    ))
+                    Err(format!("thompson prior needs alpha > 0 and beta > 0, got alpha={alpha}, beta={beta}"))
                 }
             }
         }

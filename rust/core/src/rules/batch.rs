@@ -19,20 +19,12 @@ impl ChunkScratch {
             .nodes()
             .iter()
             .map(|node| {
-                let counter = if node.is_number() {
-                    &mut n_num
-                } else {
-                    &mut n_bool
-                };
+                let counter = if node.is_number() { &mut n_num } else { &mut n_bool };
                 *counter += 1;
                 *counter - 1
             })
             .collect();
-        Self {
-            nums: vec![0.0; n_num * LANES],
-            bools: vec![0; n_bool * LANES],
-            slot,
-        }
+        Self { nums: vec![0.0; n_num * LANES], bools: vec![0; n_bool * LANES], slot }
     }
 
     /// The 0/1 lanes of a bool node after [`eval_chunk`].
@@ -48,13 +40,7 @@ impl ChunkScratch {
 }
 
 /// Evaluates all nodes over `n <= LANES` rows of `dim` features laid out row-major in `rows`.
-pub fn eval_chunk(
-    program: &Program,
-    rows: &[f32],
-    dim: usize,
-    n: usize,
-    scratch: &mut ChunkScratch,
-) {
+pub fn eval_chunk(program: &Program, rows: &[f32], dim: usize, n: usize, scratch: &mut ChunkScratch) {
     debug_assert!(n <= LANES && rows.len() >= n * dim);
     for (index, node) in program.nodes().iter().enumerate() {
         let slot = scratch.slot[index] * LANES;
@@ -70,14 +56,7 @@ pub fn eval_chunk(
     }
 }
 
-fn eval_number(
-    node: &Node,
-    rows: &[f32],
-    dim: usize,
-    n: usize,
-    s: &ChunkScratch,
-    out: &mut [f32; LANES],
-) {
+fn eval_number(node: &Node, rows: &[f32], dim: usize, n: usize, s: &ChunkScratch, out: &mut [f32; LANES]) {
     match node {
         Node::Feature(col) => {
             for (o, row) in out.iter_mut().zip(rows.chunks_exact(dim).take(n)) {
@@ -104,10 +83,7 @@ fn eval_bool(node: &Node, s: &ChunkScratch, out: &mut [u8; LANES]) {
     };
     match node {
         Node::BoolConst(b) => out.fill(u8::from(*b)),
-        Node::Truth(a) => out
-            .iter_mut()
-            .zip(s.num(*a))
-            .for_each(|(o, x)| *o = u8::from(*x != 0.0)),
+        Node::Truth(a) => out.iter_mut().zip(s.num(*a)).for_each(|(o, x)| *o = u8::from(*x != 0.0)),
         Node::Cmp(op, a, b) => {
             let op = *op;
             for ((o, x), y) in out.iter_mut().zip(s.num(*a)).zip(s.num(*b)) {
@@ -119,15 +95,10 @@ fn eval_bool(node: &Node, s: &ChunkScratch, out: &mut [u8; LANES]) {
             out.fill(0);
             for c in set {
                 let c = c.get();
-                out.iter_mut()
-                    .zip(s.num(*a))
-                    .for_each(|(o, x)| *o |= u8::from(*x == c));
+                out.iter_mut().zip(s.num(*a)).for_each(|(o, x)| *o |= u8::from(*x == c));
             }
         }
-        Node::Not(a) => out
-            .iter_mut()
-            .zip(s.truth(*a))
-            .for_each(|(o, x)| *o = x ^ 1),
+        Node::Not(a) => out.iter_mut().zip(s.truth(*a)).for_each(|(o, x)| *o = x ^ 1),
         Node::And(a, b) => zip2(out, s.truth(*a), s.truth(*b), |x, y| x & y),
         Node::Or(a, b) => zip2(out, s.truth(*a), s.truth(*b), |x, y| x | y),
         Node::Xor(a, b) => zip2(out, s.truth(*a), s.truth(*b), |x, y| x ^ y),

@@ -40,10 +40,7 @@ pub struct Compiler<'a> {
 type Checked<T> = Result<T, TypeError>;
 
 fn err<T>(span: Span, detail: impl Into<String>) -> Checked<T> {
-    Err(TypeError {
-        span,
-        detail: detail.into(),
-    })
+    Err(TypeError { span, detail: detail.into() })
 }
 
 impl Compiler<'_> {
@@ -51,13 +48,9 @@ impl Compiler<'_> {
     pub fn compile_rule(&mut self, expr: &Expr) -> Checked<NodeId> {
         match self.typed(expr)? {
             Typed::Bool(id) => Ok(id),
-            other => err(
-                expr.span,
-                format!(
-                    "a rule must be true or false, but this is {}",
-                    other.describe(self.schema)
-                ),
-            ),
+            other => {
+                err(expr.span, format!("a rule must be true or false, but this is {}", other.describe(self.schema)))
+            }
         }
     }
 
@@ -106,14 +99,12 @@ impl Compiler<'_> {
                 Some(c) => self.number(-f64::from(c)),
                 None => self.program.add(Node::Neg(id)),
             })),
-            (UnaryOp::Not, other) => err(
-                operand.span,
-                format!("'!' needs a bool, not {}", other.describe(self.schema)),
-            ),
-            (UnaryOp::Neg, other) => err(
-                operand.span,
-                format!("'-' needs a number, not {}", other.describe(self.schema)),
-            ),
+            (UnaryOp::Not, other) => {
+                err(operand.span, format!("'!' needs a bool, not {}", other.describe(self.schema)))
+            }
+            (UnaryOp::Neg, other) => {
+                err(operand.span, format!("'-' needs a number, not {}", other.describe(self.schema)))
+            }
         }
     }
 
@@ -144,45 +135,28 @@ impl Compiler<'_> {
         match op {
             BinaryOp::And | BinaryOp::Or => match (a, b) {
                 (Typed::Bool(x), Typed::Bool(y)) => {
-                    let node = if op == BinaryOp::And {
-                        Node::And(x, y)
-                    } else {
-                        Node::Or(x, y)
-                    };
+                    let node = if op == BinaryOp::And { Node::And(x, y) } else { Node::Or(x, y) };
                     Ok(Typed::Bool(self.program.add(node)))
                 }
                 (a, b) => mismatch(self, &a, &b),
             },
-            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => {
-                match (a, b) {
-                    (Typed::Number(x), Typed::Number(y)) => Ok(Typed::Number(self.arith(op, x, y))),
-                    (a, b) => mismatch(self, &a, &b),
-                }
-            }
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => match (a, b) {
+                (Typed::Number(x), Typed::Number(y)) => Ok(Typed::Number(self.arith(op, x, y))),
+                (a, b) => mismatch(self, &a, &b),
+            },
             _ => {
                 let cmp = comparison(op);
                 match (a, b) {
-                    (Typed::Number(x), Typed::Number(y)) => {
-                        Ok(Typed::Bool(self.compare(cmp, x, y)))
-                    }
+                    (Typed::Number(x), Typed::Number(y)) => Ok(Typed::Bool(self.compare(cmp, x, y))),
                     (Typed::Bool(x), Typed::Bool(y)) if matches!(cmp, CmpOp::Eq | CmpOp::Ne) => {
                         let differ = self.program.add(Node::Xor(x, y));
-                        Ok(Typed::Bool(if cmp == CmpOp::Ne {
-                            differ
-                        } else {
-                            self.not(differ)
-                        }))
+                        Ok(Typed::Bool(if cmp == CmpOp::Ne { differ } else { self.not(differ) }))
                     }
-                    (Typed::Category(f, x), Typed::Str(s))
-                    | (Typed::Str(s), Typed::Category(f, x))
+                    (Typed::Category(f, x), Typed::Str(s)) | (Typed::Str(s), Typed::Category(f, x))
                         if matches!(cmp, CmpOp::Eq | CmpOp::Ne) =>
                     {
                         let code = self.category_code(f, &s, span)?;
-                        Ok(Typed::Bool(self.program.add(Node::CmpConst(
-                            cmp,
-                            x,
-                            Bits::new(code),
-                        ))))
+                        Ok(Typed::Bool(self.program.add(Node::CmpConst(cmp, x, Bits::new(code)))))
                     }
                     (a, b) => mismatch(self, &a, &b),
                 }
@@ -219,17 +193,8 @@ impl Compiler<'_> {
         let f = &self.schema.features()[feature];
         f.category_code(value).map_or_else(
             || {
-                let FeatureKind::Category(values) = &f.kind else {
-                    unreachable!()
-                };
-                err(
-                    span,
-                    format!(
-                        "category '{}' has no value {value:?}; its values are {}",
-                        f.name,
-                        values.join(", ")
-                    ),
-                )
+                let FeatureKind::Category(values) = &f.kind else { unreachable!() };
+                err(span, format!("category '{}' has no value {value:?}; its values are {}", f.name, values.join(", ")))
             },
             Ok,
         )
@@ -237,10 +202,7 @@ impl Compiler<'_> {
 
     fn membership(&mut self, left: &Expr, right: &Expr) -> Checked<Typed> {
         let ExprKind::List(items) = &right.kind else {
-            return err(
-                right.span,
-                "'in' needs a list such as [1, 2] or [\"gold\", \"silver\"]",
-            );
+            return err(right.span, "'in' needs a list such as [1, 2] or [\"gold\", \"silver\"]");
         };
         let mut codes = Vec::with_capacity(items.len());
         let subject = match self.typed(left)? {
@@ -249,10 +211,7 @@ impl Compiler<'_> {
                     match literal_number(item) {
                         Some(n) => codes.push(Bits::new(n as f32)),
                         None => {
-                            return err(
-                                item.span,
-                                "list items compared with a number must be number literals",
-                            );
+                            return err(item.span, "list items compared with a number must be number literals");
                         }
                     }
                 }
@@ -261,9 +220,7 @@ impl Compiler<'_> {
             Typed::Category(f, x) => {
                 for item in items {
                     match &item.kind {
-                        ExprKind::Str(s) => {
-                            codes.push(Bits::new(self.category_code(f, s, item.span)?))
-                        }
+                        ExprKind::Str(s) => codes.push(Bits::new(self.category_code(f, s, item.span)?)),
                         _ => {
                             return err(
                                 item.span,
@@ -280,20 +237,13 @@ impl Compiler<'_> {
             other => {
                 return err(
                     left.span,
-                    format!(
-                        "'in' needs a number or a category on its left, not {}",
-                        other.describe(self.schema)
-                    ),
+                    format!("'in' needs a number or a category on its left, not {}", other.describe(self.schema)),
                 );
             }
         };
         codes.sort_unstable_by(|a, b| a.get().total_cmp(&b.get()));
         codes.dedup();
-        let node = if codes.is_empty() {
-            Node::BoolConst(false)
-        } else {
-            Node::InSet(subject, codes)
-        };
+        let node = if codes.is_empty() { Node::BoolConst(false) } else { Node::InSet(subject, codes) };
         Ok(Typed::Bool(self.program.add(node)))
     }
 }

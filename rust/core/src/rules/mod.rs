@@ -30,19 +30,13 @@ pub struct RuleSet {
 
 impl RuleSet {
     /// Compiles `(where, rule text)` pairs; `None` text means "always eligible".
-    pub fn compile<'t>(
-        schema: &Schema,
-        rules: impl IntoIterator<Item = (Location, Option<&'t str>)>,
-    ) -> Result<Self> {
+    pub fn compile<'t>(schema: &Schema, rules: impl IntoIterator<Item = (Location, Option<&'t str>)>) -> Result<Self> {
         let mut program = Program::default();
         let always = program.add(program::Node::BoolConst(true));
         let mut compiled = Vec::new();
         for (location, text) in rules {
             let Some(text) = text else {
-                compiled.push(CompiledRule {
-                    root: always,
-                    clauses: Vec::new(),
-                });
+                compiled.push(CompiledRule { root: always, clauses: Vec::new() });
                 continue;
             };
             let expr = parser::parse(text).map_err(|e| Error::Rule {
@@ -50,10 +44,7 @@ impl RuleSet {
                 position: e.position,
                 detail: e.detail,
             })?;
-            let mut compiler = compile::Compiler {
-                schema,
-                program: &mut program,
-            };
+            let mut compiler = compile::Compiler { schema, program: &mut program };
             let to_error = |e: compile::TypeError| Error::Rule {
                 location: location.clone(),
                 position: position_in(text, e.span.0),
@@ -63,19 +54,11 @@ impl RuleSet {
             let clauses = expr
                 .conjuncts()
                 .into_iter()
-                .map(|c| {
-                    Ok((
-                        compiler.compile_rule(c).map_err(to_error)?,
-                        text[c.span.0..c.span.1].to_owned(),
-                    ))
-                })
+                .map(|c| Ok((compiler.compile_rule(c).map_err(to_error)?, text[c.span.0..c.span.1].to_owned())))
                 .collect::<Result<_>>()?;
             compiled.push(CompiledRule { root, clauses });
         }
-        Ok(Self {
-            program,
-            rules: compiled,
-        })
+        Ok(Self { program, rules: compiled })
     }
 
     pub fn program(&self) -> &Program {
@@ -102,26 +85,14 @@ impl RuleSet {
     /// After [`Program::eval_row`]: the first clause of rule `index` that is false.
     pub fn failing_clause(&self, values: &[f32], index: usize) -> Option<&str> {
         let rule = &self.rules[index];
-        rule.clauses
-            .iter()
-            .find(|(id, _)| values[*id as usize] == 0.0)
-            .map(|(_, text)| text.as_str())
+        rule.clauses.iter().find(|(id, _)| values[*id as usize] == 0.0).map(|(_, text)| text.as_str())
     }
 
     /// Evaluates every rule over `rows` (row-major, `dim` features each) into `out`,
     /// row-major `n x len()` of 0/1 bytes. Single-threaded; callers split work across threads.
-    pub fn eval_rows_into(
-        &self,
-        rows: &[f32],
-        dim: usize,
-        out: &mut [u8],
-        scratch: &mut ChunkScratch,
-    ) {
+    pub fn eval_rows_into(&self, rows: &[f32], dim: usize, out: &mut [u8], scratch: &mut ChunkScratch) {
         let n_rules = self.rules.len();
-        for (chunk, out_chunk) in rows
-            .chunks(LANES * dim)
-            .zip(out.chunks_mut(LANES * n_rules))
-        {
+        for (chunk, out_chunk) in rows.chunks(LANES * dim).zip(out.chunks_mut(LANES * n_rules)) {
             let n = chunk.len() / dim;
             eval_chunk(&self.program, chunk, dim, n, scratch);
             for (r, rule) in self.rules.iter().enumerate() {

@@ -25,9 +25,7 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
             | Op::infix(Rule::ge, Assoc::Left)
             | Op::infix(Rule::in_op, Assoc::Left))
         .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
-        .op(Op::infix(Rule::mul, Assoc::Left)
-            | Op::infix(Rule::div, Assoc::Left)
-            | Op::infix(Rule::rem, Assoc::Left))
+        .op(Op::infix(Rule::mul, Assoc::Left) | Op::infix(Rule::div, Assoc::Left) | Op::infix(Rule::rem, Assoc::Left))
         .op(Op::prefix(Rule::not) | Op::prefix(Rule::neg))
 });
 
@@ -41,10 +39,7 @@ pub struct SyntaxError {
 pub fn parse(text: &str) -> Result<Expr, SyntaxError> {
     let mut pairs = RuleParser::parse(Rule::rule, text).map_err(syntax_error)?;
     let rule = pairs.next().expect("grammar: rule matched");
-    let expr = rule
-        .into_inner()
-        .next()
-        .expect("grammar: rule holds an expr");
+    let expr = rule.into_inner().next().expect("grammar: rule holds an expr");
     parse_expr(expr.into_inner())
 }
 
@@ -65,17 +60,14 @@ fn syntax_error(err: pest::error::Error<Rule>) -> SyntaxError {
         }
         pest::error::ErrorVariant::CustomError { message } => message.clone(),
     };
-    SyntaxError {
-        position: RulePosition { line, column },
-        detail,
-    }
+    SyntaxError { position: RulePosition { line, column }, detail }
 }
 
 /// Human names for the grammar's tokens in "expected ..." messages.
 fn describe(token: Rule) -> Option<&'static str> {
     Some(match token {
         Rule::EOI => "end of rule",
-        Rule::expr | Rule::number | Rule::string | Rule::boolean | Rule::ident | Rule::list => {
+        Rule::expr | Rule::paren | Rule::number | Rule::string | Rule::boolean | Rule::ident | Rule::list => {
             "a value or feature name"
         }
         Rule::or | Rule::and => "a logical operator (&&, ||)",
@@ -98,16 +90,9 @@ fn parse_expr(pairs: Pairs<'_, Rule>) -> Result<Expr, SyntaxError> {
         .map_primary(parse_primary)
         .map_prefix(|op, operand| {
             let operand = operand?;
-            let unary = if op.as_rule() == Rule::not {
-                UnaryOp::Not
-            } else {
-                UnaryOp::Neg
-            };
+            let unary = if op.as_rule() == Rule::not { UnaryOp::Not } else { UnaryOp::Neg };
             let span = (op.as_span().start(), operand.span.1);
-            Ok(Expr {
-                kind: ExprKind::Unary(unary, Box::new(operand)),
-                span,
-            })
+            Ok(Expr { kind: ExprKind::Unary(unary, Box::new(operand)), span })
         })
         .map_infix(|left, op, right| {
             let (left, right) = (left?, right?);
@@ -129,10 +114,7 @@ fn parse_expr(pairs: Pairs<'_, Rule>) -> Result<Expr, SyntaxError> {
                 other => unreachable!("grammar: {other:?} is not an infix operator"),
             };
             let span = (left.span.0, right.span.1);
-            Ok(Expr {
-                kind: ExprKind::Binary(binary, Box::new(left), Box::new(right)),
-                span,
-            })
+            Ok(Expr { kind: ExprKind::Binary(binary, Box::new(left), Box::new(right)), span })
         })
         .parse(pairs)
 }
@@ -140,7 +122,11 @@ fn parse_expr(pairs: Pairs<'_, Rule>) -> Result<Expr, SyntaxError> {
 fn parse_primary(pair: Pair<'_, Rule>) -> Result<Expr, SyntaxError> {
     let span = span_of(&pair);
     let kind = match pair.as_rule() {
-        Rule::expr => return parse_expr(pair.into_inner()),
+        // The span of `( ... )` keeps its parentheses, so explanations quote whole clauses.
+        Rule::paren => {
+            let inner = pair.into_inner().next().expect("grammar: paren holds an expr");
+            return parse_expr(inner.into_inner()).map(|e| Expr { span, ..e });
+        }
         Rule::number => ExprKind::Number(pair.as_str().parse().map_err(|_| SyntaxError {
             position: position_of(&pair),
             detail: format!("'{}' is not a number", pair.as_str()),
@@ -151,11 +137,9 @@ fn parse_primary(pair: Pair<'_, Rule>) -> Result<Expr, SyntaxError> {
         }
         Rule::boolean => ExprKind::Bool(pair.as_str() == "true"),
         Rule::ident => ExprKind::Ident(pair.as_str().to_owned()),
-        Rule::list => ExprKind::List(
-            pair.into_inner()
-                .map(|item| parse_expr(item.into_inner()))
-                .collect::<Result<_, _>>()?,
-        ),
+        Rule::list => {
+            ExprKind::List(pair.into_inner().map(|item| parse_expr(item.into_inner())).collect::<Result<_, _>>()?)
+        }
         other => unreachable!("grammar: {other:?} is not a primary"),
     };
     Ok(Expr { kind, span })
@@ -196,10 +180,7 @@ mod tests {
             ExprKind::Bool(b) => b.to_string(),
             ExprKind::Ident(i) => i.clone(),
             ExprKind::List(items) => {
-                format!(
-                    "[{}]",
-                    items.iter().map(shape).collect::<Vec<_>>().join(",")
-                )
+                format!("[{}]", items.iter().map(shape).collect::<Vec<_>>().join(","))
             }
             ExprKind::Unary(op, x) => format!("({op:?} {})", shape(x)),
             ExprKind::Binary(op, a, b) => format!("({} {} {})", shape(a), op.symbol(), shape(b)),
@@ -215,10 +196,7 @@ mod tests {
     #[test]
     fn lists_strings_and_in() {
         let e = parse(r#"segment in ["gold", 'plat\'inum'] && x in [1, 2.5,]"#).unwrap();
-        assert_eq!(
-            shape(&e),
-            r#"((segment in ["gold","plat'inum"]) && (x in [1,2.5]))"#
-        );
+        assert_eq!(shape(&e), r#"((segment in ["gold","plat'inum"]) && (x in [1,2.5]))"#);
     }
 
     #[test]
@@ -231,24 +209,14 @@ mod tests {
     fn spans_cover_the_source() {
         let text = "age >= 21 && !owns_card";
         let e = parse(text).unwrap();
-        let parts: Vec<&str> = e
-            .conjuncts()
-            .iter()
-            .map(|c| &text[c.span.0..c.span.1])
-            .collect();
+        let parts: Vec<&str> = e.conjuncts().iter().map(|c| &text[c.span.0..c.span.1]).collect();
         assert_eq!(parts, ["age >= 21", "!owns_card"]);
     }
 
     #[test]
     fn syntax_error_has_line_and_column() {
         let err = parse("age >= 21 &&\n  segment ==").unwrap_err();
-        assert_eq!(
-            err.position,
-            RulePosition {
-                line: 2,
-                column: 13
-            }
-        );
+        assert_eq!(err.position, RulePosition { line: 2, column: 13 });
         assert!(err.detail.contains("expected"), "{}", err.detail);
         let err = parse("age >>= 3").unwrap_err();
         assert_eq!(err.position.column, 6);

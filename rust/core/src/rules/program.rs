@@ -97,10 +97,7 @@ pub enum Node {
 
 impl Node {
     pub fn is_number(&self) -> bool {
-        matches!(
-            self,
-            Self::Feature(_) | Self::Const(_) | Self::Neg(_) | Self::Arith(..)
-        )
+        matches!(self, Self::Feature(_) | Self::Const(_) | Self::Neg(_) | Self::Arith(..))
     }
 }
 

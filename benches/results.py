@@ -1,0 +1,115 @@
+"""Measurements collected during the session, and the ratio table printed at its end."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+
+@dataclass(frozen=True)
+class Measurement:
+    seconds: float  # median seconds per call, from pytest-benchmark
+    items: int  # decisions (or profiles) per call
+    p50: float | None = None  # seconds, from our own timed loop of single calls
+    p99: float | None = None
+    label: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.items / self.seconds
+
+
+Recorder = Callable[..., Measurement]  # record(key, items, p50=..., p99=..., label=...)
+RESULTS = pytest.StashKey[dict[str, Measurement]]()
+LOAD = pytest.StashKey[tuple[float, float, float]]()
+
+
+def percentiles(durations_ns: npt.NDArray[np.int64]) -> tuple[float, float]:
+    """(p50, p99) in seconds."""
+    p50, p99 = np.percentile(durations_ns, [50, 99])
+    return float(p50) * 1e-9, float(p99) * 1e-9
+
+
+def _time(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds * 1e9:.3g} ns"
+
+
+def _rate(per_second: float) -> str:
+    for unit, scale in (("M", 1e6), ("k", 1e3)):
+        if per_second >= scale:
+            return f"{per_second / scale:.3g} {unit} dec/s"
+    return f"{per_second:.3g} dec/s"
+
+
+def _ratio(x: float) -> str:
+    return f"{x:.3g}x"
+
+
+def _single(r: dict[str, Measurement]) -> list[str]:
+    engine = r.get("single.engine")
+    if engine is None or engine.p50 is None or engine.p99 is None:
+        return []
+    line = f"single decide, 100 offers  engine p50 {_time(engine.p50)} p99 {_time(engine.p99)}"
+    for key, name in (("single.mabwiser", "mabwiser"), ("single.numpy", "numpy beta+argmax")):
+        peer = r.get(key)
+        if peer is not None and peer.p50 is not None and peer.p99 is not None:
+            line += (
+                f" | {name} {_time(peer.p50)} (p99 {_time(peer.p99)})"
+                f" | ratio {_ratio(peer.p50 / engine.p50)} (p99 {_ratio(peer.p99 / engine.p99)})"
+            )
+    singles = {k.split(".")[1]: m for k, m in r.items() if k.startswith("single.")}
+    loops = ", ".join(f"{name} {m.label}" for name, m in singles.items())
+    medians = ", ".join(f"{name} {_time(m.seconds)}" for name, m in singles.items())
+    return [line, f"    [p50/p99 from timed loops: {loops}; pytest-benchmark medians: {medians}]"]
+
+
+def _batch(r: dict[str, Measurement], prefix: str, title: str) -> list[str]:
+    engines = {t: r[f"{prefix}.engine.t{t}"] for t in (1, 2) if f"{prefix}.engine.t{t}" in r}
+    if not engines:
+        return []
+    line = f"{title}  " + ", ".join(f"engine {t}t {_rate(m.rate)}" for t, m in engines.items())
+    for peer_key in ("mabwiser", "numpy"):
+        peer = r.get(f"{prefix}.{peer_key}")
+        if peer is None:
+            continue
+        ratios = " / ".join(f"{_ratio(m.rate / peer.rate)} ({t}t)" for t, m in engines.items())
+        line += f" | {peer.label} {_rate(peer.rate)} | ratio {ratios}"
+    sizes = ", ".join(
+        f"{k.split('.', 1)[1]}: {m.items:,} per call" for k, m in r.items() if k.startswith(prefix)
+    )
+    return [line, f"    [{sizes}]"]
+
+
+def _eligibility(r: dict[str, Measurement]) -> list[str]:
+    polars = r.get("elig.polars")
+    engines = {t: r[f"elig.engine.t{t}"] for t in (1, 2) if f"elig.engine.t{t}" in r}
+    if polars is None or not engines:
+        return []
+    line = "eligibility 1M x 50 rules  " + ", ".join(
+        f"engine {t}t {_time(m.seconds)}" for t, m in engines.items()
+    )
+    ratios = ", ".join(f"{_ratio(polars.seconds / m.seconds)} ({t}t)" for t, m in engines.items())
+    return [f"{line} | {polars.label} {_time(polars.seconds)} | polars/engine {ratios}"]
+
+
+def summary_lines(r: dict[str, Measurement], load: tuple[float, float, float] | None) -> list[str]:
+    lines = [
+        "ratios: how many times faster the engine is than the peer (>1: engine faster), same run",
+        *_single(r),
+        *_batch(r, "batch100", "batch thompson, 100 offers"),
+        *_batch(r, "batch5000", "batch thompson, 5000 offers"),
+        *_batch(r, "feed3", "batch, 3-slot placement, 100 offers"),
+        *_eligibility(r),
+    ]
+    now = os.getloadavg()
+    start = f"{load[0]:.2f}" if load else "?"
+    lines.append(f"cpus {os.cpu_count()}, load average (1 min) at start {start}, at end {now[0]:.2f}")
+    return lines
