@@ -15,6 +15,7 @@ from decision_engine.engine import Engine
 from decision_engine.errors import CatalogError
 
 console = Console()
+errors = Console(stderr=True)
 
 
 def _demo_catalog() -> Path:
@@ -36,7 +37,7 @@ def validate(catalog: Path) -> None:
     try:
         engine = Engine(load_catalog(catalog))
     except CatalogError as exc:
-        console.print(str(exc), style="red", markup=False, highlight=False)
+        errors.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
     model = engine.catalog.model
     rules = sum(1 for o in model.offers if o.rule)

@@ -128,7 +128,7 @@ impl Engine {
 }
 
 fn check_shape(len: usize, dim: usize) -> Result<usize> {
-    if dim == 0 || len % dim != 0 {
+    if dim == 0 || !len.is_multiple_of(dim) {
         return Err(Error::InvalidInput(format!("expected rows of {dim} features, got {len} values")));
     }
     Ok(len / dim)
