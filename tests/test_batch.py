@@ -201,3 +201,13 @@ def test_pending_decisions_counts_unsettled_batch_rows(engine, row, now):
     engine.report_outcome(b.decision_ids[2], 1.0)
     engine.report_outcome(b.decision_ids[3], 1.0)
     assert engine.pending_decisions == 0
+
+
+def test_batch_without_propensities_decides_the_same(make_demo_engine, demo_profiles):
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    with_p = make_demo_engine(3).decide_batch("app_feed", demo_profiles, now=now)
+    without = make_demo_engine(3).decide_batch("app_feed", demo_profiles, now=now, propensities=False)
+    assert without.propensities is None
+    assert with_p.propensities is not None
+    np.testing.assert_array_equal(with_p.offers, without.offers)
+    np.testing.assert_array_equal(with_p.scores, without.scores)

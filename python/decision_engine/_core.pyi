@@ -67,7 +67,7 @@ class BatchDecision:
     @property
     def scores(self) -> npt.NDArray[np.float32]: ...
     @property
-    def propensities(self) -> npt.NDArray[np.float32]: ...
+    def propensities(self) -> npt.NDArray[np.float32] | None: ...
 
 @final
 class Engine:
@@ -87,6 +87,7 @@ class Engine:
         consents: npt.NDArray[np.bool_] | None = None,
         now: float | None = None,
         threads: int | None = None,
+        propensities: bool = True,
     ) -> BatchDecision: ...
     def evaluate_rules(
         self, features: npt.NDArray[np.float32], threads: int | None = None

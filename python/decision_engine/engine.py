@@ -123,12 +123,14 @@ class Engine:
         consents: npt.ArrayLike | None = None,
         now: Timestamp = None,
         threads: int | None = None,
+        propensities: bool = True,
     ) -> BatchDecision:
         """Decides for every row of a (profiles x features) float32 array, on all cores.
 
         ``consents`` is a (profiles x channels) bool array in ``self.channels`` order;
         without it no profile has consent, so offers that need one are left out.
-        Empty slots have offer -1 and NaN score and propensity.
+        Empty slots have offer -1 and NaN score and propensity. ``propensities=False`` skips
+        computing them (``batch.propensities`` is then None), for scoring-only runs.
         """
         rows = np.ascontiguousarray(features, dtype=np.float32)
         if rows.ndim != 2:
@@ -136,7 +138,7 @@ class Engine:
         mask = None if consents is None else np.ascontiguousarray(consents, dtype=np.bool_)
         if mask is not None and mask.ndim != 2:
             raise InvalidInputError(f"consents must be 2-D (profiles x {len(self.channels)})")
-        return self._core.decide_batch(placement, rows, mask, _unix_seconds(now), threads)
+        return self._core.decide_batch(placement, rows, mask, _unix_seconds(now), threads, propensities)
 
     def evaluate_rules(self, features: npt.ArrayLike, *, threads: int | None = None) -> npt.NDArray[np.bool_]:
         """Every offer's eligibility rule over a batch: (profiles x offers) bool."""

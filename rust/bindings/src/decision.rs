@@ -2,6 +2,7 @@
 
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -88,27 +89,24 @@ pub struct PyBatchDecision {
     pub offers: Py<PyArray2<i32>>,
     /// (rows, slots) float32.
     pub scores: Py<PyArray2<f32>>,
-    /// (rows, slots) float32.
-    pub propensities: Py<PyArray2<f32>>,
+    /// (rows, slots) float32, or None when not asked for.
+    pub propensities: Option<Py<PyArray2<f32>>>,
 }
 
 impl PyBatchDecision {
     pub fn from_core(py: Python<'_>, b: decision_engine_core::BatchDecision) -> PyResult<Self> {
         let shape = (b.rows, b.slots);
-        let grid =
-            |v| Array2::from_shape_vec(shape, v).map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()));
         let ids: Vec<u64> = (b.first_id..b.first_id + b.rows as u64).collect();
         Ok(Self {
             decision_ids: ids.into_pyarray(py).unbind(),
-            offers: grid(b.offers)?.into_pyarray(py).unbind(),
-            scores: Array2::from_shape_vec(shape, b.scores)
-                .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?
-                .into_pyarray(py)
-                .unbind(),
-            propensities: Array2::from_shape_vec(shape, b.propensities)
-                .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?
-                .into_pyarray(py)
-                .unbind(),
+            offers: grid(py, shape, b.offers)?,
+            scores: grid(py, shape, b.scores)?,
+            propensities: b.propensities.map(|p| grid(py, shape, p)).transpose()?,
         })
     }
+}
+
+fn grid<T: numpy::Element>(py: Python<'_>, shape: (usize, usize), values: Vec<T>) -> PyResult<Py<PyArray2<T>>> {
+    let array = Array2::from_shape_vec(shape, values).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    Ok(array.into_pyarray(py).unbind())
 }

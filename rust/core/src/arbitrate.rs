@@ -38,8 +38,16 @@ impl Workspace {
     }
 }
 
-/// Chooses up to `slots` offers among `eligible` (local indices) into `ws.picks`.
-pub fn choose<R: Rng + ?Sized>(view: &ArmView<'_>, eligible: &[usize], slots: usize, rng: &mut R, ws: &mut Workspace) {
+/// Chooses up to `slots` offers among `eligible` (local indices) into `ws.picks`. Without
+/// `propensities` the picks' propensity is NaN and its cost is saved.
+pub fn choose<R: Rng + ?Sized>(
+    view: &ArmView<'_>,
+    eligible: &[usize],
+    slots: usize,
+    propensities: bool,
+    rng: &mut R,
+    ws: &mut Workspace,
+) {
     ws.picks.clear();
     ws.scores.clear();
     ws.scores.extend(eligible.iter().map(|&i| view.arms[i].sample(rng) * view.scale[i]));
@@ -54,19 +62,24 @@ pub fn choose<R: Rng + ?Sized>(view: &ArmView<'_>, eligible: &[usize], slots: us
             }
         }
         let Some(b) = best else { break };
-        // Propensity at this slot: the chance of winning against what was still available.
-        ws.competitors.clear();
-        for k in 0..eligible.len() {
-            if k != b && available(view, eligible, &ws.taken, &ws.picks, k) {
-                let i = eligible[k];
-                ws.competitors.push(view.arms[i].score(view.scale[i]));
-            }
-        }
         let local = eligible[b];
-        let propensity = win_probability(view.arms[local].score(view.scale[local]), &ws.competitors);
+        let propensity = if propensities { propensity_at_slot(view, eligible, b, ws) } else { f64::NAN };
         ws.taken[b] = true;
         ws.picks.push(Pick { local, score: ws.scores[b], propensity });
     }
+}
+
+/// The chance that eligible offer `b` wins against what is still available at this slot.
+fn propensity_at_slot(view: &ArmView<'_>, eligible: &[usize], b: usize, ws: &mut Workspace) -> f64 {
+    ws.competitors.clear();
+    for k in 0..eligible.len() {
+        if k != b && available(view, eligible, &ws.taken, &ws.picks, k) {
+            let i = eligible[k];
+            ws.competitors.push(view.arms[i].score(view.scale[i]));
+        }
+    }
+    let local = eligible[b];
+    win_probability(view.arms[local].score(view.scale[local]), &ws.competitors)
 }
 
 fn available(view: &ArmView<'_>, eligible: &[usize], taken: &[bool], picks: &[Pick], k: usize) -> bool {
@@ -94,7 +107,7 @@ mod tests {
         let view = ArmView { arms: &arms, scale: &[1.0; 4], group: &[Some(0), Some(0), None, None] };
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
         let mut ws = Workspace::default();
-        choose(&view, &[0, 1, 2, 3], 3, &mut rng, &mut ws);
+        choose(&view, &[0, 1, 2, 3], 3, true, &mut rng, &mut ws);
         let picked: Vec<usize> = ws.picks.iter().map(|p| p.local).collect();
         assert_eq!(picked, [0, 2, 3], "offer 1 shares offer 0's group");
         assert!(ws.picks[0].propensity > 0.99 && ws.picks[2].propensity > 0.99);
@@ -106,7 +119,7 @@ mod tests {
         let view = ArmView { arms: &arms, scale: &[10.0, 1.0], group: &[None, None] };
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(2);
         let mut ws = Workspace::default();
-        choose(&view, &[0, 1], 1, &mut rng, &mut ws);
+        choose(&view, &[0, 1], 1, true, &mut rng, &mut ws);
         assert_eq!(ws.picks[0].local, 0, "0.1 x 10 beats 0.3 x 1");
     }
 
@@ -120,7 +133,7 @@ mod tests {
         let mut claimed = [0.0f64; 3];
         let draws = 20_000;
         for _ in 0..draws {
-            choose(&view, &[0, 1, 2], 1, &mut rng, &mut ws);
+            choose(&view, &[0, 1, 2], 1, true, &mut rng, &mut ws);
             wins[ws.picks[0].local] += 1;
             claimed[ws.picks[0].local] = ws.picks[0].propensity;
         }

@@ -19,6 +19,8 @@ pub struct BatchRequest<'a> {
     /// Row-major `rows x channels`, non-zero where the profile consented; `None`: no consents.
     pub consents: Option<&'a [u8]>,
     pub now: f64,
+    /// Compute each pick's propensity (for logging and off-policy evaluation); NaN without.
+    pub propensities: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -30,7 +32,8 @@ pub struct BatchDecision {
     /// `rows x slots` catalog offer indices, -1 where a slot stayed empty.
     pub offers: Vec<i32>,
     pub scores: Vec<f32>,
-    pub propensities: Vec<f32>,
+    /// `None` unless the request asked for propensities.
+    pub propensities: Option<Vec<f32>>,
 }
 
 impl Engine {
@@ -86,7 +89,7 @@ impl Engine {
                         }
                     }
                     let mut rng = self.rng_for(first_id + global as u64);
-                    choose(&view, eligible, slots, &mut rng, ws);
+                    choose(&view, eligible, slots, request.propensities, &mut rng, ws);
                     for (s, pick) in ws.picks.iter().enumerate() {
                         out_local[row * slots + s] = pick.local as u32;
                         out_score[row * slots + s] = pick.score as f32;
@@ -99,6 +102,7 @@ impl Engine {
         let offers =
             local.iter().map(|&l| if l == NO_OFFER { -1 } else { placement.offers[l as usize] as i32 }).collect();
         self.remember(first_id, PendingBatch::new(Arc::clone(&loaded), p, slots, local));
+        let propensities = request.propensities.then_some(propensities);
         Ok(BatchDecision { first_id, rows, slots, offers, scores, propensities })
     }
 

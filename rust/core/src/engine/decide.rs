@@ -91,7 +91,7 @@ impl Engine {
         let decision_id = self.allocate_ids(1);
         let mut rng = self.rng_for(decision_id);
         let mut ws = Workspace::default();
-        loaded.with_view(p, |view| choose(view, &eligible, placement.slots, &mut rng, &mut ws));
+        loaded.with_view(p, |view| choose(view, &eligible, placement.slots, true, &mut rng, &mut ws));
 
         if request.explain {
             explain_losers(&loaded, p, &eligible, &ws, &mut reasons);

@@ -98,7 +98,13 @@ fn batch_decides_like_single_decisions() {
     let consents: Vec<u8> = (0..700).flat_map(|i| [1, u8::from(i % 4 != 0)]).collect();
     let (a, b) = (engine(9), engine(9));
     let batch = a
-        .decide_batch(&BatchRequest { placement: "hero", features: &rows, consents: Some(&consents), now: 1000.0 })
+        .decide_batch(&BatchRequest {
+            placement: "hero",
+            features: &rows,
+            consents: Some(&consents),
+            now: 1000.0,
+            propensities: true,
+        })
         .unwrap();
     let catalog = &a.current().catalog;
     for (i, row) in rows.chunks_exact(3).enumerate() {
