@@ -262,3 +262,22 @@ def test_thompson_sampling_converges_to_the_best_offer(seed):
     assert max(arms, key=lambda o: arms[o].mean) == "best"
     assert arms["best"].mean == pytest.approx(0.25, abs=0.04)
     assert sum(a.alpha + a.beta - 2 for a in arms.values()) == pytest.approx(3000)
+
+
+def test_apply_catalog_keeps_learning_and_rejects_bad_catalogs(make_demo_engine, demo_profiles):
+    from decision_engine import CatalogError, parse_catalog
+    from seeds.generator import DEMO_CATALOG
+
+    engine = make_demo_engine(5)
+    decision = engine.decide("push_daily", demo_profiles[0], consents=["push"])
+    engine.report_outcome(decision.decision_id, 1.0)
+    learned = {a.offer_id: (a.alpha, a.beta) for a in engine.policy_state("push_daily")}
+
+    text = DEMO_CATALOG.read_text()
+    with pytest.raises(CatalogError, match="unknown feature 'agee'"):
+        engine.apply_catalog(parse_catalog(text.replace("age >= ", "agee >= ", 1)))
+    assert {a.offer_id: (a.alpha, a.beta) for a in engine.policy_state("push_daily")} == learned
+
+    engine.apply_catalog(parse_catalog(text.replace("value: 8.0", "value: 9.0")))
+    assert {a.offer_id: (a.alpha, a.beta) for a in engine.policy_state("push_daily")} == learned
+    assert engine.decide("push_daily", demo_profiles[1], consents=["push"]).offers

@@ -72,6 +72,7 @@ class BatchDecision:
 @final
 class Engine:
     def __new__(cls, catalog_json: str, seed: int = 0, max_pending: int = ...) -> Engine: ...
+    def replace_catalog(self, catalog_json: str) -> None: ...
     def decide(
         self,
         placement: str,

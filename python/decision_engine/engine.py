@@ -59,11 +59,29 @@ class Engine:
             self._core = _core.Engine(self.catalog.to_core_json(), seed, max_pending)
         except _core.CatalogError as exc:
             raise self.catalog.core_error(exc) from exc
+        self._describe_catalog()
+
+    def _describe_catalog(self) -> None:
         self.feature_names: list[str] = self._core.feature_names
         self.offer_ids: list[str] = self._core.offer_ids
         self.channels: list[str] = self._core.channels
         self._feature_index = {name: i for i, name in enumerate(self.feature_names)}
         self._categories = {f.name: list(f.values) for f in self.catalog.model.features if f.values}
+
+    def apply_catalog(self, catalog: LoadedCatalog | str | os.PathLike[str]) -> None:
+        """Validates and swaps in a new catalog atomically; learned state carries over for
+        unchanged (placement, offer) ids. A bad catalog raises CatalogError and changes nothing.
+
+        Swap the catalog while decisions are in flight only through the Rust engine; the
+        Python-side descriptions (feature names, offer ids) follow right after.
+        """
+        loaded = catalog if isinstance(catalog, LoadedCatalog) else load_catalog(catalog)
+        try:
+            self._core.replace_catalog(loaded.to_core_json())
+        except _core.CatalogError as exc:
+            raise loaded.core_error(exc) from exc
+        self.catalog = loaded
+        self._describe_catalog()
 
     @property
     def placements(self) -> dict[str, tuple[str, int, list[str]]]:

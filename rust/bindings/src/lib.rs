@@ -77,6 +77,14 @@ impl PyEngine {
         Ok(Self { inner: Arc::new(Engine::with_max_pending(catalog, seed, max_pending)) })
     }
 
+    /// Compiles a new catalog and swaps it in atomically, keeping learned state for unchanged
+    /// (placement, offer) ids. An invalid catalog raises and leaves the current one in place.
+    fn replace_catalog(&self, py: Python<'_>, catalog_json: &str) -> PyResult<()> {
+        let catalog = py.detach(|| Catalog::from_json(catalog_json)).map_err(to_py)?;
+        self.inner.replace_catalog(catalog);
+        Ok(())
+    }
+
     #[pyo3(signature = (placement, features, consents = Vec::new(), now = None, explain = false))]
     fn decide(
         &self,

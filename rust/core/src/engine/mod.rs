@@ -34,11 +34,27 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    fn new(catalog: Catalog) -> Self {
+    /// A fresh state; arms whose (placement, offer) ids exist in `previous` with the same
+    /// policy keep what they learned there.
+    fn new(catalog: Catalog, previous: Option<&Loaded>) -> Self {
         let policies = catalog
             .placements
             .iter()
-            .map(|p| RwLock::new(p.offers.iter().map(|_| p.policy.new_arm()).collect()))
+            .map(|p| {
+                let carried = previous.and_then(|old| old.arms_for(&p.id, &p.policy));
+                let arms = p
+                    .offers
+                    .iter()
+                    .map(|&o| {
+                        let id = catalog.offers[o].id.as_str();
+                        carried
+                            .as_ref()
+                            .and_then(|c| c.iter().find(|(k, _)| k == id))
+                            .map_or_else(|| p.policy.new_arm(), |(_, arm)| arm.clone())
+                    })
+                    .collect();
+                RwLock::new(arms)
+            })
             .collect();
         let per_offer = |f: &dyn Fn(usize) -> f64| -> Vec<Vec<f64>> {
             catalog.placements.iter().map(|p| p.offers.iter().map(|&o| f(o)).collect()).collect()
@@ -47,6 +63,16 @@ impl Loaded {
         let groups =
             catalog.placements.iter().map(|p| p.offers.iter().map(|&o| catalog.offers[o].group).collect()).collect();
         Self { catalog, policies, scales, groups }
+    }
+
+    /// A placement's arms by offer id, if it exists with the same policy configuration.
+    fn arms_for(&self, placement: &str, policy: &crate::policy::PolicyConfig) -> Option<Vec<(String, ThompsonArm)>> {
+        let p = self.catalog.placement_index(placement)?;
+        if &self.catalog.placements[p].policy != policy {
+            return None;
+        }
+        let arms = self.policies[p].read().unwrap_or_else(PoisonError::into_inner);
+        Some(arms.iter().enumerate().map(|(local, arm)| (self.offer_id(p, local).to_owned(), arm.clone())).collect())
     }
 
     fn placement(&self, id: &str) -> Result<usize> {
@@ -87,7 +113,7 @@ impl Engine {
 
     pub fn with_max_pending(catalog: Catalog, seed: u64, max_pending: usize) -> Self {
         Self {
-            loaded: RwLock::new(Arc::new(Loaded::new(catalog))),
+            loaded: RwLock::new(Arc::new(Loaded::new(catalog, None))),
             pending: Mutex::new(PendingStore::new(max_pending)),
             next_id: AtomicU64::new(1),
             seed,
@@ -97,6 +123,14 @@ impl Engine {
     /// The catalog and policy state decisions are made against now.
     pub fn current(&self) -> Arc<Loaded> {
         Arc::clone(&self.loaded.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Swaps in a new catalog atomically. Learned state carries over for every (placement,
+    /// offer) pair whose ids and placement policy are unchanged; decisions in flight finish
+    /// on the catalog they started with, and their outcomes still count.
+    pub fn replace_catalog(&self, catalog: Catalog) {
+        let mut current = self.loaded.write().unwrap_or_else(PoisonError::into_inner);
+        *current = Arc::new(Loaded::new(catalog, Some(&current)));
     }
 
     pub fn pending_decisions(&self) -> usize {
@@ -147,8 +181,24 @@ impl Engine {
         };
         let name = |loaded: &Loaded, placement: usize, local: usize| loaded.offer_id(placement, local).to_owned();
         let settled = self.pending.lock().unwrap_or_else(PoisonError::into_inner).settle(decision_id, pick, name)?;
-        let mut arms = settled.state.policies[settled.placement].write().unwrap_or_else(PoisonError::into_inner);
-        arms[settled.local].update(reward);
+        // The outcome teaches the current catalog's arm, also when the decision predates a reload.
+        let current = self.current();
+        let (placement, local) = if Arc::ptr_eq(&current, &settled.state) {
+            (settled.placement, settled.local)
+        } else {
+            let old = &settled.state;
+            let placement_id = &old.catalog.placements[settled.placement].id;
+            let offer_id = old.offer_id(settled.placement, settled.local);
+            let Some(p) = current.catalog.placement_index(placement_id) else { return Ok(()) };
+            let Some(local) =
+                (0..current.catalog.placements[p].offers.len()).find(|&l| current.offer_id(p, l) == offer_id)
+            else {
+                return Ok(());
+            };
+            (p, local)
+        };
+        let mut arms = current.policies[placement].write().unwrap_or_else(PoisonError::into_inner);
+        arms[local].update(reward);
         Ok(())
     }
 

@@ -145,3 +145,21 @@ fn thompson_learns_the_better_offer() {
     }
     assert!(news > 900, "news chosen {news} of the last 1000");
 }
+
+#[test]
+fn replacing_the_catalog_keeps_what_was_learned() {
+    let e = engine(6);
+    let features = [40.0, 1.0, 0.0];
+    let request =
+        DecideRequest { placement: "mail", features: &features, consents: &["email"], now: 1000.0, explain: false };
+    let before = e.decide(&request).unwrap();
+    e.report_outcome(before.decision_id, None, 1.0).unwrap();
+    let in_flight = e.decide(&request).unwrap();
+
+    e.replace_catalog(Catalog::from_json(&CATALOG.replace("\"old\"", "\"older\"")).unwrap());
+    assert!(e.current().catalog.offer_index("older").is_some());
+    e.report_outcome(in_flight.decision_id, None, 1.0).unwrap();
+    let state = e.policy_state("mail").unwrap();
+    let learned: f64 = state.iter().map(|a| a.alpha + a.beta - 2.0).sum();
+    assert_eq!(learned, 2.0, "both outcomes reach the new catalog's arms: {state:?}");
+}
