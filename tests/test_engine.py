@@ -266,6 +266,7 @@ def test_thompson_sampling_converges_to_the_best_offer(seed):
 
 def test_apply_catalog_keeps_learning_and_rejects_bad_catalogs(make_demo_engine, demo_profiles):
     from decision_engine import CatalogError, parse_catalog
+
     from seeds.generator import DEMO_CATALOG
 
     engine = make_demo_engine(5)

@@ -106,6 +106,7 @@ impl PyEngine {
     /// rows x channels bool array; without it no profile has any consent. Without
     /// `propensities` the result has none, and the batch runs faster.
     #[pyo3(signature = (placement, features, consents = None, now = None, threads = None, propensities = true))]
+    #[expect(clippy::too_many_arguments, reason = "one per Python keyword argument")]
     fn decide_batch(
         &self,
         py: Python<'_>,
