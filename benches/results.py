@@ -71,19 +71,20 @@ def _single(r: dict[str, Measurement]) -> list[str]:
     return [line, f"    [p50/p99 from timed loops: {loops}; pytest-benchmark medians: {medians}]"]
 
 
-def _batch(r: dict[str, Measurement], prefix: str, title: str) -> list[str]:
+def _batch(r: dict[str, Measurement], prefix: str, title: str, peers: str | None = None) -> list[str]:
+    """Engine rates under `prefix`, compared with the peers under `peers` (default: `prefix`)."""
     engines = {t: r[f"{prefix}.engine.t{t}"] for t in (1, 2) if f"{prefix}.engine.t{t}" in r}
     if not engines:
         return []
     line = f"{title}  " + ", ".join(f"engine {t}t {_rate(m.rate)}" for t, m in engines.items())
     for peer_key in ("mabwiser", "numpy"):
-        peer = r.get(f"{prefix}.{peer_key}")
+        peer = r.get(f"{peers or prefix}.{peer_key}")
         if peer is None:
             continue
         ratios = " / ".join(f"{_ratio(m.rate / peer.rate)} ({t}t)" for t, m in engines.items())
         line += f" | {peer.label} {_rate(peer.rate)} | ratio {ratios}"
     sizes = ", ".join(
-        f"{k.split('.', 1)[1]}: {m.items:,} per call" for k, m in r.items() if k.startswith(prefix)
+        f"{k.split('.', 1)[1]}: {m.items:,} per call" for k, m in r.items() if k.startswith(f"{prefix}.")
     )
     return [line, f"    [{sizes}]"]
 
@@ -105,6 +106,7 @@ def summary_lines(r: dict[str, Measurement], load: tuple[float, float, float] | 
         "ratios: how many times faster the engine is than the peer (>1: engine faster), same run",
         *_single(r),
         *_batch(r, "batch100", "batch thompson, 100 offers"),
+        *_batch(r, "batch100np", "  same, propensities=False", peers="batch100")[:1],
         *_batch(r, "batch5000", "batch thompson, 5000 offers"),
         *_batch(r, "feed3", "batch, 3-slot placement, 100 offers"),
         *_eligibility(r),

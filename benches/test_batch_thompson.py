@@ -1,9 +1,11 @@
 """Batch Thompson decisions: the engine (rules + sampling + propensities) on 1 and 2 threads,
 beside MABWiser's Thompson batch `predict` and plain numpy (`rng.beta(a, b, (n, arms))
-.argmax(1)`), all on the same posteriors. Peers run on fewer rows when slow; compare rates."""
+.argmax(1)`), all on the same posteriors. Peers run on fewer rows when slow; compare rates.
+The 100-offer case also runs with `propensities=False`, which computes what the peers do."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -24,12 +26,17 @@ NUMPY_ROWS_5000 = 2_000
 
 
 def run_engine(
-    benchmark: Any, engine: Engine, placement: str, rows: npt.NDArray[np.float32], threads: int
+    benchmark: Any,
+    engine: Engine,
+    placement: str,
+    rows: npt.NDArray[np.float32],
+    threads: int,
+    **options: Any,
 ) -> None:
     batch = benchmark.pedantic(
         engine.decide_batch,
         args=(placement, rows),
-        kwargs={"threads": threads},
+        kwargs={"threads": threads, **options},
         rounds=ROUNDS,
         warmup_rounds=1,
     )
@@ -53,6 +60,18 @@ def test_engine_100(
 ) -> None:
     run_engine(benchmark, engine_100, HERO, profiles_1m[:ROWS_100], threads)
     record(f"batch100.engine.t{threads}", ROWS_100)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.benchmark(group="batch thompson, 100 offers")
+def test_engine_100_scoring_only(
+    benchmark: Any, record: Recorder, engine_100: Engine, profiles_1m: Any, threads: int
+) -> None:
+    """Rules + Thompson draws only, like the peers: `propensities=False`."""
+    if "propensities" not in inspect.signature(engine_100.decide_batch).parameters:
+        pytest.skip("this build of decide_batch has no propensities option")
+    run_engine(benchmark, engine_100, HERO, profiles_1m[:ROWS_100], threads, propensities=False)
+    record(f"batch100np.engine.t{threads}", ROWS_100)
 
 
 @pytest.mark.benchmark(group="batch thompson, 100 offers")

@@ -248,6 +248,17 @@ class Placement(_Model):
         return _normalize_policy(value)
 
 
+class Budget(_Model):
+    """At most `max` impressions (or conversions) of an offer in all per `window`."""
+
+    max: Count
+    window: Duration = 86_400
+    counts: Literal["impressions", "conversions"] = "impressions"
+    # even: spend at most the elapsed share of the window (plus a small burst), so a daily
+    # budget lasts the day; none: first come, first served.
+    pacing: Literal["even", "none"] = "even"
+
+
 class Offer(_Model):
     id: Annotated[Id, _declare("offers", "offer id")]
     placements: Annotated[
@@ -262,6 +273,7 @@ class Offer(_Model):
     product: Text | None = None
     active_from: Timestamp | None = None
     active_to: Timestamp | None = None
+    budget: Budget | None = None
 
     @field_validator("placements")
     @classmethod

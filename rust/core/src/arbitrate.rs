@@ -23,12 +23,31 @@ pub struct Pick {
 }
 
 /// Reusable buffers, so a batch allocates once per thread rather than once per profile.
-#[derive(Default)]
 pub struct Workspace {
     scores: Vec<f64>,
     taken: Vec<bool>,
     competitors: Vec<ArmScore>,
     pub picks: Vec<Pick>,
+    /// At most this many offers of one exclusion group per decision (and page).
+    pub group_limit: usize,
+    /// Exclusion groups already filled by earlier placements of the same page.
+    pub page_groups: Vec<usize>,
+    /// (group, offers of it this decision may still add), from the contact policy's group caps.
+    pub group_room: Vec<(usize, usize)>,
+}
+
+impl Default for Workspace {
+    fn default() -> Self {
+        Self {
+            scores: Vec::new(),
+            taken: Vec::new(),
+            competitors: Vec::new(),
+            picks: Vec::new(),
+            group_limit: 1,
+            page_groups: Vec::new(),
+            group_room: Vec::new(),
+        }
+    }
 }
 
 impl Workspace {
@@ -57,7 +76,7 @@ pub fn choose<R: Rng + ?Sized>(
     for _ in 0..slots {
         let mut best: Option<usize> = None;
         for k in 0..eligible.len() {
-            if available(view, eligible, &ws.taken, &ws.picks, k) && best.is_none_or(|b| ws.scores[k] > ws.scores[b]) {
+            if available(view, eligible, ws, k) && best.is_none_or(|b| ws.scores[k] > ws.scores[b]) {
                 best = Some(k);
             }
         }
@@ -71,23 +90,31 @@ pub fn choose<R: Rng + ?Sized>(
 
 /// The chance that eligible offer `b` wins against what is still available at this slot.
 fn propensity_at_slot(view: &ArmView<'_>, eligible: &[usize], b: usize, ws: &mut Workspace) -> f64 {
-    ws.competitors.clear();
+    let mut competitors = std::mem::take(&mut ws.competitors);
+    competitors.clear();
     for k in 0..eligible.len() {
-        if k != b && available(view, eligible, &ws.taken, &ws.picks, k) {
+        if k != b && available(view, eligible, ws, k) {
             let i = eligible[k];
-            ws.competitors.push(view.arms[i].score(view.scale[i]));
+            competitors.push(view.arms[i].score(view.scale[i]));
         }
     }
     let local = eligible[b];
-    win_probability(view.arms[local].score(view.scale[local]), &ws.competitors)
+    let p = win_probability(view.arms[local].score(view.scale[local]), &competitors);
+    ws.competitors = competitors;
+    p
 }
 
-fn available(view: &ArmView<'_>, eligible: &[usize], taken: &[bool], picks: &[Pick], k: usize) -> bool {
-    if taken[k] {
+fn available(view: &ArmView<'_>, eligible: &[usize], ws: &Workspace, k: usize) -> bool {
+    if ws.taken[k] {
         return false;
     }
     match view.group[eligible[k]] {
-        Some(g) => !picks.iter().any(|p| view.group[p.local] == Some(g)),
+        Some(g) => {
+            let on_page = ws.page_groups.iter().filter(|&&x| x == g).count();
+            let here = ws.picks.iter().filter(|p| view.group[p.local] == Some(g)).count();
+            let room = ws.group_room.iter().filter(|(x, _)| *x == g).map(|(_, r)| *r).min().unwrap_or(usize::MAX);
+            on_page + here < ws.group_limit && here < room
+        }
         None => true,
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
+use crate::contact::{BudgetSpec, ContactPolicy, ContactPolicySpec};
 use crate::error::{Location, Result, catalog_error};
 use crate::policy::PolicyConfig;
 use crate::rules::RuleSet;
@@ -16,6 +17,8 @@ pub struct CatalogSpec {
     pub channels: Vec<String>,
     pub placements: Vec<PlacementSpec>,
     pub offers: Vec<OfferSpec>,
+    #[serde(default)]
+    pub contact_policy: Option<ContactPolicySpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,6 +62,8 @@ pub struct OfferSpec {
     pub active_from: Option<f64>,
     #[serde(default)]
     pub active_to: Option<f64>,
+    #[serde(default)]
+    pub budget: Option<BudgetSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +78,7 @@ pub struct Offer {
     pub product: Option<String>,
     pub active_from: f64,
     pub active_to: f64,
+    pub budget: Option<BudgetSpec>,
 }
 
 impl Offer {
@@ -102,6 +108,7 @@ pub struct Catalog {
     pub placements: Vec<Placement>,
     /// Every offer's rule, in catalog order, for eligibility over a whole batch.
     pub rules: RuleSet,
+    pub contact: ContactPolicy,
     offer_index: HashMap<String, usize>,
     placement_index: HashMap<String, usize>,
 }
@@ -159,7 +166,8 @@ impl Catalog {
             .zip(members)
             .map(|(p, members)| placement(p, members, &channel_index, &schema, &offers))
             .collect::<Result<_>>()?;
-        Ok(Self { schema, channels, groups, offers, placements, rules, offer_index, placement_index })
+        let contact = ContactPolicy::compile(spec.contact_policy.unwrap_or_default(), &channels, &groups)?;
+        Ok(Self { schema, channels, groups, offers, placements, rules, contact, offer_index, placement_index })
     }
 
     pub fn placement_index(&self, id: &str) -> Option<usize> {
@@ -226,6 +234,11 @@ fn offer(spec: &OfferSpec, channels: &HashMap<String, usize>, groups: &mut Vec<S
             groups.len() - 1
         }
     });
+    if let Some(b) = &spec.budget
+        && (b.max == 0 || !(b.window.is_finite() && b.window > 0.0))
+    {
+        return Err(catalog_error(at(), "a budget needs max >= 1 and a positive window"));
+    }
     let active_from = spec.active_from.unwrap_or(f64::NEG_INFINITY);
     let active_to = spec.active_to.unwrap_or(f64::INFINITY);
     if active_from >= active_to {
@@ -241,6 +254,7 @@ fn offer(spec: &OfferSpec, channels: &HashMap<String, usize>, groups: &mut Vec<S
         product: spec.product.clone(),
         active_from,
         active_to,
+        budget: spec.budget.clone(),
     })
 }
 

@@ -3,6 +3,7 @@
 
 pub mod arbitrate;
 pub mod catalog;
+pub mod contact;
 pub mod engine;
 pub mod error;
 pub mod pending;

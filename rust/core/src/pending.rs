@@ -20,6 +20,9 @@ pub struct PendingBatch<S> {
     unreported: usize,
     /// Rows with at least one offer still awaiting its outcome.
     open_rows: usize,
+    /// Profile id per row (empty when the decisions had none), and decision time.
+    profiles: Vec<Arc<str>>,
+    time: f64,
 }
 
 impl<S> PendingBatch<S> {
@@ -27,7 +30,15 @@ impl<S> PendingBatch<S> {
         let unreported = offers.iter().filter(|&&o| o != NO_OFFER).count();
         let reported = vec![false; offers.len()];
         let open_rows = offers.chunks(slots).filter(|row| row.iter().any(|&o| o != NO_OFFER)).count();
-        Self { state, placement, slots, offers, reported, unreported, open_rows }
+        Self { state, placement, slots, offers, reported, unreported, open_rows, profiles: Vec::new(), time: f64::NAN }
+    }
+
+    /// Attaches the rows' profile ids (one per row, or none) and the decision time.
+    pub fn with_context(mut self, profiles: Vec<Arc<str>>, time: f64) -> Self {
+        debug_assert!(profiles.is_empty() || profiles.len() == self.rows());
+        self.profiles = profiles;
+        self.time = time;
+        self
     }
 
     fn rows(&self) -> usize {
@@ -40,6 +51,17 @@ pub struct Settled<S> {
     pub state: Arc<S>,
     pub placement: usize,
     pub local: usize,
+    pub profile: Option<Arc<str>>,
+    pub decided_at: f64,
+}
+
+/// A decision withdrawn before it was shown: what it had reserved.
+pub struct Released<S> {
+    pub state: Arc<S>,
+    pub placement: usize,
+    pub locals: Vec<usize>,
+    pub profile: Option<Arc<str>>,
+    pub decided_at: f64,
 }
 
 pub struct PendingStore<S> {
@@ -113,12 +135,57 @@ impl<S> PendingStore<S> {
             batch.open_rows -= 1;
             self.open_rows -= 1;
         }
-        let settled = Settled { state: Arc::clone(&batch.state), placement: batch.placement, local };
+        let settled = Settled {
+            state: Arc::clone(&batch.state),
+            placement: batch.placement,
+            local,
+            profile: batch.profiles.get(row).cloned(),
+            decided_at: batch.time,
+        };
         if batch.unreported == 0 {
             let rows = batch.rows();
             self.batches.remove(&first);
             self.rows -= rows;
         }
         Ok(settled)
+    }
+
+    /// Withdraws a decision whose offers were not shown: none of them may be reported, and
+    /// the caller gives back what it reserved. Fails if an outcome was already reported.
+    pub fn release(&mut self, id: u64) -> Result<Released<S>> {
+        let Some((&first, batch)) = self.batches.range_mut(..=id).next_back() else {
+            return Err(Error::UnknownDecision(id));
+        };
+        let row = usize::try_from(id - first).map_err(|_| Error::UnknownDecision(id))?;
+        let slots = batch.slots;
+        if row >= batch.rows() {
+            return Err(Error::UnknownDecision(id));
+        }
+        let range = row * slots..(row + 1) * slots;
+        let shown: Vec<usize> = batch.offers[range.clone()].iter().filter(|&&o| o != NO_OFFER).map(|&o| o as usize).collect();
+        let reported = batch.offers[range.clone()].iter().zip(&batch.reported[range.clone()]).filter(|(o, r)| **o != NO_OFFER && **r).count();
+        if shown.is_empty() || reported == shown.len() {
+            return Err(Error::UnknownDecision(id));
+        }
+        if reported > 0 {
+            return Err(Error::InvalidInput(format!("decision {id} already has an outcome; it was shown")));
+        }
+        batch.reported[range].iter_mut().for_each(|r| *r = true);
+        batch.unreported -= shown.len();
+        batch.open_rows -= 1;
+        self.open_rows -= 1;
+        let released = Released {
+            state: Arc::clone(&batch.state),
+            placement: batch.placement,
+            locals: shown,
+            profile: batch.profiles.get(row).cloned(),
+            decided_at: batch.time,
+        };
+        if batch.unreported == 0 {
+            let rows = batch.rows();
+            self.batches.remove(&first);
+            self.rows -= rows;
+        }
+        Ok(released)
     }
 }

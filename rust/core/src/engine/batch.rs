@@ -1,13 +1,13 @@
 //! Many profiles, one placement: rules evaluated column-wise per chunk of rows, chunks
-//! spread over threads with rayon, every profile arbitrated by the same code as `decide`.
+//! spread over threads with rayon, every profile arbitrated by the same step as `decide`.
 
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use super::Engine;
-use super::decide::gate;
-use crate::arbitrate::{ArmView, Workspace, choose};
+use super::decide::{Profile, Slotting};
+use crate::arbitrate::{ArmView, Workspace};
 use crate::error::{Error, Result};
 use crate::pending::{NO_OFFER, PendingBatch};
 use crate::rules::{ChunkScratch, LANES};
@@ -19,8 +19,10 @@ pub struct BatchRequest<'a> {
     /// Row-major `rows x channels`, non-zero where the profile consented; `None`: no consents.
     pub consents: Option<&'a [u8]>,
     pub now: f64,
-    /// Compute each pick's propensity (for logging and off-policy evaluation); NaN without.
+    /// Compute each pick's propensity (for logging and off-policy evaluation).
     pub propensities: bool,
+    /// One id per row: stored contact history applies and contacts are reserved, as in `decide`.
+    pub profile_ids: Option<&'a [&'a str]>,
 }
 
 #[derive(Debug, Clone)]
@@ -52,19 +54,26 @@ impl Engine {
                 c.len()
             )));
         }
+        if let Some(ids) = request.profile_ids
+            && ids.len() != rows
+        {
+            return Err(Error::InvalidInput(format!("profile_ids must have {rows} entries, got {}", ids.len())));
+        }
         request
             .features
             .par_chunks(dim * LANES)
             .enumerate()
             .try_for_each(|(chunk, values)| check_rows(catalog, values, chunk * LANES))?;
 
-        // Offers out for everyone (window), and the consent each needs.
-        let open: Vec<bool> =
-            placement.offers.iter().map(|&o| gate(catalog, o, request.now, u64::MAX).is_none()).collect();
-        let needs: Vec<Option<usize>> = placement.offers.iter().map(|&o| catalog.offers[o].consent).collect();
         // A snapshot: outcomes reported during a long batch do not wait on it.
         let arms = loaded.policies[p].read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let view = ArmView { arms: &arms, scale: &loaded.scales[p], group: &loaded.groups[p] };
+        let consent_mask = |row: usize| -> u64 {
+            request.consents.map_or(0, |m| {
+                m[row * channels..(row + 1) * channels].iter().enumerate().fold(0, |acc, (c, &v)| acc | (u64::from(v != 0) << c))
+            })
+        };
+        let no_clause = |_: usize| String::new();
 
         let first_id = self.allocate_ids(rows);
         let mut local = vec![NO_OFFER; rows * slots];
@@ -81,15 +90,29 @@ impl Engine {
                 crate::rules::eval_chunk(placement.rules.program(), values, dim, n, scratch);
                 for row in 0..n {
                     let global = chunk * LANES + row;
-                    let consented = |c: usize| request.consents.is_some_and(|m| m[global * channels + c] != 0);
-                    eligible.clear();
-                    for (i, rule) in placement.rules.rules().iter().enumerate() {
-                        if open[i] && needs[i].is_none_or(consented) && scratch.truth(rule.root)[row] != 0 {
-                            eligible.push(i);
+                    let decision_id = first_id + global as u64;
+                    let profile = Profile {
+                        now: request.now,
+                        consents: consent_mask(global),
+                        supplied: &[],
+                        purchases: &[],
+                        explain: false,
+                        propensities: request.propensities,
+                    };
+                    let rules = placement.rules.rules();
+                    let rule_holds = |l: usize| scratch.truth(rules[l].root)[row] != 0;
+                    let slotting = Slotting { view: &view, decision_id, on_page: &[] };
+                    let mut rng = self.rng_for(decision_id);
+                    let mut decide = |history| {
+                        loaded.decide_placement(p, &profile, &rule_holds, &no_clause, history, &slotting, &mut rng, ws, eligible)
+                    };
+                    match request.profile_ids {
+                        Some(ids) => {
+                            let mut shard = self.contacts.lock(ids[global]);
+                            decide(Some(shard.entry(ids[global].to_owned()).or_default()))
                         }
-                    }
-                    let mut rng = self.rng_for(first_id + global as u64);
-                    choose(&view, eligible, slots, request.propensities, &mut rng, ws);
+                        None => decide(None),
+                    };
                     for (s, pick) in ws.picks.iter().enumerate() {
                         out_local[row * slots + s] = pick.local as u32;
                         out_score[row * slots + s] = pick.score as f32;
@@ -99,9 +122,9 @@ impl Engine {
             },
         );
 
-        let offers =
-            local.iter().map(|&l| if l == NO_OFFER { -1 } else { placement.offers[l as usize] as i32 }).collect();
-        self.remember(first_id, PendingBatch::new(Arc::clone(&loaded), p, slots, local));
+        let offers = local.iter().map(|&l| if l == NO_OFFER { -1 } else { placement.offers[l as usize] as i32 }).collect();
+        let profiles = request.profile_ids.map(|ids| ids.iter().map(|&id| Arc::<str>::from(id)).collect()).unwrap_or_default();
+        self.remember(first_id, PendingBatch::new(Arc::clone(&loaded), p, slots, local).with_context(profiles, request.now));
         let propensities = request.propensities.then_some(propensities);
         Ok(BatchDecision { first_id, rows, slots, offers, scores, propensities })
     }
@@ -115,18 +138,14 @@ impl Engine {
         let rows = check_shape(features.len(), dim)?;
         let rules = &catalog.rules;
         let mut out = vec![0u8; rows * rules.len()];
-        features
-            .par_chunks(dim * LANES)
-            .zip(out.par_chunks_mut(LANES * rules.len().max(1)))
-            .enumerate()
-            .try_for_each_init(
-                || ChunkScratch::new(rules.program()),
-                |scratch, (chunk, (values, out))| {
-                    check_rows(catalog, values, chunk * LANES)?;
-                    rules.eval_rows_into(values, dim, out, scratch);
-                    Ok(())
-                },
-            )?;
+        features.par_chunks(dim * LANES).zip(out.par_chunks_mut(LANES * rules.len().max(1))).enumerate().try_for_each_init(
+            || ChunkScratch::new(rules.program()),
+            |scratch, (chunk, (values, out))| {
+                check_rows(catalog, values, chunk * LANES)?;
+                rules.eval_rows_into(values, dim, out, scratch);
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 }

@@ -1,21 +1,38 @@
-//! One profile, one placement.
+//! One profile: one placement, or several placements of a page decided together.
 
 use std::sync::Arc;
 
+use rand::Rng;
+
 use super::{Engine, Loaded, Reason};
-use crate::arbitrate::{Workspace, choose};
+use crate::arbitrate::{ArmView, Workspace, choose};
 use crate::catalog::Catalog;
+use crate::contact::{ContactCheck, ContactEvent, Counts, Exclusion, History};
 use crate::error::{Error, Result};
 use crate::pending::{NO_OFFER, PendingBatch};
 
 pub struct DecideRequest<'a> {
-    pub placement: &'a str,
+    /// One placement, or several decided as one page: no offer twice, group limits across it.
+    pub placements: &'a [&'a str],
     pub features: &'a [f32],
     /// Channel names the profile consented to.
     pub consents: &'a [&'a str],
     /// Decision time, unix seconds.
     pub now: f64,
     pub explain: bool,
+    /// With an id, stored contact history applies and this decision's contacts are reserved.
+    pub profile_id: Option<&'a str>,
+    /// Contacts the caller knows of (from other systems), counted with the stored history.
+    pub history: &'a [ContactEvent],
+    /// Products the profile bought (for purchase suppression).
+    pub purchases: &'a [&'a str],
+}
+
+impl<'a> DecideRequest<'a> {
+    /// A request for one placement with no history.
+    pub fn new(placements: &'a [&'a str], features: &'a [f32], now: f64) -> Self {
+        Self { placements, features, consents: &[], now, explain: false, profile_id: None, history: &[], purchases: &[] }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -62,42 +79,224 @@ pub(crate) fn gate(catalog: &Catalog, offer: usize, now: f64, consents: u64) -> 
     }
 }
 
-impl Engine {
-    pub fn decide(&self, request: &DecideRequest<'_>) -> Result<Decision> {
-        let loaded = self.current();
-        let catalog = &loaded.catalog;
-        let p = loaded.placement(request.placement)?;
-        catalog.schema.check_row(request.features, None)?;
-        let consents = consent_mask(catalog, request.consents)?;
-        let placement = &catalog.placements[p];
+/// One profile's situation, shared by the single and batch paths.
+pub(crate) struct Profile<'a> {
+    pub now: f64,
+    pub consents: u64,
+    pub supplied: &'a [ContactEvent],
+    pub purchases: &'a [&'a str],
+    pub explain: bool,
+    pub propensities: bool,
+}
 
-        let mut values = Vec::new();
-        placement.rules.program().eval_row(request.features, &mut values);
-        let mut eligible = Vec::with_capacity(placement.offers.len());
+/// What arbitration of one placement needs besides the profile.
+pub(crate) struct Slotting<'a, 'v> {
+    pub view: &'a ArmView<'v>,
+    pub decision_id: u64,
+    /// Catalog offer indices already chosen on this page, with their placement.
+    pub on_page: &'a [(usize, usize)],
+}
+
+impl Loaded {
+    /// Decides one placement for one profile into `ws.picks`; reserves budgets and, given a
+    /// history, the contacts. Returns the reasons (by local index) when explaining.
+    #[expect(clippy::too_many_arguments, reason = "the single and batch paths share this exact step")]
+    pub(crate) fn decide_placement<R: Rng + ?Sized>(
+        &self,
+        p: usize,
+        profile: &Profile<'_>,
+        rule_holds: &dyn Fn(usize) -> bool,
+        rule_clause: &dyn Fn(usize) -> String,
+        mut history: Option<&mut History>,
+        slotting: &Slotting<'_, '_>,
+        rng: &mut R,
+        ws: &mut Workspace,
+        eligible: &mut Vec<usize>,
+    ) -> Vec<(usize, Reason)> {
+        let catalog = &self.catalog;
+        let placement = &catalog.placements[p];
+        let now = profile.now;
         let mut reasons = Vec::new();
-        for (local, &offer) in placement.offers.iter().enumerate() {
-            let excluded = gate(catalog, offer, request.now, consents).or_else(|| {
-                (!placement.rules.holds(&values, local)).then(|| Reason::Rule {
-                    clause: placement.rules.failing_clause(&values, local).unwrap_or_default().to_owned(),
-                })
-            });
-            match excluded {
-                None => eligible.push(local),
-                Some(reason) if request.explain => reasons.push((local, reason)),
-                Some(_) => {}
+        eligible.clear();
+        ws.group_room.clear();
+        let room = {
+            let stored = history.as_deref().map(|h| h.events.iter()).into_iter().flatten();
+            let check = ContactCheck::new(
+                &catalog.contact,
+                now,
+                &catalog.channels[placement.channel],
+                stored.chain(profile.supplied),
+                profile.purchases,
+            );
+            let trivial = check.is_trivial();
+            for (local, &offer) in placement.offers.iter().enumerate() {
+                let o = &catalog.offers[offer];
+                let excluded = gate(catalog, offer, now, profile.consents)
+                    .or_else(|| (!rule_holds(local)).then(|| Reason::Rule { clause: rule_clause(local) }))
+                    .or_else(|| {
+                        slotting.on_page.iter().find(|(chosen, _)| *chosen == offer).map(|&(_, on)| {
+                            Reason::AlreadyOnPage { placement: catalog.placements[on].id.clone() }
+                        })
+                    })
+                    .or_else(|| {
+                        if trivial {
+                            return None;
+                        }
+                        let group = o.group.map(|g| catalog.groups[g].as_str());
+                        check.exclusion(&o.id, group, o.product.as_deref()).map(Reason::Contact)
+                    })
+                    .or_else(|| self.budget_exclusion(offer, now));
+                match excluded {
+                    None => eligible.push(local),
+                    Some(reason) if profile.explain => reasons.push((local, reason)),
+                    Some(_) => {}
+                }
+            }
+            for (group, room) in check.group_room() {
+                if let Some(g) = catalog.groups.iter().position(|x| x == group) {
+                    ws.group_room.push((g, room));
+                }
+            }
+            check.room()
+        };
+        ws.group_limit = catalog.contact.max_per_group;
+        ws.page_groups.clear();
+        ws.page_groups.extend(slotting.on_page.iter().filter_map(|&(o, _)| catalog.offers[o].group));
+        // Budgets are taken after choosing; an offer whose budget ran out meanwhile is
+        // dropped and the slots chosen again.
+        loop {
+            choose(slotting.view, eligible, placement.slots.min(room), profile.propensities, rng, ws);
+            let Some((local, exclusion)) = self.take_budgets(p, &ws.picks, now) else { break };
+            eligible.retain(|&l| l != local);
+            if profile.explain {
+                reasons.push((local, Reason::Contact(exclusion)));
             }
         }
-
-        let decision_id = self.allocate_ids(1);
-        let mut rng = self.rng_for(decision_id);
-        let mut ws = Workspace::default();
-        loaded.with_view(p, |view| choose(view, &eligible, placement.slots, true, &mut rng, &mut ws));
-
-        if request.explain {
-            explain_losers(&loaded, p, &eligible, &ws, &mut reasons);
-            reasons.sort_by_key(|(local, _)| *local);
+        if let Some(h) = history.as_deref_mut() {
+            for pick in &ws.picks {
+                let event = crate::contact::shown(
+                    now,
+                    &self.offer_names[placement.offers[pick.local]],
+                    &self.channel_names[placement.channel],
+                    catalog.offers[placement.offers[pick.local]].group.map(|g| &self.group_names[g]),
+                    slotting.decision_id,
+                );
+                h.push(event, catalog.contact.horizon(), usize::MAX);
+            }
         }
-        let reasons = reasons.into_iter().map(|(local, r)| (loaded.offer_id(p, local).to_owned(), r)).collect();
+        reasons
+    }
+
+    fn budget_exclusion(&self, offer: usize, now: f64) -> Option<Reason> {
+        let budget = self.budgets[offer].as_ref()?;
+        let (used, allowed) = budget.usage(now);
+        (used >= allowed).then_some(Reason::Contact(Exclusion::Budget { used, allowed }))
+    }
+
+    /// Takes one impression from each pick's budget; on the first refusal gives back what
+    /// this call took and returns the refused offer (local index) with its usage.
+    fn take_budgets(&self, p: usize, picks: &[crate::arbitrate::Pick], now: f64) -> Option<(usize, Exclusion)> {
+        let offers = &self.catalog.placements[p].offers;
+        let mut taken = Vec::new();
+        for pick in picks {
+            let Some(budget) = self.budgets[offers[pick.local]].as_ref() else { continue };
+            if budget.spec.counts != Counts::Impressions {
+                continue;
+            }
+            match budget.try_take(now) {
+                Ok(()) => taken.push(budget),
+                Err((used, allowed)) => {
+                    taken.iter().for_each(|b| b.give_back(now));
+                    return Some((pick.local, Exclusion::Budget { used, allowed }));
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Engine {
+    /// Decides one placement (`request.placements` must hold exactly one).
+    pub fn decide(&self, request: &DecideRequest<'_>) -> Result<Decision> {
+        if request.placements.len() != 1 {
+            return Err(Error::InvalidInput(format!(
+                "decide takes one placement, got {}; use decide_page for several",
+                request.placements.len()
+            )));
+        }
+        Ok(self.decide_page(request)?.remove(0))
+    }
+
+    /// Decides every placement of a page in order: an offer appears at most once on the
+    /// page, group limits hold across it, and caps count what earlier placements reserved.
+    pub fn decide_page(&self, request: &DecideRequest<'_>) -> Result<Vec<Decision>> {
+        let loaded = self.current();
+        let catalog = &loaded.catalog;
+        let placements: Vec<usize> = request.placements.iter().map(|id| loaded.placement(id)).collect::<Result<_>>()?;
+        if placements.is_empty() {
+            return Err(Error::InvalidInput("a decision needs at least one placement".to_owned()));
+        }
+        catalog.schema.check_row(request.features, None)?;
+        let profile = Profile {
+            now: request.now,
+            consents: consent_mask(catalog, request.consents)?,
+            supplied: request.history,
+            purchases: request.purchases,
+            explain: request.explain,
+            propensities: true,
+        };
+
+        // The profile's shard stays locked from checking caps to reserving contacts.
+        let mut shard = request.profile_id.map(|id| (id, self.contacts.lock(id)));
+        let mut history = shard.as_mut().map(|(id, guard)| guard.entry((*id).to_owned()).or_default());
+
+        let first_id = self.allocate_ids(placements.len());
+        let mut on_page = Vec::new();
+        let mut decisions = Vec::with_capacity(placements.len());
+        let mut values = Vec::new();
+        let (mut ws, mut eligible) = (Workspace::default(), Vec::new());
+        for (i, &p) in placements.iter().enumerate() {
+            let decision_id = first_id + i as u64;
+            let placement = &catalog.placements[p];
+            placement.rules.program().eval_row(request.features, &mut values);
+            let rule_holds = |local: usize| placement.rules.holds(&values, local);
+            let rule_clause = |local: usize| placement.rules.failing_clause(&values, local).unwrap_or_default().to_owned();
+            let mut rng = self.rng_for(decision_id);
+            let reasons = loaded.with_view(p, |view| {
+                let slotting = Slotting { view, decision_id, on_page: &on_page };
+                loaded.decide_placement(
+                    p,
+                    &profile,
+                    &rule_holds,
+                    &rule_clause,
+                    history.as_deref_mut(),
+                    &slotting,
+                    &mut rng,
+                    &mut ws,
+                    &mut eligible,
+                )
+            });
+            let mut reasons = reasons;
+            if request.explain {
+                explain_losers(&loaded, p, &eligible, &ws, &mut reasons);
+                reasons.sort_by_key(|(local, _)| *local);
+            }
+            on_page.extend(ws.picks.iter().map(|pick| (placement.offers[pick.local], p)));
+            decisions.push(self.record(&loaded, p, decision_id, &ws, reasons, request));
+        }
+        Ok(decisions)
+    }
+
+    fn record(
+        &self,
+        loaded: &Arc<Loaded>,
+        p: usize,
+        decision_id: u64,
+        ws: &Workspace,
+        reasons: Vec<(usize, Reason)>,
+        request: &DecideRequest<'_>,
+    ) -> Decision {
+        let placement = &loaded.catalog.placements[p];
         let mut shown = vec![NO_OFFER; placement.slots];
         for (slot, pick) in shown.iter_mut().zip(&ws.picks) {
             *slot = pick.local as u32;
@@ -111,8 +310,11 @@ impl Engine {
                 propensity: pick.propensity,
             })
             .collect();
-        self.remember(decision_id, PendingBatch::new(Arc::clone(&loaded), p, placement.slots, shown));
-        Ok(Decision { decision_id, placement: placement.id.clone(), offers, reasons })
+        let reasons = reasons.into_iter().map(|(local, r)| (loaded.offer_id(p, local).to_owned(), r)).collect();
+        let profiles = request.profile_id.map(|id| vec![Arc::<str>::from(id)]).unwrap_or_default();
+        let batch = PendingBatch::new(Arc::clone(loaded), p, placement.slots, shown).with_context(profiles, request.now);
+        self.remember(decision_id, batch);
+        Decision { decision_id, placement: placement.id.clone(), offers, reasons }
     }
 }
 

@@ -17,6 +17,8 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::arbitrate::ArmView;
 use crate::catalog::Catalog;
+use crate::contact::{Budget, ContactStore, Counts};
+pub use crate::contact::{ContactEvent, ContactKind};
 use crate::error::{Error, Result};
 use crate::pending::{PendingBatch, PendingStore};
 use crate::policy::ThompsonArm;
@@ -28,6 +30,12 @@ pub const DEFAULT_MAX_PENDING: usize = 10_000_000;
 pub struct Loaded {
     pub catalog: Catalog,
     policies: Vec<RwLock<Vec<ThompsonArm>>>,
+    /// Volume budget per catalog offer.
+    budgets: Vec<Option<Budget>>,
+    /// Shared names for contact history events.
+    offer_names: Vec<Arc<str>>,
+    channel_names: Vec<Arc<str>>,
+    group_names: Vec<Arc<str>>,
     /// Per placement, per local offer: value x weight, and exclusion group.
     scales: Vec<Vec<f64>>,
     groups: Vec<Vec<Option<usize>>>,
@@ -62,7 +70,19 @@ impl Loaded {
         let scales = per_offer(&|o| catalog.offers[o].value * catalog.offers[o].weight);
         let groups =
             catalog.placements.iter().map(|p| p.offers.iter().map(|&o| catalog.offers[o].group).collect()).collect();
-        Self { catalog, policies, scales, groups }
+        let budgets = catalog
+            .offers
+            .iter()
+            .map(|o| {
+                let old = previous.and_then(|prev| prev.catalog.offer_index(&o.id)).and_then(|i| previous?.budgets[i].as_ref());
+                o.budget.clone().map(|spec| Budget::carried_over(spec, old))
+            })
+            .collect();
+        let names = |items: &mut dyn Iterator<Item = &str>| -> Vec<Arc<str>> { items.map(Arc::from).collect() };
+        let offer_names = names(&mut catalog.offers.iter().map(|o| o.id.as_str()));
+        let channel_names = names(&mut catalog.channels.iter().map(String::as_str));
+        let group_names = names(&mut catalog.groups.iter().map(String::as_str));
+        Self { catalog, policies, budgets, offer_names, channel_names, group_names, scales, groups }
     }
 
     /// A placement's arms by offer id, if it exists with the same policy configuration.
@@ -99,9 +119,13 @@ pub struct ArmState {
     pub mean: f64,
 }
 
+/// Contact history kept per profile (older events expire with the policy's horizon).
+pub const DEFAULT_MAX_CONTACTS_PER_PROFILE: usize = 256;
+
 pub struct Engine {
     loaded: RwLock<Arc<Loaded>>,
     pending: Mutex<PendingStore<Loaded>>,
+    contacts: ContactStore,
     next_id: AtomicU64,
     seed: u64,
 }
@@ -115,6 +139,7 @@ impl Engine {
         Self {
             loaded: RwLock::new(Arc::new(Loaded::new(catalog, None))),
             pending: Mutex::new(PendingStore::new(max_pending)),
+            contacts: ContactStore::new(DEFAULT_MAX_CONTACTS_PER_PROFILE),
             next_id: AtomicU64::new(1),
             seed,
         }
@@ -153,7 +178,9 @@ impl Engine {
 
     /// Records a reward in [0, 1] for one offer of a decision and updates its policy.
     /// `offer_id` may be left out when the decision showed exactly one offer.
-    pub fn report_outcome(&self, decision_id: u64, offer_id: Option<&str>, reward: f64) -> Result<()> {
+    /// A positive reward is a conversion and `dismissed` a dismissal: both start the contact
+    /// policy's cooldowns for the profile, and a conversion counts against a conversions budget.
+    pub fn report_outcome(&self, decision_id: u64, offer_id: Option<&str>, reward: f64, dismissed: bool) -> Result<()> {
         if !(reward.is_finite() && (0.0..=1.0).contains(&reward)) {
             return Err(Error::InvalidInput(format!("reward must be a number in [0, 1], got {reward}")));
         }
@@ -181,6 +208,7 @@ impl Engine {
         };
         let name = |loaded: &Loaded, placement: usize, local: usize| loaded.offer_id(placement, local).to_owned();
         let settled = self.pending.lock().unwrap_or_else(PoisonError::into_inner).settle(decision_id, pick, name)?;
+        self.record_outcome_contact(&settled, reward, dismissed);
         // The outcome teaches the current catalog's arm, also when the decision predates a reload.
         let current = self.current();
         let (placement, local) = if Arc::ptr_eq(&current, &settled.state) {
@@ -202,6 +230,74 @@ impl Engine {
         Ok(())
     }
 
+    fn record_outcome_contact(&self, settled: &crate::pending::Settled<Loaded>, reward: f64, dismissed: bool) {
+        let state = &settled.state;
+        let offer = state.catalog.placements[settled.placement].offers[settled.local];
+        if reward > 0.0
+            && let Some(budget) = &state.budgets[offer]
+            && budget.spec.counts == Counts::Conversions
+        {
+            budget.add(settled.decided_at);
+        }
+        let kind = if reward > 0.0 {
+            ContactKind::Converted
+        } else if dismissed {
+            ContactKind::Dismissed
+        } else {
+            return;
+        };
+        let Some(profile) = &settled.profile else { return };
+        let event = ContactEvent {
+            time: settled.decided_at,
+            offer: Arc::clone(&state.offer_names[offer]),
+            channel: Arc::clone(&state.channel_names[state.catalog.placements[settled.placement].channel]),
+            group: state.catalog.offers[offer].group.map(|g| Arc::clone(&state.group_names[g])),
+            kind,
+            // Cooldown events belong to no reservation.
+            decision_id: 0,
+        };
+        self.contacts.record(profile, event, state.catalog.contact.horizon());
+    }
+
+    /// Withdraws a decision that was not shown: its contacts and budget units are given
+    /// back, and no outcome can be reported for it.
+    pub fn release(&self, decision_id: u64) -> Result<()> {
+        let released = self.pending.lock().unwrap_or_else(PoisonError::into_inner).release(decision_id)?;
+        let state = &released.state;
+        for &local in &released.locals {
+            let offer = state.catalog.placements[released.placement].offers[local];
+            if let Some(budget) = &state.budgets[offer]
+                && budget.spec.counts == Counts::Impressions
+            {
+                budget.give_back(released.decided_at);
+            }
+        }
+        if let Some(profile) = &released.profile
+            && let Some(history) = self.contacts.lock(profile).get_mut(&**profile)
+        {
+            history.release(decision_id);
+        }
+        Ok(())
+    }
+
+    /// A profile's stored contact history, oldest first.
+    pub fn contact_history(&self, profile: &str) -> Vec<ContactEvent> {
+        self.contacts.history(profile).events.into_iter().collect()
+    }
+
+    /// Records contacts that happened elsewhere (other systems, a data platform).
+    pub fn record_contact(&self, profile: &str, event: ContactEvent) {
+        let horizon = self.current().catalog.contact.horizon();
+        self.contacts.record(profile, event, horizon);
+    }
+
+    /// (used, allowed) of an offer's volume budget at `now`, if it has one.
+    pub fn budget_usage(&self, offer: &str, now: f64) -> Result<Option<(u64, u64)>> {
+        let loaded = self.current();
+        let o = loaded.catalog.offer_index(offer).ok_or_else(|| Error::UnknownOffer(offer.to_owned()))?;
+        Ok(loaded.budgets[o].as_ref().map(|b| b.usage(now)))
+    }
+
     /// Posterior of every offer in a placement.
     pub fn policy_state(&self, placement: &str) -> Result<Vec<ArmState>> {
         let loaded = self.current();
@@ -220,5 +316,7 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod contact_tests;
 #[cfg(test)]
 mod tests;

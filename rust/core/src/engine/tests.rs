@@ -25,14 +25,14 @@ fn engine(seed: u64) -> Engine {
     Engine::new(Catalog::from_json(CATALOG).unwrap(), seed)
 }
 
-fn request<'a>(placement: &'a str, features: &'a [f32], consents: &'a [&'a str]) -> DecideRequest<'a> {
-    DecideRequest { placement, features, consents, now: 1000.0, explain: true }
+fn request<'a>(placement: &'a [&'a str], features: &'a [f32], consents: &'a [&'a str]) -> DecideRequest<'a> {
+    DecideRequest { consents, explain: true, ..DecideRequest::new(placement, features, 1000.0) }
 }
 
 #[test]
 fn decide_explains_every_offer_left_out() {
     let e = engine(1);
-    let d = e.decide(&request("hero", &[25.0, 1.0, 1.0], &[])).unwrap();
+    let d = e.decide(&request(&["hero"], &[25.0, 1.0, 1.0], &[])).unwrap();
     let chosen: Vec<&str> = d.offers.iter().map(|o| o.offer_id.as_str()).collect();
     assert_eq!(chosen.len(), 2);
     assert!(chosen.contains(&"card_plus") && chosen.contains(&"news"), "{chosen:?}");
@@ -48,7 +48,7 @@ fn decide_explains_every_offer_left_out() {
 fn one_offer_per_exclusion_group() {
     let e = engine(2);
     for _ in 0..50 {
-        let d = e.decide(&request("hero", &[40.0, 0.0, 1.0], &["email"])).unwrap();
+        let d = e.decide(&request(&["hero"], &[40.0, 0.0, 1.0], &["email"])).unwrap();
         let cards = d.offers.iter().filter(|o| o.offer_id.starts_with("card")).count();
         assert!(cards <= 1, "{d:?}");
         if let Some((_, r)) = d.reasons.iter().find(|(o, _)| o.starts_with("card")) {
@@ -60,36 +60,36 @@ fn one_offer_per_exclusion_group() {
 #[test]
 fn bad_input_is_rejected_with_what_was_expected() {
     let e = engine(3);
-    let err = e.decide(&request("hero", &[25.0, 1.0], &[])).unwrap_err().to_string();
+    let err = e.decide(&request(&["hero"], &[25.0, 1.0], &[])).unwrap_err().to_string();
     assert!(err.contains("expected 3 features, got 2"), "{err}");
-    let err = e.decide(&request("hero", &[f32::NAN, 1.0, 0.0], &[])).unwrap_err().to_string();
+    let err = e.decide(&request(&["hero"], &[f32::NAN, 1.0, 0.0], &[])).unwrap_err().to_string();
     assert!(err.contains("feature 'age'") && err.contains("not a finite number"), "{err}");
-    let err = e.decide(&request("hero", &[20.0, 1.0, 5.0], &[])).unwrap_err().to_string();
+    let err = e.decide(&request(&["hero"], &[20.0, 1.0, 5.0], &[])).unwrap_err().to_string();
     assert!(err.contains("category code"), "{err}");
-    assert!(matches!(e.decide(&request("nope", &[20.0, 1.0, 0.0], &[])), Err(Error::UnknownPlacement(_))));
-    assert!(e.decide(&request("hero", &[20.0, 1.0, 0.0], &["fax"])).is_err());
+    assert!(matches!(e.decide(&request(&["nope"], &[20.0, 1.0, 0.0], &[])), Err(Error::UnknownPlacement(_))));
+    assert!(e.decide(&request(&["hero"], &[20.0, 1.0, 0.0], &["fax"])).is_err());
 }
 
 #[test]
 fn outcomes_update_once_and_only_for_shown_offers() {
     let e = engine(4);
-    let d = e.decide(&request("mail", &[40.0, 0.0, 0.0], &["email"])).unwrap();
+    let d = e.decide(&request(&["mail"], &[40.0, 0.0, 0.0], &["email"])).unwrap();
     let id = d.decision_id;
     let shown = d.offers[0].offer_id.clone();
-    e.report_outcome(id, None, 1.0).unwrap();
+    e.report_outcome(id, None, 1.0, false).unwrap();
     let state = e.policy_state("mail").unwrap();
     let arm = state.iter().find(|a| a.offer_id == shown).unwrap();
     assert_eq!((arm.alpha, arm.beta), (2.0, 1.0));
-    assert!(matches!(e.report_outcome(id, None, 1.0), Err(Error::UnknownDecision(_))));
-    assert!(matches!(e.report_outcome(999_999, None, 1.0), Err(Error::UnknownDecision(_))));
-    let d = e.decide(&request("hero", &[40.0, 0.0, 1.0], &["email"])).unwrap();
-    let err = e.report_outcome(d.decision_id, None, 1.0).unwrap_err().to_string();
+    assert!(matches!(e.report_outcome(id, None, 1.0, false), Err(Error::UnknownDecision(_))));
+    assert!(matches!(e.report_outcome(999_999, None, 1.0, false), Err(Error::UnknownDecision(_))));
+    let d = e.decide(&request(&["hero"], &[40.0, 0.0, 1.0], &["email"])).unwrap();
+    let err = e.report_outcome(d.decision_id, None, 1.0, false).unwrap_err().to_string();
     assert!(err.contains("say which one"), "{err}");
-    assert!(matches!(e.report_outcome(d.decision_id, Some("ghost"), 1.0), Err(Error::UnknownOffer(_))));
+    assert!(matches!(e.report_outcome(d.decision_id, Some("ghost"), 1.0, false), Err(Error::UnknownOffer(_))));
     let first = d.offers[0].offer_id.clone();
-    e.report_outcome(d.decision_id, Some(&first), 0.0).unwrap();
-    assert!(matches!(e.report_outcome(d.decision_id, Some(&first), 0.0), Err(Error::AlreadyReported { .. })));
-    assert!(e.report_outcome(d.decision_id, Some(&d.offers[1].offer_id), 2.0).is_err());
+    e.report_outcome(d.decision_id, Some(&first), 0.0, false).unwrap();
+    assert!(matches!(e.report_outcome(d.decision_id, Some(&first), 0.0, false), Err(Error::AlreadyReported { .. })));
+    assert!(e.report_outcome(d.decision_id, Some(&d.offers[1].offer_id), 2.0, false).is_err());
 }
 
 #[test]
@@ -104,12 +104,13 @@ fn batch_decides_like_single_decisions() {
             consents: Some(&consents),
             now: 1000.0,
             propensities: true,
+            profile_ids: None,
         })
         .unwrap();
     let catalog = &a.current().catalog;
     for (i, row) in rows.chunks_exact(3).enumerate() {
         let names: Vec<&str> = if consents[i * 2 + 1] == 1 { vec!["web", "email"] } else { vec!["web"] };
-        let single = b.decide(&request("hero", row, &names)).unwrap();
+        let single = b.decide(&request(&["hero"], row, &names)).unwrap();
         let ids: Vec<&str> = batch.offers[i * 2..i * 2 + 2]
             .iter()
             .filter(|&&o| o >= 0)
@@ -127,18 +128,12 @@ fn thompson_learns_the_better_offer() {
     let mut news = 0;
     for t in 0..3000 {
         let d = e
-            .decide(&DecideRequest {
-                placement: "mail",
-                features: &features,
-                consents: &["email"],
-                now: 1000.0,
-                explain: false,
-            })
+            .decide(&DecideRequest { consents: &["email"], ..DecideRequest::new(&["mail"], &features, 1000.0) })
             .unwrap();
         let offer = &d.offers[0].offer_id;
         let rate = if offer == "news" { 0.3 } else { 0.1 };
         let reward = if (t * 7919 % 1000) as f64 / 1000.0 < rate { 1.0 } else { 0.0 };
-        e.report_outcome(d.decision_id, None, reward).unwrap();
+        e.report_outcome(d.decision_id, None, reward, false).unwrap();
         if t >= 2000 && offer == "news" {
             news += 1;
         }
@@ -151,14 +146,14 @@ fn replacing_the_catalog_keeps_what_was_learned() {
     let e = engine(6);
     let features = [40.0, 1.0, 0.0];
     let request =
-        DecideRequest { placement: "mail", features: &features, consents: &["email"], now: 1000.0, explain: false };
+        DecideRequest { consents: &["email"], ..DecideRequest::new(&["mail"], &features, 1000.0) };
     let before = e.decide(&request).unwrap();
-    e.report_outcome(before.decision_id, None, 1.0).unwrap();
+    e.report_outcome(before.decision_id, None, 1.0, false).unwrap();
     let in_flight = e.decide(&request).unwrap();
 
     e.replace_catalog(Catalog::from_json(&CATALOG.replace("\"old\"", "\"older\"")).unwrap());
     assert!(e.current().catalog.offer_index("older").is_some());
-    e.report_outcome(in_flight.decision_id, None, 1.0).unwrap();
+    e.report_outcome(in_flight.decision_id, None, 1.0, false).unwrap();
     let state = e.policy_state("mail").unwrap();
     let learned: f64 = state.iter().map(|a| a.alpha + a.beta - 2.0).sum();
     assert_eq!(learned, 2.0, "both outcomes reach the new catalog's arms: {state:?}");

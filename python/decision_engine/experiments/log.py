@@ -1,0 +1,207 @@
+"""The decision log the experiment report reads: two Parquet files.
+
+Decisions, one row per chosen offer (a decision with two slots has two rows)::
+
+    decision_id uint64 | time timestamp[us, UTC] | profile_id string | placement string |
+    experiment string | group string | offer_id string | slot int32 | propensity float64
+
+Outcomes, reported later against a decision (and the offer that converted)::
+
+    decision_id uint64 | offer_id string | time timestamp[us, UTC] | reward float64 | value float64
+
+An outcome with a null or empty ``offer_id`` counts for the decision's slot-0 offer. The
+experiments behind the log (groups and shares) travel in the decisions file's schema
+metadata under ``decision_engine.experiments``, so the report can check sample ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from decision_engine.errors import InvalidInputError
+from decision_engine.experiments.assignment import Experiment
+
+TIME = pa.timestamp("us", tz="UTC")
+DECISIONS_SCHEMA = pa.schema(
+    [
+        ("decision_id", pa.uint64()),
+        ("time", TIME),
+        ("profile_id", pa.string()),
+        ("placement", pa.string()),
+        ("experiment", pa.string()),
+        ("group", pa.string()),
+        ("offer_id", pa.string()),
+        ("slot", pa.int32()),
+        ("propensity", pa.float64()),
+    ]
+)
+OUTCOMES_SCHEMA = pa.schema(
+    [
+        ("decision_id", pa.uint64()),
+        ("offer_id", pa.string()),
+        ("time", TIME),
+        ("reward", pa.float64()),
+        ("value", pa.float64()),
+    ]
+)
+EXPERIMENTS_KEY = b"decision_engine.experiments"
+Rows = Sequence[Mapping[str, Any]] | Mapping[str, Any]
+
+
+def _column(values: Any, field: pa.Field) -> pa.Array:
+    if field.type == TIME:
+        array = np.asarray(values)
+        if array.dtype.kind in "fi":  # unix seconds, as the engine takes them
+            return pa.array((array * 1e6).round().astype(np.int64), pa.int64()).cast(TIME)
+        if array.dtype.kind == "M":
+            return pa.array(array.astype("datetime64[us]"), TIME)
+    return pa.array(values, field.type)
+
+
+def to_table(rows: Rows, schema: pa.Schema) -> pa.Table:
+    """Rows (a list of dicts) or columns (a dict of lists or numpy arrays) as a table of ``schema``."""
+    if isinstance(rows, Mapping):
+        names = set(rows)
+        if names != set(schema.names):
+            raise InvalidInputError(
+                f"columns must be {schema.names}; missing {sorted(set(schema.names) - names)}, "
+                f"unexpected {sorted(names - set(schema.names))}"
+            )
+        return pa.Table.from_arrays([_column(rows[f.name], f) for f in schema], schema=schema)
+    try:
+        return pa.Table.from_pylist(list(rows), schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
+        raise InvalidInputError(f"rows do not match the log schema: {exc}") from exc
+
+
+class LogWriter:
+    """Appends batches to a Parquet file; the file appears under ``path`` only once closed.
+
+    Until ``close`` the data goes to ``path + ".partial"``, so a reader never sees half a log.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], schema: pa.Schema) -> None:
+        self.path = Path(path)
+        self.schema = schema
+        self.rows_written = 0
+        self._partial = self.path.with_name(self.path.name + ".partial")
+        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self._partial, schema)
+
+    def append(self, rows: Rows) -> None:
+        if self._writer is None:
+            raise InvalidInputError(f"{self.path}: the log is closed")
+        table = to_table(rows, self.schema)
+        self._writer.write_table(table)
+        self.rows_written += table.num_rows
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            os.replace(self._partial, self.path)
+
+    def __enter__(self) -> LogWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class DecisionLogWriter(LogWriter):
+    """Writes the decisions file; ``experiments`` are recorded in its metadata."""
+
+    def __init__(self, path: str | os.PathLike[str], experiments: Iterable[Experiment] = ()) -> None:
+        described = json.dumps([e.to_dict() for e in experiments]).encode("utf-8")
+        super().__init__(path, DECISIONS_SCHEMA.with_metadata({EXPERIMENTS_KEY: described}))
+
+
+class OutcomeLogWriter(LogWriter):
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(path, OUTCOMES_SCHEMA)
+
+
+def _read(path: str | os.PathLike[str], schema: pa.Schema) -> pa.Table:
+    table = pq.read_table(path)
+    missing = [name for name in schema.names if name not in table.column_names]
+    if missing:
+        raise InvalidInputError(f"{path}: missing columns {missing} (expected {schema.names})")
+    try:
+        return table.select(schema.names).cast(schema.remove_metadata())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise InvalidInputError(f"{path}: columns do not match the log schema: {exc}") from exc
+
+
+def read_decisions(path: str | os.PathLike[str]) -> pa.Table:
+    return _read(path, DECISIONS_SCHEMA)
+
+
+def read_outcomes(path: str | os.PathLike[str]) -> pa.Table:
+    return _read(path, OUTCOMES_SCHEMA)
+
+
+def read_experiments(path: str | os.PathLike[str]) -> list[Experiment]:
+    """The experiments recorded in a decisions file's metadata (none for foreign files)."""
+    metadata = pq.read_schema(path).metadata or {}
+    described = metadata.get(EXPERIMENTS_KEY)
+    return [] if described is None else [Experiment.from_dict(d) for d in json.loads(described)]
+
+
+def join_outcomes(decisions: pa.Table, outcomes: pa.Table, attribution_window: timedelta) -> pa.Table:
+    """Decision rows with the outcomes reported within ``attribution_window`` after them.
+
+    Adds ``outcomes`` (count), ``reward`` (the largest, 0 without one), ``value`` (their sum)
+    and ``converted`` (reward > 0). Rows come back ordered by time, decision id and slot.
+    """
+    first = decisions.filter(pc.equal(decisions["slot"], 0)).select(["decision_id", "offer_id"])
+    first = first.rename_columns(["decision_id", "first_offer"])
+    reported = outcomes.rename_columns(["decision_id", "reported_offer", "outcome_time", "reward", "value"])
+    reported = reported.join(first, "decision_id", join_type="left outer")
+    no_offer = pc.or_kleene(pc.is_null(reported["reported_offer"]), pc.equal(reported["reported_offer"], ""))
+    offer = pc.if_else(no_offer, reported["first_offer"], reported["reported_offer"])
+    reported = reported.append_column("offer_id", offer).drop_columns(["reported_offer", "first_offer"])
+
+    shown = decisions.select(["decision_id", "offer_id", "time"])
+    matched = reported.join(shown, ["decision_id", "offer_id"], join_type="inner")
+    delay = pc.subtract(matched["outcome_time"], matched["time"])
+    window = pa.scalar(attribution_window, pa.duration("us"))
+    in_window = pc.and_(pc.greater_equal(delay, pa.scalar(timedelta(0), pa.duration("us"))), pc.less_equal(delay, window))
+    matched = matched.filter(in_window)
+    per_offer = matched.group_by(["decision_id", "offer_id"]).aggregate(
+        [("reward", "count"), ("reward", "max"), ("value", "sum")]
+    )
+    per_offer = per_offer.rename_columns(["decision_id", "offer_id", "outcomes", "reward", "value"])
+    joined = decisions.join(per_offer, ["decision_id", "offer_id"], join_type="left outer")
+    joined = joined.set_column(
+        joined.schema.get_field_index("outcomes"), "outcomes", pc.fill_null(joined["outcomes"], 0)
+    )
+    for name in ("reward", "value"):
+        joined = joined.set_column(joined.schema.get_field_index(name), name, pc.fill_null(joined[name], 0.0))
+    joined = joined.append_column("converted", pc.greater(joined["reward"], 0.0))
+    return joined.sort_by([("time", "ascending"), ("decision_id", "ascending"), ("slot", "ascending")])
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
+_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"7d"``, ``"12h"``, ``"1d12h"``, ``"30m"``, ``"2w"`` as a timedelta."""
+    compact = text.strip().lower()
+    parts = _DURATION.findall(compact)
+    if not parts or _DURATION.sub("", compact).strip():
+        raise InvalidInputError(f"not a duration: {text!r} (use e.g. 7d, 12h, 30m, 1d12h)")
+    return sum((timedelta(**{_UNITS[unit]: float(amount)}) for amount, unit in parts), timedelta())

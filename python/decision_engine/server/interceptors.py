@@ -1,0 +1,160 @@
+"""Server interceptors for the decision_engine.v1 services: bearer-token auth and metrics.
+
+Health and reflection pass through untouched (load balancers probe them without a token).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from decision_engine.server.metrics import Metrics
+
+__all__ = ["AuthInterceptor", "MetricsInterceptor", "Tokens"]
+
+PACKAGE = "/decision_engine.v1."
+DECISION_SERVICE = "decision_engine.v1.DecisionService"
+ADMIN_SERVICE = "decision_engine.v1.AdminService"
+
+Continuation = Callable[[grpc.HandlerCallDetails], "grpc.RpcMethodHandler[Any, Any] | None"]
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Bearer tokens. With neither set, no call needs a token. The admin token also grants
+    the DecisionService; with only a decision token set, the AdminService is closed."""
+
+    decision: str | None = None
+    admin: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.decision is not None or self.admin is not None
+
+    def __repr__(self) -> str:  # never print the tokens themselves
+        return f"Tokens(decision={'set' if self.decision else None}, admin={'set' if self.admin else None})"
+
+
+def _rewrap(
+    handler: grpc.RpcMethodHandler[Any, Any], wrap: Callable[[Callable[..., Any]], Callable[..., Any]]
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """The same handler with its behaviour wrapped; response-streaming handlers are kept."""
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            wrap(handler.unary_unary), handler.request_deserializer, handler.response_serializer
+        )
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(
+            wrap(handler.stream_unary), handler.request_deserializer, handler.response_serializer
+        )
+    return handler
+
+
+def _bearer(details: grpc.HandlerCallDetails) -> bytes | None:
+    for key, value in details.invocation_metadata or ():
+        if key == "authorization":
+            scheme, _, token = (value if isinstance(value, str) else value.decode()).partition(" ")
+            return token.strip().encode() if scheme.lower() == "bearer" else None
+    return None
+
+
+def _matches(given: bytes, expected: str | None) -> bool:
+    return expected is not None and hmac.compare_digest(given, expected.encode())
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """`authorization: Bearer <token>` metadata: UNAUTHENTICATED without a known token,
+    PERMISSION_DENIED for a decision token on the AdminService."""
+
+    def __init__(self, tokens: Tokens) -> None:
+        self.tokens = tokens
+
+    def _refusal(self, details: grpc.HandlerCallDetails) -> tuple[grpc.StatusCode, str] | None:
+        method = details.method or ""
+        admin = method.startswith(f"/{ADMIN_SERVICE}/")
+        if not method.startswith(PACKAGE) or not self.tokens.enabled:
+            return None
+        if not admin and self.tokens.decision is None:
+            return None  # only the admin service is protected
+        given = _bearer(details)
+        if given is None:
+            return grpc.StatusCode.UNAUTHENTICATED, "missing bearer token (metadata 'authorization: Bearer <token>')"
+        if _matches(given, self.tokens.admin):
+            return None
+        if _matches(given, self.tokens.decision):
+            if admin:
+                return grpc.StatusCode.PERMISSION_DENIED, "the AdminService needs the admin token"
+            return None
+        return grpc.StatusCode.UNAUTHENTICATED, "invalid bearer token"
+
+    def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = continuation(handler_call_details)
+        refusal = self._refusal(handler_call_details)
+        if handler is None or refusal is None:
+            return handler
+        code, message = refusal
+
+        def refuse(_behaviour: Callable[..., Any]) -> Callable[..., Any]:
+            def abort(_request: Any, context: grpc.ServicerContext) -> Any:
+                context.abort(code, message)
+
+            return abort
+
+        return _rewrap(handler, refuse)
+
+
+def _placement_of(request: Any) -> str | None:
+    placement = getattr(request, "placement", None)
+    if isinstance(placement, str):
+        return placement
+    many = getattr(request, "placements", None)
+    if many is not None and len(many) == 1 and isinstance(many[0], str):
+        return str(many[0])
+    return "multiple" if many else None
+
+
+class MetricsInterceptor(grpc.ServerInterceptor):
+    """Counts and times every call of the decision_engine.v1 services, by method, placement
+    (for Decide/DecideBatch) and status code."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = continuation(handler_call_details)
+        method = handler_call_details.method or ""
+        if handler is None or not method.startswith(PACKAGE):
+            return handler
+        name = method.removeprefix(PACKAGE)  # e.g. "DecisionService/Decide"
+        metrics = self.metrics
+
+        def timed(behaviour: Callable[..., Any]) -> Callable[..., Any]:
+            def call(request: Any, context: grpc.ServicerContext) -> Any:
+                start = time.perf_counter()
+                code = "UNKNOWN"
+                try:
+                    response = behaviour(request, context)
+                    code = "OK"
+                    return response
+                finally:
+                    status = getattr(context, "code", lambda: None)()
+                    if status is not None:
+                        code = status.name
+                    placement = _placement_of(request)
+                    label = "" if placement is None else metrics.placement_label(placement)
+                    if placement == "multiple":
+                        label = placement
+                    metrics.observe_rpc(name, label, code, time.perf_counter() - start)
+
+            return call
+
+        return _rewrap(handler, timed)

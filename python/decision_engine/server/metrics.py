@@ -1,0 +1,146 @@
+"""Prometheus metrics on their own HTTP port, and the counters behind AdminService.GetStats.
+
+Every server gets its own registry, so tests can run several servers in one process.
+Label values are bounded: methods are the services' own, placements and offers come from
+the catalog in force (anything else is counted as "unknown"), codes are gRPC status names.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+__all__ = ["LATENCY_BUCKETS", "Metrics", "MetricsHttp", "Stats", "StatsSnapshot"]
+
+# Seconds: from a fast Decide (tens of microseconds in the engine) to a large DecideBatch.
+LATENCY_BUCKETS = (
+    50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    decisions: int
+    batch_profiles: int
+    outcomes: int
+    rejected_outcomes: int
+    catalog_reloads: int
+    failed_catalog_reloads: int
+    uptime_seconds: float
+
+
+class Stats:
+    """Plain counters of this process, read by GetStats."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+        self._counts = dict.fromkeys(
+            ("decisions", "batch_profiles", "outcomes", "rejected_outcomes", "catalog_reloads",
+             "failed_catalog_reloads"),
+            0,
+        )  # fmt: skip
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += n
+
+    def snapshot(self) -> StatsSnapshot:
+        with self._lock:
+            return StatsSnapshot(**self._counts, uptime_seconds=time.monotonic() - self._started)
+
+
+class MetricsHttp:
+    """The /metrics endpoint; `port` is the one bound (useful with port 0)."""
+
+    def __init__(self, server: WSGIServer, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+        self.port: int = server.server_port
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.stats = Stats()
+        self._placements: Callable[[], frozenset[str]] = frozenset
+        r = self.registry
+        self.requests = Counter(
+            "decision_engine_rpc_requests", "RPCs handled, by method, placement and status code.",
+            ["method", "placement", "code"], registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "decision_engine_rpc_duration_seconds", "Time to handle an RPC, by method and placement.",
+            ["method", "placement"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.errors = Counter(
+            "decision_engine_rpc_errors", "RPCs that ended with an error, by method and status code.",
+            ["method", "code"], registry=r,
+        )  # fmt: skip
+        self.decisions = Counter(
+            "decision_engine_decisions", "Offers chosen, by placement and offer (offer '' = no offer).",
+            ["placement", "offer"], registry=r,
+        )  # fmt: skip
+        self.outcomes = Counter(
+            "decision_engine_outcomes", "Outcomes reported, by result (accepted or a status code).",
+            ["result"], registry=r,
+        )  # fmt: skip
+        self.reloads = Counter(
+            "decision_engine_catalog_reloads", "Catalog replacements, by result (ok, invalid).",
+            ["result"], registry=r,
+        )  # fmt: skip
+        self.pending = Gauge(
+            "decision_engine_pending_decisions", "Decisions awaiting at least one outcome.", registry=r
+        )
+
+    def watch(self, placements: Callable[[], frozenset[str]], pending: Callable[[], float]) -> None:
+        """Where the catalog's placement ids and the pending decision count are read from."""
+        self._placements = placements
+        self.pending.set_function(pending)
+
+    def placement_label(self, placement: str) -> str:
+        return placement if placement in self._placements() else "unknown"
+
+    def observe_rpc(self, method: str, placement: str, code: str, seconds: float) -> None:
+        self.requests.labels(method, placement, code).inc()
+        self.latency.labels(method, placement).observe(seconds)
+        if code != "OK":
+            self.errors.labels(method, code).inc()
+
+    def decided(self, placement: str, offer_ids: Iterable[str]) -> None:
+        """One Decide decision in `placement` showing `offer_ids`."""
+        self.stats.add("decisions")
+        chosen = False
+        for offer in offer_ids:
+            self.decisions.labels(placement, offer).inc()
+            chosen = True
+        if not chosen:
+            self.decisions.labels(placement, "").inc()
+
+    def batch_decided(self, placement: str, rows: int, offer_counts: Iterable[tuple[str, int]]) -> None:
+        self.stats.add("batch_profiles", rows)
+        for offer, count in offer_counts:
+            self.decisions.labels(placement, offer).inc(count)
+
+    def outcome(self, result: str) -> None:
+        self.stats.add("outcomes" if result == "accepted" else "rejected_outcomes")
+        self.outcomes.labels(result).inc()
+
+    def catalog_reload(self, ok: bool) -> None:
+        self.stats.add("catalog_reloads" if ok else "failed_catalog_reloads")
+        self.reloads.labels("ok" if ok else "invalid").inc()
+
+    def serve_http(self, host: str, port: int) -> MetricsHttp:
+        """Starts the /metrics endpoint on host:port (port 0: any free port)."""
+        server, thread = start_http_server(port, addr=host, registry=self.registry)
+        return MetricsHttp(server, thread)

@@ -1,0 +1,141 @@
+"""The gRPC services: convert the request, call the engine, convert the result back.
+
+Every method goes through `handle_errors`, which maps exceptions to status codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+
+from decision_engine.engine import Engine
+from decision_engine.errors import DecisionEngineError
+from decision_engine.server import converters as convert
+from decision_engine.server.catalogs import CatalogManager
+from decision_engine.server.errors import check_deadline, handle_errors, status_of
+from decision_engine.server.metrics import Metrics
+from decision_engine.v1 import admin_pb2 as admin
+from decision_engine.v1 import decision_pb2 as pb
+
+__all__ = ["AdminServicer", "DecisionServicer", "Limits"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_batch: int = 10_000  # profiles per DecideBatch (and per ApplyCatalog sample)
+
+
+class DecisionServicer:
+    def __init__(
+        self, engine: Engine, catalogs: CatalogManager, metrics: Metrics, limits: Limits, ids: convert.DecisionIds
+    ) -> None:
+        self.engine = engine
+        self.catalogs = catalogs
+        self.metrics = metrics
+        self.limits = limits
+        self.ids = ids
+
+    @handle_errors
+    def Decide(self, request: pb.DecideRequest, context: grpc.ServicerContext) -> pb.DecideResponse:
+        check_deadline(context, "deciding")
+        placements = convert.placements(request, self.catalogs.placement_ids)
+        profile = convert.profile(request.profile)
+        consents, now, explain = list(request.profile.consents), convert.seconds(request), request.explain
+        # One engine.decide per placement, in request order: an offer chosen for an earlier
+        # placement may come again in a later one. Keeping a page free of duplicates needs the
+        # whole-page decide the core will add.
+        decisions = []
+        for placement in placements:
+            decision = self.engine.decide(placement, profile, consents=consents, now=now, explain=explain)
+            self.metrics.decided(placement, decision.offer_ids)
+            decisions.append(decision)
+        return convert.decide_response(decisions, self.ids, explain)
+
+    @handle_errors
+    def DecideBatch(self, request: pb.DecideBatchRequest, context: grpc.ServicerContext) -> pb.DecideBatchResponse:
+        features = convert.batch_features(request, len(self.engine.feature_names), self.limits.max_batch)
+        consents = convert.batch_consents(request, self.engine.channels)
+        check_deadline(context, "deciding the batch")
+        batch = self.engine.decide_batch(request.placement, features, consents=consents, now=convert.seconds(request))
+        response, counts = convert.batch_response(request.placement, batch, self.engine.offer_ids, self.ids)
+        self.metrics.batch_decided(request.placement, request.rows, counts)
+        return response
+
+    @handle_errors
+    def ReportOutcome(
+        self, request: pb.ReportOutcomeRequest, context: grpc.ServicerContext
+    ) -> pb.ReportOutcomeResponse:
+        try:
+            self.engine.report_outcome(*convert.outcome(request, self.ids))
+        except DecisionEngineError as exc:
+            self.metrics.outcome(status_of(exc)[0].name)
+            raise
+        self.metrics.outcome("accepted")
+        return pb.ReportOutcomeResponse()
+
+    @handle_errors
+    def ReportOutcomes(
+        self, requests: Iterator[pb.ReportOutcomeRequest], context: grpc.ServicerContext
+    ) -> pb.ReportOutcomesResponse:
+        response = pb.ReportOutcomesResponse()
+        for index, request in enumerate(requests):
+            try:
+                self.engine.report_outcome(*convert.outcome(request, self.ids))
+            except DecisionEngineError as exc:  # refused outcomes are listed; the stream goes on
+                code, message = status_of(exc)
+                self.metrics.outcome(code.name)
+                response.rejected.append(convert.rejected(index, request, code, message))
+                continue
+            self.metrics.outcome("accepted")
+            response.accepted += 1
+        return response
+
+    @handle_errors
+    def Ping(self, request: pb.PingRequest, context: grpc.ServicerContext) -> pb.PingResponse:
+        return pb.PingResponse()
+
+
+class AdminServicer:
+    def __init__(self, engine: Engine, catalogs: CatalogManager, metrics: Metrics, limits: Limits) -> None:
+        self.engine = engine
+        self.catalogs = catalogs
+        self.metrics = metrics
+        self.limits = limits
+
+    @handle_errors
+    def GetCatalog(self, request: admin.GetCatalogRequest, context: grpc.ServicerContext) -> admin.GetCatalogResponse:
+        return convert.catalog_response(self.engine.catalog)
+
+    @handle_errors
+    def ValidateCatalog(
+        self, request: admin.ValidateCatalogRequest, context: grpc.ServicerContext
+    ) -> admin.ValidateCatalogResponse:
+        issues, loaded = self.catalogs.validate(request.yaml, request.name or "<request>")
+        return convert.validate_response(issues, loaded)
+
+    @handle_errors
+    def ApplyCatalog(
+        self, request: admin.ApplyCatalogRequest, context: grpc.ServicerContext
+    ) -> admin.ApplyCatalogResponse:
+        sample = convert.sample_rows(request, len(self.engine.feature_names), self.limits.max_batch)
+        check_deadline(context, "applying the catalog")
+        report = self.catalogs.apply(request.yaml, request.name or "<request>", dry_run=request.dry_run, sample=sample)
+        return convert.apply_response(report)
+
+    @handle_errors
+    def GetPolicyState(
+        self, request: admin.GetPolicyStateRequest, context: grpc.ServicerContext
+    ) -> admin.GetPolicyStateResponse:
+        placements = list(request.placements) or list(self.engine.placements)
+        return convert.policy_state_response({p: self.engine.policy_state(p) for p in placements})
+
+    @handle_errors
+    def GetStats(self, request: admin.GetStatsRequest, context: grpc.ServicerContext) -> admin.GetStatsResponse:
+        return convert.stats_response(
+            self.metrics.stats.snapshot(),
+            pending=self.engine.pending_decisions,
+            offers=len(self.engine.offer_ids),
+            placements=len(self.catalogs.placement_ids),
+        )

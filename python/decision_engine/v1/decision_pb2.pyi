@@ -1,0 +1,166 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Profile(_message.Message):
+    __slots__ = ("id", "features", "consents", "named_features")
+    class NamedFeaturesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: FeatureValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[FeatureValue, _Mapping]] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    CONSENTS_FIELD_NUMBER: _ClassVar[int]
+    NAMED_FEATURES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    features: _containers.RepeatedScalarFieldContainer[float]
+    consents: _containers.RepeatedScalarFieldContainer[str]
+    named_features: _containers.MessageMap[str, FeatureValue]
+    def __init__(self, id: _Optional[str] = ..., features: _Optional[_Iterable[float]] = ..., consents: _Optional[_Iterable[str]] = ..., named_features: _Optional[_Mapping[str, FeatureValue]] = ...) -> None: ...
+
+class FeatureValue(_message.Message):
+    __slots__ = ("number", "flag", "category")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    FLAG_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    number: float
+    flag: bool
+    category: str
+    def __init__(self, number: _Optional[float] = ..., flag: _Optional[bool] = ..., category: _Optional[str] = ...) -> None: ...
+
+class ChosenOffer(_message.Message):
+    __slots__ = ("offer_id", "slot", "score", "propensity")
+    OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    SLOT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    PROPENSITY_FIELD_NUMBER: _ClassVar[int]
+    offer_id: str
+    slot: int
+    score: float
+    propensity: float
+    def __init__(self, offer_id: _Optional[str] = ..., slot: _Optional[int] = ..., score: _Optional[float] = ..., propensity: _Optional[float] = ...) -> None: ...
+
+class Decision(_message.Message):
+    __slots__ = ("decision_id", "placement", "offers", "reasons")
+    class ReasonsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    OFFERS_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    decision_id: int
+    placement: str
+    offers: _containers.RepeatedCompositeFieldContainer[ChosenOffer]
+    reasons: _containers.ScalarMap[str, str]
+    def __init__(self, decision_id: _Optional[int] = ..., placement: _Optional[str] = ..., offers: _Optional[_Iterable[_Union[ChosenOffer, _Mapping]]] = ..., reasons: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class DecideRequest(_message.Message):
+    __slots__ = ("profile", "placements", "explain", "now")
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENTS_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    profile: Profile
+    placements: _containers.RepeatedScalarFieldContainer[str]
+    explain: bool
+    now: _timestamp_pb2.Timestamp
+    def __init__(self, profile: _Optional[_Union[Profile, _Mapping]] = ..., placements: _Optional[_Iterable[str]] = ..., explain: _Optional[bool] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class DecideResponse(_message.Message):
+    __slots__ = ("decisions",)
+    DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    decisions: _containers.RepeatedCompositeFieldContainer[Decision]
+    def __init__(self, decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ...) -> None: ...
+
+class DecideBatchRequest(_message.Message):
+    __slots__ = ("placement", "features", "rows", "consent_channels", "consents", "now")
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    CONSENTS_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    placement: str
+    features: _containers.RepeatedScalarFieldContainer[float]
+    rows: int
+    consent_channels: _containers.RepeatedScalarFieldContainer[str]
+    consents: _containers.RepeatedScalarFieldContainer[bool]
+    now: _timestamp_pb2.Timestamp
+    def __init__(self, placement: _Optional[str] = ..., features: _Optional[_Iterable[float]] = ..., rows: _Optional[int] = ..., consent_channels: _Optional[_Iterable[str]] = ..., consents: _Optional[_Iterable[bool]] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class DecideBatchResponse(_message.Message):
+    __slots__ = ("placement", "rows", "slots", "decision_ids", "offer_ids", "offers", "scores", "propensities")
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    DECISION_IDS_FIELD_NUMBER: _ClassVar[int]
+    OFFER_IDS_FIELD_NUMBER: _ClassVar[int]
+    OFFERS_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    PROPENSITIES_FIELD_NUMBER: _ClassVar[int]
+    placement: str
+    rows: int
+    slots: int
+    decision_ids: _containers.RepeatedScalarFieldContainer[int]
+    offer_ids: _containers.RepeatedScalarFieldContainer[str]
+    offers: _containers.RepeatedScalarFieldContainer[int]
+    scores: _containers.RepeatedScalarFieldContainer[float]
+    propensities: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, placement: _Optional[str] = ..., rows: _Optional[int] = ..., slots: _Optional[int] = ..., decision_ids: _Optional[_Iterable[int]] = ..., offer_ids: _Optional[_Iterable[str]] = ..., offers: _Optional[_Iterable[int]] = ..., scores: _Optional[_Iterable[float]] = ..., propensities: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class ReportOutcomeRequest(_message.Message):
+    __slots__ = ("decision_id", "offer_id", "reward")
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    REWARD_FIELD_NUMBER: _ClassVar[int]
+    decision_id: int
+    offer_id: str
+    reward: float
+    def __init__(self, decision_id: _Optional[int] = ..., offer_id: _Optional[str] = ..., reward: _Optional[float] = ...) -> None: ...
+
+class ReportOutcomeResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReportOutcomesResponse(_message.Message):
+    __slots__ = ("accepted", "rejected")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    accepted: int
+    rejected: _containers.RepeatedCompositeFieldContainer[RejectedOutcome]
+    def __init__(self, accepted: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[RejectedOutcome, _Mapping]]] = ...) -> None: ...
+
+class RejectedOutcome(_message.Message):
+    __slots__ = ("index", "decision_id", "code", "message")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    decision_id: int
+    code: str
+    message: str
+    def __init__(self, index: _Optional[int] = ..., decision_id: _Optional[int] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class PingRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PingResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -1,0 +1,146 @@
+//! Which offers a profile's contact history rules out, and why.
+
+use std::sync::Arc;
+
+use super::history::{ContactEvent, ContactKind};
+use super::policy::{Cap, CapScope, ContactPolicy};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Exclusion {
+    /// `count` contacts within `window` seconds reached the cap's `max`.
+    Cap { cap: String, window: f64, count: u32, max: u32 },
+    /// Converted on or dismissed this offer `ago` seconds back, within the cooldown.
+    Cooldown { after: ContactKind, ago: f64, cooldown: f64 },
+    /// The profile already bought the offer's product.
+    Purchased { product: String },
+    /// The offer's volume budget is used up for now.
+    Budget { used: u64, allowed: u64 },
+}
+
+/// The history of one profile, summarised once per decision against the policy.
+pub struct ContactCheck<'a> {
+    policy: &'a ContactPolicy,
+    now: f64,
+    channel: &'a str,
+    events: Vec<&'a ContactEvent>,
+    purchases: &'a [&'a str],
+    /// Per cap: the count of contacts in its window that it applies to (scope offer: unused).
+    counts: Vec<u32>,
+}
+
+impl<'a> ContactCheck<'a> {
+    /// `channel` is the decision's channel; `events` the stored and request-supplied history.
+    pub fn new(
+        policy: &'a ContactPolicy,
+        now: f64,
+        channel: &'a str,
+        events: impl Iterator<Item = &'a ContactEvent>,
+        purchases: &'a [&'a str],
+    ) -> Self {
+        // Events stamped later than `now` (another server's clock, a reservation made a moment
+        // ago) still count: a cap must hold whatever the order the decisions arrive in.
+        let events: Vec<&ContactEvent> = events.collect();
+        let counts = policy
+            .caps
+            .iter()
+            .map(|cap| {
+                let count = |matches: &dyn Fn(&ContactEvent) -> bool| {
+                    events.iter().filter(|e| shown_within(e, cap, now) && matches(e)).count() as u32
+                };
+                match &cap.scope {
+                    CapScope::Offer => 0,
+                    CapScope::All => count(&|_| true),
+                    CapScope::Channel(c) => count(&|e| &*e.channel == c),
+                    CapScope::Group(g) => count(&|e| e.group.as_deref() == Some(g)),
+                }
+            })
+            .collect();
+        Self { policy, now, channel, events, purchases, counts }
+    }
+
+    /// Whether history is empty and no cap could bind: lets the hot path skip all checks.
+    pub fn is_trivial(&self) -> bool {
+        self.events.is_empty() && self.purchases.is_empty()
+    }
+
+    /// How many more contacts caps allow in this decision's channel (`usize::MAX`: no cap),
+    /// so a multi-slot decision cannot overshoot a cap with room for fewer.
+    pub fn room(&self) -> usize {
+        self.policy
+            .caps
+            .iter()
+            .zip(&self.counts)
+            .filter(|(cap, _)| match &cap.scope {
+                CapScope::All => true,
+                CapScope::Channel(c) => c == self.channel,
+                _ => false,
+            })
+            .map(|(cap, &count)| cap.max.saturating_sub(count) as usize)
+            .min()
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Per group cap: the group's name and how many more of its offers may be shown now.
+    pub fn group_room(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.policy.caps.iter().zip(&self.counts).filter_map(|(cap, &count)| match &cap.scope {
+            CapScope::Group(g) => Some((g.as_str(), cap.max.saturating_sub(count) as usize)),
+            _ => None,
+        })
+    }
+
+    /// Why the offer is out for this profile now, if it is.
+    pub fn exclusion(&self, offer: &str, group: Option<&str>, product: Option<&str>) -> Option<Exclusion> {
+        if self.policy.suppress_purchased
+            && let Some(p) = product
+            && self.purchases.contains(&p)
+        {
+            return Some(Exclusion::Purchased { product: p.to_owned() });
+        }
+        for (kind, cooldown) in [
+            (ContactKind::Converted, self.policy.cooldown_after_conversion),
+            (ContactKind::Dismissed, self.policy.cooldown_after_dismissal),
+        ] {
+            let Some(cooldown) = cooldown else { continue };
+            let last = self.events.iter().filter(|e| e.kind == kind && &*e.offer == offer).map(|e| e.time).reduce(f64::max);
+            if let Some(t) = last
+                && self.now - t < cooldown
+            {
+                return Some(Exclusion::Cooldown { after: kind, ago: self.now - t, cooldown });
+            }
+        }
+        for (cap, &count) in self.policy.caps.iter().zip(&self.counts) {
+            let count = match &cap.scope {
+                CapScope::Offer => {
+                    self.events.iter().filter(|e| shown_within(e, cap, self.now) && &*e.offer == offer).count() as u32
+                }
+                CapScope::Channel(c) if c != self.channel => continue,
+                CapScope::Group(g) if group != Some(g.as_str()) => continue,
+                _ => count,
+            };
+            if count >= cap.max {
+                return Some(Exclusion::Cap { cap: cap.label(), window: cap.window, count, max: cap.max });
+            }
+        }
+        None
+    }
+}
+
+fn shown_within(event: &ContactEvent, cap: &Cap, now: f64) -> bool {
+    event.kind == ContactKind::Shown && now - event.time < cap.window
+}
+
+/// A `Shown` event for a decision.
+pub fn shown(time: f64, offer: &Arc<str>, channel: &Arc<str>, group: Option<&Arc<str>>, decision_id: u64) -> ContactEvent {
+    ContactEvent {
+        time,
+        offer: Arc::clone(offer),
+        channel: Arc::clone(channel),
+        group: group.map(Arc::clone),
+        kind: ContactKind::Shown,
+        decision_id,
+    }
+}
+
+#[cfg(test)]
+#[path = "check_tests.rs"]
+mod tests;

@@ -1,0 +1,14 @@
+//! Contact policy (collision avoidance): frequency caps over sliding windows, cooldowns after
+//! a conversion or dismissal, suppression of purchased products, volume budgets with pacing.
+//! History is reserved at decision time and released if the decision is not shown, so
+//! concurrent decisions never overshoot a cap or a budget.
+
+mod budget;
+mod check;
+mod history;
+mod policy;
+
+pub use budget::{Budget, BudgetSpec, Counts};
+pub use check::{ContactCheck, Exclusion, shown};
+pub use history::{ContactEvent, ContactKind, ContactStore, History};
+pub use policy::{Cap, CapScope, ContactPolicy, ContactPolicySpec};
