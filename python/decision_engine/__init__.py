@@ -6,7 +6,7 @@ layer that loads catalogs, serves decisions and gives Python code the same engin
 
 from decision_engine._core import BatchDecision, ChosenOffer, Decision
 from decision_engine.catalog import LoadedCatalog, load_catalog, parse_catalog
-from decision_engine.engine import ArmState, Engine
+from decision_engine.engine import ArmState, Contact, Engine
 from decision_engine.errors import (
     CatalogError,
     DecisionEngineError,
@@ -22,6 +22,7 @@ __all__ = [
     "BatchDecision",
     "CatalogError",
     "ChosenOffer",
+    "Contact",
     "Decision",
     "DecisionEngineError",
     "Engine",

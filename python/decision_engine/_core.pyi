@@ -80,7 +80,24 @@ class Engine:
         consents: list[str] = ...,
         now: float | None = None,
         explain: bool = False,
+        profile_id: str | None = None,
+        history: list[tuple[str, str, float, str, str | None]] = ...,
+        purchases: list[str] = ...,
     ) -> Decision: ...
+    def decide_page(
+        self,
+        placements: list[str],
+        features: npt.NDArray[np.float32],
+        consents: list[str] = ...,
+        now: float | None = None,
+        explain: bool = False,
+        profile_id: str | None = None,
+        history: list[tuple[str, str, float, str, str | None]] = ...,
+        purchases: list[str] = ...,
+    ) -> list[Decision]: ...
+    def release(self, decision_id: int) -> None: ...
+    def contact_history(self, profile_id: str) -> list[tuple[str, str, float, str, str | None]]: ...
+    def budget_usage(self, offer_id: str, now: float | None = None) -> tuple[int, int] | None: ...
     def decide_batch(
         self,
         placement: str,
@@ -89,11 +106,14 @@ class Engine:
         now: float | None = None,
         threads: int | None = None,
         propensities: bool = True,
+        profile_ids: list[str] | None = None,
     ) -> BatchDecision: ...
     def evaluate_rules(
         self, features: npt.NDArray[np.float32], threads: int | None = None
     ) -> npt.NDArray[np.uint8]: ...
-    def report_outcome(self, decision_id: int, reward: float, offer_id: str | None = None) -> None: ...
+    def report_outcome(
+        self, decision_id: int, reward: float, offer_id: str | None = None, dismissed: bool = False
+    ) -> None: ...
     def policy_state(self, placement: str) -> list[tuple[str, float, float, float]]: ...
     @property
     def pending_decisions(self) -> int: ...

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +30,20 @@ class ArmState:
     alpha: float
     beta: float
     mean: float
+
+
+@dataclass(frozen=True)
+class Contact:
+    """One contact of a profile with an offer: shown, converted or dismissed."""
+
+    offer_id: str
+    channel: str
+    time: float
+    kind: Literal["shown", "converted", "dismissed"] = "shown"
+    group: str | None = None
+
+    def as_tuple(self) -> tuple[str, str, float, str, str | None]:
+        return (self.offer_id, self.channel, self.time, self.kind, self.group)
 
 
 def _unix_seconds(now: Timestamp) -> float | None:
@@ -114,6 +128,14 @@ class Engine:
                 vector[self._feature_index[name]] = float(value)
         return vector
 
+    def _vector(self, profile: npt.ArrayLike | Mapping[str, ProfileValue]) -> npt.NDArray[np.float32]:
+        if isinstance(profile, Mapping):
+            return self.encode(profile)
+        features = np.ascontiguousarray(profile, dtype=np.float32)
+        if features.ndim != 1:
+            raise InvalidInputError(f"a profile is one vector of {len(self.feature_names)} features")
+        return features
+
     def decide(
         self,
         placement: str,
@@ -122,16 +144,66 @@ class Engine:
         consents: Iterable[str] = (),
         now: Timestamp = None,
         explain: bool = False,
+        profile_id: str | None = None,
+        history: Iterable[Contact] = (),
+        purchases: Iterable[str] = (),
     ) -> Decision:
-        """Chooses offers for one profile (a feature vector or a mapping by feature name)."""
-        if isinstance(profile, Mapping):
-            features = self.encode(profile)
-        else:
-            features = np.ascontiguousarray(profile, dtype=np.float32)
-        if features.ndim != 1:
-            raise InvalidInputError(f"a profile is one vector of {len(self.feature_names)} features")
+        """Chooses offers for one profile (a feature vector or a mapping by feature name).
+
+        With ``profile_id`` the contact policy applies the profile's stored history and
+        reserves this decision's contacts; ``history`` adds contacts known elsewhere and
+        ``purchases`` the products bought (for purchase suppression).
+        """
         channels = [consents] if isinstance(consents, str) else list(consents)
-        return self._core.decide(placement, features, channels, _unix_seconds(now), explain)
+        return self._core.decide(
+            placement,
+            self._vector(profile),
+            channels,
+            _unix_seconds(now),
+            explain,
+            profile_id,
+            [c.as_tuple() for c in history],
+            list(purchases),
+        )
+
+    def decide_page(
+        self,
+        placements: Sequence[str],
+        profile: npt.ArrayLike | Mapping[str, ProfileValue],
+        *,
+        consents: Iterable[str] = (),
+        now: Timestamp = None,
+        explain: bool = False,
+        profile_id: str | None = None,
+        history: Iterable[Contact] = (),
+        purchases: Iterable[str] = (),
+    ) -> list[Decision]:
+        """Decides several placements of one page together: no offer appears twice, group
+        limits and caps hold across the page. One decision per placement, in order."""
+        channels = [consents] if isinstance(consents, str) else list(consents)
+        return self._core.decide_page(
+            list(placements),
+            self._vector(profile),
+            channels,
+            _unix_seconds(now),
+            explain,
+            profile_id,
+            [c.as_tuple() for c in history],
+            list(purchases),
+        )
+
+    def release(self, decision_id: int) -> None:
+        """Withdraws a decision that was not shown: its cap and budget reservations are
+        given back and it takes no outcome."""
+        self._core.release(decision_id)
+
+    def contact_history(self, profile_id: str) -> list[Contact]:
+        """The profile's stored contacts, oldest first."""
+        return [Contact(o, c, t, k, g) for o, c, t, k, g in self._core.contact_history(profile_id)]  # type: ignore[arg-type]
+
+    def budget_usage(self, offer_id: str, now: Timestamp = None) -> tuple[int, int] | None:
+        """(used, allowed now) of an offer's volume budget; None when it has none."""
+        return self._core.budget_usage(offer_id, _unix_seconds(now))
 
     def decide_batch(
         self,
@@ -142,13 +214,15 @@ class Engine:
         now: Timestamp = None,
         threads: int | None = None,
         propensities: bool = True,
+        profile_ids: Sequence[str] | None = None,
     ) -> BatchDecision:
         """Decides for every row of a (profiles x features) float32 array, on all cores.
 
         ``consents`` is a (profiles x channels) bool array in ``self.channels`` order;
         without it no profile has consent, so offers that need one are left out.
         Empty slots have offer -1 and NaN score and propensity. ``propensities=False`` skips
-        computing them (``batch.propensities`` is then None), for scoring-only runs.
+        computing them (``batch.propensities`` is then None), for scoring-only runs. With
+        ``profile_ids`` (one per row) the contact policy applies as in :meth:`decide`.
         """
         rows = np.ascontiguousarray(features, dtype=np.float32)
         if rows.ndim != 2:
@@ -156,7 +230,8 @@ class Engine:
         mask = None if consents is None else np.ascontiguousarray(consents, dtype=np.bool_)
         if mask is not None and mask.ndim != 2:
             raise InvalidInputError(f"consents must be 2-D (profiles x {len(self.channels)})")
-        return self._core.decide_batch(placement, rows, mask, _unix_seconds(now), threads, propensities)
+        ids = None if profile_ids is None else list(profile_ids)
+        return self._core.decide_batch(placement, rows, mask, _unix_seconds(now), threads, propensities, ids)
 
     def evaluate_rules(self, features: npt.ArrayLike, *, threads: int | None = None) -> npt.NDArray[np.bool_]:
         """Every offer's eligibility rule over a batch: (profiles x offers) bool."""
@@ -165,9 +240,12 @@ class Engine:
             raise InvalidInputError(f"features must be 2-D (profiles x {len(self.feature_names)})")
         return self._core.evaluate_rules(rows, threads).view(np.bool_)
 
-    def report_outcome(self, decision_id: int, reward: float, offer_id: str | None = None) -> None:
-        """Reports a reward in [0, 1] (1 = converted) for an offer a decision showed."""
-        self._core.report_outcome(int(decision_id), float(reward), offer_id)
+    def report_outcome(
+        self, decision_id: int, reward: float, offer_id: str | None = None, *, dismissed: bool = False
+    ) -> None:
+        """Reports a reward in [0, 1] for an offer a decision showed. A positive reward is a
+        conversion and ``dismissed`` a dismissal: each starts its cooldown for the profile."""
+        self._core.report_outcome(int(decision_id), float(reward), offer_id, dismissed)
 
     def policy_state(self, placement: str) -> list[ArmState]:
         return [ArmState(*arm) for arm in self._core.policy_state(placement)]
@@ -183,4 +261,4 @@ class Engine:
         return ids[np.where(offers < 0, len(self.offer_ids), offers)]
 
 
-__all__: Sequence[str] = ["ArmState", "Engine"]
+__all__: Sequence[str] = ["ArmState", "Contact", "Engine"]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use decision_engine_core::engine::DEFAULT_MAX_PENDING;
+use decision_engine_core::engine::{ContactEvent, ContactKind};
 use decision_engine_core::{BatchRequest, Catalog, DecideRequest, Engine};
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
@@ -61,10 +62,77 @@ fn run_detached<T: Send>(py: Python<'_>, threads: Option<usize>, work: impl FnOn
     }
 }
 
+/// A contact as Python passes it: (offer_id, channel, time, kind, group).
+type HistoryItem = (String, String, f64, String, Option<String>);
+
+fn kind_name(kind: ContactKind) -> &'static str {
+    match kind {
+        ContactKind::Shown => "shown",
+        ContactKind::Converted => "converted",
+        ContactKind::Dismissed => "dismissed",
+    }
+}
+
+fn contact_event((offer, channel, time, kind, group): HistoryItem) -> PyResult<ContactEvent> {
+    let kind = match kind.as_str() {
+        "shown" => ContactKind::Shown,
+        "converted" => ContactKind::Converted,
+        "dismissed" => ContactKind::Dismissed,
+        other => {
+            return Err(InvalidInputError::new_err(format!(
+                "contact kind must be shown, converted or dismissed, got '{other}'"
+            )));
+        }
+    };
+    if !time.is_finite() {
+        return Err(InvalidInputError::new_err(format!("contact time must be a finite number, got {time}")));
+    }
+    Ok(ContactEvent { time, offer: offer.into(), channel: channel.into(), group: group.map(Into::into), kind, decision_id: 0 })
+}
+
+/// Ids are u64; any other integer cannot name a decision.
+fn decision_id_of(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    value.extract().map_err(|_| errors::UnknownDecisionError::new_err(format!("unknown decision id {value}")))
+}
+
 /// The engine over one compiled catalog. Thread-safe: share one instance.
 #[pyclass(frozen, name = "Engine", module = "decision_engine._core")]
 struct PyEngine {
     inner: Arc<Engine>,
+}
+
+impl PyEngine {
+    #[expect(clippy::too_many_arguments, reason = "the shared body of decide and decide_page")]
+    fn page(
+        &self,
+        py: Python<'_>,
+        placements: &[String],
+        features: PyReadonlyArray1<'_, f32>,
+        consents: Vec<String>,
+        now: Option<f64>,
+        explain: bool,
+        profile_id: Option<String>,
+        history: Vec<HistoryItem>,
+        purchases: Vec<String>,
+    ) -> PyResult<Vec<PyDecision>> {
+        let features = contiguous(&features, "features")?.to_vec();
+        let history = history.into_iter().map(contact_event).collect::<PyResult<Vec<_>>>()?;
+        let placements: Vec<&str> = placements.iter().map(String::as_str).collect();
+        let consents: Vec<&str> = consents.iter().map(String::as_str).collect();
+        let purchases: Vec<&str> = purchases.iter().map(String::as_str).collect();
+        let request = DecideRequest {
+            placements: &placements,
+            features: &features,
+            consents: &consents,
+            now: now_or(now),
+            explain,
+            profile_id: profile_id.as_deref(),
+            history: &history,
+            purchases: &purchases,
+        };
+        let decisions = py.detach(|| self.inner.decide_page(&request)).map_err(to_py)?;
+        Ok(decisions.into_iter().map(PyDecision::from_core).collect())
+    }
 }
 
 #[pymethods]
@@ -85,27 +153,73 @@ impl PyEngine {
         Ok(())
     }
 
-    #[pyo3(signature = (placement, features, consents = Vec::new(), now = None, explain = false))]
+    #[pyo3(signature = (placement, features, consents = Vec::new(), now = None, explain = false, profile_id = None,
+                        history = Vec::new(), purchases = Vec::new()))]
+    #[expect(clippy::too_many_arguments, reason = "one per Python keyword argument")]
     fn decide(
         &self,
         py: Python<'_>,
-        placement: &str,
+        placement: String,
         features: PyReadonlyArray1<'_, f32>,
         consents: Vec<String>,
         now: Option<f64>,
         explain: bool,
+        profile_id: Option<String>,
+        history: Vec<HistoryItem>,
+        purchases: Vec<String>,
     ) -> PyResult<PyDecision> {
-        let features = contiguous(&features, "features")?.to_vec();
-        let consents: Vec<&str> = consents.iter().map(String::as_str).collect();
-        let request = DecideRequest { placement, features: &features, consents: &consents, now: now_or(now), explain };
-        let decision = py.detach(|| self.inner.decide(&request)).map_err(to_py)?;
-        Ok(PyDecision::from_core(decision))
+        let page = [placement];
+        let mut decisions = self.page(py, &page, features, consents, now, explain, profile_id, history, purchases)?;
+        Ok(decisions.remove(0))
+    }
+
+    /// Decides several placements of one page together: no offer twice on the page, group
+    /// limits and caps across it. One decision per placement, in order.
+    #[pyo3(signature = (placements, features, consents = Vec::new(), now = None, explain = false, profile_id = None,
+                        history = Vec::new(), purchases = Vec::new()))]
+    #[expect(clippy::too_many_arguments, reason = "one per Python keyword argument")]
+    fn decide_page(
+        &self,
+        py: Python<'_>,
+        placements: Vec<String>,
+        features: PyReadonlyArray1<'_, f32>,
+        consents: Vec<String>,
+        now: Option<f64>,
+        explain: bool,
+        profile_id: Option<String>,
+        history: Vec<HistoryItem>,
+        purchases: Vec<String>,
+    ) -> PyResult<Vec<PyDecision>> {
+        self.page(py, &placements, features, consents, now, explain, profile_id, history, purchases)
+    }
+
+    /// Withdraws a decision that was not shown: its cap reservations and budget units are
+    /// given back, and it takes no outcome.
+    fn release(&self, py: Python<'_>, decision_id: &Bound<'_, PyAny>) -> PyResult<()> {
+        let decision_id = decision_id_of(decision_id)?;
+        py.detach(|| self.inner.release(decision_id)).map_err(to_py)
+    }
+
+    /// A profile's stored contacts, oldest first: (offer_id, channel, time, kind, group).
+    fn contact_history(&self, profile_id: &str) -> Vec<HistoryItem> {
+        self.inner
+            .contact_history(profile_id)
+            .into_iter()
+            .map(|e| (e.offer.to_string(), e.channel.to_string(), e.time, kind_name(e.kind).to_owned(), e.group.map(|g| g.to_string())))
+            .collect()
+    }
+
+    /// (used, allowed now) of an offer's volume budget, or None without a budget.
+    #[pyo3(signature = (offer_id, now = None))]
+    fn budget_usage(&self, offer_id: &str, now: Option<f64>) -> PyResult<Option<(u64, u64)>> {
+        self.inner.budget_usage(offer_id, now_or(now)).map_err(to_py)
     }
 
     /// Decides for every row of `features` (rows x features, float32). `consents` is a
     /// rows x channels bool array; without it no profile has any consent. Without
     /// `propensities` the result has none, and the batch runs faster.
-    #[pyo3(signature = (placement, features, consents = None, now = None, threads = None, propensities = true))]
+    #[pyo3(signature = (placement, features, consents = None, now = None, threads = None, propensities = true,
+                        profile_ids = None))]
     #[expect(clippy::too_many_arguments, reason = "one per Python keyword argument")]
     fn decide_batch(
         &self,
@@ -116,6 +230,7 @@ impl PyEngine {
         now: Option<f64>,
         threads: Option<usize>,
         propensities: bool,
+        profile_ids: Option<Vec<String>>,
     ) -> PyResult<PyBatchDecision> {
         let loaded = self.inner.current();
         check_features(&features, loaded.catalog.schema.len())?;
@@ -129,12 +244,14 @@ impl PyEngine {
             }
             None => None,
         };
+        let ids: Option<Vec<&str>> = profile_ids.as_ref().map(|v| v.iter().map(String::as_str).collect());
         let request = BatchRequest {
             placement,
             features: &features,
             consents: consents.as_deref(),
             now: now_or(now),
             propensities,
+            profile_ids: ids.as_deref(),
         };
         let batch = run_detached(py, threads, || self.inner.decide_batch(&request))?.map_err(to_py)?;
         PyBatchDecision::from_core(py, batch)
@@ -160,19 +277,17 @@ impl PyEngine {
     }
 
     /// Reports a reward in [0, 1] for a decision; name the offer when it showed several.
-    #[pyo3(signature = (decision_id, reward, offer_id = None))]
+    #[pyo3(signature = (decision_id, reward, offer_id = None, dismissed = false))]
     fn report_outcome(
         &self,
         py: Python<'_>,
         decision_id: &Bound<'_, PyAny>,
         reward: f64,
         offer_id: Option<&str>,
+        dismissed: bool,
     ) -> PyResult<()> {
-        // Ids are u64; any other integer cannot name a decision.
-        let decision_id: u64 = decision_id
-            .extract()
-            .map_err(|_| errors::UnknownDecisionError::new_err(format!("unknown decision id {decision_id}")))?;
-        py.detach(|| self.inner.report_outcome(decision_id, offer_id, reward)).map_err(to_py)
+        let decision_id = decision_id_of(decision_id)?;
+        py.detach(|| self.inner.report_outcome(decision_id, offer_id, reward, dismissed)).map_err(to_py)
     }
 
     /// Per offer of a placement: (offer_id, alpha, beta, mean).

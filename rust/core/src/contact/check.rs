@@ -44,14 +44,12 @@ impl<'a> ContactCheck<'a> {
             .caps
             .iter()
             .map(|cap| {
-                let count = |matches: &dyn Fn(&ContactEvent) -> bool| {
-                    events.iter().filter(|e| shown_within(e, cap, now) && matches(e)).count() as u32
-                };
+                let recent = events.iter().copied().filter(|e| shown_within(e, cap, now));
                 match &cap.scope {
                     CapScope::Offer => 0,
-                    CapScope::All => count(&|_| true),
-                    CapScope::Channel(c) => count(&|e| &*e.channel == c),
-                    CapScope::Group(g) => count(&|e| e.group.as_deref() == Some(g)),
+                    CapScope::All => messages(recent),
+                    CapScope::Channel(c) => messages(recent.filter(|e| &*e.channel == c)),
+                    CapScope::Group(g) => recent.filter(|e| e.group.as_deref() == Some(g)).count() as u32,
                 }
             })
             .collect();
@@ -61,23 +59,6 @@ impl<'a> ContactCheck<'a> {
     /// Whether history is empty and no cap could bind: lets the hot path skip all checks.
     pub fn is_trivial(&self) -> bool {
         self.events.is_empty() && self.purchases.is_empty()
-    }
-
-    /// How many more contacts caps allow in this decision's channel (`usize::MAX`: no cap),
-    /// so a multi-slot decision cannot overshoot a cap with room for fewer.
-    pub fn room(&self) -> usize {
-        self.policy
-            .caps
-            .iter()
-            .zip(&self.counts)
-            .filter(|(cap, _)| match &cap.scope {
-                CapScope::All => true,
-                CapScope::Channel(c) => c == self.channel,
-                _ => false,
-            })
-            .map(|(cap, &count)| cap.max.saturating_sub(count) as usize)
-            .min()
-            .unwrap_or(usize::MAX)
     }
 
     /// Per group cap: the group's name and how many more of its offers may be shown now.
@@ -123,6 +104,21 @@ impl<'a> ContactCheck<'a> {
         }
         None
     }
+}
+
+/// Channel and all-channel caps count messages: one decision (one email, one push) is one
+/// contact however many slots it filled. Contacts reported by callers count one each.
+fn messages<'e>(events: impl Iterator<Item = &'e ContactEvent>) -> u32 {
+    let mut decisions: Vec<u64> = Vec::new();
+    let mut external = 0;
+    for e in events {
+        if e.decision_id == 0 {
+            external += 1;
+        } else if !decisions.contains(&e.decision_id) {
+            decisions.push(e.decision_id);
+        }
+    }
+    (decisions.len() + external) as u32
 }
 
 fn shown_within(event: &ContactEvent, cap: &Cap, now: f64) -> bool {

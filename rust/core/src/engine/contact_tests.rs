@@ -231,9 +231,15 @@ proptest! {
                 for cap in &policy.caps {
                     for end in shown.iter().map(|c| c.time) {
                         let in_window = shown.iter().filter(|c| c.time <= end && end - c.time < cap.window);
+                        let messages = |events: Vec<&&ContactEvent>| {
+                            let mut ids: Vec<u64> = events.iter().map(|c| c.decision_id).collect();
+                            ids.sort_unstable();
+                            ids.dedup();
+                            ids.len()
+                        };
                         let count = match &cap.scope {
-                            crate::contact::CapScope::All => in_window.count(),
-                            crate::contact::CapScope::Channel(ch) => in_window.filter(|c| &*c.channel == ch).count(),
+                            crate::contact::CapScope::All => messages(in_window.collect()),
+                            crate::contact::CapScope::Channel(ch) => messages(in_window.filter(|c| &*c.channel == ch).collect()),
                             crate::contact::CapScope::Group(g) => in_window.filter(|c| c.group.as_deref() == Some(g)).count(),
                             crate::contact::CapScope::Offer => {
                                 let mut per: Vec<&str> = in_window.map(|c| &*c.offer).collect();

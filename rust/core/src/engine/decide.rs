@@ -119,7 +119,7 @@ impl Loaded {
         let mut reasons = Vec::new();
         eligible.clear();
         ws.group_room.clear();
-        let room = {
+        {
             let stored = history.as_deref().map(|h| h.events.iter()).into_iter().flatten();
             let check = ContactCheck::new(
                 &catalog.contact,
@@ -157,15 +157,14 @@ impl Loaded {
                     ws.group_room.push((g, room));
                 }
             }
-            check.room()
-        };
+        }
         ws.group_limit = catalog.contact.max_per_group;
         ws.page_groups.clear();
         ws.page_groups.extend(slotting.on_page.iter().filter_map(|&(o, _)| catalog.offers[o].group));
         // Budgets are taken after choosing; an offer whose budget ran out meanwhile is
         // dropped and the slots chosen again.
         loop {
-            choose(slotting.view, eligible, placement.slots.min(room), profile.propensities, rng, ws);
+            choose(slotting.view, eligible, placement.slots, profile.propensities, rng, ws);
             let Some((local, exclusion)) = self.take_budgets(p, &ws.picks, now) else { break };
             eligible.retain(|&l| l != local);
             if profile.explain {
