@@ -6,6 +6,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "allocate",
     "BatchDecision",
     "CatalogError",
     "ChosenOffer",
@@ -107,6 +108,7 @@ class Engine:
         threads: int | None = None,
         propensities: bool = True,
         profile_ids: list[str] | None = None,
+        allocate_budgets: bool = False,
     ) -> BatchDecision: ...
     def evaluate_rules(
         self, features: npt.NDArray[np.float32], threads: int | None = None
@@ -125,3 +127,7 @@ class Engine:
     def channels(self) -> list[str]: ...
     @property
     def placements(self) -> list[tuple[str, str, int, list[str]]]: ...
+
+def allocate(
+    scores: npt.NDArray[np.float64], capacity: list[int], slots: int = 1, method: str = "price"
+) -> npt.NDArray[np.int32]: ...

@@ -215,6 +215,7 @@ class Engine:
         threads: int | None = None,
         propensities: bool = True,
         profile_ids: Sequence[str] | None = None,
+        allocate_budgets: bool = False,
     ) -> BatchDecision:
         """Decides for every row of a (profiles x features) float32 array, on all cores.
 
@@ -223,6 +224,11 @@ class Engine:
         Empty slots have offer -1 and NaN score and propensity. ``propensities=False`` skips
         computing them (``batch.propensities`` is then None), for scoring-only runs. With
         ``profile_ids`` (one per row) the contact policy applies as in :meth:`decide`.
+
+        ``allocate_budgets=True`` is for campaigns under volume budgets: offers are scored
+        by expected value and allocated across the whole batch to maximise the total within
+        each budget's remaining volume (rather than first come, first served); the result
+        is deterministic, so propensities are 1.
         """
         rows = np.ascontiguousarray(features, dtype=np.float32)
         if rows.ndim != 2:
@@ -231,7 +237,9 @@ class Engine:
         if mask is not None and mask.ndim != 2:
             raise InvalidInputError(f"consents must be 2-D (profiles x {len(self.channels)})")
         ids = None if profile_ids is None else list(profile_ids)
-        return self._core.decide_batch(placement, rows, mask, _unix_seconds(now), threads, propensities, ids)
+        return self._core.decide_batch(
+            placement, rows, mask, _unix_seconds(now), threads, propensities, ids, allocate_budgets
+        )
 
     def evaluate_rules(self, features: npt.ArrayLike, *, threads: int | None = None) -> npt.NDArray[np.bool_]:
         """Every offer's eligibility rule over a batch: (profiles x offers) bool."""

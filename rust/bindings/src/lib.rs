@@ -87,7 +87,14 @@ fn contact_event((offer, channel, time, kind, group): HistoryItem) -> PyResult<C
     if !time.is_finite() {
         return Err(InvalidInputError::new_err(format!("contact time must be a finite number, got {time}")));
     }
-    Ok(ContactEvent { time, offer: offer.into(), channel: channel.into(), group: group.map(Into::into), kind, decision_id: 0 })
+    Ok(ContactEvent {
+        time,
+        offer: offer.into(),
+        channel: channel.into(),
+        group: group.map(Into::into),
+        kind,
+        decision_id: 0,
+    })
 }
 
 /// Ids are u64; any other integer cannot name a decision.
@@ -205,7 +212,15 @@ impl PyEngine {
         self.inner
             .contact_history(profile_id)
             .into_iter()
-            .map(|e| (e.offer.to_string(), e.channel.to_string(), e.time, kind_name(e.kind).to_owned(), e.group.map(|g| g.to_string())))
+            .map(|e| {
+                (
+                    e.offer.to_string(),
+                    e.channel.to_string(),
+                    e.time,
+                    kind_name(e.kind).to_owned(),
+                    e.group.map(|g| g.to_string()),
+                )
+            })
             .collect()
     }
 
@@ -219,7 +234,7 @@ impl PyEngine {
     /// rows x channels bool array; without it no profile has any consent. Without
     /// `propensities` the result has none, and the batch runs faster.
     #[pyo3(signature = (placement, features, consents = None, now = None, threads = None, propensities = true,
-                        profile_ids = None))]
+                        profile_ids = None, allocate_budgets = false))]
     #[expect(clippy::too_many_arguments, reason = "one per Python keyword argument")]
     fn decide_batch(
         &self,
@@ -231,6 +246,7 @@ impl PyEngine {
         threads: Option<usize>,
         propensities: bool,
         profile_ids: Option<Vec<String>>,
+        allocate_budgets: bool,
     ) -> PyResult<PyBatchDecision> {
         let loaded = self.inner.current();
         check_features(&features, loaded.catalog.schema.len())?;
@@ -253,7 +269,10 @@ impl PyEngine {
             propensities,
             profile_ids: ids.as_deref(),
         };
-        let batch = run_detached(py, threads, || self.inner.decide_batch(&request))?.map_err(to_py)?;
+        let decide = || {
+            if allocate_budgets { self.inner.allocate_batch(&request) } else { self.inner.decide_batch(&request) }
+        };
+        let batch = run_detached(py, threads, decide)?.map_err(to_py)?;
         PyBatchDecision::from_core(py, batch)
     }
 
@@ -335,10 +354,54 @@ impl PyEngine {
     }
 }
 
+/// Allocates up to `slots` offers per row of `scores` (rows x offers; NaN or <= 0 where an
+/// offer is not a candidate) within per-offer `capacity`. `method` is "price" (the engine's
+/// allocation) or "greedy" (best score first). Returns rows x slots offer indices, -1 empty.
+#[pyfunction]
+#[pyo3(signature = (scores, capacity, slots = 1, method = "price"))]
+fn allocate<'py>(
+    py: Python<'py>,
+    scores: PyReadonlyArray2<'py, f64>,
+    capacity: Vec<u64>,
+    slots: usize,
+    method: &str,
+) -> PyResult<Bound<'py, PyArray2<i32>>> {
+    use decision_engine_core::allocate::{Groups, allocate, greedy};
+    let scores = scores.as_array();
+    if scores.ncols() != capacity.len() {
+        return Err(InvalidInputError::new_err(format!(
+            "capacity must have {} entries, one per offer",
+            scores.ncols()
+        )));
+    }
+    if slots == 0 {
+        return Err(InvalidInputError::new_err("slots must be at least 1"));
+    }
+    let rows: Vec<Vec<(u32, f64)>> = scores
+        .rows()
+        .into_iter()
+        .map(|r| r.iter().enumerate().filter(|(_, s)| **s > 0.0).map(|(j, s)| (j as u32, *s)).collect())
+        .collect();
+    let chosen = match method {
+        "price" => py.detach(|| allocate(&rows, &capacity, slots, &Groups::NONE)),
+        "greedy" => py.detach(|| greedy(&rows, &capacity, slots, &Groups::NONE)),
+        other => return Err(InvalidInputError::new_err(format!("method must be 'price' or 'greedy', got '{other}'"))),
+    };
+    let mut out = numpy::ndarray::Array2::from_elem((rows.len(), slots), -1i32);
+    for (i, picks) in chosen.iter().enumerate() {
+        for (k, &j) in picks.iter().enumerate() {
+            out[(i, k)] = j as i32;
+        }
+    }
+    Ok(out.into_pyarray(py))
+}
+
 #[pymodule]
 mod _core {
     #[pymodule_export]
     use super::PyEngine;
+    #[pymodule_export]
+    use super::allocate;
     #[pymodule_export]
     use super::decision::{PyBatchDecision, PyChosenOffer, PyDecision};
     #[pymodule_export]

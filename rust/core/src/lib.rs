@@ -1,6 +1,7 @@
 //! decision-engine core: eligibility rules, bandit policies and arbitration over profile
 //! feature vectors. Plain Rust, no Python; the `decision-engine-py` crate binds it.
 
+pub mod allocate;
 pub mod arbitrate;
 pub mod catalog;
 pub mod contact;

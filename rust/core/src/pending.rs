@@ -162,8 +162,13 @@ impl<S> PendingStore<S> {
             return Err(Error::UnknownDecision(id));
         }
         let range = row * slots..(row + 1) * slots;
-        let shown: Vec<usize> = batch.offers[range.clone()].iter().filter(|&&o| o != NO_OFFER).map(|&o| o as usize).collect();
-        let reported = batch.offers[range.clone()].iter().zip(&batch.reported[range.clone()]).filter(|(o, r)| **o != NO_OFFER && **r).count();
+        let shown: Vec<usize> =
+            batch.offers[range.clone()].iter().filter(|&&o| o != NO_OFFER).map(|&o| o as usize).collect();
+        let reported = batch.offers[range.clone()]
+            .iter()
+            .zip(&batch.reported[range.clone()])
+            .filter(|(o, r)| **o != NO_OFFER && **r)
+            .count();
         if shown.is_empty() || reported == shown.len() {
             return Err(Error::UnknownDecision(id));
         }

@@ -82,7 +82,8 @@ impl<'a> ContactCheck<'a> {
             (ContactKind::Dismissed, self.policy.cooldown_after_dismissal),
         ] {
             let Some(cooldown) = cooldown else { continue };
-            let last = self.events.iter().filter(|e| e.kind == kind && &*e.offer == offer).map(|e| e.time).reduce(f64::max);
+            let last =
+                self.events.iter().filter(|e| e.kind == kind && &*e.offer == offer).map(|e| e.time).reduce(f64::max);
             if let Some(t) = last
                 && self.now - t < cooldown
             {
@@ -126,7 +127,13 @@ fn shown_within(event: &ContactEvent, cap: &Cap, now: f64) -> bool {
 }
 
 /// A `Shown` event for a decision.
-pub fn shown(time: f64, offer: &Arc<str>, channel: &Arc<str>, group: Option<&Arc<str>>, decision_id: u64) -> ContactEvent {
+pub fn shown(
+    time: f64,
+    offer: &Arc<str>,
+    channel: &Arc<str>,
+    group: Option<&Arc<str>>,
+    decision_id: u64,
+) -> ContactEvent {
     ContactEvent {
         time,
         offer: Arc::clone(offer),

@@ -49,19 +49,35 @@ fn each_rule_excludes_exactly_what_it_should() {
     let web = ContactCheck::new(&p, NOW, "web", history.iter(), &["mortgage"]);
     let email = ContactCheck::new(&p, NOW, "email", history.iter(), &[]);
 
-    assert!(matches!(email.exclusion("news2", None, None), Some(Exclusion::Cap { ref cap, count: 1, max: 1, .. }) if cap == "channel 'email' cap"));
+    assert!(
+        matches!(email.exclusion("news2", None, None), Some(Exclusion::Cap { ref cap, count: 1, max: 1, .. }) if cap == "channel 'email' cap")
+    );
     assert_eq!(web.exclusion("news2", None, None), None, "the email cap does not apply on web");
-    assert!(matches!(web.exclusion("loan", None, None), Some(Exclusion::Cooldown { after: ContactKind::Converted, .. })));
-    assert!(matches!(web.exclusion("tips", None, None), Some(Exclusion::Cooldown { after: ContactKind::Dismissed, .. })));
-    assert!(matches!(web.exclusion("platinum", Some("cards"), None), Some(Exclusion::Cap { ref cap, .. }) if cap == "group 'cards' cap"));
+    assert!(matches!(
+        web.exclusion("loan", None, None),
+        Some(Exclusion::Cooldown { after: ContactKind::Converted, .. })
+    ));
+    assert!(matches!(
+        web.exclusion("tips", None, None),
+        Some(Exclusion::Cooldown { after: ContactKind::Dismissed, .. })
+    ));
+    assert!(
+        matches!(web.exclusion("platinum", Some("cards"), None), Some(Exclusion::Cap { ref cap, .. }) if cap == "group 'cards' cap")
+    );
     assert_eq!(web.exclusion("platinum", Some("other"), None), None);
-    assert_eq!(web.exclusion("home", None, Some("mortgage")), Some(Exclusion::Purchased { product: "mortgage".into() }));
+    assert_eq!(
+        web.exclusion("home", None, Some("mortgage")),
+        Some(Exclusion::Purchased { product: "mortgage".into() })
+    );
 }
 
 #[test]
 fn windows_slide() {
     let p = policy();
-    let old = [event(1.5, "news", "email", None, ContactKind::Shown), event(20.0, "loan", "web", None, ContactKind::Converted)];
+    let old = [
+        event(1.5, "news", "email", None, ContactKind::Shown),
+        event(20.0, "loan", "web", None, ContactKind::Converted),
+    ];
     let check = ContactCheck::new(&p, NOW, "email", old.iter(), &[]);
     assert_eq!(check.exclusion("news", None, None), None, "a day and a half ago is outside the 1-day email window");
     assert_eq!(check.exclusion("loan", None, None), None, "the 14-day cooldown is over");
@@ -76,9 +92,13 @@ fn all_channel_and_per_offer_caps_count_shown_contacts() {
         event(3.0, "b", "web", None, ContactKind::Shown),
     ];
     let check = ContactCheck::new(&p, NOW, "web", three.iter(), &[]);
-    assert!(matches!(check.exclusion("c", None, None), Some(Exclusion::Cap { count: 3, max: 3, ref cap, .. }) if cap == "all-channel cap"));
+    assert!(
+        matches!(check.exclusion("c", None, None), Some(Exclusion::Cap { count: 3, max: 3, ref cap, .. }) if cap == "all-channel cap")
+    );
     let two = &three[..2];
     let check = ContactCheck::new(&p, NOW, "web", two.iter(), &[]);
-    assert!(matches!(check.exclusion("a", None, None), Some(Exclusion::Cap { count: 2, max: 2, ref cap, .. }) if cap == "per-offer cap"));
+    assert!(
+        matches!(check.exclusion("a", None, None), Some(Exclusion::Cap { count: 2, max: 2, ref cap, .. }) if cap == "per-offer cap")
+    );
     assert_eq!(check.exclusion("b", None, None), None);
 }

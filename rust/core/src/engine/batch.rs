@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::Engine;
 use super::decide::{Profile, Slotting};
+use super::{Engine, Loaded};
 use crate::arbitrate::{ArmView, Workspace};
 use crate::error::{Error, Result};
 use crate::pending::{NO_OFFER, PendingBatch};
@@ -42,37 +42,14 @@ impl Engine {
     pub fn decide_batch(&self, request: &BatchRequest<'_>) -> Result<BatchDecision> {
         let loaded = self.current();
         let catalog = &loaded.catalog;
-        let p = loaded.placement(request.placement)?;
+        let (p, rows) = validate(&loaded, request)?;
         let placement = &catalog.placements[p];
         let (dim, channels, slots) = (catalog.schema.len(), catalog.channels.len(), placement.slots);
-        let rows = check_shape(request.features.len(), dim)?;
-        if let Some(c) = request.consents
-            && c.len() != rows * channels
-        {
-            return Err(Error::InvalidInput(format!(
-                "consents must be {rows} x {channels} (rows x channels), got {} values",
-                c.len()
-            )));
-        }
-        if let Some(ids) = request.profile_ids
-            && ids.len() != rows
-        {
-            return Err(Error::InvalidInput(format!("profile_ids must have {rows} entries, got {}", ids.len())));
-        }
-        request
-            .features
-            .par_chunks(dim * LANES)
-            .enumerate()
-            .try_for_each(|(chunk, values)| check_rows(catalog, values, chunk * LANES))?;
 
         // A snapshot: outcomes reported during a long batch do not wait on it.
         let arms = loaded.policies[p].read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let view = ArmView { arms: &arms, scale: &loaded.scales[p], group: &loaded.groups[p] };
-        let consent_mask = |row: usize| -> u64 {
-            request.consents.map_or(0, |m| {
-                m[row * channels..(row + 1) * channels].iter().enumerate().fold(0, |acc, (c, &v)| acc | (u64::from(v != 0) << c))
-            })
-        };
+        let consent_mask = |row: usize| consent_mask(request.consents, channels, row);
         let no_clause = |_: usize| String::new();
 
         let first_id = self.allocate_ids(rows);
@@ -104,7 +81,17 @@ impl Engine {
                     let slotting = Slotting { view: &view, decision_id, on_page: &[] };
                     let mut rng = self.rng_for(decision_id);
                     let mut decide = |history| {
-                        loaded.decide_placement(p, &profile, &rule_holds, &no_clause, history, &slotting, &mut rng, ws, eligible)
+                        loaded.decide_placement(
+                            p,
+                            &profile,
+                            &rule_holds,
+                            &no_clause,
+                            history,
+                            &slotting,
+                            &mut rng,
+                            ws,
+                            eligible,
+                        )
                     };
                     match request.profile_ids {
                         Some(ids) => {
@@ -122,9 +109,14 @@ impl Engine {
             },
         );
 
-        let offers = local.iter().map(|&l| if l == NO_OFFER { -1 } else { placement.offers[l as usize] as i32 }).collect();
-        let profiles = request.profile_ids.map(|ids| ids.iter().map(|&id| Arc::<str>::from(id)).collect()).unwrap_or_default();
-        self.remember(first_id, PendingBatch::new(Arc::clone(&loaded), p, slots, local).with_context(profiles, request.now));
+        let offers =
+            local.iter().map(|&l| if l == NO_OFFER { -1 } else { placement.offers[l as usize] as i32 }).collect();
+        let profiles =
+            request.profile_ids.map(|ids| ids.iter().map(|&id| Arc::<str>::from(id)).collect()).unwrap_or_default();
+        self.remember(
+            first_id,
+            PendingBatch::new(Arc::clone(&loaded), p, slots, local).with_context(profiles, request.now),
+        );
         let propensities = request.propensities.then_some(propensities);
         Ok(BatchDecision { first_id, rows, slots, offers, scores, propensities })
     }
@@ -138,16 +130,57 @@ impl Engine {
         let rows = check_shape(features.len(), dim)?;
         let rules = &catalog.rules;
         let mut out = vec![0u8; rows * rules.len()];
-        features.par_chunks(dim * LANES).zip(out.par_chunks_mut(LANES * rules.len().max(1))).enumerate().try_for_each_init(
-            || ChunkScratch::new(rules.program()),
-            |scratch, (chunk, (values, out))| {
-                check_rows(catalog, values, chunk * LANES)?;
-                rules.eval_rows_into(values, dim, out, scratch);
-                Ok(())
-            },
-        )?;
+        features
+            .par_chunks(dim * LANES)
+            .zip(out.par_chunks_mut(LANES * rules.len().max(1)))
+            .enumerate()
+            .try_for_each_init(
+                || ChunkScratch::new(rules.program()),
+                |scratch, (chunk, (values, out))| {
+                    check_rows(catalog, values, chunk * LANES)?;
+                    rules.eval_rows_into(values, dim, out, scratch);
+                    Ok(())
+                },
+            )?;
         Ok(out)
     }
+}
+
+/// Checks a batch request against the catalog; returns the placement and the row count.
+pub(super) fn validate(loaded: &Loaded, request: &BatchRequest<'_>) -> Result<(usize, usize)> {
+    let catalog = &loaded.catalog;
+    let p = loaded.placement(request.placement)?;
+    let (dim, channels) = (catalog.schema.len(), catalog.channels.len());
+    let rows = check_shape(request.features.len(), dim)?;
+    if let Some(c) = request.consents
+        && c.len() != rows * channels
+    {
+        return Err(Error::InvalidInput(format!(
+            "consents must be {rows} x {channels} (rows x channels), got {} values",
+            c.len()
+        )));
+    }
+    if let Some(ids) = request.profile_ids
+        && ids.len() != rows
+    {
+        return Err(Error::InvalidInput(format!("profile_ids must have {rows} entries, got {}", ids.len())));
+    }
+    request
+        .features
+        .par_chunks(dim * LANES)
+        .enumerate()
+        .try_for_each(|(chunk, values)| check_rows(catalog, values, chunk * LANES))?;
+    Ok((p, rows))
+}
+
+/// Bit `c` set where row `row` of the consents matrix consented to channel `c`.
+pub(super) fn consent_mask(consents: Option<&[u8]>, channels: usize, row: usize) -> u64 {
+    consents.map_or(0, |m| {
+        m[row * channels..(row + 1) * channels]
+            .iter()
+            .enumerate()
+            .fold(0, |acc, (c, &v)| acc | (u64::from(v != 0) << c))
+    })
 }
 
 fn check_shape(len: usize, dim: usize) -> Result<usize> {

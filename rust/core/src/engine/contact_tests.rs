@@ -76,12 +76,18 @@ fn cooldowns_follow_conversions_and_dismissals() {
     let converted = d.offers[0].offer_id.clone();
     e.report_outcome(d.decision_id, None, 1.0, false).unwrap();
     let later = decide(&e, &["mail"], Some("p"), NOW + DAY).remove(0);
-    assert!(matches!(reason(&later, &converted), Some(Reason::Contact(Exclusion::Cooldown { after: ContactKind::Converted, .. }))));
+    assert!(matches!(
+        reason(&later, &converted),
+        Some(Reason::Contact(Exclusion::Cooldown { after: ContactKind::Converted, .. }))
+    ));
     let other = later.offers[0].offer_id.clone();
     e.report_outcome(later.decision_id, None, 0.0, true).unwrap();
     let next = decide(&e, &["mail"], Some("p"), NOW + 2.0 * DAY).remove(0);
     assert!(next.offers.is_empty(), "{next:?}");
-    assert!(matches!(reason(&next, &other), Some(Reason::Contact(Exclusion::Cooldown { after: ContactKind::Dismissed, .. }))));
+    assert!(matches!(
+        reason(&next, &other),
+        Some(Reason::Contact(Exclusion::Cooldown { after: ContactKind::Dismissed, .. }))
+    ));
     let after = decide(&e, &["mail"], Some("p"), NOW + 4.5 * DAY).remove(0);
     assert_eq!(shown(&after), [other.as_str()], "the 3-day dismissal cooldown ended, the 14-day one did not");
 }
@@ -137,14 +143,18 @@ fn a_page_never_shows_an_offer_twice_and_keeps_group_limits() {
 fn a_budget_is_never_exceeded_and_pacing_spreads_it() {
     let budget = r#", "budget": {"max": 10, "window": 86400, "counts": "impressions", "pacing": "none"}"#;
     let e = Engine::new(catalog("", budget), 6);
-    let loans: usize = (0..300).map(|_| decide(&e, &["mail"], None, NOW).iter().flat_map(shown).filter(|o| *o == "loan").count()).sum();
+    let loans: usize = (0..300)
+        .map(|_| decide(&e, &["mail"], None, NOW).iter().flat_map(shown).filter(|o| *o == "loan").count())
+        .sum();
     assert_eq!(loans, 10);
     assert_eq!(e.budget_usage("loan", NOW).unwrap(), Some((10, 10)));
 
     let paced = r#", "budget": {"max": 100, "window": 86400, "counts": "impressions", "pacing": "even"}"#;
     let e = Engine::new(catalog("", paced), 7);
     let quarter_day = NOW + DAY / 4.0;
-    let early: usize = (0..2000).map(|_| decide(&e, &["mail"], None, quarter_day).iter().flat_map(shown).filter(|o| *o == "loan").count()).sum();
+    let early: usize = (0..2000)
+        .map(|_| decide(&e, &["mail"], None, quarter_day).iter().flat_map(shown).filter(|o| *o == "loan").count())
+        .sum();
     assert_eq!(early, 27, "a quarter of the day allows 25% + 2% of the budget");
 }
 
@@ -158,7 +168,10 @@ fn concurrent_decisions_never_overshoot_a_cap_or_a_budget() {
             std::thread::spawn(move || {
                 let mut same_profile = 0;
                 for i in 0..300 {
-                    same_profile += decide(&e, &["mail"], Some("shared"), NOW + f64::from(i)).iter().map(|d| d.offers.len()).sum::<usize>();
+                    same_profile += decide(&e, &["mail"], Some("shared"), NOW + f64::from(i))
+                        .iter()
+                        .map(|d| d.offers.len())
+                        .sum::<usize>();
                     decide(&e, &["mail"], Some(&format!("t{t}-{i}")), NOW);
                 }
                 same_profile

@@ -31,7 +31,16 @@ pub struct DecideRequest<'a> {
 impl<'a> DecideRequest<'a> {
     /// A request for one placement with no history.
     pub fn new(placements: &'a [&'a str], features: &'a [f32], now: f64) -> Self {
-        Self { placements, features, consents: &[], now, explain: false, profile_id: None, history: &[], purchases: &[] }
+        Self {
+            placements,
+            features,
+            consents: &[],
+            now,
+            explain: false,
+            profile_id: None,
+            history: &[],
+            purchases: &[],
+        }
     }
 }
 
@@ -107,7 +116,7 @@ impl Loaded {
         profile: &Profile<'_>,
         rule_holds: &dyn Fn(usize) -> bool,
         rule_clause: &dyn Fn(usize) -> String,
-        mut history: Option<&mut History>,
+        history: Option<&mut History>,
         slotting: &Slotting<'_, '_>,
         rng: &mut R,
         ws: &mut Workspace,
@@ -134,9 +143,11 @@ impl Loaded {
                 let excluded = gate(catalog, offer, now, profile.consents)
                     .or_else(|| (!rule_holds(local)).then(|| Reason::Rule { clause: rule_clause(local) }))
                     .or_else(|| {
-                        slotting.on_page.iter().find(|(chosen, _)| *chosen == offer).map(|&(_, on)| {
-                            Reason::AlreadyOnPage { placement: catalog.placements[on].id.clone() }
-                        })
+                        slotting
+                            .on_page
+                            .iter()
+                            .find(|(chosen, _)| *chosen == offer)
+                            .map(|&(_, on)| Reason::AlreadyOnPage { placement: catalog.placements[on].id.clone() })
                     })
                     .or_else(|| {
                         if trivial {
@@ -171,7 +182,7 @@ impl Loaded {
                 reasons.push((local, Reason::Contact(exclusion)));
             }
         }
-        if let Some(h) = history.as_deref_mut() {
+        if let Some(h) = history {
             for pick in &ws.picks {
                 let event = crate::contact::shown(
                     now,
@@ -259,7 +270,8 @@ impl Engine {
             let placement = &catalog.placements[p];
             placement.rules.program().eval_row(request.features, &mut values);
             let rule_holds = |local: usize| placement.rules.holds(&values, local);
-            let rule_clause = |local: usize| placement.rules.failing_clause(&values, local).unwrap_or_default().to_owned();
+            let rule_clause =
+                |local: usize| placement.rules.failing_clause(&values, local).unwrap_or_default().to_owned();
             let mut rng = self.rng_for(decision_id);
             let reasons = loaded.with_view(p, |view| {
                 let slotting = Slotting { view, decision_id, on_page: &on_page };
@@ -311,7 +323,8 @@ impl Engine {
             .collect();
         let reasons = reasons.into_iter().map(|(local, r)| (loaded.offer_id(p, local).to_owned(), r)).collect();
         let profiles = request.profile_id.map(|id| vec![Arc::<str>::from(id)]).unwrap_or_default();
-        let batch = PendingBatch::new(Arc::clone(loaded), p, placement.slots, shown).with_context(profiles, request.now);
+        let batch =
+            PendingBatch::new(Arc::clone(loaded), p, placement.slots, shown).with_context(profiles, request.now);
         self.remember(decision_id, batch);
         Decision { decision_id, placement: placement.id.clone(), offers, reasons }
     }

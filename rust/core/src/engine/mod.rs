@@ -2,6 +2,7 @@
 //! single and batch decision paths, which share the same arbitration code.
 
 mod batch;
+mod campaign;
 mod decide;
 mod reason;
 
@@ -74,7 +75,9 @@ impl Loaded {
             .offers
             .iter()
             .map(|o| {
-                let old = previous.and_then(|prev| prev.catalog.offer_index(&o.id)).and_then(|i| previous?.budgets[i].as_ref());
+                let old = previous
+                    .and_then(|prev| prev.catalog.offer_index(&o.id))
+                    .and_then(|i| previous?.budgets[i].as_ref());
                 o.budget.clone().map(|spec| Budget::carried_over(spec, old))
             })
             .collect();

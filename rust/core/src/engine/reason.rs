@@ -23,9 +23,13 @@ pub enum Reason {
         by: String,
     },
     /// Eligible, but other offers scored higher and filled the slots.
-    Outranked { score: f64 },
+    Outranked {
+        score: f64,
+    },
     /// Chosen already for an earlier placement of the same page.
-    AlreadyOnPage { placement: String },
+    AlreadyOnPage {
+        placement: String,
+    },
     /// Ruled out by the contact policy: a cap, a cooldown, a purchase, a budget.
     Contact(Exclusion),
 }

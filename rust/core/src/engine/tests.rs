@@ -145,8 +145,7 @@ fn thompson_learns_the_better_offer() {
 fn replacing_the_catalog_keeps_what_was_learned() {
     let e = engine(6);
     let features = [40.0, 1.0, 0.0];
-    let request =
-        DecideRequest { consents: &["email"], ..DecideRequest::new(&["mail"], &features, 1000.0) };
+    let request = DecideRequest { consents: &["email"], ..DecideRequest::new(&["mail"], &features, 1000.0) };
     let before = e.decide(&request).unwrap();
     e.report_outcome(before.decision_id, None, 1.0, false).unwrap();
     let in_flight = e.decide(&request).unwrap();

@@ -1,0 +1,109 @@
+"""Each rule of the contact policy excludes exactly what it should, with its reason."""
+
+import numpy as np
+import pytest
+from decision_engine import Contact, InvalidInputError, UnknownDecisionError
+
+from .conftest import DAY, NOW
+
+ROW = np.array([30.0], np.float32)
+
+
+def test_channel_cap_counts_messages_and_names_cap_window_and_count(make_engine):
+    engine = make_engine()
+    first = engine.decide("mail", ROW, profile_id="p", now=NOW)
+    assert len(first.offers) == 1
+    second = engine.decide("mail", ROW, profile_id="p", now=NOW + 60, explain=True)
+    assert second.offers == []
+    assert (
+        second.reasons["news"] == "contact policy: channel 'email' cap: 1 contact(s) in the last 1d (max 1)"
+    )
+    assert len(engine.decide("hero", ROW, profile_id="p", now=NOW).offers) == 2, "web is not capped"
+    assert len(engine.decide("mail", ROW, profile_id="q", now=NOW).offers) == 1, "caps are per profile"
+
+
+def test_release_gives_the_reservation_back(make_engine):
+    engine = make_engine()
+    first = engine.decide("mail", ROW, profile_id="p", now=NOW)
+    engine.release(first.decision_id)
+    assert [c.kind for c in engine.contact_history("p")] == []
+    with pytest.raises(UnknownDecisionError):
+        engine.report_outcome(first.decision_id, 1.0)
+    assert len(engine.decide("mail", ROW, profile_id="p", now=NOW + 1).offers) == 1
+
+
+def test_all_channel_and_per_offer_caps(make_engine):
+    engine = make_engine()
+    history = [Contact("news", "web", NOW - DAY), Contact("news", "push", NOW - 2 * DAY)]
+    d = engine.decide("hero", ROW, history=history, now=NOW, explain=True)
+    assert "news" not in d.offer_ids
+    assert d.reasons["news"] == "contact policy: per-offer cap: 2 contact(s) in the last 3d (max 2)"
+    four = [Contact(f"x{i}", "push", NOW - i * DAY) for i in range(4)]
+    d = engine.decide("hero", ROW, history=four, now=NOW, explain=True)
+    assert d.offers == []
+    assert d.reasons["news"] == "contact policy: all-channel cap: 4 contact(s) in the last 1w (max 4)"
+
+
+def test_group_cap_and_group_limit(make_engine):
+    engine = make_engine()
+    history = [Contact("card", "web", NOW - DAY, group="cards")]
+    d = engine.decide("hero", ROW, history=history, now=NOW, explain=True)
+    assert d.reasons["card_plus"] == "contact policy: group 'cards' cap: 1 contact(s) in the last 2d (max 1)"
+    for seed in range(20):
+        d = make_engine(seed).decide("hero", ROW, now=NOW)
+        assert sum(o.startswith("card") for o in d.offer_ids) <= 1
+
+
+def test_cooldowns_after_conversion_and_dismissal(make_engine):
+    engine = make_engine()
+    history = [
+        Contact("loan", "web", NOW - 10 * DAY, "converted"),
+        Contact("news", "web", NOW - DAY, "dismissed"),
+    ]
+    d = engine.decide("mail", ROW, history=history, now=NOW, explain=True)
+    assert d.offers == []
+    assert d.reasons["loan"] == "contact policy: cooldown after conversion: 10d ago, cooldown 2w"
+    assert d.reasons["news"] == "contact policy: cooldown after dismissal: 1d ago, cooldown 3d"
+    d = engine.decide("mail", ROW, history=history, now=NOW + 2.5 * DAY)
+    assert d.offer_ids == ["news"], "the dismissal cooldown ended, the conversion one did not"
+
+
+def test_reported_outcomes_start_cooldowns(make_engine):
+    engine = make_engine()
+    d = engine.decide("mail", ROW, profile_id="p", now=NOW)
+    engine.report_outcome(d.decision_id, 1.0)
+    kinds = [c.kind for c in engine.contact_history("p")]
+    assert kinds == ["shown", "converted"]
+    later = engine.decide("mail", ROW, profile_id="p", now=NOW + 2 * DAY, explain=True)
+    assert later.reasons[d.offer_ids[0]].startswith("contact policy: cooldown after conversion")
+
+
+def test_purchased_products_are_suppressed(make_engine):
+    d = make_engine().decide("hero", ROW, purchases=["card"], now=NOW, explain=True)
+    assert "card" not in d.offer_ids
+    assert d.reasons["card"] == "contact policy: already bought product 'card'"
+
+
+def test_a_page_never_shows_an_offer_twice(make_engine):
+    engine = make_engine()
+    for i in range(100):
+        page = engine.decide_page(["hero", "side", "mail"], ROW, profile_id=f"p{i}", now=NOW, explain=True)
+        shown = [o for d in page for o in d.offer_ids]
+        assert len(shown) == len(set(shown)), shown
+        assert sum(o.startswith("card") for o in shown) <= 1
+        for offer in page[0].offer_ids:
+            assert page[1].reasons[offer] == "already chosen for placement 'hero' on this page"
+
+
+def test_budget_holds_and_shows_in_the_reason(make_engine):
+    engine = make_engine(budget=3)
+    shown = sum("loan" in engine.decide("mail", ROW, now=NOW).offer_ids for _ in range(200))
+    assert shown == 3
+    assert engine.budget_usage("loan", now=NOW) == (3, 3)
+    d = engine.decide("mail", ROW, now=NOW, explain=True)
+    assert d.reasons["loan"] == "contact policy: budget: 3 used of 3 allowed so far"
+
+
+def test_bad_history_is_rejected(make_engine):
+    with pytest.raises(InvalidInputError, match="contact kind must be shown, converted or dismissed"):
+        make_engine().decide("hero", ROW, history=[Contact("x", "web", NOW, "clicked")])  # type: ignore[arg-type]
