@@ -317,6 +317,51 @@ class ContactPolicy(_Model):
     max_per_group: Count | None = None
 
 
+def _basis_point_share(share: float) -> float:
+    if not 0 < share <= 1:
+        _fail(f"a share must be in (0, 1], got {share}")
+    if abs(share * 10_000 - round(share * 10_000)) > 1e-6:
+        _fail(f"a share must be in steps of 0.0001 (one basis point), got {share}")
+    return share
+
+
+Share = Annotated[float, AfterValidator(_basis_point_share)]
+
+
+class ExperimentGroup(_Model):
+    name: Id
+    share: Share
+    # personalized: the placement's policy; default: non-personalized (highest value x weight).
+    treatment: Literal["personalized", "default"] = "personalized"
+    policy: Policy | None = None
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _policy_shorthand(cls, value: object) -> object:
+        return None if value is None else _normalize_policy(value)
+
+
+class Experiment(_Model):
+    """Profiles are split by a salted hash of their id; experiments of one layer never share
+    a profile (see decision_engine.experiments.assignment)."""
+
+    id: Id
+    salt: Text | None = None
+    layer: Id | None = None
+    traffic: Share = 1.0
+    placements: tuple[Annotated[Id, _refer("placements", "placement")], ...] | None = None
+    groups: Annotated[tuple[ExperimentGroup, ...], _non_empty("group")]
+
+    @model_validator(mode="after")
+    def _shares(self) -> Self:
+        total = sum(round(g.share * 10_000) for g in self.groups)
+        if total != 10_000:
+            _fail(f"group shares must sum to 1, got {total / 10_000}")
+        if (dup := _first_duplicate(tuple(g.name for g in self.groups))) is not None:
+            _fail(f"group '{dup}' is listed twice")
+        return self
+
+
 class Catalog(_Model):
     version: Literal[1]
     features: tuple[Feature, ...] = ()
@@ -327,6 +372,7 @@ class Catalog(_Model):
     placements: Annotated[tuple[Placement, ...], _non_empty("placement")]
     offers: tuple[Offer, ...] = ()
     contact_policy: ContactPolicy | None = None
+    experiments: tuple[Experiment, ...] = ()
 
     @model_validator(mode="wrap")
     @classmethod

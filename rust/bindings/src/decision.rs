@@ -37,6 +37,9 @@ pub struct PyDecision {
     #[pyo3(get)]
     pub offers: Vec<PyChosenOffer>,
     pub reasons: Vec<(String, String)>,
+    /// (experiment, group) for every experiment of the placement the profile is in.
+    #[pyo3(get)]
+    pub experiments: Vec<(String, String)>,
 }
 
 #[pymethods]
@@ -76,7 +79,7 @@ impl PyDecision {
             .map(|(slot, o)| PyChosenOffer { offer_id: o.offer_id, slot, score: o.score, propensity: o.propensity })
             .collect();
         let reasons = d.reasons.into_iter().map(|(o, r)| (o, r.to_string())).collect();
-        Self { decision_id: d.decision_id, placement: d.placement, offers, reasons }
+        Self { decision_id: d.decision_id, placement: d.placement, offers, reasons, experiments: d.experiments }
     }
 }
 

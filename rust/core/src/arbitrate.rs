@@ -67,12 +67,32 @@ pub fn choose<R: Rng + ?Sized>(
     rng: &mut R,
     ws: &mut Workspace,
 ) {
-    ws.picks.clear();
     ws.scores.clear();
     ws.scores.extend(eligible.iter().map(|&i| view.arms[i].sample(rng) * view.scale[i]));
+    fill_slots(view, eligible, slots, ws, |ws, b| {
+        if propensities { propensity_at_slot(view, eligible, b, ws) } else { f64::NAN }
+    });
+}
+
+/// The non-personalized default (a holdout's treatment): the eligible offers of highest
+/// value x weight, deterministically, so each pick's propensity is 1.
+pub fn choose_by_value(view: &ArmView<'_>, eligible: &[usize], slots: usize, ws: &mut Workspace) {
+    ws.scores.clear();
+    ws.scores.extend(eligible.iter().map(|&i| view.scale[i]));
+    fill_slots(view, eligible, slots, ws, |_, _| 1.0);
+}
+
+/// Fills the slots best score first, one exclusion group at a time within its limits.
+fn fill_slots(
+    view: &ArmView<'_>,
+    eligible: &[usize],
+    slots: usize,
+    ws: &mut Workspace,
+    propensity: impl Fn(&mut Workspace, usize) -> f64,
+) {
+    ws.picks.clear();
     ws.taken.clear();
     ws.taken.resize(eligible.len(), false);
-
     for _ in 0..slots {
         let mut best: Option<usize> = None;
         for k in 0..eligible.len() {
@@ -81,10 +101,9 @@ pub fn choose<R: Rng + ?Sized>(
             }
         }
         let Some(b) = best else { break };
-        let local = eligible[b];
-        let propensity = if propensities { propensity_at_slot(view, eligible, b, ws) } else { f64::NAN };
+        let p = propensity(ws, b);
         ws.taken[b] = true;
-        ws.picks.push(Pick { local, score: ws.scores[b], propensity });
+        ws.picks.push(Pick { local: eligible[b], score: ws.scores[b], propensity: p });
     }
 }
 

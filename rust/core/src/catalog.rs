@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::contact::{BudgetSpec, ContactPolicy, ContactPolicySpec};
 use crate::error::{Location, Result, catalog_error};
+use crate::experiment::{Experiment, ExperimentSpec};
 use crate::policy::PolicyConfig;
 use crate::rules::RuleSet;
 use crate::schema::{Feature, FeatureKind, Schema};
@@ -19,6 +20,8 @@ pub struct CatalogSpec {
     pub offers: Vec<OfferSpec>,
     #[serde(default)]
     pub contact_policy: Option<ContactPolicySpec>,
+    #[serde(default)]
+    pub experiments: Option<Vec<ExperimentSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,6 +112,7 @@ pub struct Catalog {
     /// Every offer's rule, in catalog order, for eligibility over a whole batch.
     pub rules: RuleSet,
     pub contact: ContactPolicy,
+    pub experiments: Vec<Experiment>,
     offer_index: HashMap<String, usize>,
     placement_index: HashMap<String, usize>,
 }
@@ -167,7 +171,20 @@ impl Catalog {
             .map(|(p, members)| placement(p, members, &channel_index, &schema, &offers))
             .collect::<Result<_>>()?;
         let contact = ContactPolicy::compile(spec.contact_policy.unwrap_or_default(), &channels, &groups)?;
-        Ok(Self { schema, channels, groups, offers, placements, rules, contact, offer_index, placement_index })
+        let experiments =
+            crate::experiment::compile(spec.experiments.unwrap_or_default(), |id| placement_index.get(id).copied())?;
+        Ok(Self {
+            schema,
+            channels,
+            groups,
+            offers,
+            placements,
+            rules,
+            contact,
+            experiments,
+            offer_index,
+            placement_index,
+        })
     }
 
     pub fn placement_index(&self, id: &str) -> Option<usize> {

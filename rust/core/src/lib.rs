@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod contact;
 pub mod engine;
 pub mod error;
+pub mod experiment;
 pub mod pending;
 pub mod policy;
 pub mod rules;

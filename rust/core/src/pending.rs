@@ -13,6 +13,8 @@ pub struct PendingBatch<S> {
     /// What the decisions were made against (catalog and policy state).
     pub state: Arc<S>,
     pub placement: usize,
+    /// The policy state the decisions drew from (the placement's, or an experiment variant's).
+    pub arm_set: usize,
     pub slots: usize,
     /// `rows x slots` local offer indices, [`NO_OFFER`] where a slot stayed empty.
     pub offers: Vec<u32>,
@@ -30,7 +32,24 @@ impl<S> PendingBatch<S> {
         let unreported = offers.iter().filter(|&&o| o != NO_OFFER).count();
         let reported = vec![false; offers.len()];
         let open_rows = offers.chunks(slots).filter(|row| row.iter().any(|&o| o != NO_OFFER)).count();
-        Self { state, placement, slots, offers, reported, unreported, open_rows, profiles: Vec::new(), time: f64::NAN }
+        Self {
+            state,
+            placement,
+            arm_set: placement,
+            slots,
+            offers,
+            reported,
+            unreported,
+            open_rows,
+            profiles: Vec::new(),
+            time: f64::NAN,
+        }
+    }
+
+    /// Marks the decisions as drawn from an experiment variant's arm set.
+    pub fn with_arm_set(mut self, arm_set: usize) -> Self {
+        self.arm_set = arm_set;
+        self
     }
 
     /// Attaches the rows' profile ids (one per row, or none) and the decision time.
@@ -50,6 +69,7 @@ impl<S> PendingBatch<S> {
 pub struct Settled<S> {
     pub state: Arc<S>,
     pub placement: usize,
+    pub arm_set: usize,
     pub local: usize,
     pub profile: Option<Arc<str>>,
     pub decided_at: f64,
@@ -138,6 +158,7 @@ impl<S> PendingStore<S> {
         let settled = Settled {
             state: Arc::clone(&batch.state),
             placement: batch.placement,
+            arm_set: batch.arm_set,
             local,
             profile: batch.profiles.get(row).cloned(),
             decided_at: batch.time,

@@ -47,7 +47,7 @@ impl Engine {
         let (dim, channels, slots) = (catalog.schema.len(), catalog.channels.len(), placement.slots);
 
         // A snapshot: outcomes reported during a long batch do not wait on it.
-        let arms = loaded.policies[p].read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let arms = loaded.arm_sets[p].arms.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let view = ArmView { arms: &arms, scale: &loaded.scales[p], group: &loaded.groups[p] };
         let consent_mask = |row: usize| consent_mask(request.consents, channels, row);
         let no_clause = |_: usize| String::new();
@@ -78,7 +78,7 @@ impl Engine {
                     };
                     let rules = placement.rules.rules();
                     let rule_holds = |l: usize| scratch.truth(rules[l].root)[row] != 0;
-                    let slotting = Slotting { view: &view, decision_id, on_page: &[] };
+                    let slotting = Slotting { view: &view, decision_id, on_page: &[], by_value: false };
                     let mut rng = self.rng_for(decision_id);
                     let mut decide = |history| {
                         loaded.decide_placement(

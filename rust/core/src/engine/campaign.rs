@@ -28,7 +28,7 @@ impl Engine {
         let placement = &catalog.placements[p];
         let (dim, channels, slots) = (catalog.schema.len(), catalog.channels.len(), placement.slots);
         let expected: Vec<f64> = {
-            let arms = loaded.policies[p].read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let arms = loaded.arm_sets[p].arms.read().unwrap_or_else(std::sync::PoisonError::into_inner);
             arms.iter().zip(&loaded.scales[p]).map(|(arm, scale)| arm.mean() * scale).collect()
         };
         // Each profile keeps its best few candidates: plenty for the allocation to re-route.

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use rand::Rng;
 
 use super::{Engine, Loaded, Reason};
-use crate::arbitrate::{ArmView, Workspace, choose};
+use crate::arbitrate::{ArmView, Workspace, choose, choose_by_value};
 use crate::catalog::Catalog;
 use crate::contact::{ContactCheck, ContactEvent, Counts, Exclusion, History};
 use crate::error::{Error, Result};
+use crate::experiment::Treatment;
 use crate::pending::{NO_OFFER, PendingBatch};
 
 pub struct DecideRequest<'a> {
@@ -60,6 +61,8 @@ pub struct Decision {
     /// With `explain`: every other offer of the placement and why it was left out, in
     /// catalog order.
     pub reasons: Vec<(String, Reason)>,
+    /// (experiment, group) for every experiment of the placement the profile is in.
+    pub experiments: Vec<(String, String)>,
 }
 
 /// Bit `c` set when the profile consented to channel `c`.
@@ -104,9 +107,23 @@ pub(crate) struct Slotting<'a, 'v> {
     pub decision_id: u64,
     /// Catalog offer indices already chosen on this page, with their placement.
     pub on_page: &'a [(usize, usize)],
+    /// A holdout's non-personalized treatment: highest value x weight, no sampling.
+    pub by_value: bool,
 }
 
 impl Loaded {
+    /// (experiment, group) of every experiment of placement `p` the profile is in.
+    pub(crate) fn assignments(&self, p: usize, profile_id: Option<&str>) -> Vec<(usize, usize)> {
+        let Some(id) = profile_id else { return Vec::new() };
+        let experiments = &self.catalog.experiments;
+        experiments
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| x.applies_to(p))
+            .filter_map(|(e, x)| x.group_of(id).map(|g| (e, g)))
+            .collect()
+    }
+
     /// Decides one placement for one profile into `ws.picks`; reserves budgets and, given a
     /// history, the contacts. Returns the reasons (by local index) when explaining.
     #[expect(clippy::too_many_arguments, reason = "the single and batch paths share this exact step")]
@@ -175,7 +192,11 @@ impl Loaded {
         // Budgets are taken after choosing; an offer whose budget ran out meanwhile is
         // dropped and the slots chosen again.
         loop {
-            choose(slotting.view, eligible, placement.slots, profile.propensities, rng, ws);
+            if slotting.by_value {
+                choose_by_value(slotting.view, eligible, placement.slots, ws);
+            } else {
+                choose(slotting.view, eligible, placement.slots, profile.propensities, rng, ws);
+            }
             let Some((local, exclusion)) = self.take_budgets(p, &ws.picks, now) else { break };
             eligible.retain(|&l| l != local);
             if profile.explain {
@@ -273,8 +294,13 @@ impl Engine {
             let rule_clause =
                 |local: usize| placement.rules.failing_clause(&values, local).unwrap_or_default().to_owned();
             let mut rng = self.rng_for(decision_id);
-            let reasons = loaded.with_view(p, |view| {
-                let slotting = Slotting { view, decision_id, on_page: &on_page };
+            let assignments = loaded.assignments(p, request.profile_id);
+            let experiments = &catalog.experiments;
+            let by_value = assignments.iter().any(|&(e, g)| experiments[e].groups[g].treatment == Treatment::Default);
+            let variant = assignments.iter().copied().find(|&(e, g)| experiments[e].groups[g].policy.is_some());
+            let set = loaded.arm_set(p, variant);
+            let reasons = loaded.with_view(set, |view| {
+                let slotting = Slotting { view, decision_id, on_page: &on_page, by_value };
                 loaded.decide_placement(
                     p,
                     &profile,
@@ -293,7 +319,12 @@ impl Engine {
                 reasons.sort_by_key(|(local, _)| *local);
             }
             on_page.extend(ws.picks.iter().map(|pick| (placement.offers[pick.local], p)));
-            decisions.push(self.record(&loaded, p, decision_id, &ws, reasons, request));
+            let mut decision = self.record(&loaded, (p, set), decision_id, &ws, reasons, request);
+            decision.experiments = assignments
+                .iter()
+                .map(|&(e, g)| (experiments[e].id.clone(), experiments[e].groups[g].name.clone()))
+                .collect();
+            decisions.push(decision);
         }
         Ok(decisions)
     }
@@ -301,7 +332,7 @@ impl Engine {
     fn record(
         &self,
         loaded: &Arc<Loaded>,
-        p: usize,
+        (p, set): (usize, usize),
         decision_id: u64,
         ws: &Workspace,
         reasons: Vec<(usize, Reason)>,
@@ -323,10 +354,11 @@ impl Engine {
             .collect();
         let reasons = reasons.into_iter().map(|(local, r)| (loaded.offer_id(p, local).to_owned(), r)).collect();
         let profiles = request.profile_id.map(|id| vec![Arc::<str>::from(id)]).unwrap_or_default();
-        let batch =
-            PendingBatch::new(Arc::clone(loaded), p, placement.slots, shown).with_context(profiles, request.now);
+        let batch = PendingBatch::new(Arc::clone(loaded), p, placement.slots, shown)
+            .with_arm_set(set)
+            .with_context(profiles, request.now);
         self.remember(decision_id, batch);
-        Decision { decision_id, placement: placement.id.clone(), offers, reasons }
+        Decision { decision_id, placement: placement.id.clone(), offers, reasons, experiments: Vec::new() }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The engine: one catalog with its policy state, decisions awaiting outcomes, and the
 //! single and batch decision paths, which share the same arbitration code.
 
+mod arms;
 mod batch;
 mod campaign;
 mod decide;
@@ -30,7 +31,7 @@ pub const DEFAULT_MAX_PENDING: usize = 10_000_000;
 /// A catalog and the learned state of its placements' policies.
 pub struct Loaded {
     pub catalog: Catalog,
-    policies: Vec<RwLock<Vec<ThompsonArm>>>,
+    arm_sets: Vec<arms::ArmSet>,
     /// Volume budget per catalog offer.
     budgets: Vec<Option<Budget>>,
     /// Shared names for contact history events.
@@ -46,25 +47,7 @@ impl Loaded {
     /// A fresh state; arms whose (placement, offer) ids exist in `previous` with the same
     /// policy keep what they learned there.
     fn new(catalog: Catalog, previous: Option<&Loaded>) -> Self {
-        let policies = catalog
-            .placements
-            .iter()
-            .map(|p| {
-                let carried = previous.and_then(|old| old.arms_for(&p.id, &p.policy));
-                let arms = p
-                    .offers
-                    .iter()
-                    .map(|&o| {
-                        let id = catalog.offers[o].id.as_str();
-                        carried
-                            .as_ref()
-                            .and_then(|c| c.iter().find(|(k, _)| k == id))
-                            .map_or_else(|| p.policy.new_arm(), |(_, arm)| arm.clone())
-                    })
-                    .collect();
-                RwLock::new(arms)
-            })
-            .collect();
+        let arm_sets = arms::build(&catalog, previous);
         let per_offer = |f: &dyn Fn(usize) -> f64| -> Vec<Vec<f64>> {
             catalog.placements.iter().map(|p| p.offers.iter().map(|&o| f(o)).collect()).collect()
         };
@@ -85,27 +68,18 @@ impl Loaded {
         let offer_names = names(&mut catalog.offers.iter().map(|o| o.id.as_str()));
         let channel_names = names(&mut catalog.channels.iter().map(String::as_str));
         let group_names = names(&mut catalog.groups.iter().map(String::as_str));
-        Self { catalog, policies, budgets, offer_names, channel_names, group_names, scales, groups }
-    }
-
-    /// A placement's arms by offer id, if it exists with the same policy configuration.
-    fn arms_for(&self, placement: &str, policy: &crate::policy::PolicyConfig) -> Option<Vec<(String, ThompsonArm)>> {
-        let p = self.catalog.placement_index(placement)?;
-        if &self.catalog.placements[p].policy != policy {
-            return None;
-        }
-        let arms = self.policies[p].read().unwrap_or_else(PoisonError::into_inner);
-        Some(arms.iter().enumerate().map(|(local, arm)| (self.offer_id(p, local).to_owned(), arm.clone())).collect())
+        Self { catalog, arm_sets, budgets, offer_names, channel_names, group_names, scales, groups }
     }
 
     fn placement(&self, id: &str) -> Result<usize> {
         self.catalog.placement_index(id).ok_or_else(|| Error::UnknownPlacement(id.to_owned()))
     }
 
-    /// Runs `f` with the placement's arms read-locked.
-    fn with_view<T>(&self, placement: usize, f: impl FnOnce(&ArmView<'_>) -> T) -> T {
-        let arms = self.policies[placement].read().unwrap_or_else(PoisonError::into_inner);
-        f(&ArmView { arms: &arms, scale: &self.scales[placement], group: &self.groups[placement] })
+    /// Runs `f` with an arm set read-locked.
+    fn with_view<T>(&self, set: usize, f: impl FnOnce(&ArmView<'_>) -> T) -> T {
+        let s = &self.arm_sets[set];
+        let arms = s.arms.read().unwrap_or_else(PoisonError::into_inner);
+        f(&ArmView { arms: &arms, scale: &self.scales[s.placement], group: &self.groups[s.placement] })
     }
 
     fn offer_id(&self, placement: usize, local: usize) -> &str {
@@ -214,21 +188,16 @@ impl Engine {
         self.record_outcome_contact(&settled, reward, dismissed);
         // The outcome teaches the current catalog's arm, also when the decision predates a reload.
         let current = self.current();
-        let (placement, local) = if Arc::ptr_eq(&current, &settled.state) {
-            (settled.placement, settled.local)
+        let (set, local) = if Arc::ptr_eq(&current, &settled.state) {
+            (settled.arm_set, settled.local)
         } else {
-            let old = &settled.state;
-            let placement_id = &old.catalog.placements[settled.placement].id;
-            let offer_id = old.offer_id(settled.placement, settled.local);
-            let Some(p) = current.catalog.placement_index(placement_id) else { return Ok(()) };
-            let Some(local) =
-                (0..current.catalog.placements[p].offers.len()).find(|&l| current.offer_id(p, l) == offer_id)
-            else {
-                return Ok(());
-            };
-            (p, local)
+            match current.translate(&settled.state, settled.arm_set, settled.local) {
+                Some(found) => found,
+                // The offer or its policy is gone from the catalog: nothing left to teach.
+                None => return Ok(()),
+            }
         };
-        let mut arms = current.policies[placement].write().unwrap_or_else(PoisonError::into_inner);
+        let mut arms = current.arm_sets[set].arms.write().unwrap_or_else(PoisonError::into_inner);
         arms[local].update(reward);
         Ok(())
     }
@@ -305,7 +274,7 @@ impl Engine {
     pub fn policy_state(&self, placement: &str) -> Result<Vec<ArmState>> {
         let loaded = self.current();
         let p = loaded.placement(placement)?;
-        let arms = loaded.policies[p].read().unwrap_or_else(PoisonError::into_inner);
+        let arms = loaded.arm_sets[p].arms.read().unwrap_or_else(PoisonError::into_inner);
         Ok(arms
             .iter()
             .enumerate()
@@ -321,5 +290,7 @@ impl Engine {
 
 #[cfg(test)]
 mod contact_tests;
+#[cfg(test)]
+mod experiment_tests;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,97 @@
+//! Learned policy state: one arm set per placement, plus one per (experiment group with a
+//! policy of its own, placement it applies to), so an A/B of policies learns separately.
+
+use std::sync::{PoisonError, RwLock};
+
+use super::Loaded;
+use crate::catalog::Catalog;
+use crate::policy::{PolicyConfig, ThompsonArm};
+
+pub(crate) struct ArmSet {
+    pub placement: usize,
+    /// (experiment, group) for a group's own policy; `None` for the placement's policy.
+    pub variant: Option<(usize, usize)>,
+    pub policy: PolicyConfig,
+    pub arms: RwLock<Vec<ThompsonArm>>,
+}
+
+/// Ids that name an arm set across catalog reloads.
+type Key = (String, Option<(String, String)>);
+
+fn key(catalog: &Catalog, placement: usize, variant: Option<(usize, usize)>) -> Key {
+    let names = variant.map(|(e, g)| {
+        let experiment = &catalog.experiments[e];
+        (experiment.id.clone(), experiment.groups[g].name.clone())
+    });
+    (catalog.placements[placement].id.clone(), names)
+}
+
+/// The arm sets of a catalog: placements first (set `p` is placement `p`'s), then variants.
+/// Arms whose set key, policy and offer id are unchanged keep what `previous` learned.
+pub(crate) fn build(catalog: &Catalog, previous: Option<&Loaded>) -> Vec<ArmSet> {
+    let mut wanted: Vec<(usize, Option<(usize, usize)>, PolicyConfig)> =
+        catalog.placements.iter().enumerate().map(|(p, placement)| (p, None, placement.policy.clone())).collect();
+    for (e, experiment) in catalog.experiments.iter().enumerate() {
+        for (g, group) in experiment.groups.iter().enumerate() {
+            let Some(policy) = &group.policy else { continue };
+            for p in (0..catalog.placements.len()).filter(|&p| experiment.applies_to(p)) {
+                wanted.push((p, Some((e, g)), policy.clone()));
+            }
+        }
+    }
+    wanted
+        .into_iter()
+        .map(|(placement, variant, policy)| {
+            let old = previous.and_then(|prev| prev.find_set(&key(catalog, placement, variant), &policy));
+            let arms = catalog.placements[placement]
+                .offers
+                .iter()
+                .map(|&o| {
+                    let id = &catalog.offers[o].id;
+                    old.and_then(|(prev, set)| prev.arm_by_offer(set, id)).unwrap_or_else(|| policy.new_arm())
+                })
+                .collect();
+            ArmSet { placement, variant, policy, arms: RwLock::new(arms) }
+        })
+        .collect()
+}
+
+impl Loaded {
+    /// The arm set a decision in placement `p` uses, given its experiment variant.
+    pub(crate) fn arm_set(&self, p: usize, variant: Option<(usize, usize)>) -> usize {
+        if variant.is_none() {
+            return p;
+        }
+        self.arm_sets.iter().position(|s| s.placement == p && s.variant == variant).unwrap_or(p)
+    }
+
+    /// This catalog's set with the same key and policy, if any.
+    fn find_set(&self, key_wanted: &Key, policy: &PolicyConfig) -> Option<(&Loaded, usize)> {
+        self.arm_sets
+            .iter()
+            .position(|s| &s.policy == policy && key(&self.catalog, s.placement, s.variant) == *key_wanted)
+            .map(|i| (self, i))
+    }
+
+    fn arm_by_offer(&self, set: usize, offer: &str) -> Option<ThompsonArm> {
+        let s = &self.arm_sets[set];
+        let local =
+            self.catalog.placements[s.placement].offers.iter().position(|&o| self.catalog.offers[o].id == offer)?;
+        Some(s.arms.read().unwrap_or_else(PoisonError::into_inner)[local].clone())
+    }
+
+    /// The same arm set and offer in `self`, for an outcome of a decision made on `old`.
+    pub(crate) fn translate(&self, old: &Loaded, set: usize, local: usize) -> Option<(usize, usize)> {
+        let s = &old.arm_sets[set];
+        let (mine, _) = self.find_set(&key(&old.catalog, s.placement, s.variant), &s.policy)?;
+        let index = mine
+            .arm_sets
+            .iter()
+            .position(|x| key(&self.catalog, x.placement, x.variant) == key(&old.catalog, s.placement, s.variant))?;
+        let offer = &old.catalog.offers[old.catalog.placements[s.placement].offers[local]].id;
+        let placement = self.arm_sets[index].placement;
+        let mine_local =
+            self.catalog.placements[placement].offers.iter().position(|&o| self.catalog.offers[o].id == *offer)?;
+        Some((index, mine_local))
+    }
+}
