@@ -2,7 +2,6 @@
 holdout gets the non-personalized default."""
 
 import numpy as np
-
 from decision_engine import Engine, parse_catalog
 from decision_engine.experiments.assignment import Experiment, Layer
 

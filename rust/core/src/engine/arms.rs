@@ -15,6 +15,9 @@ pub(crate) struct ArmSet {
     pub arms: RwLock<Vec<ThompsonArm>>,
 }
 
+/// (experiment, group) of a variant.
+type Variant = Option<(usize, usize)>;
+
 /// Ids that name an arm set across catalog reloads.
 type Key = (String, Option<(String, String)>);
 
@@ -29,7 +32,7 @@ fn key(catalog: &Catalog, placement: usize, variant: Option<(usize, usize)>) -> 
 /// The arm sets of a catalog: placements first (set `p` is placement `p`'s), then variants.
 /// Arms whose set key, policy and offer id are unchanged keep what `previous` learned.
 pub(crate) fn build(catalog: &Catalog, previous: Option<&Loaded>) -> Vec<ArmSet> {
-    let mut wanted: Vec<(usize, Option<(usize, usize)>, PolicyConfig)> =
+    let mut wanted: Vec<(usize, Variant, PolicyConfig)> =
         catalog.placements.iter().enumerate().map(|(p, placement)| (p, None, placement.policy.clone())).collect();
     for (e, experiment) in catalog.experiments.iter().enumerate() {
         for (g, group) in experiment.groups.iter().enumerate() {

@@ -23,7 +23,6 @@ use crate::contact::{Budget, ContactStore, Counts};
 pub use crate::contact::{ContactEvent, ContactKind};
 use crate::error::{Error, Result};
 use crate::pending::{PendingBatch, PendingStore};
-use crate::policy::ThompsonArm;
 
 /// Decisions kept awaiting outcomes before the oldest are dropped.
 pub const DEFAULT_MAX_PENDING: usize = 10_000_000;
