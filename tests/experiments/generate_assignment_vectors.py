@@ -55,7 +55,19 @@ CASES: list[tuple[str, str, dict[str, int]]] = [
     ("email-subject", "1234567890123456789", UNEVEN),
 ]
 
-LAYER_PROFILES = ["p000001", "p000002", "p000003", "p000004", "p000005", "p000006", "p000012", "p000021", "", "🙂", "山田"]
+LAYER_PROFILES = [
+    "p000001",
+    "p000002",
+    "p000003",
+    "p000004",
+    "p000005",
+    "p000006",
+    "p000012",
+    "p000021",
+    "",
+    "🙂",
+    "山田",
+]
 
 
 def layer_fixture() -> Layer:
@@ -101,9 +113,7 @@ def build() -> dict[str, object]:
         "layer": {
             "name": layer.name,
             "salt": layer.salt,
-            "slices": [
-                {**e.to_dict(), "start": start, "end": end} for e, start, end in layer.slices
-            ],
+            "slices": [{**e.to_dict(), "start": start, "end": end} for e, start, end in layer.slices],
             "cases": layer_cases,
         },
     }

@@ -71,7 +71,9 @@ def test_layers_are_independent() -> None:
     email = Layer.allocate("email", [(second, 10_000)])
     both = [assign_all([web, email], i) for i in IDS]
     table = Counter((a["web"].group, a["email"].group) for a in both)
-    contingency = np.array([[table[(g1, g2)] for g2 in ("control", "a", "b")] for g1 in ("control", "treatment")])
+    contingency = np.array(
+        [[table[(g1, g2)] for g2 in ("control", "a", "b")] for g1 in ("control", "treatment")]
+    )
     assert stats.chi2_contingency(contingency).pvalue > 0.001
 
 
@@ -87,7 +89,11 @@ def test_mutually_exclusive_experiments_never_overlap() -> None:
             members[found.experiment].add(i)
             groups[found.group] += found.experiment == "feed_ranker"
     assert not members["hero_copy"] & members["feed_ranker"]
-    observed = [len(members["hero_copy"]), len(members["feed_ranker"]), len(IDS) - sum(map(len, members.values()))]
+    observed = [
+        len(members["hero_copy"]),
+        len(members["feed_ranker"]),
+        len(IDS) - sum(map(len, members.values())),
+    ]
     assert stats.chisquare(observed, [0.3 * len(IDS), 0.5 * len(IDS), 0.2 * len(IDS)]).pvalue > 0.001
     # Inside its slice the experiment's own salt still splits by its shares.
     n = len(members["feed_ranker"])

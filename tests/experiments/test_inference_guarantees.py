@@ -51,7 +51,9 @@ def test_peeking_after_every_batch_keeps_msprt_at_alpha_but_not_the_z_test() -> 
     experiments, looks, batch, p = 2_000, 50, 400, 0.04
     x_t, x_c = _cumulative(rng, experiments, looks, batch, p), _cumulative(rng, experiments, looks, batch, p)
     n = batch * np.arange(1, looks + 1)
-    sequential = msprt_difference_of_proportions(x_t, n, x_c, n, mixture_sd=default_mixture_sd(p), alpha=ALPHA)
+    sequential = msprt_difference_of_proportions(
+        x_t, n, x_c, n, mixture_sd=default_mixture_sd(p), alpha=ALPHA
+    )
     msprt_false_positives = (sequential.p_value[:, -1] <= ALPHA).mean()
     cs_misses = ((sequential.low[:, -1] > 0) | (sequential.high[:, -1] < 0)).mean()
     _, z_p = two_proportion_z_test(x_t, n, x_c, n)
@@ -68,9 +70,14 @@ def test_peeking_after_every_batch_keeps_msprt_at_alpha_but_not_the_z_test() -> 
 def test_confidence_sequence_covers_a_true_lift_at_every_look_and_finds_it() -> None:
     rng = np.random.default_rng(12)
     experiments, looks, batch, p_c, p_t = 2_000, 50, 400, 0.04, 0.05
-    x_t, x_c = _cumulative(rng, experiments, looks, batch, p_t), _cumulative(rng, experiments, looks, batch, p_c)
+    x_t, x_c = (
+        _cumulative(rng, experiments, looks, batch, p_t),
+        _cumulative(rng, experiments, looks, batch, p_c),
+    )
     n = batch * np.arange(1, looks + 1)
-    sequential = msprt_difference_of_proportions(x_t, n, x_c, n, mixture_sd=default_mixture_sd(p_c), alpha=ALPHA)
+    sequential = msprt_difference_of_proportions(
+        x_t, n, x_c, n, mixture_sd=default_mixture_sd(p_c), alpha=ALPHA
+    )
     truth = p_t - p_c
     covered_throughout = ((sequential.low <= truth) & (truth <= sequential.high)).all(axis=1).mean()
     power = (sequential.p_value[:, -1] <= ALPHA).mean()

@@ -18,7 +18,7 @@ profile whose layer bucket falls in no range is in none of the layer's experimen
 its slice, the experiment's own salt assigns the group as above, so the group split does
 not depend on which slice the experiment got. Different layers use different salts, so
 their assignments are independent: a profile takes part in at most one experiment per
-layer and in one experiment of every layer.
+layer, and may take part in one experiment of every layer at once.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from numbers import Integral
 
 import numpy as np
 import numpy.typing as npt
@@ -66,7 +67,7 @@ def to_basis_points(shares: Sequence[float | int]) -> list[int]:
         raise InvalidInputError("an experiment needs at least one group")
     if any(s < 0 for s in shares):
         raise InvalidInputError(f"shares must not be negative: {list(shares)}")
-    if all(isinstance(s, int) for s in shares):
+    if all(isinstance(s, Integral) for s in shares):
         points = [int(s) for s in shares]
         if sum(points) != BASIS_POINTS:
             raise InvalidInputError(f"basis-point shares must sum to {BASIS_POINTS}, got {sum(points)}")

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self, cast
 
 import numpy as np
 import pyarrow as pa
@@ -34,44 +34,47 @@ from decision_engine.errors import InvalidInputError
 from decision_engine.experiments.assignment import Experiment
 
 TIME = pa.timestamp("us", tz="UTC")
-DECISIONS_SCHEMA = pa.schema(
-    [
-        ("decision_id", pa.uint64()),
-        ("time", TIME),
-        ("profile_id", pa.string()),
-        ("placement", pa.string()),
-        ("experiment", pa.string()),
-        ("group", pa.string()),
-        ("offer_id", pa.string()),
-        ("slot", pa.int32()),
-        ("propensity", pa.float64()),
-    ]
-)
-OUTCOMES_SCHEMA = pa.schema(
-    [
-        ("decision_id", pa.uint64()),
-        ("offer_id", pa.string()),
-        ("time", TIME),
-        ("reward", pa.float64()),
-        ("value", pa.float64()),
-    ]
-)
+_DECISION_FIELDS: list[pa.Field[Any]] = [
+    pa.field("decision_id", pa.uint64(), nullable=False),
+    pa.field("time", TIME, nullable=False),
+    pa.field("profile_id", pa.string(), nullable=False),
+    pa.field("placement", pa.string(), nullable=False),
+    pa.field("experiment", pa.string(), nullable=False),
+    pa.field("group", pa.string(), nullable=False),
+    pa.field("offer_id", pa.string(), nullable=False),
+    pa.field("slot", pa.int32(), nullable=False),
+    pa.field("propensity", pa.float64(), nullable=False),
+]
+DECISIONS_SCHEMA = pa.schema(_DECISION_FIELDS)
+_OUTCOME_FIELDS: list[pa.Field[Any]] = [
+    pa.field("decision_id", pa.uint64(), nullable=False),
+    pa.field("offer_id", pa.string()),  # null or "": the decision's slot-0 offer
+    pa.field("time", TIME, nullable=False),
+    pa.field("reward", pa.float64(), nullable=False),
+    pa.field("value", pa.float64(), nullable=False),
+]
+OUTCOMES_SCHEMA = pa.schema(_OUTCOME_FIELDS)
 EXPERIMENTS_KEY = b"decision_engine.experiments"
 Rows = Sequence[Mapping[str, Any]] | Mapping[str, Any]
 
 
-def _column(values: Any, field: pa.Field) -> pa.Array:
+def _column(values: Any, field: pa.Field[Any]) -> pa.Array[Any]:
     if field.type == TIME:
         array = np.asarray(values)
         if array.dtype.kind in "fi":  # unix seconds, as the engine takes them
             return pa.array((array * 1e6).round().astype(np.int64), pa.int64()).cast(TIME)
         if array.dtype.kind == "M":
             return pa.array(array.astype("datetime64[us]"), TIME)
-    return pa.array(values, field.type)
+    column: pa.Array[Any] = pa.array(values, field.type)
+    return column
 
 
 def to_table(rows: Rows, schema: pa.Schema) -> pa.Table:
-    """Rows (a list of dicts) or columns (a dict of lists or numpy arrays) as a table of ``schema``."""
+    """Rows (a list of dicts) or columns (a dict of lists or numpy arrays) as a table of ``schema``.
+
+    Raises InvalidInputError for missing or unexpected columns, values of the wrong type and
+    missing values in a column that needs one.
+    """
     if isinstance(rows, Mapping):
         names = set(rows)
         if names != set(schema.names):
@@ -79,17 +82,29 @@ def to_table(rows: Rows, schema: pa.Schema) -> pa.Table:
                 f"columns must be {schema.names}; missing {sorted(set(schema.names) - names)}, "
                 f"unexpected {sorted(names - set(schema.names))}"
             )
-        return pa.Table.from_arrays([_column(rows[f.name], f) for f in schema], schema=schema)
     try:
-        return pa.Table.from_pylist(list(rows), schema=schema)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
+        if isinstance(rows, Mapping):
+            table = pa.Table.from_arrays([_column(rows[f.name], f) for f in schema], schema=schema)
+        else:
+            table = pa.Table.from_pylist(list(rows), schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise InvalidInputError(f"rows do not match the log schema: {exc}") from exc
+    return _check_required(table, schema, "rows")
+
+
+def _check_required(table: pa.Table, schema: pa.Schema, source: str) -> pa.Table:
+    for field in schema:
+        missing = table.column(field.name).null_count
+        if not field.nullable and missing:
+            raise InvalidInputError(f"{source}: column '{field.name}' has {missing} missing values")
+    return table
 
 
 class LogWriter:
     """Appends batches to a Parquet file; the file appears under ``path`` only once closed.
 
     Until ``close`` the data goes to ``path + ".partial"``, so a reader never sees half a log.
+    Leaving a ``with`` block on an exception closes the partial file and leaves it there.
     """
 
     def __init__(self, path: str | os.PathLike[str], schema: pa.Schema) -> None:
@@ -97,6 +112,7 @@ class LogWriter:
         self.schema = schema
         self.rows_written = 0
         self._partial = self.path.with_name(self.path.name + ".partial")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self._partial, schema)
 
     def append(self, rows: Rows) -> None:
@@ -106,19 +122,21 @@ class LogWriter:
         self._writer.write_table(table)
         self.rows_written += table.num_rows
 
-    def close(self) -> None:
+    def close(self, *, publish: bool = True) -> None:
+        """Finishes the file and moves it to ``path`` (with ``publish=False`` it stays partial)."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-            os.replace(self._partial, self.path)
+            if publish:
+                os.replace(self._partial, self.path)
 
-    def __enter__(self) -> LogWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        self.close()
+        self.close(publish=error is None)
 
 
 class DecisionLogWriter(LogWriter):
@@ -135,12 +153,14 @@ class OutcomeLogWriter(LogWriter):
 
 
 def _read(path: str | os.PathLike[str], schema: pa.Schema) -> pa.Table:
-    table = pq.read_table(path)
+    table = pq.read_table(Path(path))
     missing = [name for name in schema.names if name not in table.column_names]
     if missing:
         raise InvalidInputError(f"{path}: missing columns {missing} (expected {schema.names})")
     try:
-        return table.select(schema.names).cast(schema.remove_metadata())
+        # Check for nulls before the cast, which would take the schema's word for it.
+        table = _check_required(table.select(schema.names), schema, str(path))
+        return table.cast(schema.remove_metadata())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise InvalidInputError(f"{path}: columns do not match the log schema: {exc}") from exc
 
@@ -155,7 +175,7 @@ def read_outcomes(path: str | os.PathLike[str]) -> pa.Table:
 
 def read_experiments(path: str | os.PathLike[str]) -> list[Experiment]:
     """The experiments recorded in a decisions file's metadata (none for foreign files)."""
-    metadata = pq.read_schema(path).metadata or {}
+    metadata = pq.read_schema(Path(path)).metadata or {}
     described = metadata.get(EXPERIMENTS_KEY)
     return [] if described is None else [Experiment.from_dict(d) for d in json.loads(described)]
 
@@ -166,11 +186,15 @@ def join_outcomes(decisions: pa.Table, outcomes: pa.Table, attribution_window: t
     Adds ``outcomes`` (count), ``reward`` (the largest, 0 without one), ``value`` (their sum)
     and ``converted`` (reward > 0). Rows come back ordered by time, decision id and slot.
     """
-    first = decisions.filter(pc.equal(decisions["slot"], 0)).select(["decision_id", "offer_id"])
+    first = decisions.filter(pc.equal(decisions["slot"], pa.scalar(0, pa.int32()))).select(
+        ["decision_id", "offer_id"]
+    )
     first = first.rename_columns(["decision_id", "first_offer"])
     reported = outcomes.rename_columns(["decision_id", "reported_offer", "outcome_time", "reward", "value"])
     reported = reported.join(first, "decision_id", join_type="left outer")
-    no_offer = pc.or_kleene(pc.is_null(reported["reported_offer"]), pc.equal(reported["reported_offer"], ""))
+    no_offer = pc.or_kleene(
+        pc.is_null(reported["reported_offer"]), pc.equal(reported["reported_offer"], pa.scalar(""))
+    )
     offer = pc.if_else(no_offer, reported["first_offer"], reported["reported_offer"])
     reported = reported.append_column("offer_id", offer).drop_columns(["reported_offer", "first_offer"])
 
@@ -178,19 +202,23 @@ def join_outcomes(decisions: pa.Table, outcomes: pa.Table, attribution_window: t
     matched = reported.join(shown, ["decision_id", "offer_id"], join_type="inner")
     delay = pc.subtract(matched["outcome_time"], matched["time"])
     window = pa.scalar(attribution_window, pa.duration("us"))
-    in_window = pc.and_(pc.greater_equal(delay, pa.scalar(timedelta(0), pa.duration("us"))), pc.less_equal(delay, window))
+    in_window = pc.and_(
+        pc.greater_equal(delay, pa.scalar(timedelta(0), pa.duration("us"))), pc.less_equal(delay, window)
+    )
     matched = matched.filter(in_window)
     per_offer = matched.group_by(["decision_id", "offer_id"]).aggregate(
         [("reward", "count"), ("reward", "max"), ("value", "sum")]
     )
     per_offer = per_offer.rename_columns(["decision_id", "offer_id", "outcomes", "reward", "value"])
     joined = decisions.join(per_offer, ["decision_id", "offer_id"], join_type="left outer")
-    joined = joined.set_column(
-        joined.schema.get_field_index("outcomes"), "outcomes", pc.fill_null(joined["outcomes"], 0)
-    )
-    for name in ("reward", "value"):
-        joined = joined.set_column(joined.schema.get_field_index(name), name, pc.fill_null(joined[name], 0.0))
-    joined = joined.append_column("converted", pc.greater(joined["reward"], 0.0))
+    for name, zero in (
+        ("outcomes", pa.scalar(0, pa.int64())),
+        ("reward", pa.scalar(0.0)),
+        ("value", pa.scalar(0.0)),
+    ):
+        filled = cast("pa.ChunkedArray[Any]", pc.fill_null(joined[name], zero))
+        joined = joined.set_column(joined.schema.get_field_index(name), name, filled)
+    joined = joined.append_column("converted", pc.greater(joined["reward"], pa.scalar(0.0)))
     return joined.sort_by([("time", "ascending"), ("decision_id", "ascending"), ("slot", "ascending")])
 
 

@@ -72,7 +72,9 @@ def msprt_difference_of_proportions(
     with np.errstate(invalid="ignore", divide="ignore"):
         p_t, p_c = xt / np.maximum(nt, 1), xc / np.maximum(nc, 1)
         variance = np.where(
-            (nt > 0) & (nc > 0), p_t * (1 - p_t) / np.maximum(nt, 1) + p_c * (1 - p_c) / np.maximum(nc, 1), 0.0
+            (nt > 0) & (nc > 0),
+            p_t * (1 - p_t) / np.maximum(nt, 1) + p_c * (1 - p_c) / np.maximum(nc, 1),
+            0.0,
         )
     difference = p_t - p_c
     log_lr = log_mixture_likelihood_ratio(difference, variance, mixture_sd, null)

@@ -2,8 +2,9 @@
 
 Every function takes numpy-broadcastable counts, so the same code serves one report and
 thousands of simulated experiments. ``_t`` is the treatment group, ``_c`` the control.
-Units are assumed independent (one decision = one Bernoulli trial); when profiles see many
-decisions and differ a lot in their rates, intervals are somewhat too narrow.
+Degenerate input (no decisions, no variance) gives NaN, never a warning. Units are assumed
+independent (one decision = one Bernoulli trial); when profiles see many decisions and differ
+a lot in their rates, intervals are somewhat too narrow.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 from scipy import stats as sps
-from statsmodels.stats.proportion import proportion_confint  # type: ignore[import-untyped]
 
 FloatArray = npt.NDArray[np.float64]
 Counts = npt.ArrayLike
@@ -42,15 +42,26 @@ def _z(alpha: float) -> float:
 
 
 def rate(conversions: Counts, decisions: Counts, alpha: float = 0.05) -> Estimate:
-    """Conversion rate with a Wilson score interval (statsmodels ``proportion_confint``)."""
-    x, n = _f(conversions), _f(decisions)
+    """Conversion rate with a Wilson score interval (as statsmodels ``proportion_confint``
+    'wilson', written out here because importing statsmodels costs the CLI a second)."""
+    x, n, z = _f(conversions), _f(decisions), _z(alpha)
     with np.errstate(invalid="ignore", divide="ignore"):
-        low, high = proportion_confint(x, n, alpha=alpha, method="wilson")
-        return Estimate(x / n, _f(low), _f(high))
+        center = (x + z**2 / 2) / (n + z**2)
+        half = z / (n + z**2) * np.sqrt(x * (n - x) / n + z**2 / 4)
+        # Exact ends where rounding would leave 1e-17 off: no conversions, or all of them.
+        low = np.where(x == 0, 0.0, np.clip(center - half, 0, 1))
+        high = np.where(x == n, 1.0, np.clip(center + half, 0, 1))
+        return Estimate(x / n, low, high)
 
 
 def difference_of_means(
-    mean_t: Counts, var_t: Counts, n_t: Counts, mean_c: Counts, var_c: Counts, n_c: Counts, alpha: float = 0.05
+    mean_t: Counts,
+    var_t: Counts,
+    n_t: Counts,
+    mean_c: Counts,
+    var_c: Counts,
+    n_c: Counts,
+    alpha: float = 0.05,
 ) -> Estimate:
     """Absolute difference ``mean_t - mean_c`` with a normal (Wald, unpooled) interval."""
     diff = _f(mean_t) - _f(mean_c)
@@ -59,7 +70,13 @@ def difference_of_means(
 
 
 def relative_lift_of_means(
-    mean_t: Counts, var_t: Counts, n_t: Counts, mean_c: Counts, var_c: Counts, n_c: Counts, alpha: float = 0.05
+    mean_t: Counts,
+    var_t: Counts,
+    n_t: Counts,
+    mean_c: Counts,
+    var_c: Counts,
+    n_c: Counts,
+    alpha: float = 0.05,
 ) -> Estimate:
     """Relative lift ``mean_t / mean_c - 1`` with a delta-method interval.
 
@@ -86,7 +103,9 @@ def relative_lift(x_t: Counts, n_t: Counts, x_c: Counts, n_c: Counts, alpha: flo
     return relative_lift_of_means(p_t, p_t * (1 - p_t), n_t, p_c, p_c * (1 - p_c), n_c, alpha)
 
 
-def two_proportion_z_test(x_t: Counts, n_t: Counts, x_c: Counts, n_c: Counts) -> tuple[FloatArray, FloatArray]:
+def two_proportion_z_test(
+    x_t: Counts, n_t: Counts, x_c: Counts, n_c: Counts
+) -> tuple[FloatArray, FloatArray]:
     """Pooled two-sided z test of ``p_t == p_c``: (z, p-value), as statsmodels ``proportions_ztest``."""
     xt, nt, xc, nc = _f(x_t), _f(n_t), _f(x_c), _f(n_c)
     pooled = (xt + xc) / (nt + nc)
@@ -108,15 +127,28 @@ def welch_t_test(
 ) -> WelchResult:
     """Welch's unequal-variance t test from summary statistics (scipy ``ttest_ind_from_stats``),
     with the Welch-Satterthwaite interval for ``mean_t - mean_c``."""
-    vt, vc = _f(sd_t) ** 2 / _f(n_t), _f(sd_c) ** 2 / _f(n_c)
-    df = (vt + vc) ** 2 / (vt**2 / (_f(n_t) - 1) + vc**2 / (_f(n_c) - 1))
-    result = sps.ttest_ind_from_stats(mean_t, sd_t, n_t, mean_c, sd_c, n_c, equal_var=False)
-    diff = _f(mean_t) - _f(mean_c)
-    half = sps.t.ppf(1 - alpha / 2, df) * np.sqrt(vt + vc)
-    return WelchResult(Estimate(diff, diff - half, diff + half), _f(result.statistic), _f(df), _f(result.pvalue))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vt, vc = _f(sd_t) ** 2 / _f(n_t), _f(sd_c) ** 2 / _f(n_c)
+        df = (vt + vc) ** 2 / (vt**2 / (_f(n_t) - 1) + vc**2 / (_f(n_c) - 1))
+        result = sps.ttest_ind_from_stats(
+            _f(mean_t),
+            _f(sd_t),
+            np.asarray(n_t, np.int64),
+            _f(mean_c),
+            _f(sd_c),
+            np.asarray(n_c, np.int64),
+            equal_var=False,
+        )
+        diff = _f(mean_t) - _f(mean_c)
+        half = sps.t.ppf(1 - alpha / 2, df) * np.sqrt(vt + vc)
+    return WelchResult(
+        Estimate(diff, diff - half, diff + half), _f(result.statistic), _f(df), _f(result.pvalue)
+    )
 
 
-def probability_to_beat(x_t: int, n_t: int, x_c: int, n_c: int, prior: tuple[float, float] = (1.0, 1.0)) -> float:
+def probability_to_beat(
+    x_t: int, n_t: int, x_c: int, n_c: int, prior: tuple[float, float] = (1.0, 1.0)
+) -> float:
     """P(p_t > p_c) under independent Beta(prior + successes, prior + failures) posteriors.
 
     Exact: with A = posterior of control, B of treatment and integer ``a_B`` (Evan Miller's
@@ -136,7 +168,10 @@ def probability_to_beat(x_t: int, n_t: int, x_c: int, n_c: int, prior: tuple[flo
 def _beats(a_b: float, b_b: float, a_a: float, b_a: float) -> float:
     i = np.arange(int(a_b), dtype=np.float64)
     log_terms = (
-        special.betaln(a_a + i, b_a + b_b) - np.log(b_b + i) - special.betaln(1 + i, b_b) - special.betaln(a_a, b_a)
+        special.betaln(a_a + i, b_a + b_b)
+        - np.log(b_b + i)
+        - special.betaln(1 + i, b_b)
+        - special.betaln(a_a, b_a)
     )
     return float(np.clip(np.exp(special.logsumexp(log_terms)), 0.0, 1.0))
 
