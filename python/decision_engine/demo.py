@@ -8,16 +8,42 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
+from decision_engine.catalog import LoadedCatalog, load_catalog, parse_catalog
 from decision_engine.engine import Engine
+from decision_engine.experiments.assignment import Experiment
+
+if TYPE_CHECKING:
+    from decision_engine.demo_log import DemoLog
 
 F64 = npt.NDArray[np.float64]
 
 # Share of customers who consented to each channel; web and app need none in the demo catalog.
 CONSENT_RATES = {"web": 1.0, "app": 1.0, "email": 0.6, "push": 0.4}
+# With a holdout the simulated arrivals spread over this many days, so contact caps see time pass.
+SIMULATED_DAYS = 28
+HOLDOUT_ID = "universal_holdout"
+
+
+def with_holdout(catalog: Path, share: float) -> tuple[LoadedCatalog, Experiment]:
+    """The catalog plus a universal holdout: `share` of customers get the non-personalized default."""
+    loaded = load_catalog(catalog)
+    if loaded.model.experiments:
+        raise ValueError(f"{catalog} already defines experiments; run the demo without --holdout")
+    points = round(share * 10_000)
+    text = catalog.read_text(encoding="utf-8") + (
+        f"\nexperiments:\n  - id: {HOLDOUT_ID}\n    layer: global\n    groups:\n"
+        f"      - {{name: holdout, share: {points / 10_000}, treatment: default}}\n"
+        f"      - {{name: personalized, share: {(10_000 - points) / 10_000}}}\n"
+    )
+    experiment = Experiment.create(
+        HOLDOUT_ID, {"holdout": points, "personalized": 10_000 - points}, layer="global"
+    )
+    return parse_catalog(text, str(catalog)), experiment
 
 
 @dataclass(frozen=True)
@@ -76,9 +102,16 @@ def run_demo(
     seed: int,
     customers: int = 20_000,
     progress: Callable[[int, float], None] | None = None,
+    log: DemoLog | None = None,
+    holdout: float = 0.0,
 ) -> DemoResult:
-    """Simulates `decisions` arrivals; returns click rate and value per decision by policy."""
-    engine = Engine(catalog, seed=seed)
+    """Simulates `decisions` arrivals; returns click rate and value per decision by policy.
+
+    With a `holdout` share, customers are identified (so the contact policy applies over
+    simulated weeks), a universal holdout gets the non-personalized default, and `log`
+    receives every decision and outcome for the experiment report.
+    """
+    engine = Engine(with_holdout(catalog, holdout)[0] if holdout > 0 else catalog, seed=seed)
     sim = Simulation.build(engine, catalog, customers, seed)
     rng = np.random.default_rng(seed + 1)
     placements = engine.placements
@@ -90,13 +123,19 @@ def run_demo(
     where = rng.integers(0, len(placement_ids), decisions)
     learned_clicks = learned_value = shown = 0.0
     engine_seconds = 0.0
+    start_time, step = time.time(), SIMULATED_DAYS * 86_400 / max(decisions, 1)
     for t in range(decisions):
         customer, placement = int(who[t]), placement_ids[where[t]]
+        profile_id = f"c{customer}" if holdout > 0 else None
+        now = start_time + t * step if holdout > 0 else None
+        consents = channels[sim.consents[customer]].tolist()
         started = time.perf_counter()
         decision = engine.decide(
-            placement, sim.profiles[customer], consents=channels[sim.consents[customer]].tolist()
+            placement, sim.profiles[customer], consents=consents, profile_id=profile_id, now=now
         )
         engine_seconds += time.perf_counter() - started
+        if log is not None and profile_id is not None and now is not None:
+            log.decision(decision, profile_id, now)
         for chosen in decision.offers:
             o = offer_index[chosen.offer_id]
             clicked = rng.random() < sim.click_p[customer, o]
@@ -106,11 +145,14 @@ def run_demo(
             started = time.perf_counter()
             engine.report_outcome(decision.decision_id, float(clicked), chosen.offer_id)
             engine_seconds += time.perf_counter() - started
+            if clicked and log is not None and now is not None:
+                log.outcome(decision.decision_id, chosen.offer_id, now + 3600.0, float(sim.values[o]))
         if progress is not None and (t + 1) % 1000 == 0:
             progress(1000, learned_clicks / max(shown, 1))
 
     baselines = _baselines(sim, placements, placement_ids, who, where, rng)
-    learned = PolicyResult("learned (Thompson)", learned_clicks / max(shown, 1), learned_value / decisions)
+    name = "learned (Thompson)" if holdout == 0 else f"engine ({holdout:.0%} holdout)"
+    learned = PolicyResult(name, learned_clicks / max(shown, 1), learned_value / decisions)
     started = time.perf_counter()
     engine.decide_batch(placement_ids[0], sim.profiles, consents=sim.consents)
     batch_rate = customers / (time.perf_counter() - started)
