@@ -6,7 +6,6 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "allocate",
     "BatchDecision",
     "CatalogError",
     "ChosenOffer",
@@ -18,6 +17,7 @@ __all__ = [
     "UnknownDecisionError",
     "UnknownOfferError",
     "UnknownPlacementError",
+    "allocate",
 ]
 
 class DecisionEngineError(Exception): ...
