@@ -2,7 +2,7 @@
 PY ?= python3
 PIP = $(PY) -m pip install --disable-pip-version-check -q
 
-.PHONY: install demo test test-rust test-python lint bench
+.PHONY: install demo test test-rust test-python lint bench generate
 
 install:                 ## build the extension (release) and install the package with test/dev tools
 	$(PIP) -e '.[test,dev]'
@@ -26,7 +26,14 @@ lint:                    ## the checks CI runs besides tests
 	$(PY) -m ruff format --check python tests benches seeds
 	$(PY) -m mypy
 	$(PY) -m mypy.stubtest decision_engine._core
+	$(MAKE) --no-print-directory generate    # generated gRPC code must match protos/
+	git diff --exit-code -- python/decision_engine/v1
+	test -z "$$(git status --porcelain -- python/decision_engine/v1)"
 
 bench:                   ## side-by-side benchmarks against peers (needs `pip install '.[bench]'`)
 	$(PIP) -e '.[bench]'
 	$(PY) -m pytest benches --benchmark-only
+
+generate:                ## regenerate the gRPC code (python/decision_engine/v1) from protos/; commit it
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=python --pyi_out=python --grpc_python_out=python \
+		protos/decision_engine/v1/*.proto

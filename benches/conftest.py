@@ -51,6 +51,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[LOAD] = os.getloadavg()
 
 
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    """Also collect bench_*.py (the serving benchmarks), unless named on the command line."""
+    if (
+        file_path.name.startswith("bench_")
+        and file_path.suffix == ".py"
+        and not parent.session.isinitpath(file_path)
+    ):
+        return pytest.Module.from_parent(parent, path=file_path)
+    return None
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     results = config.stash.get(RESULTS, {})

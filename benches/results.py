@@ -101,6 +101,38 @@ def _eligibility(r: dict[str, Measurement]) -> list[str]:
     return [f"{line} | {polars.label} {_time(polars.seconds)} | polars/engine {ratios}"]
 
 
+def _calls(per_second: float) -> str:
+    return _rate(per_second).replace("dec/s", "calls/s")
+
+
+def _grpc(r: dict[str, Measurement]) -> list[str]:
+    """bench_grpc.py: Ping vs Decide on one server, latency at a fixed rate, DecideBatch."""
+    lines = []
+    ping, decide = r.get("grpc.ping"), r.get("grpc.decide")
+    if ping is not None and decide is not None:
+        cpu = float(ping.label.split()[0]) / float(decide.label.split()[0])  # "N us server CPU/call"
+        lines.append(
+            f"gRPC closed loop (Python client)  Ping {_calls(ping.rate)} ({ping.label}) | Decide "
+            f"{_calls(decide.rate)} ({decide.label}) | Decide vs Ping: throughput ratio "
+            f"{_ratio(decide.rate / ping.rate)}, CPU-per-call ratio (Ping/Decide) {_ratio(cpu)} "
+            "(target >= 0.8)"
+        )
+    for key, name in (("grpc.ping_latency", "Ping"), ("grpc.decide_latency", "Decide")):
+        m = r.get(key)
+        if m is not None and m.p50 is not None and m.p99 is not None:
+            lines.append(
+                f"gRPC {name} at {m.label}  p50 {_time(m.p50)} p99 {_time(m.p99)} ({m.items:,} calls)"
+            )
+    batches = sorted((m.items, m) for k, m in r.items() if k.startswith("grpc.batch"))
+    if batches:
+        line = "gRPC DecideBatch  " + ", ".join(f"{n:,} rows {_rate(m.rate)}" for n, m in batches)
+        engine = next((m for k, m in r.items() if k.startswith("grpc.engine_batch")), None)
+        if engine is not None:
+            line += f" | in-process decide_batch {engine.items:,} rows {_rate(engine.rate)}"
+        lines.append(line)
+    return lines
+
+
 def summary_lines(r: dict[str, Measurement], load: tuple[float, float, float] | None) -> list[str]:
     lines = [
         "ratios: how many times faster the engine is than the peer (>1: engine faster), same run",
@@ -110,6 +142,7 @@ def summary_lines(r: dict[str, Measurement], load: tuple[float, float, float] | 
         *_batch(r, "batch5000", "batch thompson, 5000 offers"),
         *_batch(r, "feed3", "batch, 3-slot placement, 100 offers"),
         *_eligibility(r),
+        *_grpc(r),
     ]
     now = os.getloadavg()
     start = f"{load[0]:.2f}" if load else "?"

@@ -61,7 +61,8 @@ class CatalogManager:
             except CatalogError as exc:
                 self._on_reload(False)
                 log.error(
-                    "catalog reload refused; keeping the catalog in force",
+                    "catalog reload refused, keeping the catalog in force: %s",
+                    exc,
                     extra={"path": os.fspath(path), "issues": [str(i) for i in issues_of(exc)]},
                 )
                 return False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import grpc
 import numpy as np
@@ -17,8 +17,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from decision_engine._core import BatchDecision, Decision
 from decision_engine.catalog import CatalogIssue, LoadedCatalog
-from decision_engine.engine import ArmState, ProfileValue
-from decision_engine.errors import InvalidInputError, UnknownDecisionError, UnknownPlacementError
+from decision_engine.engine import ArmState, Contact, ProfileValue
+from decision_engine.errors import InvalidInputError, UnknownDecisionError
 from decision_engine.server.catalogs import ApplyReport
 from decision_engine.server.errors import RequestError
 from decision_engine.server.metrics import StatsSnapshot
@@ -27,17 +27,21 @@ from decision_engine.v1 import decision_pb2 as pb
 
 __all__ = [
     "DecisionIds",
+    "ProfileContext",
     "apply_response",
     "batch_consents",
     "batch_features",
     "batch_response",
     "catalog_response",
+    "contact",
+    "context",
     "decide_response",
     "issues",
     "outcome",
-    "placements",
     "policy_state_response",
     "profile",
+    "profile_ids",
+    "rejected",
     "sample_rows",
     "seconds",
     "stats_response",
@@ -85,11 +89,13 @@ class _HasNow(Protocol):
     def HasField(self, field_name: str) -> bool: ...
 
 
+def _seconds(timestamp: Timestamp) -> float:
+    return timestamp.seconds + timestamp.nanos * 1e-9
+
+
 def seconds(request: _HasNow) -> float | None:
     """The request's `now` as Unix seconds, or None (the server's clock) when unset."""
-    if not request.HasField("now"):
-        return None
-    return request.now.seconds + request.now.nanos * 1e-9
+    return _seconds(request.now) if request.HasField("now") else None
 
 
 # --- Decide ---
@@ -100,8 +106,7 @@ def profile(message: pb.Profile) -> npt.NDArray[np.float32] | dict[str, ProfileV
     if message.named_features:
         if message.features:
             raise InvalidInputError(
-                "give the profile's features either packed (features) or by name (named_features), "
-                "not both"
+                "give the profile's features either packed (features) or by name (named_features), not both"
             )
         named: dict[str, ProfileValue] = {}
         for name, value in message.named_features.items():
@@ -110,37 +115,64 @@ def profile(message: pb.Profile) -> npt.NDArray[np.float32] | dict[str, ProfileV
                 raise InvalidInputError(f"feature '{name}' has no value (number, flag or category)")
             named[name] = getattr(value, kind)
         return named
-    return np.array(message.features, dtype=np.float32)
+    return np.fromiter(message.features, dtype=np.float32, count=len(message.features))
 
 
-def placements(request: pb.DecideRequest, known: frozenset[str]) -> list[str]:
-    """The requested placements, all checked before any decision is made."""
-    if not request.placements:
-        raise InvalidInputError("give at least one placement")
-    for placement in request.placements:
-        if placement not in known:
-            raise UnknownPlacementError(f"unknown placement '{placement}'")
-    return list(request.placements)
+ContactKind = Literal["shown", "converted", "dismissed"]
+_KINDS: dict[int, ContactKind] = {
+    pb.CONTACT_KIND_UNSPECIFIED: "shown",
+    pb.CONTACT_KIND_SHOWN: "shown",
+    pb.CONTACT_KIND_CONVERTED: "converted",
+    pb.CONTACT_KIND_DISMISSED: "dismissed",
+}
 
 
-def decision(d: Decision, ids: DecisionIds, explain: bool) -> pb.Decision:
-    offers = [pb.ChosenOffer(offer_id=o.offer_id, slot=o.slot, score=o.score, propensity=o.propensity) for o in d.offers]
-    return pb.Decision(
-        decision_id=ids.to_wire(d.decision_id),
-        placement=d.placement,
-        offers=offers,
-        reasons=d.reasons if explain else None,
+def contact(message: pb.Contact) -> Contact:
+    if not message.HasField("time"):
+        raise InvalidInputError(f"contact with offer '{message.offer_id}' has no time")
+    kind = _KINDS.get(message.kind)
+    if kind is None:
+        raise InvalidInputError(f"contact with offer '{message.offer_id}' has unknown kind {message.kind}")
+    group = message.group if message.HasField("group") else None
+    return Contact(message.offer_id, message.channel, _seconds(message.time), kind, group)
+
+
+@dataclass(frozen=True)
+class ProfileContext:
+    """What Engine.decide/decide_page take besides the features."""
+
+    consents: list[str]
+    profile_id: str | None
+    history: list[Contact]
+    purchases: list[str]
+
+
+def context(message: pb.Profile) -> ProfileContext:
+    return ProfileContext(
+        consents=list(message.consents),
+        profile_id=message.id or None,
+        history=[contact(c) for c in message.history],
+        purchases=list(message.purchases),
     )
 
 
 def decide_response(decisions: Iterable[Decision], ids: DecisionIds, explain: bool) -> pb.DecideResponse:
-    return pb.DecideResponse(decisions=[decision(d, ids, explain) for d in decisions])
+    response = pb.DecideResponse()
+    for d in decisions:
+        message = response.decisions.add(decision_id=ids.to_wire(d.decision_id), placement=d.placement)
+        for o in d.offers:
+            message.offers.add(offer_id=o.offer_id, slot=o.slot, score=o.score, propensity=o.propensity)
+        if explain:
+            message.reasons.update(d.reasons)
+    return response
 
 
 # --- DecideBatch ---
 
 
-def _matrix(features: Sequence[float], rows: int, n_features: int, max_rows: int, what: str) -> npt.NDArray[np.float32]:
+def _matrix(
+    features: Sequence[float], rows: int, n_features: int, max_rows: int, what: str
+) -> npt.NDArray[np.float32]:
     if rows > max_rows:
         raise RequestError(
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -151,11 +183,15 @@ def _matrix(features: Sequence[float], rows: int, n_features: int, max_rows: int
             f"expected rows x features = {rows} x {n_features} = {rows * n_features} floats, "
             f"got {len(features)}"
         )
-    return np.array(features, dtype=np.float32).reshape(rows, n_features)
+    return np.fromiter(features, dtype=np.float32, count=len(features)).reshape(rows, n_features)
 
 
 def batch_features(request: pb.DecideBatchRequest, n_features: int, max_rows: int) -> npt.NDArray[np.float32]:
     return _matrix(request.features, request.rows, n_features, max_rows, "a batch")
+
+
+def profile_ids(request: pb.DecideBatchRequest) -> list[str] | None:
+    return list(request.profile_ids) if request.profile_ids else None
 
 
 def batch_consents(request: pb.DecideBatchRequest, channels: Sequence[str]) -> npt.NDArray[np.bool_] | None:
@@ -167,10 +203,13 @@ def batch_consents(request: pb.DecideBatchRequest, channels: Sequence[str]) -> n
         return None
     unknown = [c for c in named if c not in channels]
     if unknown:
-        raise InvalidInputError(f"unknown consent channels {', '.join(unknown)}; channels are {', '.join(channels)}")
+        raise InvalidInputError(
+            f"unknown consent channels {', '.join(unknown)}; channels are {', '.join(channels)}"
+        )
     if len(request.consents) != request.rows * len(named):
         raise InvalidInputError(
-            f"expected rows x consent_channels = {request.rows} x {len(named)} consents, got {len(request.consents)}"
+            f"expected rows x consent_channels = {request.rows} x {len(named)} consents, "
+            f"got {len(request.consents)}"
         )
     given = np.array(request.consents, dtype=np.bool_).reshape(request.rows, len(named))
     mask = np.zeros((request.rows, len(channels)), dtype=np.bool_)
@@ -211,12 +250,14 @@ def batch_response(
 
 
 def outcome(request: pb.ReportOutcomeRequest, ids: DecisionIds) -> tuple[int, float, str | None]:
-    """(engine decision id, reward, offer id or None)."""
+    """(engine decision id, reward, offer id or None); `request.dismissed` goes as is."""
     offer_id = request.offer_id if request.HasField("offer_id") else None
     return ids.from_wire(request.decision_id), request.reward, offer_id
 
 
-def rejected(index: int, request: pb.ReportOutcomeRequest, code: grpc.StatusCode, message: str) -> pb.RejectedOutcome:
+def rejected(
+    index: int, request: pb.ReportOutcomeRequest, code: grpc.StatusCode, message: str
+) -> pb.RejectedOutcome:
     return pb.RejectedOutcome(index=index, decision_id=request.decision_id, code=code.name, message=message)
 
 
@@ -250,12 +291,16 @@ def catalog_response(loaded: LoadedCatalog) -> admin.GetCatalogResponse:
 
 def issues(found: Iterable[CatalogIssue]) -> list[admin.CatalogIssue]:
     return [
-        admin.CatalogIssue(file=i.file, line=i.line or 0, column=i.column or 0, where=i.where, message=i.message)
+        admin.CatalogIssue(
+            file=i.file, line=i.line or 0, column=i.column or 0, where=i.where, message=i.message
+        )
         for i in found
     ]
 
 
-def validate_response(found: Sequence[CatalogIssue], loaded: LoadedCatalog | None) -> admin.ValidateCatalogResponse:
+def validate_response(
+    found: Sequence[CatalogIssue], loaded: LoadedCatalog | None
+) -> admin.ValidateCatalogResponse:
     return admin.ValidateCatalogResponse(
         valid=loaded is not None,
         issues=issues(found),
@@ -263,7 +308,9 @@ def validate_response(found: Sequence[CatalogIssue], loaded: LoadedCatalog | Non
     )
 
 
-def sample_rows(request: admin.ApplyCatalogRequest, n_features: int, max_rows: int) -> npt.NDArray[np.float32] | None:
+def sample_rows(
+    request: admin.ApplyCatalogRequest, n_features: int, max_rows: int
+) -> npt.NDArray[np.float32] | None:
     if not request.HasField("sample"):
         return None
     return _matrix(request.sample.features, request.sample.rows, n_features, max_rows, "a sample")
@@ -274,7 +321,9 @@ def apply_response(report: ApplyReport) -> admin.ApplyCatalogResponse:
         applied=report.applied,
         summary=summary(report.catalog),
         sample_rows=report.sample_rows,
-        eligibility=[admin.EligibilityChange(offer_id=o, before=b, after=a) for o, b, a in report.eligibility],
+        eligibility=[
+            admin.EligibilityChange(offer_id=o, before=b, after=a) for o, b, a in report.eligibility
+        ],
         added_offers=report.added,
         removed_offers=report.removed,
     )
@@ -285,14 +334,18 @@ def policy_state_response(states: Mapping[str, Sequence[ArmState]]) -> admin.Get
         placements=[
             admin.PlacementPolicyState(
                 placement=placement,
-                arms=[admin.ArmState(offer_id=a.offer_id, alpha=a.alpha, beta=a.beta, mean=a.mean) for a in arms],
+                arms=[
+                    admin.ArmState(offer_id=a.offer_id, alpha=a.alpha, beta=a.beta, mean=a.mean) for a in arms
+                ],
             )
             for placement, arms in states.items()
         ]
     )
 
 
-def stats_response(stats: StatsSnapshot, pending: int, offers: int, placements: int) -> admin.GetStatsResponse:
+def stats_response(
+    stats: StatsSnapshot, pending: int, offers: int, placements: int
+) -> admin.GetStatsResponse:
     return admin.GetStatsResponse(
         decisions=stats.decisions,
         batch_profiles=stats.batch_profiles,

@@ -74,7 +74,9 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__}); see the server log"
 
 
-def handle_errors(method: Callable[[S, R, grpc.ServicerContext], T]) -> Callable[[S, R, grpc.ServicerContext], T]:
+def handle_errors(
+    method: Callable[[S, R, grpc.ServicerContext], T],
+) -> Callable[[S, R, grpc.ServicerContext], T]:
     """Servicer method decorator: exceptions become `context.abort(code, message)`."""
 
     @functools.wraps(method)

@@ -9,7 +9,7 @@ import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
@@ -21,7 +21,9 @@ PACKAGE = "/decision_engine.v1."
 DECISION_SERVICE = "decision_engine.v1.DecisionService"
 ADMIN_SERVICE = "decision_engine.v1.AdminService"
 
-Continuation = Callable[[grpc.HandlerCallDetails], "grpc.RpcMethodHandler[Any, Any] | None"]
+if TYPE_CHECKING:  # generic only in the type stubs
+    Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
+Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], "Handler | None"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, tokens: Tokens) -> None:
         self.tokens = tokens
+        self._refusals: dict[tuple[str, grpc.StatusCode, str], Handler] = {}
 
     def _refusal(self, details: grpc.HandlerCallDetails) -> tuple[grpc.StatusCode, str] | None:
         method = details.method or ""
@@ -83,7 +86,10 @@ class AuthInterceptor(grpc.ServerInterceptor):
             return None  # only the admin service is protected
         given = _bearer(details)
         if given is None:
-            return grpc.StatusCode.UNAUTHENTICATED, "missing bearer token (metadata 'authorization: Bearer <token>')"
+            return (
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing bearer token (metadata 'authorization: Bearer <token>')",
+            )
         if _matches(given, self.tokens.admin):
             return None
         if _matches(given, self.tokens.decision):
@@ -99,15 +105,21 @@ class AuthInterceptor(grpc.ServerInterceptor):
         refusal = self._refusal(handler_call_details)
         if handler is None or refusal is None:
             return handler
-        code, message = refusal
+        key = (handler_call_details.method or "", *refusal)
+        refusing = self._refusals.get(key)
+        if refusing is None:
+            refusing = self._refusals[key] = _rewrap(handler, _refuse(*refusal))
+        return refusing
 
-        def refuse(_behaviour: Callable[..., Any]) -> Callable[..., Any]:
-            def abort(_request: Any, context: grpc.ServicerContext) -> Any:
-                context.abort(code, message)
 
-            return abort
+def _refuse(code: grpc.StatusCode, message: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def refuse(_behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        def abort(_request: Any, context: grpc.ServicerContext) -> Any:
+            context.abort(code, message)
 
-        return _rewrap(handler, refuse)
+        return abort
+
+    return refuse
 
 
 def _placement_of(request: Any) -> str | None:
@@ -126,6 +138,9 @@ class MetricsInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
+        # (method, id of the handler) -> (handler, its timed wrapper): handlers are wrapped once,
+        # not per call (the services' own and the auth refusals are the same objects every time)
+        self._wrapped: dict[tuple[str, int], tuple[Handler, Handler]] = {}
 
     def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -134,6 +149,12 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         method = handler_call_details.method or ""
         if handler is None or not method.startswith(PACKAGE):
             return handler
+        cached = self._wrapped.get((method, id(handler)))
+        if cached is None:
+            cached = self._wrapped[method, id(handler)] = (handler, self._wrap(method, handler))
+        return cached[1]
+
+    def _wrap(self, method: str, handler: Handler) -> Handler:
         name = method.removeprefix(PACKAGE)  # e.g. "DecisionService/Decide"
         metrics = self.metrics
 

@@ -74,6 +74,8 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.stats = Stats()
         self._placements: Callable[[], frozenset[str]] = frozenset
+        self._rpc_children: dict[tuple[str, str, str], tuple[Counter, Histogram, Counter | None]] = {}
+        self._decision_children: dict[tuple[str, str], Counter] = {}
         r = self.registry
         self.requests = Counter(
             "decision_engine_rpc_requests", "RPCs handled, by method, placement and status code.",
@@ -112,20 +114,33 @@ class Metrics:
         return placement if placement in self._placements() else "unknown"
 
     def observe_rpc(self, method: str, placement: str, code: str, seconds: float) -> None:
-        self.requests.labels(method, placement, code).inc()
-        self.latency.labels(method, placement).observe(seconds)
-        if code != "OK":
-            self.errors.labels(method, code).inc()
+        key = (method, placement, code)
+        children = self._rpc_children.get(key)
+        if children is None:  # label lookups cost more than the observation: keep the children
+            error = self.errors.labels(method, code) if code != "OK" else None
+            children = self.requests.labels(*key), self.latency.labels(method, placement), error
+            self._rpc_children[key] = children
+        requests, latency, errors = children
+        requests.inc()
+        latency.observe(seconds)
+        if errors is not None:
+            errors.inc()
 
     def decided(self, placement: str, offer_ids: Iterable[str]) -> None:
         """One Decide decision in `placement` showing `offer_ids`."""
         self.stats.add("decisions")
         chosen = False
         for offer in offer_ids:
-            self.decisions.labels(placement, offer).inc()
+            self._decision_child(placement, offer).inc()
             chosen = True
         if not chosen:
-            self.decisions.labels(placement, "").inc()
+            self._decision_child(placement, "").inc()
+
+    def _decision_child(self, placement: str, offer: str) -> Counter:
+        child = self._decision_children.get((placement, offer))
+        if child is None:
+            child = self._decision_children[placement, offer] = self.decisions.labels(placement, offer)
+        return child
 
     def batch_decided(self, placement: str, rows: int, offer_counts: Iterable[tuple[str, int]]) -> None:
         self.stats.add("batch_profiles", rows)

@@ -28,11 +28,8 @@ class Limits:
 
 
 class DecisionServicer:
-    def __init__(
-        self, engine: Engine, catalogs: CatalogManager, metrics: Metrics, limits: Limits, ids: convert.DecisionIds
-    ) -> None:
+    def __init__(self, engine: Engine, metrics: Metrics, limits: Limits, ids: convert.DecisionIds) -> None:
         self.engine = engine
-        self.catalogs = catalogs
         self.metrics = metrics
         self.limits = limits
         self.ids = ids
@@ -40,25 +37,36 @@ class DecisionServicer:
     @handle_errors
     def Decide(self, request: pb.DecideRequest, context: grpc.ServicerContext) -> pb.DecideResponse:
         check_deadline(context, "deciding")
-        placements = convert.placements(request, self.catalogs.placement_ids)
-        profile = convert.profile(request.profile)
-        consents, now, explain = list(request.profile.consents), convert.seconds(request), request.explain
-        # One engine.decide per placement, in request order: an offer chosen for an earlier
-        # placement may come again in a later one. Keeping a page free of duplicates needs the
-        # whole-page decide the core will add.
-        decisions = []
-        for placement in placements:
-            decision = self.engine.decide(placement, profile, consents=consents, now=now, explain=explain)
-            self.metrics.decided(placement, decision.offer_ids)
-            decisions.append(decision)
-        return convert.decide_response(decisions, self.ids, explain)
+        profile, extra = convert.profile(request.profile), convert.context(request.profile)
+        decisions = self.engine.decide_page(  # one placement or a whole page, decided together
+            request.placements,
+            profile,
+            consents=extra.consents,
+            now=convert.seconds(request),
+            explain=request.explain,
+            profile_id=extra.profile_id,
+            history=extra.history,
+            purchases=extra.purchases,
+        )
+        for decision in decisions:
+            self.metrics.decided(decision.placement, decision.offer_ids)
+        return convert.decide_response(decisions, self.ids, request.explain)
 
     @handle_errors
-    def DecideBatch(self, request: pb.DecideBatchRequest, context: grpc.ServicerContext) -> pb.DecideBatchResponse:
+    def DecideBatch(
+        self, request: pb.DecideBatchRequest, context: grpc.ServicerContext
+    ) -> pb.DecideBatchResponse:
         features = convert.batch_features(request, len(self.engine.feature_names), self.limits.max_batch)
         consents = convert.batch_consents(request, self.engine.channels)
         check_deadline(context, "deciding the batch")
-        batch = self.engine.decide_batch(request.placement, features, consents=consents, now=convert.seconds(request))
+        batch = self.engine.decide_batch(
+            request.placement,
+            features,
+            consents=consents,
+            now=convert.seconds(request),
+            profile_ids=convert.profile_ids(request),
+            allocate_budgets=request.allocate_budgets,
+        )
         response, counts = convert.batch_response(request.placement, batch, self.engine.offer_ids, self.ids)
         self.metrics.batch_decided(request.placement, request.rows, counts)
         return response
@@ -68,7 +76,7 @@ class DecisionServicer:
         self, request: pb.ReportOutcomeRequest, context: grpc.ServicerContext
     ) -> pb.ReportOutcomeResponse:
         try:
-            self.engine.report_outcome(*convert.outcome(request, self.ids))
+            self.engine.report_outcome(*convert.outcome(request, self.ids), dismissed=request.dismissed)
         except DecisionEngineError as exc:
             self.metrics.outcome(status_of(exc)[0].name)
             raise
@@ -82,7 +90,7 @@ class DecisionServicer:
         response = pb.ReportOutcomesResponse()
         for index, request in enumerate(requests):
             try:
-                self.engine.report_outcome(*convert.outcome(request, self.ids))
+                self.engine.report_outcome(*convert.outcome(request, self.ids), dismissed=request.dismissed)
             except DecisionEngineError as exc:  # refused outcomes are listed; the stream goes on
                 code, message = status_of(exc)
                 self.metrics.outcome(code.name)
@@ -91,6 +99,11 @@ class DecisionServicer:
             self.metrics.outcome("accepted")
             response.accepted += 1
         return response
+
+    @handle_errors
+    def Release(self, request: pb.ReleaseRequest, context: grpc.ServicerContext) -> pb.ReleaseResponse:
+        self.engine.release(self.ids.from_wire(request.decision_id))
+        return pb.ReleaseResponse()
 
     @handle_errors
     def Ping(self, request: pb.PingRequest, context: grpc.ServicerContext) -> pb.PingResponse:
@@ -105,7 +118,9 @@ class AdminServicer:
         self.limits = limits
 
     @handle_errors
-    def GetCatalog(self, request: admin.GetCatalogRequest, context: grpc.ServicerContext) -> admin.GetCatalogResponse:
+    def GetCatalog(
+        self, request: admin.GetCatalogRequest, context: grpc.ServicerContext
+    ) -> admin.GetCatalogResponse:
         return convert.catalog_response(self.engine.catalog)
 
     @handle_errors
@@ -121,7 +136,9 @@ class AdminServicer:
     ) -> admin.ApplyCatalogResponse:
         sample = convert.sample_rows(request, len(self.engine.feature_names), self.limits.max_batch)
         check_deadline(context, "applying the catalog")
-        report = self.catalogs.apply(request.yaml, request.name or "<request>", dry_run=request.dry_run, sample=sample)
+        report = self.catalogs.apply(
+            request.yaml, request.name or "<request>", dry_run=request.dry_run, sample=sample
+        )
         return convert.apply_response(report)
 
     @handle_errors
@@ -132,7 +149,9 @@ class AdminServicer:
         return convert.policy_state_response({p: self.engine.policy_state(p) for p in placements})
 
     @handle_errors
-    def GetStats(self, request: admin.GetStatsRequest, context: grpc.ServicerContext) -> admin.GetStatsResponse:
+    def GetStats(
+        self, request: admin.GetStatsRequest, context: grpc.ServicerContext
+    ) -> admin.GetStatsResponse:
         return convert.stats_response(
             self.metrics.stats.snapshot(),
             pending=self.engine.pending_decisions,

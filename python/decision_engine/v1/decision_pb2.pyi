@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -9,8 +10,19 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ContactKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONTACT_KIND_UNSPECIFIED: _ClassVar[ContactKind]
+    CONTACT_KIND_SHOWN: _ClassVar[ContactKind]
+    CONTACT_KIND_CONVERTED: _ClassVar[ContactKind]
+    CONTACT_KIND_DISMISSED: _ClassVar[ContactKind]
+CONTACT_KIND_UNSPECIFIED: ContactKind
+CONTACT_KIND_SHOWN: ContactKind
+CONTACT_KIND_CONVERTED: ContactKind
+CONTACT_KIND_DISMISSED: ContactKind
+
 class Profile(_message.Message):
-    __slots__ = ("id", "features", "consents", "named_features")
+    __slots__ = ("id", "features", "consents", "named_features", "history", "purchases")
     class NamedFeaturesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -22,11 +34,29 @@ class Profile(_message.Message):
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     CONSENTS_FIELD_NUMBER: _ClassVar[int]
     NAMED_FEATURES_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    PURCHASES_FIELD_NUMBER: _ClassVar[int]
     id: str
     features: _containers.RepeatedScalarFieldContainer[float]
     consents: _containers.RepeatedScalarFieldContainer[str]
     named_features: _containers.MessageMap[str, FeatureValue]
-    def __init__(self, id: _Optional[str] = ..., features: _Optional[_Iterable[float]] = ..., consents: _Optional[_Iterable[str]] = ..., named_features: _Optional[_Mapping[str, FeatureValue]] = ...) -> None: ...
+    history: _containers.RepeatedCompositeFieldContainer[Contact]
+    purchases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., features: _Optional[_Iterable[float]] = ..., consents: _Optional[_Iterable[str]] = ..., named_features: _Optional[_Mapping[str, FeatureValue]] = ..., history: _Optional[_Iterable[_Union[Contact, _Mapping]]] = ..., purchases: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Contact(_message.Message):
+    __slots__ = ("offer_id", "channel", "time", "kind", "group")
+    OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    offer_id: str
+    channel: str
+    time: _timestamp_pb2.Timestamp
+    kind: ContactKind
+    group: str
+    def __init__(self, offer_id: _Optional[str] = ..., channel: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[ContactKind, str]] = ..., group: _Optional[str] = ...) -> None: ...
 
 class FeatureValue(_message.Message):
     __slots__ = ("number", "flag", "category")
@@ -88,20 +118,24 @@ class DecideResponse(_message.Message):
     def __init__(self, decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ...) -> None: ...
 
 class DecideBatchRequest(_message.Message):
-    __slots__ = ("placement", "features", "rows", "consent_channels", "consents", "now")
+    __slots__ = ("placement", "features", "rows", "consent_channels", "consents", "now", "profile_ids", "allocate_budgets")
     PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     CONSENT_CHANNELS_FIELD_NUMBER: _ClassVar[int]
     CONSENTS_FIELD_NUMBER: _ClassVar[int]
     NOW_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_IDS_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATE_BUDGETS_FIELD_NUMBER: _ClassVar[int]
     placement: str
     features: _containers.RepeatedScalarFieldContainer[float]
     rows: int
     consent_channels: _containers.RepeatedScalarFieldContainer[str]
     consents: _containers.RepeatedScalarFieldContainer[bool]
     now: _timestamp_pb2.Timestamp
-    def __init__(self, placement: _Optional[str] = ..., features: _Optional[_Iterable[float]] = ..., rows: _Optional[int] = ..., consent_channels: _Optional[_Iterable[str]] = ..., consents: _Optional[_Iterable[bool]] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    profile_ids: _containers.RepeatedScalarFieldContainer[str]
+    allocate_budgets: bool
+    def __init__(self, placement: _Optional[str] = ..., features: _Optional[_Iterable[float]] = ..., rows: _Optional[int] = ..., consent_channels: _Optional[_Iterable[str]] = ..., consents: _Optional[_Iterable[bool]] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., profile_ids: _Optional[_Iterable[str]] = ..., allocate_budgets: _Optional[bool] = ...) -> None: ...
 
 class DecideBatchResponse(_message.Message):
     __slots__ = ("placement", "rows", "slots", "decision_ids", "offer_ids", "offers", "scores", "propensities")
@@ -124,14 +158,16 @@ class DecideBatchResponse(_message.Message):
     def __init__(self, placement: _Optional[str] = ..., rows: _Optional[int] = ..., slots: _Optional[int] = ..., decision_ids: _Optional[_Iterable[int]] = ..., offer_ids: _Optional[_Iterable[str]] = ..., offers: _Optional[_Iterable[int]] = ..., scores: _Optional[_Iterable[float]] = ..., propensities: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class ReportOutcomeRequest(_message.Message):
-    __slots__ = ("decision_id", "offer_id", "reward")
+    __slots__ = ("decision_id", "offer_id", "reward", "dismissed")
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     OFFER_ID_FIELD_NUMBER: _ClassVar[int]
     REWARD_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_FIELD_NUMBER: _ClassVar[int]
     decision_id: int
     offer_id: str
     reward: float
-    def __init__(self, decision_id: _Optional[int] = ..., offer_id: _Optional[str] = ..., reward: _Optional[float] = ...) -> None: ...
+    dismissed: bool
+    def __init__(self, decision_id: _Optional[int] = ..., offer_id: _Optional[str] = ..., reward: _Optional[float] = ..., dismissed: _Optional[bool] = ...) -> None: ...
 
 class ReportOutcomeResponse(_message.Message):
     __slots__ = ()
@@ -156,6 +192,16 @@ class RejectedOutcome(_message.Message):
     code: str
     message: str
     def __init__(self, index: _Optional[int] = ..., decision_id: _Optional[int] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ReleaseRequest(_message.Message):
+    __slots__ = ("decision_id",)
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    decision_id: int
+    def __init__(self, decision_id: _Optional[int] = ...) -> None: ...
+
+class ReleaseResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class PingRequest(_message.Message):
     __slots__ = ()

@@ -55,6 +55,11 @@ class DecisionServiceStub:
                 request_serializer=decision__engine_dot_v1_dot_decision__pb2.ReportOutcomeRequest.SerializeToString,
                 response_deserializer=decision__engine_dot_v1_dot_decision__pb2.ReportOutcomesResponse.FromString,
                 _registered_method=True)
+        self.Release = channel.unary_unary(
+                '/decision_engine.v1.DecisionService/Release',
+                request_serializer=decision__engine_dot_v1_dot_decision__pb2.ReleaseRequest.SerializeToString,
+                response_deserializer=decision__engine_dot_v1_dot_decision__pb2.ReleaseResponse.FromString,
+                _registered_method=True)
         self.Ping = channel.unary_unary(
                 '/decision_engine.v1.DecisionService/Ping',
                 request_serializer=decision__engine_dot_v1_dot_decision__pb2.PingRequest.SerializeToString,
@@ -94,6 +99,14 @@ class DecisionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Release(self, request, context):
+        """Withdraws a decision that was not shown: its cap and budget reservations are given
+        back and it takes no outcome.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Ping(self, request, context):
         """Does nothing: the cost of an empty RPC on this server, for benchmarks and probes.
         """
@@ -123,6 +136,11 @@ def add_DecisionServiceServicer_to_server(servicer, server):
                     servicer.ReportOutcomes,
                     request_deserializer=decision__engine_dot_v1_dot_decision__pb2.ReportOutcomeRequest.FromString,
                     response_serializer=decision__engine_dot_v1_dot_decision__pb2.ReportOutcomesResponse.SerializeToString,
+            ),
+            'Release': grpc.unary_unary_rpc_method_handler(
+                    servicer.Release,
+                    request_deserializer=decision__engine_dot_v1_dot_decision__pb2.ReleaseRequest.FromString,
+                    response_serializer=decision__engine_dot_v1_dot_decision__pb2.ReleaseResponse.SerializeToString,
             ),
             'Ping': grpc.unary_unary_rpc_method_handler(
                     servicer.Ping,
@@ -239,6 +257,33 @@ class DecisionService:
             '/decision_engine.v1.DecisionService/ReportOutcomes',
             decision__engine_dot_v1_dot_decision__pb2.ReportOutcomeRequest.SerializeToString,
             decision__engine_dot_v1_dot_decision__pb2.ReportOutcomesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Release(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/decision_engine.v1.DecisionService/Release',
+            decision__engine_dot_v1_dot_decision__pb2.ReleaseRequest.SerializeToString,
+            decision__engine_dot_v1_dot_decision__pb2.ReleaseResponse.FromString,
             options,
             channel_credentials,
             insecure,
