@@ -192,6 +192,12 @@ class Engine:
             list(purchases),
         )
 
+    def decide_wire(self, request: bytes, id_tag: int = 0) -> tuple[bytes, list[tuple[str, list[str]]]]:
+        """Decide on a serialized ``decision_engine.v1.DecideRequest``; returns the serialized
+        ``DecideResponse`` (decision ids OR-ed with ``id_tag``) and (placement, offer ids) per
+        decision. The gRPC server's hot path: no Python protobuf objects."""
+        return self._core.decide_wire(request, id_tag)
+
     def release(self, decision_id: int) -> None:
         """Withdraws a decision that was not shown: its cap and budget reservations are
         given back and it takes no outcome."""

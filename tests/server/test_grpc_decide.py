@@ -137,3 +137,27 @@ def test_worker_decision_ids_carry_the_worker(start_server, inline_catalog):
     running.decisions.ReportOutcome(pb.ReportOutcomeRequest(decision_id=decision.decision_id, reward=1.0))
     with pytest.raises(Exception, match="made by worker 2 and this is worker 3"):
         DecisionIds(3).from_wire(DecisionIds(2).to_wire(1))
+
+
+def test_decide_returns_the_experiment_groups(start_server, inline_yaml):
+    from decision_engine import parse_catalog
+    from decision_engine.experiments.assignment import Experiment
+
+    experiments = """
+experiments:
+  - id: holdout
+    groups:
+      - {name: holdout, share: 0.3, treatment: default}
+      - {name: personalized, share: 0.7}
+"""
+    running = start_server(Engine(parse_catalog(inline_yaml + experiments), seed=3))
+    reference = Experiment.create("holdout", {"holdout": 3000, "personalized": 7000})
+    for i in range(50):
+        profile = pb.Profile(id=f"p{i}", features=GOOD)
+        response = running.decisions.Decide(pb.DecideRequest(profile=profile, placements=["hero"]))
+        groups = [(g.experiment, g.group) for g in response.decisions[0].experiments]
+        assert groups == [("holdout", reference.group_of(f"p{i}"))]
+    anonymous = running.decisions.Decide(
+        pb.DecideRequest(profile=pb.Profile(features=GOOD), placements=["hero"])
+    )
+    assert list(anonymous.decisions[0].experiments) == []

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 import grpc
 import numpy as np
 import numpy.typing as npt
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from decision_engine._core import BatchDecision, Decision
+from decision_engine._core import BatchDecision
 from decision_engine.catalog import CatalogIssue, LoadedCatalog
-from decision_engine.engine import ArmState, Contact, ProfileValue
+from decision_engine.engine import ArmState
 from decision_engine.errors import InvalidInputError, UnknownDecisionError
 from decision_engine.server.catalogs import ApplyReport
 from decision_engine.server.errors import RequestError
@@ -27,19 +27,14 @@ from decision_engine.v1 import decision_pb2 as pb
 
 __all__ = [
     "DecisionIds",
-    "ProfileContext",
     "apply_response",
     "batch_consents",
     "batch_features",
     "batch_response",
     "catalog_response",
-    "contact",
-    "context",
-    "decide_response",
     "issues",
     "outcome",
     "policy_state_response",
-    "profile",
     "profile_ids",
     "rejected",
     "sample_rows",
@@ -98,73 +93,7 @@ def seconds(request: _HasNow) -> float | None:
     return _seconds(request.now) if request.HasField("now") else None
 
 
-# --- Decide ---
-
-
-def profile(message: pb.Profile) -> npt.NDArray[np.float32] | dict[str, ProfileValue]:
-    """The packed feature vector, or the features by name."""
-    if message.named_features:
-        if message.features:
-            raise InvalidInputError(
-                "give the profile's features either packed (features) or by name (named_features), not both"
-            )
-        named: dict[str, ProfileValue] = {}
-        for name, value in message.named_features.items():
-            kind = value.WhichOneof("value")
-            if kind is None:
-                raise InvalidInputError(f"feature '{name}' has no value (number, flag or category)")
-            named[name] = getattr(value, kind)
-        return named
-    return np.fromiter(message.features, dtype=np.float32, count=len(message.features))
-
-
-ContactKind = Literal["shown", "converted", "dismissed"]
-_KINDS: dict[int, ContactKind] = {
-    pb.CONTACT_KIND_UNSPECIFIED: "shown",
-    pb.CONTACT_KIND_SHOWN: "shown",
-    pb.CONTACT_KIND_CONVERTED: "converted",
-    pb.CONTACT_KIND_DISMISSED: "dismissed",
-}
-
-
-def contact(message: pb.Contact) -> Contact:
-    if not message.HasField("time"):
-        raise InvalidInputError(f"contact with offer '{message.offer_id}' has no time")
-    kind = _KINDS.get(message.kind)
-    if kind is None:
-        raise InvalidInputError(f"contact with offer '{message.offer_id}' has unknown kind {message.kind}")
-    group = message.group if message.HasField("group") else None
-    return Contact(message.offer_id, message.channel, _seconds(message.time), kind, group)
-
-
-@dataclass(frozen=True)
-class ProfileContext:
-    """What Engine.decide/decide_page take besides the features."""
-
-    consents: list[str]
-    profile_id: str | None
-    history: list[Contact]
-    purchases: list[str]
-
-
-def context(message: pb.Profile) -> ProfileContext:
-    return ProfileContext(
-        consents=list(message.consents),
-        profile_id=message.id or None,
-        history=[contact(c) for c in message.history],
-        purchases=list(message.purchases),
-    )
-
-
-def decide_response(decisions: Iterable[Decision], ids: DecisionIds, explain: bool) -> pb.DecideResponse:
-    response = pb.DecideResponse()
-    for d in decisions:
-        message = response.decisions.add(decision_id=ids.to_wire(d.decision_id), placement=d.placement)
-        for o in d.offers:
-            message.offers.add(offer_id=o.offer_id, slot=o.slot, score=o.score, propensity=o.propensity)
-        if explain:
-            message.reasons.update(d.reasons)
-    return response
+# --- Decide: decoded and encoded by the Rust core (Engine.decide_wire), nothing here ---
 
 
 # --- DecideBatch ---

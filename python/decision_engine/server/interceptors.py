@@ -6,6 +6,7 @@ Health and reflection pass through untouched (load balancers probe them without 
 from __future__ import annotations
 
 import hmac
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -122,7 +123,21 @@ def _refuse(code: grpc.StatusCode, message: str) -> Callable[[Callable[..., Any]
     return refuse
 
 
+# The Decide fast path hands wire bytes to the core, so its placement label comes from the
+# servicer, which notes it here (same thread as the interceptor's wrapper).
+_noted = threading.local()
+
+
+def note_placement(placements: list[str]) -> None:
+    """Labels this call's metrics with the placement it decided (or "multiple")."""
+    _noted.placement = placements[0] if len(placements) == 1 else ("multiple" if placements else None)
+
+
 def _placement_of(request: Any) -> str | None:
+    if isinstance(request, bytes):
+        placement: str | None = getattr(_noted, "placement", None)
+        _noted.placement = None
+        return placement
     placement = getattr(request, "placement", None)
     if isinstance(placement, str):
         return placement

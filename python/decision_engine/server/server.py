@@ -14,6 +14,7 @@ import threading
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -93,6 +94,33 @@ class DecisionServer:
         return self.catalogs.reload(path)
 
 
+class _HandlerCapture:
+    """Stands in for a server to collect the generated method handlers."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def add_generic_rpc_handlers(self, _handlers: object) -> None:
+        pass
+
+    def add_registered_method_handlers(
+        self, _service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        self.handlers = dict(handlers)
+
+
+def register_decision_service(server: grpc.Server, servicer: DecisionServicer) -> None:
+    """The generated handlers, except Decide, which takes and returns wire bytes: the Rust
+    core decodes the request and encodes the response itself (the fast path)."""
+    capture = _HandlerCapture()
+    decision_pb2_grpc.add_DecisionServiceServicer_to_server(servicer, capture)
+    handlers = capture.handlers
+    handlers["Decide"] = grpc.unary_unary_rpc_method_handler(servicer.Decide)
+    service = "decision_engine.v1.DecisionService"
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_registered_method_handlers(service, handlers)
+
+
 def create_server(
     address: str,
     engine: Engine,
@@ -129,9 +157,7 @@ def create_server(
         ],
     )
     limits = Limits(max_batch=max_batch)
-    decision_pb2_grpc.add_DecisionServiceServicer_to_server(
-        DecisionServicer(engine, metrics, limits, DecisionIds(worker)), server
-    )
+    register_decision_service(server, DecisionServicer(engine, metrics, limits, DecisionIds(worker)))
     admin_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminServicer(engine, catalogs, metrics, limits), server
     )

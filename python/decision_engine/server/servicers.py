@@ -9,12 +9,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from decision_engine.engine import Engine
 from decision_engine.errors import DecisionEngineError
 from decision_engine.server import converters as convert
 from decision_engine.server.catalogs import CatalogManager
 from decision_engine.server.errors import check_deadline, handle_errors, status_of
+from decision_engine.server.interceptors import note_placement
 from decision_engine.server.metrics import Metrics
 from decision_engine.v1 import admin_pb2 as admin
 from decision_engine.v1 import decision_pb2 as pb
@@ -27,6 +29,13 @@ class Limits:
     max_batch: int = 10_000  # profiles per DecideBatch (and per ApplyCatalog sample)
 
 
+def _placements_of(request: bytes) -> list[str]:
+    try:
+        return list(pb.DecideRequest.FromString(request).placements)
+    except DecodeError:
+        return []
+
+
 class DecisionServicer:
     def __init__(self, engine: Engine, metrics: Metrics, limits: Limits, ids: convert.DecisionIds) -> None:
         self.engine = engine
@@ -35,22 +44,19 @@ class DecisionServicer:
         self.ids = ids
 
     @handle_errors
-    def Decide(self, request: pb.DecideRequest, context: grpc.ServicerContext) -> pb.DecideResponse:
+    def Decide(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        """Wire bytes straight to the Rust core and back: no Python protobuf objects on the
+        hot path (registered without (de)serializers, see server.register_decision_service)."""
         check_deadline(context, "deciding")
-        profile, extra = convert.profile(request.profile), convert.context(request.profile)
-        decisions = self.engine.decide_page(  # one placement or a whole page, decided together
-            request.placements,
-            profile,
-            consents=extra.consents,
-            now=convert.seconds(request),
-            explain=request.explain,
-            profile_id=extra.profile_id,
-            history=extra.history,
-            purchases=extra.purchases,
-        )
-        for decision in decisions:
-            self.metrics.decided(decision.placement, decision.offer_ids)
-        return convert.decide_response(decisions, self.ids, request.explain)
+        try:
+            response, decided = self.engine.decide_wire(request, self.ids.to_wire(0))
+        except Exception:
+            note_placement(_placements_of(request))  # errors only: parse for the metrics label
+            raise
+        for placement, offer_ids in decided:
+            self.metrics.decided(placement, offer_ids)
+        note_placement([placement for placement, _ in decided])
+        return response
 
     @handle_errors
     def DecideBatch(

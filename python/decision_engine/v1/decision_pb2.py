@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!decision_engine/v1/decision.proto\x12\x12\x64\x65\x63ision_engine.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x02\n\x07Profile\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x08\x66\x65\x61tures\x18\x02 \x03(\x02\x42\x02\x10\x01\x12\x10\n\x08\x63onsents\x18\x03 \x03(\t\x12\x46\n\x0enamed_features\x18\x04 \x03(\x0b\x32..decision_engine.v1.Profile.NamedFeaturesEntry\x12,\n\x07history\x18\x05 \x03(\x0b\x32\x1b.decision_engine.v1.Contact\x12\x11\n\tpurchases\x18\x06 \x03(\t\x1aV\n\x12NamedFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12/\n\x05value\x18\x02 \x01(\x0b\x32 .decision_engine.v1.FeatureValue:\x02\x38\x01\"\xa3\x01\n\x07\x43ontact\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x04kind\x18\x04 \x01(\x0e\x32\x1f.decision_engine.v1.ContactKind\x12\x12\n\x05group\x18\x05 \x01(\tH\x00\x88\x01\x01\x42\x08\n\x06_group\"M\n\x0c\x46\x65\x61tureValue\x12\x10\n\x06number\x18\x01 \x01(\x01H\x00\x12\x0e\n\x04\x66lag\x18\x02 \x01(\x08H\x00\x12\x12\n\x08\x63\x61tegory\x18\x03 \x01(\tH\x00\x42\x07\n\x05value\"P\n\x0b\x43hosenOffer\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\x0c\n\x04slot\x18\x02 \x01(\r\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x12\n\npropensity\x18\x04 \x01(\x01\"\xcf\x01\n\x08\x44\x65\x63ision\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\x04\x12\x11\n\tplacement\x18\x02 \x01(\t\x12/\n\x06offers\x18\x03 \x03(\x0b\x32\x1f.decision_engine.v1.ChosenOffer\x12:\n\x07reasons\x18\x04 \x03(\x0b\x32).decision_engine.v1.Decision.ReasonsEntry\x1a.\n\x0cReasonsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8b\x01\n\rDecideRequest\x12,\n\x07profile\x18\x01 \x01(\x0b\x32\x1b.decision_engine.v1.Profile\x12\x12\n\nplacements\x18\x02 \x03(\t\x12\x0f\n\x07\x65xplain\x18\x03 \x01(\x08\x12\'\n\x03now\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x0e\x44\x65\x63ideResponse\x12/\n\tdecisions\x18\x01 \x03(\x0b\x32\x1c.decision_engine.v1.Decision\"\xd3\x01\n\x12\x44\x65\x63ideBatchRequest\x12\x11\n\tplacement\x18\x01 \x01(\t\x12\x14\n\x08\x66\x65\x61tures\x18\x02 \x03(\x02\x42\x02\x10\x01\x12\x0c\n\x04rows\x18\x03 \x01(\r\x12\x18\n\x10\x63onsent_channels\x18\x04 \x03(\t\x12\x14\n\x08\x63onsents\x18\x05 \x03(\x08\x42\x02\x10\x01\x12\'\n\x03now\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bprofile_ids\x18\x07 \x03(\t\x12\x18\n\x10\x61llocate_budgets\x18\x08 \x01(\x08\"\xb4\x01\n\x13\x44\x65\x63ideBatchResponse\x12\x11\n\tplacement\x18\x01 \x01(\t\x12\x0c\n\x04rows\x18\x02 \x01(\r\x12\r\n\x05slots\x18\x03 \x01(\r\x12\x18\n\x0c\x64\x65\x63ision_ids\x18\x04 \x03(\x04\x42\x02\x10\x01\x12\x11\n\toffer_ids\x18\x05 \x03(\t\x12\x12\n\x06offers\x18\x06 \x03(\x05\x42\x02\x10\x01\x12\x12\n\x06scores\x18\x07 \x03(\x02\x42\x02\x10\x01\x12\x18\n\x0cpropensities\x18\x08 \x03(\x02\x42\x02\x10\x01\"r\n\x14ReportOutcomeRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\x04\x12\x15\n\x08offer_id\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06reward\x18\x03 \x01(\x01\x12\x11\n\tdismissed\x18\x04 \x01(\x08\x42\x0b\n\t_offer_id\"\x17\n\x15ReportOutcomeResponse\"a\n\x16ReportOutcomesResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x04\x12\x35\n\x08rejected\x18\x02 \x03(\x0b\x32#.decision_engine.v1.RejectedOutcome\"T\n\x0fRejectedOutcome\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\x04\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"%\n\x0eReleaseRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\x04\"\x11\n\x0fReleaseResponse\"\r\n\x0bPingRequest\"\x0e\n\x0cPingResponse*{\n\x0b\x43ontactKind\x12\x1c\n\x18\x43ONTACT_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43ONTACT_KIND_SHOWN\x10\x01\x12\x1a\n\x16\x43ONTACT_KIND_CONVERTED\x10\x02\x12\x1a\n\x16\x43ONTACT_KIND_DISMISSED\x10\x03\x32\xb1\x04\n\x0f\x44\x65\x63isionService\x12O\n\x06\x44\x65\x63ide\x12!.decision_engine.v1.DecideRequest\x1a\".decision_engine.v1.DecideResponse\x12^\n\x0b\x44\x65\x63ideBatch\x12&.decision_engine.v1.DecideBatchRequest\x1a\'.decision_engine.v1.DecideBatchResponse\x12\x64\n\rReportOutcome\x12(.decision_engine.v1.ReportOutcomeRequest\x1a).decision_engine.v1.ReportOutcomeResponse\x12h\n\x0eReportOutcomes\x12(.decision_engine.v1.ReportOutcomeRequest\x1a*.decision_engine.v1.ReportOutcomesResponse(\x01\x12R\n\x07Release\x12\".decision_engine.v1.ReleaseRequest\x1a#.decision_engine.v1.ReleaseResponse\x12I\n\x04Ping\x12\x1f.decision_engine.v1.PingRequest\x1a .decision_engine.v1.PingResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!decision_engine/v1/decision.proto\x12\x12\x64\x65\x63ision_engine.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x02\n\x07Profile\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x08\x66\x65\x61tures\x18\x02 \x03(\x02\x42\x02\x10\x01\x12\x10\n\x08\x63onsents\x18\x03 \x03(\t\x12\x46\n\x0enamed_features\x18\x04 \x03(\x0b\x32..decision_engine.v1.Profile.NamedFeaturesEntry\x12,\n\x07history\x18\x05 \x03(\x0b\x32\x1b.decision_engine.v1.Contact\x12\x11\n\tpurchases\x18\x06 \x03(\t\x1aV\n\x12NamedFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12/\n\x05value\x18\x02 \x01(\x0b\x32 .decision_engine.v1.FeatureValue:\x02\x38\x01\"\xa3\x01\n\x07\x43ontact\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x04kind\x18\x04 \x01(\x0e\x32\x1f.decision_engine.v1.ContactKind\x12\x12\n\x05group\x18\x05 \x01(\tH\x00\x88\x01\x01\x42\x08\n\x06_group\"M\n\x0c\x46\x65\x61tureValue\x12\x10\n\x06number\x18\x01 \x01(\x01H\x00\x12\x0e\n\x04\x66lag\x18\x02 \x01(\x08H\x00\x12\x12\n\x08\x63\x61tegory\x18\x03 \x01(\tH\x00\x42\x07\n\x05value\"P\n\x0b\x43hosenOffer\x12\x10\n\x08offer_id\x18\x01 \x01(\t\x12\x0c\n\x04slot\x18\x02 \x01(\r\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x12\n\npropensity\x18\x04 \x01(\x01\"\x89\x02\n\x08\x44\x65\x63ision\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\x04\x12\x11\n\tplacement\x18\x02 \x01(\t\x12/\n\x06offers\x18\x03 \x03(\x0b\x32\x1f.decision_engine.v1.ChosenOffer\x12:\n\x07reasons\x18\x04 \x03(\x0b\x32).decision_engine.v1.Decision.ReasonsEntry\x12\x38\n\x0b\x65xperiments\x18\x05 \x03(\x0b\x32#.decision_engine.v1.ExperimentGroup\x1a.\n\x0cReasonsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"4\n\x0f\x45xperimentGroup\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\"\x8b\x01\n\rDecideRequest\x12,\n\x07profile\x18\x01 \x01(\x0b\x32\x1b.decision_engine.v1.Profile\x12\x12\n\nplacements\x18\x02 \x03(\t\x12\x0f\n\x07\x65xplain\x18\x03 \x01(\x08\x12\'\n\x03now\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x0e\x44\x65\x63ideResponse\x12/\n\tdecisions\x18\x01 \x03(\x0b\x32\x1c.decision_engine.v1.Decision\"\xd3\x01\n\x12\x44\x65\x63ideBatchRequest\x12\x11\n\tplacement\x18\x01 \x01(\t\x12\x14\n\x08\x66\x65\x61tures\x18\x02 \x03(\x02\x42\x02\x10\x01\x12\x0c\n\x04rows\x18\x03 \x01(\r\x12\x18\n\x10\x63onsent_channels\x18\x04 \x03(\t\x12\x14\n\x08\x63onsents\x18\x05 \x03(\x08\x42\x02\x10\x01\x12\'\n\x03now\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bprofile_ids\x18\x07 \x03(\t\x12\x18\n\x10\x61llocate_budgets\x18\x08 \x01(\x08\"\xb4\x01\n\x13\x44\x65\x63ideBatchResponse\x12\x11\n\tplacement\x18\x01 \x01(\t\x12\x0c\n\x04rows\x18\x02 \x01(\r\x12\r\n\x05slots\x18\x03 \x01(\r\x12\x18\n\x0c\x64\x65\x63ision_ids\x18\x04 \x03(\x04\x42\x02\x10\x01\x12\x11\n\toffer_ids\x18\x05 \x03(\t\x12\x12\n\x06offers\x18\x06 \x03(\x05\x42\x02\x10\x01\x12\x12\n\x06scores\x18\x07 \x03(\x02\x42\x02\x10\x01\x12\x18\n\x0cpropensities\x18\x08 \x03(\x02\x42\x02\x10\x01\"r\n\x14ReportOutcomeRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\x04\x12\x15\n\x08offer_id\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06reward\x18\x03 \x01(\x01\x12\x11\n\tdismissed\x18\x04 \x01(\x08\x42\x0b\n\t_offer_id\"\x17\n\x15ReportOutcomeResponse\"a\n\x16ReportOutcomesResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x04\x12\x35\n\x08rejected\x18\x02 \x03(\x0b\x32#.decision_engine.v1.RejectedOutcome\"T\n\x0fRejectedOutcome\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\x04\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"%\n\x0eReleaseRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\x04\"\x11\n\x0fReleaseResponse\"\r\n\x0bPingRequest\"\x0e\n\x0cPingResponse*{\n\x0b\x43ontactKind\x12\x1c\n\x18\x43ONTACT_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43ONTACT_KIND_SHOWN\x10\x01\x12\x1a\n\x16\x43ONTACT_KIND_CONVERTED\x10\x02\x12\x1a\n\x16\x43ONTACT_KIND_DISMISSED\x10\x03\x32\xb1\x04\n\x0f\x44\x65\x63isionService\x12O\n\x06\x44\x65\x63ide\x12!.decision_engine.v1.DecideRequest\x1a\".decision_engine.v1.DecideResponse\x12^\n\x0b\x44\x65\x63ideBatch\x12&.decision_engine.v1.DecideBatchRequest\x1a\'.decision_engine.v1.DecideBatchResponse\x12\x64\n\rReportOutcome\x12(.decision_engine.v1.ReportOutcomeRequest\x1a).decision_engine.v1.ReportOutcomeResponse\x12h\n\x0eReportOutcomes\x12(.decision_engine.v1.ReportOutcomeRequest\x1a*.decision_engine.v1.ReportOutcomesResponse(\x01\x12R\n\x07Release\x12\".decision_engine.v1.ReleaseRequest\x1a#.decision_engine.v1.ReleaseResponse\x12I\n\x04Ping\x12\x1f.decision_engine.v1.PingRequest\x1a .decision_engine.v1.PingResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,8 +50,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DECIDEBATCHRESPONSE'].fields_by_name['scores']._serialized_options = b'\020\001'
   _globals['_DECIDEBATCHRESPONSE'].fields_by_name['propensities']._loaded_options = None
   _globals['_DECIDEBATCHRESPONSE'].fields_by_name['propensities']._serialized_options = b'\020\001'
-  _globals['_CONTACTKIND']._serialized_start=1937
-  _globals['_CONTACTKIND']._serialized_end=2060
+  _globals['_CONTACTKIND']._serialized_start=2049
+  _globals['_CONTACTKIND']._serialized_end=2172
   _globals['_PROFILE']._serialized_start=91
   _globals['_PROFILE']._serialized_end=377
   _globals['_PROFILE_NAMEDFEATURESENTRY']._serialized_start=291
@@ -63,33 +63,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHOSENOFFER']._serialized_start=624
   _globals['_CHOSENOFFER']._serialized_end=704
   _globals['_DECISION']._serialized_start=707
-  _globals['_DECISION']._serialized_end=914
-  _globals['_DECISION_REASONSENTRY']._serialized_start=868
-  _globals['_DECISION_REASONSENTRY']._serialized_end=914
-  _globals['_DECIDEREQUEST']._serialized_start=917
-  _globals['_DECIDEREQUEST']._serialized_end=1056
-  _globals['_DECIDERESPONSE']._serialized_start=1058
-  _globals['_DECIDERESPONSE']._serialized_end=1123
-  _globals['_DECIDEBATCHREQUEST']._serialized_start=1126
-  _globals['_DECIDEBATCHREQUEST']._serialized_end=1337
-  _globals['_DECIDEBATCHRESPONSE']._serialized_start=1340
-  _globals['_DECIDEBATCHRESPONSE']._serialized_end=1520
-  _globals['_REPORTOUTCOMEREQUEST']._serialized_start=1522
-  _globals['_REPORTOUTCOMEREQUEST']._serialized_end=1636
-  _globals['_REPORTOUTCOMERESPONSE']._serialized_start=1638
-  _globals['_REPORTOUTCOMERESPONSE']._serialized_end=1661
-  _globals['_REPORTOUTCOMESRESPONSE']._serialized_start=1663
-  _globals['_REPORTOUTCOMESRESPONSE']._serialized_end=1760
-  _globals['_REJECTEDOUTCOME']._serialized_start=1762
-  _globals['_REJECTEDOUTCOME']._serialized_end=1846
-  _globals['_RELEASEREQUEST']._serialized_start=1848
-  _globals['_RELEASEREQUEST']._serialized_end=1885
-  _globals['_RELEASERESPONSE']._serialized_start=1887
-  _globals['_RELEASERESPONSE']._serialized_end=1904
-  _globals['_PINGREQUEST']._serialized_start=1906
-  _globals['_PINGREQUEST']._serialized_end=1919
-  _globals['_PINGRESPONSE']._serialized_start=1921
-  _globals['_PINGRESPONSE']._serialized_end=1935
-  _globals['_DECISIONSERVICE']._serialized_start=2063
-  _globals['_DECISIONSERVICE']._serialized_end=2624
+  _globals['_DECISION']._serialized_end=972
+  _globals['_DECISION_REASONSENTRY']._serialized_start=926
+  _globals['_DECISION_REASONSENTRY']._serialized_end=972
+  _globals['_EXPERIMENTGROUP']._serialized_start=974
+  _globals['_EXPERIMENTGROUP']._serialized_end=1026
+  _globals['_DECIDEREQUEST']._serialized_start=1029
+  _globals['_DECIDEREQUEST']._serialized_end=1168
+  _globals['_DECIDERESPONSE']._serialized_start=1170
+  _globals['_DECIDERESPONSE']._serialized_end=1235
+  _globals['_DECIDEBATCHREQUEST']._serialized_start=1238
+  _globals['_DECIDEBATCHREQUEST']._serialized_end=1449
+  _globals['_DECIDEBATCHRESPONSE']._serialized_start=1452
+  _globals['_DECIDEBATCHRESPONSE']._serialized_end=1632
+  _globals['_REPORTOUTCOMEREQUEST']._serialized_start=1634
+  _globals['_REPORTOUTCOMEREQUEST']._serialized_end=1748
+  _globals['_REPORTOUTCOMERESPONSE']._serialized_start=1750
+  _globals['_REPORTOUTCOMERESPONSE']._serialized_end=1773
+  _globals['_REPORTOUTCOMESRESPONSE']._serialized_start=1775
+  _globals['_REPORTOUTCOMESRESPONSE']._serialized_end=1872
+  _globals['_REJECTEDOUTCOME']._serialized_start=1874
+  _globals['_REJECTEDOUTCOME']._serialized_end=1958
+  _globals['_RELEASEREQUEST']._serialized_start=1960
+  _globals['_RELEASEREQUEST']._serialized_end=1997
+  _globals['_RELEASERESPONSE']._serialized_start=1999
+  _globals['_RELEASERESPONSE']._serialized_end=2016
+  _globals['_PINGREQUEST']._serialized_start=2018
+  _globals['_PINGREQUEST']._serialized_end=2031
+  _globals['_PINGRESPONSE']._serialized_start=2033
+  _globals['_PINGRESPONSE']._serialized_end=2047
+  _globals['_DECISIONSERVICE']._serialized_start=2175
+  _globals['_DECISIONSERVICE']._serialized_end=2736
 # @@protoc_insertion_point(module_scope)

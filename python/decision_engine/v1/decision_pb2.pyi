@@ -81,7 +81,7 @@ class ChosenOffer(_message.Message):
     def __init__(self, offer_id: _Optional[str] = ..., slot: _Optional[int] = ..., score: _Optional[float] = ..., propensity: _Optional[float] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("decision_id", "placement", "offers", "reasons")
+    __slots__ = ("decision_id", "placement", "offers", "reasons", "experiments")
     class ReasonsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -93,11 +93,21 @@ class Decision(_message.Message):
     PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     OFFERS_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENTS_FIELD_NUMBER: _ClassVar[int]
     decision_id: int
     placement: str
     offers: _containers.RepeatedCompositeFieldContainer[ChosenOffer]
     reasons: _containers.ScalarMap[str, str]
-    def __init__(self, decision_id: _Optional[int] = ..., placement: _Optional[str] = ..., offers: _Optional[_Iterable[_Union[ChosenOffer, _Mapping]]] = ..., reasons: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    experiments: _containers.RepeatedCompositeFieldContainer[ExperimentGroup]
+    def __init__(self, decision_id: _Optional[int] = ..., placement: _Optional[str] = ..., offers: _Optional[_Iterable[_Union[ChosenOffer, _Mapping]]] = ..., reasons: _Optional[_Mapping[str, str]] = ..., experiments: _Optional[_Iterable[_Union[ExperimentGroup, _Mapping]]] = ...) -> None: ...
+
+class ExperimentGroup(_message.Message):
+    __slots__ = ("experiment", "group")
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    experiment: str
+    group: str
+    def __init__(self, experiment: _Optional[str] = ..., group: _Optional[str] = ...) -> None: ...
 
 class DecideRequest(_message.Message):
     __slots__ = ("profile", "placements", "explain", "now")

@@ -3,6 +3,7 @@
 
 mod decision;
 mod errors;
+mod wire;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -61,6 +62,9 @@ fn run_detached<T: Send>(py: Python<'_>, threads: Option<usize>, work: impl FnOn
         }
     }
 }
+
+/// (placement, chosen offer ids) per decision.
+type DecisionSummary = Vec<(String, Vec<String>)>;
 
 /// A contact as Python passes it: (offer_id, channel, time, kind, group).
 type HistoryItem = (String, String, f64, String, Option<String>);
@@ -198,6 +202,22 @@ impl PyEngine {
         purchases: Vec<String>,
     ) -> PyResult<Vec<PyDecision>> {
         self.page(py, &placements, features, consents, now, explain, profile_id, history, purchases)
+    }
+
+    /// The Decide RPC on wire bytes: a serialized `DecideRequest` in, a serialized
+    /// `DecideResponse` out (decision ids OR-ed with `id_tag`), plus (placement, offer ids)
+    /// per decision for the server's metrics.
+    #[pyo3(signature = (request, id_tag = 0))]
+    fn decide_wire<'py>(
+        &self,
+        py: Python<'py>,
+        request: &[u8],
+        id_tag: u64,
+    ) -> PyResult<(Bound<'py, pyo3::types::PyBytes>, DecisionSummary)> {
+        let (bytes, decisions) = py.detach(|| wire::decide(&self.inner, request, id_tag)).map_err(to_py)?;
+        let summary =
+            decisions.into_iter().map(|d| (d.placement, d.offers.into_iter().map(|o| o.offer_id).collect())).collect();
+        Ok((pyo3::types::PyBytes::new(py, &bytes), summary))
     }
 
     /// Withdraws a decision that was not shown: its cap reservations and budget units are

@@ -96,3 +96,47 @@ impl Feature {
         }
     }
 }
+
+/// A feature value given by name (the wire and dict forms of a profile).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NamedValue<'a> {
+    Number(f64),
+    Flag(bool),
+    Category(&'a str),
+}
+
+impl Schema {
+    /// Lays out a profile given by feature name into the vector; every feature must be given.
+    pub fn encode_named<'a>(&self, values: impl IntoIterator<Item = (&'a str, NamedValue<'a>)>) -> Result<Vec<f32>> {
+        let mut row = vec![f32::NAN; self.features.len()];
+        let mut given = vec![false; self.features.len()];
+        for (name, value) in values {
+            let index = self.index_of(name).ok_or_else(|| Error::InvalidInput(format!("unknown feature '{name}'")))?;
+            let feature = &self.features[index];
+            row[index] = match (&feature.kind, value) {
+                (FeatureKind::Float | FeatureKind::Int, NamedValue::Number(n)) => n as f32,
+                (FeatureKind::Bool, NamedValue::Flag(b)) => f32::from(u8::from(b)),
+                (FeatureKind::Category(values), NamedValue::Category(v)) => {
+                    feature.category_code(v).ok_or_else(|| {
+                        Error::InvalidInput(format!("feature '{name}' must be one of {}, got '{v}'", values.join(", ")))
+                    })?
+                }
+                (kind, value) => {
+                    let expected = match kind {
+                        FeatureKind::Float | FeatureKind::Int => "a number",
+                        FeatureKind::Bool => "a flag (bool)",
+                        FeatureKind::Category(_) => "a category value name",
+                    };
+                    return Err(Error::InvalidInput(format!("feature '{name}' takes {expected}, got {value:?}")));
+                }
+            };
+            given[index] = true;
+        }
+        let missing: Vec<&str> =
+            self.features.iter().zip(&given).filter(|(_, g)| !**g).map(|(f, _)| f.name.as_str()).collect();
+        if !missing.is_empty() {
+            return Err(Error::InvalidInput(format!("missing features: {}", missing.join(", "))));
+        }
+        Ok(row)
+    }
+}
