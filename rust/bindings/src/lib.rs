@@ -21,6 +21,15 @@ fn now_or(now: Option<f64>) -> f64 {
     now.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()))
 }
 
+/// An owned copy of a large input, copied on all cores (the copy lets the work run without
+/// the GIL while other Python threads may write the caller's array).
+fn owned(values: &[f32]) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut copy = vec![0.0; values.len()];
+    copy.par_chunks_mut(1 << 16).zip(values.par_chunks(1 << 16)).for_each(|(to, from)| to.copy_from_slice(from));
+    copy
+}
+
 fn contiguous<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
     array: &'a numpy::PyReadonlyArray<'_, T, D>,
     what: &str,
@@ -272,7 +281,7 @@ impl PyEngine {
         check_features(&features, loaded.catalog.schema.len())?;
         let rows = features.as_array().nrows();
         // Owned copies: another Python thread may write the arrays while we run detached.
-        let features = contiguous(&features, "features")?.to_vec();
+        let features = owned(contiguous(&features, "features")?);
         let consents: Option<Vec<u8>> = match &consents {
             Some(c) => {
                 check_consents(c, rows, loaded.catalog.channels.len())?;
@@ -307,7 +316,7 @@ impl PyEngine {
         let loaded = self.inner.current();
         check_features(&features, loaded.catalog.schema.len())?;
         let rows = features.as_array().nrows();
-        let features = contiguous(&features, "features")?.to_vec();
+        let features = owned(contiguous(&features, "features")?);
         let offers = loaded.catalog.offers.len();
         let out = run_detached(py, threads, || self.inner.evaluate_rules(&features))?.map_err(to_py)?;
         let grid = numpy::ndarray::Array2::from_shape_vec((rows, offers), out)

@@ -191,6 +191,5 @@ fn check_shape(len: usize, dim: usize) -> Result<usize> {
 }
 
 fn check_rows(catalog: &crate::catalog::Catalog, values: &[f32], first_row: usize) -> Result<()> {
-    let dim = catalog.schema.len();
-    values.chunks_exact(dim).enumerate().try_for_each(|(r, row)| catalog.schema.check_row(row, Some(first_row + r)))
+    catalog.schema.check_rows(values, first_row)
 }

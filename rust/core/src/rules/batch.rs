@@ -32,31 +32,47 @@ impl ChunkScratch {
         let s = self.slot[id as usize] * LANES;
         &self.bools[s..s + LANES]
     }
+}
 
+/// Read access to the lanes of earlier nodes while a later node's lanes are written.
+struct Inputs<'a> {
+    nums: &'a [f32],
+    bools: &'a [u8],
+    slot: &'a [usize],
+}
+
+impl Inputs<'_> {
     fn num(&self, id: NodeId) -> &[f32] {
         let s = self.slot[id as usize] * LANES;
         &self.nums[s..s + LANES]
+    }
+
+    fn truth(&self, id: NodeId) -> &[u8] {
+        let s = self.slot[id as usize] * LANES;
+        &self.bools[s..s + LANES]
     }
 }
 
 /// Evaluates all nodes over `n <= LANES` rows of `dim` features laid out row-major in `rows`.
 pub fn eval_chunk(program: &Program, rows: &[f32], dim: usize, n: usize, scratch: &mut ChunkScratch) {
     debug_assert!(n <= LANES && rows.len() >= n * dim);
+    let ChunkScratch { nums, bools, slot } = scratch;
     for (index, node) in program.nodes().iter().enumerate() {
-        let slot = scratch.slot[index] * LANES;
+        // Nodes only read earlier nodes, whose lanes sit below this one's in its pool.
+        let at = slot[index] * LANES;
         if node.is_number() {
-            let mut out = [0.0f32; LANES];
-            eval_number(node, rows, dim, n, scratch, &mut out);
-            scratch.nums[slot..slot + LANES].copy_from_slice(&out);
+            let (earlier, rest) = nums.split_at_mut(at);
+            let inputs = Inputs { nums: earlier, bools, slot };
+            eval_number(node, rows, dim, n, &inputs, (&mut rest[..LANES]).try_into().expect("LANES lanes"));
         } else {
-            let mut out = [0u8; LANES];
-            eval_bool(node, scratch, &mut out);
-            scratch.bools[slot..slot + LANES].copy_from_slice(&out);
+            let (earlier, rest) = bools.split_at_mut(at);
+            let inputs = Inputs { nums, bools: earlier, slot };
+            eval_bool(node, &inputs, (&mut rest[..LANES]).try_into().expect("LANES lanes"));
         }
     }
 }
 
-fn eval_number(node: &Node, rows: &[f32], dim: usize, n: usize, s: &ChunkScratch, out: &mut [f32; LANES]) {
+fn eval_number(node: &Node, rows: &[f32], dim: usize, n: usize, s: &Inputs<'_>, out: &mut [f32; LANES]) {
     match node {
         Node::Feature(col) => {
             for (o, row) in out.iter_mut().zip(rows.chunks_exact(dim).take(n)) {
@@ -75,7 +91,7 @@ fn eval_number(node: &Node, rows: &[f32], dim: usize, n: usize, s: &ChunkScratch
     }
 }
 
-fn eval_bool(node: &Node, s: &ChunkScratch, out: &mut [u8; LANES]) {
+fn eval_bool(node: &Node, s: &Inputs<'_>, out: &mut [u8; LANES]) {
     let zip2 = |out: &mut [u8; LANES], a: &[u8], b: &[u8], f: fn(u8, u8) -> u8| {
         for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
             *o = f(*x, *y);
