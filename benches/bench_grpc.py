@@ -6,7 +6,10 @@ The server (100 offers, 50 rules, warmed-up posteriors, as `engine_100`) runs in
 process (grpc_server.py) so the client threads do not share its GIL. Besides client-side
 throughput, the server's own CPU time per call is read from /proc: on a small machine the
 Python client can be the bottleneck, and then CPU per call is the fairer cost comparison.
-Python client for now; a Rust (tonic) client comes later.
+
+The same measurements are then taken with a client that is not ours: the Rust (tonic) load
+client of benches/grpc-client, generated from the same protos, built once per session with
+cargo (skipped when cargo is missing) and run as a subprocess against the same server.
 
     python3 -m pytest benches/bench_grpc.py --benchmark-only
 
@@ -35,6 +38,7 @@ from decision_engine import Engine
 from decision_engine.v1 import decision_pb2 as pb
 from decision_engine.v1 import decision_pb2_grpc
 from results import Recorder, percentiles
+from rust_client import RustClient, build, write_features
 from workload import HERO, profiles
 
 SECONDS = float(os.environ.get("GRPC_BENCH_SECONDS", "3"))
@@ -212,3 +216,90 @@ def test_decide_batch_in_process(benchmark: Any, record: Recorder, engine_100: E
     batch = benchmark.pedantic(engine_100.decide_batch, args=(HERO, rows[:n]), rounds=5, warmup_rounds=1)
     assert len(batch.decision_ids) == n
     record(f"grpc.engine_batch{n}", n)
+
+
+# The Rust (tonic) client: same server, same requests, measured by the client itself.
+
+
+@pytest.fixture(scope="session")
+def rust_client() -> RustClient:
+    client = build()
+    if isinstance(client, str):
+        pytest.skip(client)
+    return client
+
+
+@pytest.fixture(scope="module")
+def features(tmp_path_factory: pytest.TempPathFactory, rows: Any) -> dict[str, Path]:
+    """The rows the Python client sends (Ping sends nothing): 1,000 profiles for Decide, the
+    largest batch for DecideBatch."""
+    folder = tmp_path_factory.mktemp("grpc-client")
+    return {
+        "Decide": write_features(folder / "decide.json", HERO, rows[:1000]),
+        "DecideBatch": write_features(folder / "batch.json", HERO, rows[: max(BATCH_ROWS)]),
+    }
+
+
+def rust_run(
+    client: RustClient, server: Server, method: str, features: Path | None, **options: Any
+) -> tuple[dict[str, Any], float]:
+    """The client's report and the server's CPU seconds per call (warm-up calls included)."""
+    cpu_before = server.cpu_seconds()
+    rpc = {"Ping": "ping", "Decide": "decide", "DecideBatch": "decide-batch"}[method]
+    report = client.run(server.port, rpc, seconds=SECONDS, features=features, **options)
+    calls = report["calls"] + report["warmup_calls"]
+    return report, (server.cpu_seconds() - cpu_before) / calls
+
+
+@pytest.mark.parametrize("method", ["Ping", "Decide"])
+@pytest.mark.benchmark(group="grpc closed loop, Rust client")
+def test_rust_closed_loop(
+    benchmark: Any, record: Recorder, server: Server, rust_client: RustClient, features: Any, method: str
+) -> None:
+    report, cpu_per_call = benchmark.pedantic(
+        rust_run,
+        args=(rust_client, server, method, features.get(method)),
+        kwargs={"concurrency": CLIENTS},
+        rounds=1,
+        iterations=1,
+    )
+    assert report["ok"] > 0
+    label = f"{cpu_per_call * 1e6:.0f} us server CPU/call"
+    record(f"grpc.rust.{method.lower()}", report["ok"], seconds=report["elapsed_s"], label=label)
+
+
+@pytest.mark.parametrize("method", ["Ping", "Decide"])
+@pytest.mark.benchmark(group="grpc fixed rate, Rust client")
+def test_rust_fixed_rate_latency(
+    benchmark: Any, record: Recorder, server: Server, rust_client: RustClient, features: Any, method: str
+) -> None:
+    report, _ = benchmark.pedantic(
+        rust_run,
+        args=(rust_client, server, method, features.get(method)),
+        kwargs={"mode": "rate", "rate": RATE, "concurrency": 1},  # one channel, as the Python client
+        rounds=1,
+        iterations=1,
+    )
+    assert report["ok"] == round(RATE * SECONDS)
+    latency = report["latency_us"]
+    record(
+        f"grpc.rust.{method.lower()}_latency",
+        report["ok"],
+        seconds=report["elapsed_s"],
+        p50=latency["p50"] * 1e-6,
+        p99=latency["p99"] * 1e-6,
+        label=f"{RATE:.0f}/s",
+    )
+
+
+@pytest.mark.benchmark(group="grpc DecideBatch, Rust client")
+def test_rust_decide_batch(
+    benchmark: Any, record: Recorder, server: Server, rust_client: RustClient, features: Any
+) -> None:
+    """Back-to-back DecideBatch calls of the largest batch, one in flight, as the Python client."""
+    report, _ = benchmark.pedantic(
+        rust_run, args=(rust_client, server, "DecideBatch", features["DecideBatch"]), rounds=1, iterations=1
+    )
+    assert report["ok"] > 0 and report["rows_per_call"] == max(BATCH_ROWS)
+    decided = report["ok"] * report["rows_per_call"]
+    record(f"grpc.rust.batch{report['rows_per_call']}", decided, seconds=report["elapsed_s"])

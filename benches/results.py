@@ -98,38 +98,66 @@ def _eligibility(r: dict[str, Measurement]) -> list[str]:
         f"engine {t}t {_time(m.seconds)}" for t, m in engines.items()
     )
     ratios = ", ".join(f"{_ratio(polars.seconds / m.seconds)} ({t}t)" for t, m in engines.items())
-    return [f"{line} | {polars.label} {_time(polars.seconds)} | polars/engine {ratios}"]
+    lines = [f"{line} | {polars.label} {_time(polars.seconds)} | polars/engine {ratios}"]
+    from_rows = r.get("elig.polars_numpy")
+    if from_rows is not None:
+        ratios = ", ".join(f"{_ratio(from_rows.seconds / m.seconds)} ({t}t)" for t, m in engines.items())
+        lines.append(f"  {from_rows.label} {_time(from_rows.seconds)} | polars/engine {ratios}")
+    return lines
 
 
 def _calls(per_second: float) -> str:
     return _rate(per_second).replace("dec/s", "calls/s")
 
 
+def _grpc_closed_loop(r: dict[str, Measurement], prefix: str, client: str) -> list[str]:
+    ping, decide = r.get(f"{prefix}.ping"), r.get(f"{prefix}.decide")
+    if ping is None or decide is None:
+        return []
+    cpu = float(ping.label.split()[0]) / float(decide.label.split()[0])  # "N us server CPU/call"
+    return [
+        f"gRPC closed loop ({client} client)  Ping {_calls(ping.rate)} ({ping.label}) | Decide "
+        f"{_calls(decide.rate)} ({decide.label}) | Decide vs Ping: throughput ratio "
+        f"{_ratio(decide.rate / ping.rate)}, CPU-per-call ratio (Ping/Decide) {_ratio(cpu)} "
+        "(target >= 0.8)"
+    ]
+
+
 def _grpc(r: dict[str, Measurement]) -> list[str]:
-    """bench_grpc.py: Ping vs Decide on one server, latency at a fixed rate, DecideBatch."""
-    lines = []
-    ping, decide = r.get("grpc.ping"), r.get("grpc.decide")
-    if ping is not None and decide is not None:
-        cpu = float(ping.label.split()[0]) / float(decide.label.split()[0])  # "N us server CPU/call"
+    """bench_grpc.py: Ping vs Decide on one server, latency at a fixed rate, DecideBatch; with
+    the Python client, then the Rust one (keys grpc.rust.*) and how the two compare."""
+    lines = _grpc_closed_loop(r, "grpc", "Python") + _grpc_closed_loop(r, "grpc.rust", "Rust")
+    pairs = [(m, r.get(f"grpc.{m}"), r.get(f"grpc.rust.{m}")) for m in ("ping", "decide")]
+    if all(py is not None and rust is not None for _, py, rust in pairs):
         lines.append(
-            f"gRPC closed loop (Python client)  Ping {_calls(ping.rate)} ({ping.label}) | Decide "
-            f"{_calls(decide.rate)} ({decide.label}) | Decide vs Ping: throughput ratio "
-            f"{_ratio(decide.rate / ping.rate)}, CPU-per-call ratio (Ping/Decide) {_ratio(cpu)} "
-            "(target >= 0.8)"
+            "    [Rust/Python client throughput: "
+            + ", ".join(f"{m} {_ratio(rust.rate / py.rate)}" for m, py, rust in pairs if py and rust)
+            + "]"
         )
-    for key, name in (("grpc.ping_latency", "Ping"), ("grpc.decide_latency", "Decide")):
-        m = r.get(key)
-        if m is not None and m.p50 is not None and m.p99 is not None:
-            lines.append(
-                f"gRPC {name} at {m.label}  p50 {_time(m.p50)} p99 {_time(m.p99)} ({m.items:,} calls)"
-            )
+    for prefix, client in (("grpc", "Python"), ("grpc.rust", "Rust")):
+        for key, name in ((f"{prefix}.ping_latency", "Ping"), (f"{prefix}.decide_latency", "Decide")):
+            m = r.get(key)
+            if m is not None and m.p50 is not None and m.p99 is not None:
+                lines.append(
+                    f"gRPC {name} at {m.label} ({client} client)  p50 {_time(m.p50)} p99 {_time(m.p99)}"
+                    f" ({m.items:,} calls)"
+                )
     batches = sorted((m.items, m) for k, m in r.items() if k.startswith("grpc.batch"))
     if batches:
-        line = "gRPC DecideBatch  " + ", ".join(f"{n:,} rows {_rate(m.rate)}" for n, m in batches)
+        sizes = ", ".join(f"{n:,} rows {_rate(m.rate)}" for n, m in batches)
+        line = f"gRPC DecideBatch (Python client)  {sizes}"
         engine = next((m for k, m in r.items() if k.startswith("grpc.engine_batch")), None)
         if engine is not None:
             line += f" | in-process decide_batch {engine.items:,} rows {_rate(engine.rate)}"
         lines.append(line)
+    for key, m in r.items():
+        if key.startswith("grpc.rust.batch"):
+            rows = int(key.removeprefix("grpc.rust.batch"))
+            line = f"gRPC DecideBatch (Rust client, back to back)  {rows:,} rows {_rate(m.rate)}"
+            py = r.get(f"grpc.batch{rows}")
+            if py is not None:
+                line += f" | Python client {_rate(py.rate)} | Rust/Python {_ratio(m.rate / py.rate)}"
+            lines.append(line)
     return lines
 
 
@@ -143,8 +171,29 @@ def summary_lines(r: dict[str, Measurement], load: tuple[float, float, float] | 
         *_batch(r, "feed3", "batch, 3-slot placement, 100 offers"),
         *_eligibility(r),
         *_grpc(r),
+        *_contact(r),
     ]
     now = os.getloadavg()
     start = f"{load[0]:.2f}" if load else "?"
     lines.append(f"cpus {os.cpu_count()}, load average (1 min) at start {start}, at end {now[0]:.2f}")
+    return lines
+
+
+def _contact(r: dict[str, Measurement]) -> list[str]:
+    """Contact policy at decision time, and batch allocation under budgets."""
+    lines = []
+    base = r.get("contact.anonymous")
+    for case in ("anonymous", "empty history", "40 contacts"):
+        m = r.get(f"contact.{case}")
+        if m is not None and m.p50 is not None and m.p99 is not None:
+            extra = (
+                f" | {m.p50 / base.p50:.2f}x anonymous" if base and base.p50 and case != "anonymous" else ""
+            )
+            lines.append(f"decide with contact policy, {case}: p50 {_time(m.p50)} p99 {_time(m.p99)}{extra}")
+    plain, allocated = r.get("budget.decide_batch"), r.get("budget.allocate")
+    if plain is not None and allocated is not None:
+        lines.append(
+            f"1M x 100 offers under budgets: decide_batch {plain.rate:,.0f}/s, allocate_budgets "
+            f"{allocated.rate:,.0f}/s ({allocated.rate / plain.rate:.2f}x)"
+        )
     return lines

@@ -77,3 +77,18 @@ def test_polars_rules(
     assert not mismatched, f"engine and polars disagree on {mismatched}"
     threads = pl.thread_pool_size()
     record("elig.polars", len(profiles_1m), label=f"polars select ({threads} threads = all cores)")
+
+
+@pytest.mark.benchmark(group="eligibility, 1M x 50 rules")
+def test_polars_rules_from_numpy(
+    benchmark: Any, record: Recorder, rules_workload: Workload, profiles_1m: npt.NDArray[np.float32]
+) -> None:
+    """The same, starting like the engine does: from the (rows x features) numpy array."""
+    exprs = polars_exprs(rules_workload.rules)
+
+    def from_rows() -> pl.DataFrame:
+        return frame(profiles_1m).select(exprs)
+
+    eligible = benchmark.pedantic(from_rows, rounds=ROUNDS, warmup_rounds=1)
+    assert eligible.shape == (len(profiles_1m), N_RULES)
+    record("elig.polars_numpy", len(profiles_1m), label="polars DataFrame from the numpy rows + select")

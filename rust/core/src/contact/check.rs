@@ -1,5 +1,6 @@
 //! Which offers a profile's contact history rules out, and why.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::history::{ContactEvent, ContactKind};
@@ -26,6 +27,17 @@ pub struct ContactCheck<'a> {
     purchases: &'a [&'a str],
     /// Per cap: the count of contacts in its window that it applies to (scope offer: unused).
     counts: Vec<u32>,
+    /// Per offer in the history: what its per-offer caps and cooldowns need, summarised once
+    /// so checking a hundred offers does not walk the history a hundred times.
+    offers: HashMap<&'a str, OfferHistory>,
+}
+
+#[derive(Default)]
+struct OfferHistory {
+    /// Shown contacts within each per-offer cap's window, in cap order.
+    shown: Vec<u32>,
+    last_converted: Option<f64>,
+    last_dismissed: Option<f64>,
 }
 
 impl<'a> ContactCheck<'a> {
@@ -53,7 +65,23 @@ impl<'a> ContactCheck<'a> {
                 }
             })
             .collect();
-        Self { policy, now, channel, events, purchases, counts }
+        let mut offers: HashMap<&str, OfferHistory> = HashMap::new();
+        let offer_caps: Vec<&Cap> = policy.caps.iter().filter(|c| c.scope == CapScope::Offer).collect();
+        for e in &events {
+            let entry = offers.entry(&*e.offer).or_default();
+            entry.shown.resize(offer_caps.len(), 0);
+            let latest = |t: &mut Option<f64>| *t = Some(t.map_or(e.time, |x| x.max(e.time)));
+            match e.kind {
+                ContactKind::Shown => {
+                    for (count, cap) in entry.shown.iter_mut().zip(&offer_caps) {
+                        *count += u32::from(shown_within(e, cap, now));
+                    }
+                }
+                ContactKind::Converted => latest(&mut entry.last_converted),
+                ContactKind::Dismissed => latest(&mut entry.last_dismissed),
+            }
+        }
+        Self { policy, now, channel, events, purchases, counts, offers }
     }
 
     /// Whether history is empty and no cap could bind: lets the hot path skip all checks.
@@ -77,23 +105,24 @@ impl<'a> ContactCheck<'a> {
         {
             return Some(Exclusion::Purchased { product: p.to_owned() });
         }
-        for (kind, cooldown) in [
-            (ContactKind::Converted, self.policy.cooldown_after_conversion),
-            (ContactKind::Dismissed, self.policy.cooldown_after_dismissal),
-        ] {
-            let Some(cooldown) = cooldown else { continue };
-            let last =
-                self.events.iter().filter(|e| e.kind == kind && &*e.offer == offer).map(|e| e.time).reduce(f64::max);
-            if let Some(t) = last
+        let history = self.offers.get(offer);
+        let cooldowns = [
+            (ContactKind::Converted, self.policy.cooldown_after_conversion, history.and_then(|h| h.last_converted)),
+            (ContactKind::Dismissed, self.policy.cooldown_after_dismissal, history.and_then(|h| h.last_dismissed)),
+        ];
+        for (kind, cooldown, last) in cooldowns {
+            if let (Some(cooldown), Some(t)) = (cooldown, last)
                 && self.now - t < cooldown
             {
                 return Some(Exclusion::Cooldown { after: kind, ago: self.now - t, cooldown });
             }
         }
+        let mut offer_caps = 0;
         for (cap, &count) in self.policy.caps.iter().zip(&self.counts) {
             let count = match &cap.scope {
                 CapScope::Offer => {
-                    self.events.iter().filter(|e| shown_within(e, cap, self.now) && &*e.offer == offer).count() as u32
+                    offer_caps += 1;
+                    history.map_or(0, |h| h.shown[offer_caps - 1])
                 }
                 CapScope::Channel(c) if c != self.channel => continue,
                 CapScope::Group(g) if group != Some(g.as_str()) => continue,
