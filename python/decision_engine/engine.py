@@ -129,6 +129,8 @@ class Engine:
         return vector
 
     def _vector(self, profile: npt.ArrayLike | Mapping[str, ProfileValue]) -> npt.NDArray[np.float32]:
+        if type(profile) is np.ndarray and profile.dtype == np.float32 and profile.ndim == 1:
+            return profile  # the common case, kept cheap: the core checks length and values
         if isinstance(profile, Mapping):
             return self.encode(profile)
         features = np.ascontiguousarray(profile, dtype=np.float32)
@@ -162,8 +164,8 @@ class Engine:
             _unix_seconds(now),
             explain,
             profile_id,
-            [c.as_tuple() for c in history],
-            list(purchases),
+            [c.as_tuple() for c in history] if history else [],
+            list(purchases) if purchases else [],
         )
 
     def decide_page(
