@@ -1,119 +1,25 @@
 //! PyO3 binding of the decision engine core: converts types, releases the GIL around the
 //! work, maps errors. No decision logic lives here.
 
+mod allocate;
+mod convert;
 mod decision;
 mod errors;
 mod wire;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use decision_engine_core::engine::DEFAULT_MAX_PENDING;
-use decision_engine_core::engine::{ContactEvent, ContactKind};
 use decision_engine_core::{BatchRequest, Catalog, DecideRequest, Engine};
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 
+use convert::{
+    DecisionSummary, HistoryItem, check_consents, check_features, contact_event, contiguous, decision_id_of, kind_name,
+    now_or, owned, run_detached,
+};
 use decision::{PyBatchDecision, PyDecision};
 use errors::{InvalidInputError, to_py};
-
-fn now_or(now: Option<f64>) -> f64 {
-    now.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()))
-}
-
-/// An owned copy of a large input, copied on all cores (the copy lets the work run without
-/// the GIL while other Python threads may write the caller's array).
-fn owned(values: &[f32]) -> Vec<f32> {
-    use rayon::prelude::*;
-    let mut copy = vec![0.0; values.len()];
-    copy.par_chunks_mut(1 << 16).zip(values.par_chunks(1 << 16)).for_each(|(to, from)| to.copy_from_slice(from));
-    copy
-}
-
-fn contiguous<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
-    array: &'a numpy::PyReadonlyArray<'_, T, D>,
-    what: &str,
-) -> PyResult<&'a [T]> {
-    array.as_slice().map_err(|_| InvalidInputError::new_err(format!("{what} must be a C-contiguous array")))
-}
-
-/// Batch features must be rows of exactly the catalog's features: never silently re-cut.
-fn check_features(array: &PyReadonlyArray2<'_, f32>, expected: usize) -> PyResult<()> {
-    match array.as_array().ncols() {
-        columns if columns == expected => Ok(()),
-        columns => Err(InvalidInputError::new_err(format!("expected {expected} features per row, got {columns}"))),
-    }
-}
-
-/// Consents must be one row per profile and one column per channel.
-fn check_consents(array: &PyReadonlyArray2<'_, bool>, rows: usize, channels: usize) -> PyResult<()> {
-    let (r, c) = array.as_array().dim();
-    if (r, c) == (rows, channels) {
-        Ok(())
-    } else {
-        Err(InvalidInputError::new_err(format!(
-            "consents must be {rows} x {channels} (rows x channels), got {r} x {c}"
-        )))
-    }
-}
-
-/// Runs heavy work without the GIL, with its own rayon pool when `threads` is given.
-fn run_detached<T: Send>(py: Python<'_>, threads: Option<usize>, work: impl FnOnce() -> T + Send) -> PyResult<T> {
-    match threads {
-        None => Ok(py.detach(work)),
-        Some(0) => Err(InvalidInputError::new_err("threads must be at least 1")),
-        Some(n) => {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map_err(|e| InvalidInputError::new_err(format!("cannot start {n} threads: {e}")))?;
-            Ok(py.detach(|| pool.install(work)))
-        }
-    }
-}
-
-/// (placement, chosen offer ids) per decision.
-type DecisionSummary = Vec<(String, Vec<String>)>;
-
-/// A contact as Python passes it: (offer_id, channel, time, kind, group).
-type HistoryItem = (String, String, f64, String, Option<String>);
-
-fn kind_name(kind: ContactKind) -> &'static str {
-    match kind {
-        ContactKind::Shown => "shown",
-        ContactKind::Converted => "converted",
-        ContactKind::Dismissed => "dismissed",
-    }
-}
-
-fn contact_event((offer, channel, time, kind, group): HistoryItem) -> PyResult<ContactEvent> {
-    let kind = match kind.as_str() {
-        "shown" => ContactKind::Shown,
-        "converted" => ContactKind::Converted,
-        "dismissed" => ContactKind::Dismissed,
-        other => {
-            return Err(InvalidInputError::new_err(format!(
-                "contact kind must be shown, converted or dismissed, got '{other}'"
-            )));
-        }
-    };
-    if !time.is_finite() {
-        return Err(InvalidInputError::new_err(format!("contact time must be a finite number, got {time}")));
-    }
-    Ok(ContactEvent {
-        time,
-        offer: offer.into(),
-        channel: channel.into(),
-        group: group.map(Into::into),
-        kind,
-        decision_id: 0,
-    })
-}
-
-/// Ids are u64; any other integer cannot name a decision.
-fn decision_id_of(value: &Bound<'_, PyAny>) -> PyResult<u64> {
-    value.extract().map_err(|_| errors::UnknownDecisionError::new_err(format!("unknown decision id {value}")))
-}
 
 /// The engine over one compiled catalog. Thread-safe: share one instance.
 #[pyclass(frozen, name = "Engine", module = "decision_engine._core")]
@@ -383,54 +289,12 @@ impl PyEngine {
     }
 }
 
-/// Allocates up to `slots` offers per row of `scores` (rows x offers; NaN or <= 0 where an
-/// offer is not a candidate) within per-offer `capacity`. `method` is "price" (the engine's
-/// allocation) or "greedy" (best score first). Returns rows x slots offer indices, -1 empty.
-#[pyfunction]
-#[pyo3(signature = (scores, capacity, slots = 1, method = "price"))]
-fn allocate<'py>(
-    py: Python<'py>,
-    scores: PyReadonlyArray2<'py, f64>,
-    capacity: Vec<u64>,
-    slots: usize,
-    method: &str,
-) -> PyResult<Bound<'py, PyArray2<i32>>> {
-    use decision_engine_core::allocate::{Groups, allocate, greedy};
-    let scores = scores.as_array();
-    if scores.ncols() != capacity.len() {
-        return Err(InvalidInputError::new_err(format!(
-            "capacity must have {} entries, one per offer",
-            scores.ncols()
-        )));
-    }
-    if slots == 0 {
-        return Err(InvalidInputError::new_err("slots must be at least 1"));
-    }
-    let rows: Vec<Vec<(u32, f64)>> = scores
-        .rows()
-        .into_iter()
-        .map(|r| r.iter().enumerate().filter(|(_, s)| **s > 0.0).map(|(j, s)| (j as u32, *s)).collect())
-        .collect();
-    let chosen = match method {
-        "price" => py.detach(|| allocate(&rows, &capacity, slots, &Groups::NONE)),
-        "greedy" => py.detach(|| greedy(&rows, &capacity, slots, &Groups::NONE)),
-        other => return Err(InvalidInputError::new_err(format!("method must be 'price' or 'greedy', got '{other}'"))),
-    };
-    let mut out = numpy::ndarray::Array2::from_elem((rows.len(), slots), -1i32);
-    for (i, picks) in chosen.iter().enumerate() {
-        for (k, &j) in picks.iter().enumerate() {
-            out[(i, k)] = j as i32;
-        }
-    }
-    Ok(out.into_pyarray(py))
-}
-
 #[pymodule]
 mod _core {
     #[pymodule_export]
     use super::PyEngine;
     #[pymodule_export]
-    use super::allocate;
+    use super::allocate::allocate;
     #[pymodule_export]
     use super::decision::{PyBatchDecision, PyChosenOffer, PyDecision};
     #[pymodule_export]
