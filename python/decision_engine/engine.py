@@ -156,6 +156,8 @@ class Engine:
         reserves this decision's contacts; ``history`` adds contacts known elsewhere and
         ``purchases`` the products bought (for purchase suppression).
         """
+        if not (consents or explain or profile_id or history or purchases) and now is None:
+            return self._core.decide(placement, self._vector(profile))  # the hot path: no extras
         channels = [consents] if isinstance(consents, str) else list(consents)
         return self._core.decide(
             placement,
