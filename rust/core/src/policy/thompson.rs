@@ -14,12 +14,17 @@ pub struct ThompsonArm {
     /// update, so sampling on the hot path does no setup.
     successes: Gamma<f64>,
     failures: Gamma<f64>,
+    /// Posterior mean and standard deviation, kept so propensities need no square roots.
+    mean: f64,
+    std_dev: f64,
 }
 
 impl ThompsonArm {
     pub fn new(alpha: f64, beta: f64) -> Self {
         let gamma = |shape| Gamma::new(shape, 1.0).expect("prior validated: alpha, beta > 0");
-        Self { alpha, beta, successes: gamma(alpha), failures: gamma(beta) }
+        let n = alpha + beta;
+        let (mean, std_dev) = (alpha / n, (alpha * beta / (n * n * (n + 1.0))).sqrt());
+        Self { alpha, beta, successes: gamma(alpha), failures: gamma(beta), mean, std_dev }
     }
 
     pub fn alpha(&self) -> f64 {
@@ -32,12 +37,11 @@ impl ThompsonArm {
 
     /// Posterior mean of the response rate.
     pub fn mean(&self) -> f64 {
-        self.alpha / (self.alpha + self.beta)
+        self.mean
     }
 
     pub fn std_dev(&self) -> f64 {
-        let n = self.alpha + self.beta;
-        (self.alpha * self.beta / (n * n * (n + 1.0))).sqrt()
+        self.std_dev
     }
 
     /// A fractional reward counts as that share of a success (the usual Bernoulli trick).
