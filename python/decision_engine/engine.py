@@ -53,6 +53,25 @@ def _unix_seconds(now: Timestamp) -> float | None:
     return now
 
 
+_Extras = tuple[
+    list[str], float | None, bool, str | None, list[tuple[str, str, float, str, str | None]], list[str]
+]
+
+
+def _extras(
+    consents: Iterable[str],
+    now: Timestamp,
+    explain: bool,
+    profile_id: str | None,
+    history: Iterable[Contact],
+    purchases: Iterable[str],
+) -> _Extras:
+    """The core's arguments after the features, shared by decide and decide_page."""
+    channels = [consents] if isinstance(consents, str) else list(consents)
+    contacts = [c.as_tuple() for c in history] if history else []
+    return channels, _unix_seconds(now), explain, profile_id, contacts, list(purchases) if purchases else []
+
+
 class Engine:
     """Decides which offers a profile sees, learns from outcomes. Thread-safe.
 
@@ -158,17 +177,8 @@ class Engine:
         """
         if not (consents or explain or profile_id or history or purchases) and now is None:
             return self._core.decide(placement, self._vector(profile))  # the hot path: no extras
-        channels = [consents] if isinstance(consents, str) else list(consents)
-        return self._core.decide(
-            placement,
-            self._vector(profile),
-            channels,
-            _unix_seconds(now),
-            explain,
-            profile_id,
-            [c.as_tuple() for c in history] if history else [],
-            list(purchases) if purchases else [],
-        )
+        extras = _extras(consents, now, explain, profile_id, history, purchases)
+        return self._core.decide(placement, self._vector(profile), *extras)
 
     def decide_page(
         self,
@@ -184,17 +194,8 @@ class Engine:
     ) -> list[Decision]:
         """Decides several placements of one page together: no offer appears twice, group
         limits and caps hold across the page. One decision per placement, in order."""
-        channels = [consents] if isinstance(consents, str) else list(consents)
-        return self._core.decide_page(
-            list(placements),
-            self._vector(profile),
-            channels,
-            _unix_seconds(now),
-            explain,
-            profile_id,
-            [c.as_tuple() for c in history],
-            list(purchases),
-        )
+        extras = _extras(consents, now, explain, profile_id, history, purchases)
+        return self._core.decide_page(list(placements), self._vector(profile), *extras)
 
     def decide_wire(self, request: bytes, id_tag: int = 0) -> tuple[bytes, list[tuple[str, list[str]]]]:
         """Decide on a serialized ``decision_engine.v1.DecideRequest``; returns the serialized
