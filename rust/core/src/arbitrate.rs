@@ -2,13 +2,15 @@
 //! rate x value x weight), fill the slots best-first with at most one offer per exclusion
 //! group, and give each pick the probability the policy had of making it.
 
-use rand::Rng;
+use rand::{Rng, RngExt};
 
-use crate::policy::{ArmScore, ThompsonArm, win_probability};
+use crate::policy::{ArmScore, Model, Picker, win_probability};
 
 /// What arbitration needs to know about each offer of a placement (by local index).
 pub struct ArmView<'a> {
-    pub arms: &'a [ThompsonArm],
+    pub model: &'a Model,
+    /// The feature columns the model reads, in order (empty: context-free).
+    pub columns: &'a [usize],
     /// value x weight.
     pub scale: &'a [f64],
     pub group: &'a [Option<usize>],
@@ -25,8 +27,12 @@ pub struct Pick {
 /// Reusable buffers, so a batch allocates once per thread rather than once per profile.
 pub struct Workspace {
     scores: Vec<f64>,
+    /// Gaussian summary of each eligible offer's score, for sampled policies.
+    moments: Vec<ArmScore>,
     taken: Vec<bool>,
     competitors: Vec<ArmScore>,
+    candidates: Vec<usize>,
+    context: Vec<f32>,
     pub picks: Vec<Pick>,
     /// At most this many offers of one exclusion group per decision (and page).
     pub group_limit: usize,
@@ -40,8 +46,11 @@ impl Default for Workspace {
     fn default() -> Self {
         Self {
             scores: Vec::new(),
+            moments: Vec::new(),
             taken: Vec::new(),
             competitors: Vec::new(),
+            candidates: Vec::new(),
+            context: Vec::new(),
             picks: Vec::new(),
             group_limit: 1,
             page_groups: Vec::new(),
@@ -51,76 +60,183 @@ impl Default for Workspace {
 }
 
 impl Workspace {
-    /// The sampled score of the `k`-th eligible offer, after [`choose`].
+    /// The score of the `k`-th eligible offer, after [`choose`].
     pub fn score_of(&self, k: usize) -> f64 {
         self.scores[k]
     }
 }
 
-/// Chooses up to `slots` offers among `eligible` (local indices) into `ws.picks`. Without
-/// `propensities` the picks' propensity is NaN and its cost is saved.
+/// Chooses up to `slots` offers among `eligible` (local indices) into `ws.picks`, given the
+/// profile's `features` (a contextual policy reads its columns). Without `propensities` the
+/// propensities of sampled policies are NaN and their cost is saved.
 pub fn choose<R: Rng + ?Sized>(
     view: &ArmView<'_>,
+    features: &[f32],
     eligible: &[usize],
     slots: usize,
     propensities: bool,
     rng: &mut R,
     ws: &mut Workspace,
 ) {
-    ws.scores.clear();
-    ws.scores.extend(eligible.iter().map(|&i| view.arms[i].sample(rng) * view.scale[i]));
-    fill_slots(view, eligible, slots, ws, |ws, b| {
-        if propensities { propensity_at_slot(view, eligible, b, ws) } else { f64::NAN }
-    });
+    let mut context = std::mem::take(&mut ws.context);
+    context.clear();
+    context.extend(view.columns.iter().map(|&c| features[c]));
+    let picker = view.model.score(eligible, view.scale, &context, rng, &mut ws.scores, &mut ws.moments);
+    ws.context = context;
+    fill_slots(view, eligible, slots, ws, rng, |ws, b, rng| pick_at_slot(ws, picker, b, propensities, rng));
 }
 
 /// The non-personalized default (a holdout's treatment): the eligible offers of highest
 /// value x weight, deterministically, so each pick's propensity is 1.
-pub fn choose_by_value(view: &ArmView<'_>, eligible: &[usize], slots: usize, ws: &mut Workspace) {
+pub fn choose_by_value<R: Rng + ?Sized>(
+    view: &ArmView<'_>,
+    eligible: &[usize],
+    slots: usize,
+    rng: &mut R,
+    ws: &mut Workspace,
+) {
     ws.scores.clear();
     ws.scores.extend(eligible.iter().map(|&i| view.scale[i]));
-    fill_slots(view, eligible, slots, ws, |_, _| 1.0);
+    fill_slots(view, eligible, slots, ws, rng, |ws, best, _| (ws.candidates[best], 1.0));
 }
 
-/// Fills the slots best score first, one exclusion group at a time within its limits.
-fn fill_slots(
+/// Fills the slots one at a time: `pick` gets the available candidates (in
+/// `ws.candidates`) and the position of the best-scored one, and returns the eligible
+/// position it picks with that pick's probability.
+fn fill_slots<R: Rng + ?Sized>(
     view: &ArmView<'_>,
     eligible: &[usize],
     slots: usize,
     ws: &mut Workspace,
-    propensity: impl Fn(&mut Workspace, usize) -> f64,
+    rng: &mut R,
+    pick: impl Fn(&mut Workspace, usize, &mut R) -> (usize, f64),
 ) {
     ws.picks.clear();
     ws.taken.clear();
     ws.taken.resize(eligible.len(), false);
     for _ in 0..slots {
+        ws.candidates.clear();
         let mut best: Option<usize> = None;
         for k in 0..eligible.len() {
-            if available(view, eligible, ws, k) && best.is_none_or(|b| ws.scores[k] > ws.scores[b]) {
-                best = Some(k);
+            if available(view, eligible, ws, k) {
+                if best.is_none_or(|b| ws.scores[k] > ws.scores[ws.candidates[b]]) {
+                    best = Some(ws.candidates.len());
+                }
+                ws.candidates.push(k);
             }
         }
-        let Some(b) = best else { break };
-        let p = propensity(ws, b);
-        ws.taken[b] = true;
-        ws.picks.push(Pick { local: eligible[b], score: ws.scores[b], propensity: p });
+        let Some(best) = best else { break };
+        let (k, propensity) = pick(ws, best, rng);
+        ws.taken[k] = true;
+        ws.picks.push(Pick { local: eligible[k], score: ws.scores[k], propensity });
     }
 }
 
-/// The chance that eligible offer `b` wins against what is still available at this slot.
-fn propensity_at_slot(view: &ArmView<'_>, eligible: &[usize], b: usize, ws: &mut Workspace) -> f64 {
-    let mut competitors = std::mem::take(&mut ws.competitors);
-    competitors.clear();
-    for k in 0..eligible.len() {
-        if k != b && available(view, eligible, ws, k) {
-            let i = eligible[k];
-            competitors.push(view.arms[i].score(view.scale[i]));
+/// One slot's pick among `ws.candidates` (positions in `eligible`), `best` the candidate
+/// with the highest score, and the probability the policy had of making it.
+fn pick_at_slot<R: Rng + ?Sized>(
+    ws: &mut Workspace,
+    picker: Picker,
+    best: usize,
+    propensities: bool,
+    rng: &mut R,
+) -> (usize, f64) {
+    let n = ws.candidates.len();
+    match picker {
+        Picker::Sampled => {
+            let k = ws.candidates[best];
+            let p = if propensities { sampled_win_probability(ws, k) } else { f64::NAN };
+            (k, p)
+        }
+        Picker::Greedy => {
+            let (k, ties) = break_ties(ws, best, rng);
+            (k, 1.0 / ties as f64)
+        }
+        Picker::EpsilonGreedy(epsilon) => {
+            let (greedy, ties) = break_ties(ws, best, rng);
+            let k = if rng.random::<f64>() < epsilon { ws.candidates[rng.random_range(0..n)] } else { greedy };
+            let top = ws.scores[ws.candidates[best]];
+            let is_top = ws.scores[k] == top;
+            let p = epsilon / n as f64 + if is_top { (1.0 - epsilon) / ties as f64 } else { 0.0 };
+            (k, p)
+        }
+        Picker::Softmax(temperature) => {
+            let top = ws.scores[ws.candidates[best]];
+            let weight = |s: f64| ((s - top) / temperature).exp();
+            let total: f64 = ws.candidates.iter().map(|&k| weight(ws.scores[k])).sum();
+            let mut target = rng.random::<f64>() * total;
+            let mut chosen = ws.candidates[n - 1];
+            for &k in &ws.candidates {
+                target -= weight(ws.scores[k]);
+                if target <= 0.0 {
+                    chosen = k;
+                    break;
+                }
+            }
+            (chosen, weight(ws.scores[chosen]) / total)
         }
     }
-    let local = eligible[b];
-    let p = win_probability(view.arms[local].score(view.scale[local]), &competitors);
+}
+
+/// A uniformly random candidate among those tied with the best score, and how many tie.
+fn break_ties<R: Rng + ?Sized>(ws: &Workspace, best: usize, rng: &mut R) -> (usize, usize) {
+    let top = ws.scores[ws.candidates[best]];
+    let ties = ws.candidates.iter().filter(|&&k| ws.scores[k] == top).count();
+    if ties == 1 {
+        return (ws.candidates[best], 1);
+    }
+    let nth = rng.random_range(0..ties);
+    let k = ws.candidates.iter().copied().filter(|&k| ws.scores[k] == top).nth(nth).expect("nth < ties");
+    (k, ties)
+}
+
+/// The chance that eligible offer `k`'s sampled score beats every other candidate's.
+fn sampled_win_probability(ws: &mut Workspace, k: usize) -> f64 {
+    let mut competitors = std::mem::take(&mut ws.competitors);
+    competitors.clear();
+    competitors.extend(ws.candidates.iter().filter(|&&c| c != k).map(|&c| ws.moments[c]));
+    let p = win_probability(ws.moments[k], &competitors);
     ws.competitors = competitors;
     p
+}
+
+/// The first slot's choice probability of every eligible offer (no exclusion groups), for
+/// off-policy evaluation: what [`choose`] would pick, in distribution.
+pub fn first_slot_probabilities(scores: &[f64], moments: &[ArmScore], picker: Picker, out: &mut [f64]) {
+    let n = scores.len();
+    if n == 0 {
+        return;
+    }
+    let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let ties = scores.iter().filter(|&&s| s == top).count() as f64;
+    match picker {
+        Picker::Sampled => {
+            let mut others = Vec::with_capacity(n);
+            for k in 0..n {
+                others.clear();
+                others.extend((0..n).filter(|&j| j != k).map(|j| moments[j]));
+                out[k] = win_probability(moments[k], &others);
+            }
+            let total: f64 = out[..n].iter().sum();
+            out[..n].iter_mut().for_each(|p| *p /= total);
+        }
+        Picker::Greedy => {
+            for k in 0..n {
+                out[k] = if scores[k] == top { 1.0 / ties } else { 0.0 };
+            }
+        }
+        Picker::EpsilonGreedy(epsilon) => {
+            for k in 0..n {
+                out[k] = epsilon / n as f64 + if scores[k] == top { (1.0 - epsilon) / ties } else { 0.0 };
+            }
+        }
+        Picker::Softmax(temperature) => {
+            let total: f64 = scores.iter().map(|&s| ((s - top) / temperature).exp()).sum();
+            for k in 0..n {
+                out[k] = ((scores[k] - top) / temperature).exp() / total;
+            }
+        }
+    }
 }
 
 fn available(view: &ArmView<'_>, eligible: &[usize], ws: &Workspace, k: usize) -> bool {
@@ -141,19 +257,25 @@ fn available(view: &ArmView<'_>, eligible: &[usize], ws: &Workspace, k: usize) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{Arm, Counts, PolicyConfig};
     use rand::SeedableRng;
 
-    fn arms(rates: &[(f64, f64)]) -> Vec<ThompsonArm> {
-        rates.iter().map(|&(a, b)| ThompsonArm::new(a, b)).collect()
+    /// Thompson arms with Beta(a, b) posteriors (a Beta(1, 1) prior plus the counts).
+    fn model(posteriors: &[(f64, f64)]) -> Model {
+        let arms = posteriors
+            .iter()
+            .map(|&(a, b)| Arm { counts: Counts { n: a + b - 2.0, sum: a - 1.0, ..Counts::default() }, linear: None })
+            .collect();
+        Model::from_arms(PolicyConfig::default(), arms, 0)
     }
 
     #[test]
     fn fills_slots_best_first_one_per_group() {
-        let arms = arms(&[(900.0, 100.0), (800.0, 200.0), (500.0, 500.0), (100.0, 900.0)]);
-        let view = ArmView { arms: &arms, scale: &[1.0; 4], group: &[Some(0), Some(0), None, None] };
+        let model = model(&[(900.0, 100.0), (800.0, 200.0), (500.0, 500.0), (100.0, 900.0)]);
+        let view = ArmView { model: &model, columns: &[], scale: &[1.0; 4], group: &[Some(0), Some(0), None, None] };
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
         let mut ws = Workspace::default();
-        choose(&view, &[0, 1, 2, 3], 3, true, &mut rng, &mut ws);
+        choose(&view, &[], &[0, 1, 2, 3], 3, true, &mut rng, &mut ws);
         let picked: Vec<usize> = ws.picks.iter().map(|p| p.local).collect();
         assert_eq!(picked, [0, 2, 3], "offer 1 shares offer 0's group");
         assert!(ws.picks[0].propensity > 0.99 && ws.picks[2].propensity > 0.99);
@@ -161,25 +283,25 @@ mod tests {
 
     #[test]
     fn value_and_weight_scale_the_score() {
-        let arms = arms(&[(100.0, 900.0), (300.0, 700.0)]);
-        let view = ArmView { arms: &arms, scale: &[10.0, 1.0], group: &[None, None] };
+        let model = model(&[(100.0, 900.0), (300.0, 700.0)]);
+        let view = ArmView { model: &model, columns: &[], scale: &[10.0, 1.0], group: &[None, None] };
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(2);
         let mut ws = Workspace::default();
-        choose(&view, &[0, 1], 1, true, &mut rng, &mut ws);
+        choose(&view, &[], &[0, 1], 1, true, &mut rng, &mut ws);
         assert_eq!(ws.picks[0].local, 0, "0.1 x 10 beats 0.3 x 1");
     }
 
     #[test]
     fn propensity_matches_choice_frequency() {
-        let arms = arms(&[(12.0, 88.0), (10.0, 90.0), (8.0, 92.0)]);
-        let view = ArmView { arms: &arms, scale: &[1.0; 3], group: &[None; 3] };
+        let model = model(&[(12.0, 88.0), (10.0, 90.0), (8.0, 92.0)]);
+        let view = ArmView { model: &model, columns: &[], scale: &[1.0; 3], group: &[None; 3] };
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
         let mut ws = Workspace::default();
         let mut wins = [0usize; 3];
         let mut claimed = [0.0f64; 3];
         let draws = 20_000;
         for _ in 0..draws {
-            choose(&view, &[0, 1, 2], 1, true, &mut rng, &mut ws);
+            choose(&view, &[], &[0, 1, 2], 1, true, &mut rng, &mut ws);
             wins[ws.picks[0].local] += 1;
             claimed[ws.picks[0].local] = ws.picks[0].propensity;
         }

@@ -173,6 +173,16 @@ impl Catalog {
         let contact = ContactPolicy::compile(spec.contact_policy.unwrap_or_default(), &channels, &groups)?;
         let experiments =
             crate::experiment::compile(spec.experiments.unwrap_or_default(), |id| placement_index.get(id).copied())?;
+        for experiment in &experiments {
+            for group in &experiment.groups {
+                if let Some(policy) = &group.policy {
+                    check_policy_features(policy, &schema).map_err(|detail| {
+                        let at = format!("experiment '{}' group '{}'", experiment.id, group.name);
+                        catalog_error(Location::Catalog, format!("{at}: {detail}"))
+                    })?;
+                }
+            }
+        }
         Ok(Self {
             schema,
             channels,
@@ -275,6 +285,16 @@ fn offer(spec: &OfferSpec, channels: &HashMap<String, usize>, groups: &mut Vec<S
     })
 }
 
+/// A contextual policy's `features` must name features of the schema.
+pub(crate) fn check_policy_features(policy: &PolicyConfig, schema: &Schema) -> std::result::Result<(), String> {
+    for name in policy.features.iter().flatten() {
+        if schema.index_of(name).is_none() {
+            return Err(format!("policy {} reads unknown feature '{name}'", policy.name()));
+        }
+    }
+    Ok(())
+}
+
 fn placement(
     spec: PlacementSpec,
     members: Vec<usize>,
@@ -290,6 +310,7 @@ fn placement(
         return Err(catalog_error(at(), "slots must be at least 1"));
     }
     spec.policy.validate().map_err(|detail| catalog_error(at(), detail))?;
+    check_policy_features(&spec.policy, schema).map_err(|detail| catalog_error(at(), detail))?;
     let rules = RuleSet::compile(
         schema,
         members.iter().map(|&o| (Location::Offer(offers[o].id.clone()), offers[o].rule.as_deref())),

@@ -25,6 +25,10 @@ pub struct PendingBatch<S> {
     /// Profile id per row (empty when the decisions had none), and decision time.
     profiles: Vec<Arc<str>>,
     time: f64,
+    /// For a contextual policy: `rows x width` of the features it read, to learn from the
+    /// outcome in the same context.
+    contexts: Vec<f32>,
+    width: usize,
 }
 
 impl<S> PendingBatch<S> {
@@ -43,7 +47,17 @@ impl<S> PendingBatch<S> {
             open_rows,
             profiles: Vec::new(),
             time: f64::NAN,
+            contexts: Vec::new(),
+            width: 0,
         }
+    }
+
+    /// Attaches each row's policy context (`rows x width`, row-major).
+    pub fn with_contexts(mut self, contexts: Vec<f32>, width: usize) -> Self {
+        debug_assert!(width == 0 || contexts.len() == self.rows() * width);
+        self.contexts = contexts;
+        self.width = width;
+        self
     }
 
     /// Marks the decisions as drawn from an experiment variant's arm set.
@@ -73,6 +87,8 @@ pub struct Settled<S> {
     pub local: usize,
     pub profile: Option<Arc<str>>,
     pub decided_at: f64,
+    /// The features the decision's contextual policy read (empty for context-free ones).
+    pub context: Vec<f32>,
 }
 
 /// A decision withdrawn before it was shown: what it had reserved.
@@ -162,6 +178,7 @@ impl<S> PendingStore<S> {
             local,
             profile: batch.profiles.get(row).cloned(),
             decided_at: batch.time,
+            context: batch.contexts.get(row * batch.width..(row + 1) * batch.width).unwrap_or_default().to_vec(),
         };
         if batch.unreported == 0 {
             let rows = batch.rows();

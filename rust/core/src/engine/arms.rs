@@ -5,14 +5,27 @@ use std::sync::{PoisonError, RwLock};
 
 use super::Loaded;
 use crate::catalog::Catalog;
-use crate::policy::{PolicyConfig, ThompsonArm};
+use crate::policy::{Arm, Model, PolicyConfig};
 
 pub(crate) struct ArmSet {
     pub placement: usize,
     /// (experiment, group) for a group's own policy; `None` for the placement's policy.
     pub variant: Option<(usize, usize)>,
     pub policy: PolicyConfig,
-    pub arms: RwLock<Vec<ThompsonArm>>,
+    /// Schema columns a contextual policy reads, in order (empty for context-free ones).
+    pub columns: Vec<usize>,
+    pub arms: RwLock<Model>,
+}
+
+/// The schema columns of `policy`'s context: its named features, or all of them.
+pub(crate) fn context_columns(catalog: &Catalog, policy: &PolicyConfig) -> Vec<usize> {
+    if !policy.is_contextual() {
+        return Vec::new();
+    }
+    match &policy.features {
+        Some(names) => names.iter().filter_map(|n| catalog.schema.index_of(n)).collect(),
+        None => (0..catalog.schema.len()).collect(),
+    }
 }
 
 /// (experiment, group) of a variant.
@@ -46,15 +59,18 @@ pub(crate) fn build(catalog: &Catalog, previous: Option<&Loaded>) -> Vec<ArmSet>
         .into_iter()
         .map(|(placement, variant, policy)| {
             let old = previous.and_then(|prev| prev.find_set(&key(catalog, placement, variant), &policy));
+            let columns = context_columns(catalog, &policy);
             let arms = catalog.placements[placement]
                 .offers
                 .iter()
                 .map(|&o| {
                     let id = &catalog.offers[o].id;
-                    old.and_then(|(prev, set)| prev.arm_by_offer(set, id)).unwrap_or_else(|| policy.new_arm())
+                    old.and_then(|(prev, set)| prev.arm_by_offer(set, id))
+                        .unwrap_or_else(|| policy.fresh_arm(columns.len()))
                 })
                 .collect();
-            ArmSet { placement, variant, policy, arms: RwLock::new(arms) }
+            let model = Model::from_arms(policy.clone(), arms, columns.len());
+            ArmSet { placement, variant, policy, columns, arms: RwLock::new(model) }
         })
         .collect()
 }
@@ -76,11 +92,11 @@ impl Loaded {
             .map(|i| (self, i))
     }
 
-    fn arm_by_offer(&self, set: usize, offer: &str) -> Option<ThompsonArm> {
+    fn arm_by_offer(&self, set: usize, offer: &str) -> Option<Arm> {
         let s = &self.arm_sets[set];
         let local =
             self.catalog.placements[s.placement].offers.iter().position(|&o| self.catalog.offers[o].id == offer)?;
-        Some(s.arms.read().unwrap_or_else(PoisonError::into_inner)[local].clone())
+        Some(s.arms.read().unwrap_or_else(PoisonError::into_inner).arms()[local].clone())
     }
 
     /// The same arm set and offer in `self`, for an outcome of a decision made on `old`.

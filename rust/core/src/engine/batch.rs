@@ -47,8 +47,9 @@ impl Engine {
         let (dim, channels, slots) = (catalog.schema.len(), catalog.channels.len(), placement.slots);
 
         // A snapshot: outcomes reported during a long batch do not wait on it.
-        let arms = loaded.arm_sets[p].arms.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        let view = ArmView { arms: &arms, scale: &loaded.scales[p], group: &loaded.groups[p] };
+        let model = loaded.arm_sets[p].arms.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let columns = &loaded.arm_sets[p].columns;
+        let view = ArmView { model: &model, columns, scale: &loaded.scales[p], group: &loaded.groups[p] };
         let consent_mask = |row: usize| consent_mask(request.consents, channels, row);
         let no_clause = |_: usize| String::new();
 
@@ -69,6 +70,7 @@ impl Engine {
                     let global = chunk * LANES + row;
                     let decision_id = first_id + global as u64;
                     let profile = Profile {
+                        features: &values[row * dim..(row + 1) * dim],
                         now: request.now,
                         consents: consent_mask(global),
                         supplied: &[],
@@ -113,9 +115,16 @@ impl Engine {
             local.iter().map(|&l| if l == NO_OFFER { -1 } else { placement.offers[l as usize] as i32 }).collect();
         let profiles =
             request.profile_ids.map(|ids| ids.iter().map(|&id| Arc::<str>::from(id)).collect()).unwrap_or_default();
+        let contexts = if columns.is_empty() {
+            Vec::new()
+        } else {
+            request.features.chunks_exact(dim).flat_map(|row| columns.iter().map(|&c| row[c])).collect()
+        };
         self.remember(
             first_id,
-            PendingBatch::new(Arc::clone(&loaded), p, slots, local).with_context(profiles, request.now),
+            PendingBatch::new(Arc::clone(&loaded), p, slots, local)
+                .with_context(profiles, request.now)
+                .with_contexts(contexts, columns.len()),
         );
         let propensities = request.propensities.then_some(propensities);
         Ok(BatchDecision { first_id, rows, slots, offers, scores, propensities })

@@ -28,8 +28,15 @@ impl Engine {
         let placement = &catalog.placements[p];
         let (dim, channels, slots) = (catalog.schema.len(), catalog.channels.len(), placement.slots);
         let expected: Vec<f64> = {
-            let arms = loaded.arm_sets[p].arms.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            arms.iter().zip(&loaded.scales[p]).map(|(arm, scale)| arm.mean() * scale).collect()
+            let model = loaded.arm_sets[p].arms.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if model.config.is_contextual() {
+                return Err(Error::InvalidInput(format!(
+                    "budget allocation takes context-free policies; placement '{}' uses {}",
+                    placement.id,
+                    model.config.name()
+                )));
+            }
+            loaded.scales[p].iter().enumerate().map(|(local, scale)| model.mean(local, &[]) * scale).collect()
         };
         // Each profile keeps its best few candidates: plenty for the allocation to re-route.
         let keep = (slots * 4).max(8);

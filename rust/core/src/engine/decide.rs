@@ -93,6 +93,8 @@ pub(crate) fn gate(catalog: &Catalog, offer: usize, now: f64, consents: u64) -> 
 
 /// One profile's situation, shared by the single and batch paths.
 pub(crate) struct Profile<'a> {
+    /// The profile's feature row (contextual policies read their columns of it).
+    pub features: &'a [f32],
     pub now: f64,
     pub consents: u64,
     pub supplied: &'a [ContactEvent],
@@ -193,9 +195,9 @@ impl Loaded {
         // dropped and the slots chosen again.
         loop {
             if slotting.by_value {
-                choose_by_value(slotting.view, eligible, placement.slots, ws);
+                choose_by_value(slotting.view, eligible, placement.slots, rng, ws);
             } else {
-                choose(slotting.view, eligible, placement.slots, profile.propensities, rng, ws);
+                choose(slotting.view, profile.features, eligible, placement.slots, profile.propensities, rng, ws);
             }
             let Some((local, exclusion)) = self.take_budgets(p, &ws.picks, now) else { break };
             eligible.retain(|&l| l != local);
@@ -269,6 +271,7 @@ impl Engine {
         }
         catalog.schema.check_row(request.features, None)?;
         let profile = Profile {
+            features: request.features,
             now: request.now,
             consents: consent_mask(catalog, request.consents)?,
             supplied: request.history,
@@ -354,9 +357,12 @@ impl Engine {
             .collect();
         let reasons = reasons.into_iter().map(|(local, r)| (loaded.offer_id(p, local).to_owned(), r)).collect();
         let profiles = request.profile_id.map(|id| vec![Arc::<str>::from(id)]).unwrap_or_default();
+        let columns = &loaded.arm_sets[set].columns;
+        let context = columns.iter().map(|&c| request.features[c]).collect();
         let batch = PendingBatch::new(Arc::clone(loaded), p, placement.slots, shown)
             .with_arm_set(set)
-            .with_context(profiles, request.now);
+            .with_context(profiles, request.now)
+            .with_contexts(context, columns.len());
         self.remember(decision_id, batch);
         Decision { decision_id, placement: placement.id.clone(), offers, reasons, experiments: Vec::new() }
     }

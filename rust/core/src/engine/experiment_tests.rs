@@ -73,6 +73,6 @@ fn a_policy_variant_learns_apart_from_the_placement_policy() {
     let loaded = e.current();
     let variant = loaded.arm_set(0, Some((1, 1)));
     assert_ne!(variant, 0);
-    let learned: f64 = loaded.arm_sets[variant].arms.read().unwrap().iter().map(|arm| arm.alpha() - 1.0).sum();
+    let learned: f64 = loaded.arm_sets[variant].arms.read().unwrap().arms().iter().map(|arm| arm.counts.sum).sum();
     assert!(base > 100.0 && learned > 100.0, "both arm sets learned: base {base}, variant {learned}");
 }

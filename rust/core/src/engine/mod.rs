@@ -78,7 +78,12 @@ impl Loaded {
     fn with_view<T>(&self, set: usize, f: impl FnOnce(&ArmView<'_>) -> T) -> T {
         let s = &self.arm_sets[set];
         let arms = s.arms.read().unwrap_or_else(PoisonError::into_inner);
-        f(&ArmView { arms: &arms, scale: &self.scales[s.placement], group: &self.groups[s.placement] })
+        f(&ArmView {
+            model: &arms,
+            columns: &s.columns,
+            scale: &self.scales[s.placement],
+            group: &self.groups[s.placement],
+        })
     }
 
     fn offer_id(&self, placement: usize, local: usize) -> &str {
@@ -86,13 +91,19 @@ impl Loaded {
     }
 }
 
-/// Posterior summary of one arm, for inspection.
+/// What one arm has learned, for inspection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ArmState {
     pub offer_id: String,
+    /// The Beta posterior of a `thompson` policy (NaN for other policies).
     pub alpha: f64,
     pub beta: f64,
+    /// Mean reward (the posterior mean for Thompson sampling).
     pub mean: f64,
+    /// Rewards learned from (discounted when the policy forgets).
+    pub pulls: f64,
+    /// Posterior sd, UCB bonus, or a linear arm's width at the average context seen.
+    pub uncertainty: f64,
 }
 
 /// Contact history kept per profile (older events expire with the policy's horizon).
@@ -196,8 +207,13 @@ impl Engine {
                 None => return Ok(()),
             }
         };
-        let mut arms = current.arm_sets[set].arms.write().unwrap_or_else(PoisonError::into_inner);
-        arms[local].update(reward);
+        let mut model = current.arm_sets[set].arms.write().unwrap_or_else(PoisonError::into_inner);
+        if model.dim != settled.context.len() {
+            // The contextual policy's features changed with a reload: the old context no longer fits.
+            return Ok(());
+        }
+        model.observe(local, &settled.context, reward);
+        model.settle();
         Ok(())
     }
 
@@ -273,15 +289,18 @@ impl Engine {
     pub fn policy_state(&self, placement: &str) -> Result<Vec<ArmState>> {
         let loaded = self.current();
         let p = loaded.placement(placement)?;
-        let arms = loaded.arm_sets[p].arms.read().unwrap_or_else(PoisonError::into_inner);
-        Ok(arms
-            .iter()
-            .enumerate()
-            .map(|(local, arm)| ArmState {
-                offer_id: loaded.offer_id(p, local).to_owned(),
-                alpha: arm.alpha(),
-                beta: arm.beta(),
-                mean: arm.mean(),
+        let model = loaded.arm_sets[p].arms.read().unwrap_or_else(PoisonError::into_inner);
+        let beta_prior = match model.config.kind {
+            crate::policy::Kind::Thompson { alpha, beta } => Some((alpha, beta)),
+            _ => None,
+        };
+        Ok((0..model.len())
+            .map(|local| {
+                let (pulls, mean, uncertainty) = model.summary(local);
+                let counts = &model.arms()[local].counts;
+                let (alpha, beta) =
+                    beta_prior.map_or((f64::NAN, f64::NAN), |(a, b)| (a + counts.sum, b + counts.n - counts.sum));
+                ArmState { offer_id: loaded.offer_id(p, local).to_owned(), alpha, beta, mean, pulls, uncertainty }
             })
             .collect())
     }

@@ -1,0 +1,318 @@
+//! The learned state of one policy over a set of arms, and how it scores them.
+
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use super::config::{Kind, PolicyConfig};
+use super::counts::Counts;
+use super::linear::LinearArm;
+use super::propensity::ArmScore;
+use super::thompson::ThompsonArm;
+
+/// Bonus of an arm UCB1 has not tried yet: above any finite mean, still finite after scaling.
+const UNTRIED: f64 = 1e12;
+
+/// What one arm has learned.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Arm {
+    pub counts: Counts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear: Option<LinearArm>,
+}
+
+/// How the picks of a decision are drawn from the scores the policy produced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Picker {
+    /// Scores are samples; each arm's score is (close to) Gaussian with `moments`.
+    Sampled,
+    /// The best score, exact ties broken at random.
+    Greedy,
+    EpsilonGreedy(f64),
+    Softmax(f64),
+}
+
+/// Per-arm values derived from the learned state, rebuilt when the arm learns.
+#[derive(Debug, Clone)]
+struct Cached {
+    beta: Option<ThompsonArm>,
+    /// Posterior (or empirical) mean and its standard deviation.
+    mean: f64,
+    std_dev: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub config: PolicyConfig,
+    /// Context length (0 for context-free policies).
+    pub dim: usize,
+    arms: Vec<Arm>,
+    cached: Vec<Cached>,
+    /// Linear policies: per arm, `dim + 1` rows of `dim` f32s, A^-1 then theta', so a context
+    /// is scored by one matrix-vector product per arm.
+    stacked: Vec<f32>,
+    /// Sum of the arms' counts (UCB1's N).
+    total: f64,
+}
+
+impl Model {
+    pub fn new(config: PolicyConfig, n_arms: usize, dim: usize) -> Self {
+        let arms = (0..n_arms).map(|_| config.fresh_arm(dim)).collect();
+        Self::from_arms(config, arms, dim)
+    }
+
+    /// A model over arms learned earlier (loaded from a file or carried over a reload).
+    pub fn from_arms(config: PolicyConfig, mut arms: Vec<Arm>, dim: usize) -> Self {
+        let dim = if config.is_contextual() { dim } else { 0 };
+        for arm in &mut arms {
+            if config.is_contextual() {
+                match &mut arm.linear {
+                    Some(linear) if linear.dim() == dim => linear.settle(),
+                    _ => arm.linear = config.fresh_arm(dim).linear,
+                }
+            } else {
+                arm.linear = None;
+            }
+        }
+        let stride = if dim > 0 { (dim + 1) * dim } else { 0 };
+        let mut model =
+            Self { config, dim, cached: Vec::new(), stacked: vec![0.0; stride * arms.len()], arms, total: 0.0 };
+        model.cached = (0..model.arms.len()).map(|i| model.derive(i)).collect();
+        for i in 0..model.arms.len() {
+            model.restack(i);
+        }
+        model.total = model.arms.iter().map(|a| a.counts.n).sum();
+        model
+    }
+
+    pub fn arms(&self) -> &[Arm] {
+        &self.arms
+    }
+
+    pub fn len(&self) -> usize {
+        self.arms.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.arms.is_empty()
+    }
+
+    /// Learns one reward of arm `i` in context `x` (ignored by context-free policies).
+    /// Linear arms with a discount need [`Self::settle`] before the next decision.
+    pub fn observe(&mut self, i: usize, x: &[f32], reward: f64) {
+        let config = &self.config;
+        let arm = &mut self.arms[i];
+        self.total -= arm.counts.n;
+        arm.counts.observe(reward, config.discount, config.window);
+        self.total += arm.counts.n;
+        if let (Some(linear), Kind::LinUcb { ridge, .. } | Kind::LinThompson { ridge, .. }) =
+            (&mut arm.linear, &config.kind)
+        {
+            linear.observe(x, reward, config.discount, *ridge);
+        }
+        if config.discount == 1.0 || !config.is_contextual() {
+            self.refresh(i);
+        }
+    }
+
+    /// Rebuilds what discounted linear updates left stale.
+    pub fn settle(&mut self) {
+        if self.config.discount < 1.0 && self.config.is_contextual() {
+            for i in 0..self.arms.len() {
+                if let Some(linear) = &mut self.arms[i].linear {
+                    linear.settle();
+                }
+                self.refresh(i);
+            }
+        }
+    }
+
+    /// Adds counts learned elsewhere to arm `i` (context-free statistics).
+    pub fn merge_counts(&mut self, i: usize, delta: &Counts) {
+        self.total += delta.n;
+        self.arms[i].counts.add(delta);
+        self.refresh(i);
+    }
+
+    fn refresh(&mut self, i: usize) {
+        self.cached[i] = self.derive(i);
+        self.restack(i);
+    }
+
+    fn derive(&self, i: usize) -> Cached {
+        let counts = &self.arms[i].counts;
+        match self.config.kind {
+            Kind::Thompson { alpha, beta } => {
+                let arm = ThompsonArm::new(alpha + counts.sum, beta + (counts.n - counts.sum).max(0.0));
+                Cached { mean: arm.mean(), std_dev: arm.std_dev(), beta: Some(arm) }
+            }
+            Kind::GaussianThompson { prior_mean, prior_strength, prior_variance } => {
+                let k = prior_strength + counts.n;
+                let mean = (prior_strength * prior_mean + counts.sum) / k;
+                let variance = (prior_strength * prior_variance + counts.squared_deviations()) / k;
+                Cached { beta: None, mean, std_dev: (variance / k).sqrt() }
+            }
+            _ => {
+                let mean = counts.mean_or(0.0);
+                let std_dev =
+                    if counts.n > 0.0 { (counts.squared_deviations() / counts.n / counts.n).sqrt() } else { 0.0 };
+                Cached { beta: None, mean, std_dev }
+            }
+        }
+    }
+
+    fn restack(&mut self, i: usize) {
+        let Some(linear) = &self.arms[i].linear else { return };
+        let d = self.dim;
+        let block = &mut self.stacked[i * (d + 1) * d..(i + 1) * (d + 1) * d];
+        let a_inv = linear.a_inv();
+        for r in 0..d {
+            for c in 0..d {
+                block[r * d + c] = a_inv[(r, c)] as f32;
+            }
+        }
+        for (c, &t) in linear.theta().iter().enumerate() {
+            block[d * d + c] = t as f32;
+        }
+    }
+
+    /// theta'x and sqrt(x' A^-1 x) of linear arm `i`.
+    pub fn linear_moments(&self, i: usize, x: &[f32]) -> (f64, f64) {
+        let d = self.dim;
+        let block = &self.stacked[i * (d + 1) * d..(i + 1) * (d + 1) * d];
+        let mut quad = 0.0f32;
+        for (row, &xr) in block.chunks_exact(d).zip(x) {
+            quad += xr * dot(row, x);
+        }
+        let mean = dot(&block[d * d..], x);
+        (f64::from(mean), f64::from(quad.max(0.0)).sqrt())
+    }
+
+    /// The linear arms' stacked A^-1 / theta rows (for batch scoring by matrix product).
+    pub fn stacked(&self) -> &[f32] {
+        &self.stacked
+    }
+
+    /// Expected reward of arm `i` in context `x` (the point estimate, no exploration).
+    pub fn mean(&self, i: usize, x: &[f32]) -> f64 {
+        if self.config.is_contextual() { self.linear_moments(i, x).0 } else { self.cached[i].mean }
+    }
+
+    /// Scores the `eligible` arms for one decision into `scores` (times `scale`), with the
+    /// Gaussian moments of sampled scores into `moments`; returns how to pick from them.
+    pub fn score<R: Rng + ?Sized>(
+        &self,
+        eligible: &[usize],
+        scale: &[f64],
+        x: &[f32],
+        rng: &mut R,
+        scores: &mut Vec<f64>,
+        moments: &mut Vec<ArmScore>,
+    ) -> Picker {
+        scores.clear();
+        moments.clear();
+        match self.config.kind {
+            Kind::Thompson { .. } => {
+                for &i in eligible {
+                    let beta = self.cached[i].beta.as_ref().expect("thompson arms cache a Beta sampler");
+                    scores.push(beta.sample(rng) * scale[i]);
+                    moments.push(beta.score(scale[i]));
+                }
+                Picker::Sampled
+            }
+            Kind::GaussianThompson { .. } => {
+                for &i in eligible {
+                    let c = &self.cached[i];
+                    let z: f64 = StandardNormal.sample(rng);
+                    scores.push((c.mean + c.std_dev * z) * scale[i]);
+                    moments.push(ArmScore { mean: c.mean * scale[i], std_dev: c.std_dev * scale[i] });
+                }
+                Picker::Sampled
+            }
+            Kind::Ucb1 { exploration } => {
+                let log_total = self.total.max(1.0).ln();
+                for &i in eligible {
+                    let n = self.arms[i].counts.n;
+                    let bonus = if n > 0.0 { exploration * (2.0 * log_total / n).sqrt() } else { UNTRIED };
+                    scores.push((self.cached[i].mean + bonus) * scale[i]);
+                }
+                Picker::Greedy
+            }
+            Kind::EpsilonGreedy { epsilon } => {
+                scores.extend(eligible.iter().map(|&i| self.cached[i].mean * scale[i]));
+                Picker::EpsilonGreedy(epsilon)
+            }
+            Kind::Softmax { temperature } => {
+                scores.extend(eligible.iter().map(|&i| self.cached[i].mean * scale[i]));
+                Picker::Softmax(temperature)
+            }
+            Kind::LinUcb { alpha, .. } => {
+                for &i in eligible {
+                    let (mean, width) = self.linear_moments(i, x);
+                    scores.push((mean + alpha * width) * scale[i]);
+                }
+                Picker::Greedy
+            }
+            Kind::LinThompson { scale: v, .. } => {
+                for &i in eligible {
+                    let (mean, width) = self.linear_moments(i, x);
+                    let z: f64 = StandardNormal.sample(rng);
+                    let std_dev = v * width;
+                    scores.push((mean + std_dev * z) * scale[i]);
+                    moments.push(ArmScore { mean: mean * scale[i], std_dev: std_dev * scale[i] });
+                }
+                Picker::Sampled
+            }
+        }
+    }
+
+    /// Pulls, mean reward and uncertainty of arm `i` (posterior sd, UCB bonus, or for
+    /// linear arms the width at the average context seen).
+    pub fn summary(&self, i: usize) -> (f64, f64, f64) {
+        let counts = &self.arms[i].counts;
+        let c = &self.cached[i];
+        let uncertainty = match self.config.kind {
+            Kind::Ucb1 { exploration } if counts.n > 0.0 => {
+                exploration * (2.0 * self.total.max(1.0).ln() / counts.n).sqrt()
+            }
+            Kind::Ucb1 { .. } => f64::INFINITY,
+            Kind::LinUcb { alpha, .. } => alpha * self.linear_width(i),
+            Kind::LinThompson { scale, .. } => scale * self.linear_width(i),
+            _ => c.std_dev,
+        };
+        let mean = match self.config.kind {
+            Kind::Thompson { .. } | Kind::GaussianThompson { .. } => c.mean,
+            _ => counts.mean_or(0.0),
+        };
+        (counts.n, mean, uncertainty)
+    }
+
+    fn linear_width(&self, i: usize) -> f64 {
+        self.arms[i].linear.as_ref().map_or(0.0, |l| l.width_at_mean(self.arms[i].counts.n))
+    }
+}
+
+impl PolicyConfig {
+    /// An arm that has learned nothing yet.
+    pub fn fresh_arm(&self, dim: usize) -> Arm {
+        let linear = match self.kind {
+            Kind::LinUcb { ridge, .. } | Kind::LinThompson { ridge, .. } => Some(LinearArm::new(dim, ridge)),
+            _ => None,
+        };
+        Arm { counts: Counts::default(), linear }
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent partial sums, so the compiler can keep them in vector registers.
+    let mut acc = [0.0f32; 8];
+    let (chunks_a, chunks_b) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (rest_a, rest_b) = (chunks_a.remainder(), chunks_b.remainder());
+    for (ca, cb) in chunks_a.zip(chunks_b) {
+        for k in 0..8 {
+            acc[k] += ca[k] * cb[k];
+        }
+    }
+    let tail: f32 = rest_a.iter().zip(rest_b).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
+}
