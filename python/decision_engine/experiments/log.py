@@ -9,6 +9,16 @@ Outcomes, reported later against a decision (and the offer that converted)::
 
     decision_id uint64 | offer_id string | time timestamp[us, UTC] | reward float64 | value float64
 
+Optional decision columns for off-policy evaluation (``DecisionLogWriter(..., ope=True)``),
+null where unknown; files without them still read::
+
+    policy_version string | features_hash string | eligible list<string> |
+    features list<float32>  (only with ``features=True``: the profile's feature vector)
+
+``features_hash`` is `features_hash` of the float32 feature vector (xxh3-64, hex), so rows
+can be joined with features kept elsewhere; ``eligible`` lists the offers the policy could
+choose from. `read_decisions(path, optional=True)` returns whichever of them the file has.
+
 An outcome with a null or empty ``offer_id`` counts for the decision's slot-0 offer. The
 experiments behind the log (groups and shares) travel in the decisions file's schema
 metadata under ``decision_engine.experiments``, so the report can check sample ratios.
@@ -29,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import xxhash
 
 from decision_engine.errors import InvalidInputError
 from decision_engine.experiments.assignment import Experiment
@@ -46,6 +57,13 @@ _DECISION_FIELDS: list[pa.Field[Any]] = [
     pa.field("propensity", pa.float64(), nullable=False),
 ]
 DECISIONS_SCHEMA = pa.schema(_DECISION_FIELDS)
+OPE_FIELDS: list[pa.Field[Any]] = [
+    pa.field("policy_version", pa.string()),
+    pa.field("features_hash", pa.string()),
+    pa.field("eligible", pa.list_(pa.string())),
+]
+FEATURES_FIELD: pa.Field[Any] = pa.field("features", pa.list_(pa.float32()))
+OPTIONAL_DECISION_FIELDS = [*OPE_FIELDS, FEATURES_FIELD]
 _OUTCOME_FIELDS: list[pa.Field[Any]] = [
     pa.field("decision_id", pa.uint64(), nullable=False),
     pa.field("offer_id", pa.string()),  # null or "": the decision's slot-0 offer
@@ -73,18 +91,21 @@ def to_table(rows: Rows, schema: pa.Schema) -> pa.Table:
     """Rows (a list of dicts) or columns (a dict of lists or numpy arrays) as a table of ``schema``.
 
     Raises InvalidInputError for missing or unexpected columns, values of the wrong type and
-    missing values in a column that needs one.
+    missing values in a column that needs one. Nullable columns may be left out (all null).
     """
     if isinstance(rows, Mapping):
         names = set(rows)
-        if names != set(schema.names):
+        required = {f.name for f in schema if not f.nullable}
+        if not required <= names <= set(schema.names):
             raise InvalidInputError(
-                f"columns must be {schema.names}; missing {sorted(set(schema.names) - names)}, "
+                f"columns must be {schema.names}; missing {sorted(required - names)}, "
                 f"unexpected {sorted(names - set(schema.names))}"
             )
     try:
         if isinstance(rows, Mapping):
-            table = pa.Table.from_arrays([_column(rows[f.name], f) for f in schema], schema=schema)
+            size = len(next(iter(rows.values()))) if rows else 0
+            columns = [_column(rows[f.name], f) if f.name in rows else pa.nulls(size, f.type) for f in schema]
+            table = pa.Table.from_arrays(columns, schema=schema)
         else:
             table = pa.Table.from_pylist(list(rows), schema=schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -140,11 +161,30 @@ class LogWriter:
 
 
 class DecisionLogWriter(LogWriter):
-    """Writes the decisions file; ``experiments`` are recorded in its metadata."""
+    """Writes the decisions file; ``experiments`` are recorded in its metadata.
 
-    def __init__(self, path: str | os.PathLike[str], experiments: Iterable[Experiment] = ()) -> None:
+    ``ope=True`` adds the optional columns off-policy evaluation needs (``policy_version``,
+    ``features_hash``, ``eligible``), ``features=True`` also the feature vectors; rows may leave
+    any of them out.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        experiments: Iterable[Experiment] = (),
+        *,
+        ope: bool = False,
+        features: bool = False,
+    ) -> None:
         described = json.dumps([e.to_dict() for e in experiments]).encode("utf-8")
-        super().__init__(path, DECISIONS_SCHEMA.with_metadata({EXPERIMENTS_KEY: described}))
+        fields = _DECISION_FIELDS + (OPE_FIELDS if ope else []) + ([FEATURES_FIELD] if features else [])
+        super().__init__(path, pa.schema(fields).with_metadata({EXPERIMENTS_KEY: described}))
+
+
+def features_hash(features: Any) -> str:
+    """xxh3-64 (hex) of the feature vector's float32 bytes, as logged in ``features_hash``."""
+    vector = np.ascontiguousarray(np.asarray(features, dtype=np.float32).ravel())
+    return xxhash.xxh3_64_hexdigest(vector.tobytes())
 
 
 class OutcomeLogWriter(LogWriter):
@@ -152,11 +192,15 @@ class OutcomeLogWriter(LogWriter):
         super().__init__(path, OUTCOMES_SCHEMA)
 
 
-def _read(path: str | os.PathLike[str], schema: pa.Schema) -> pa.Table:
+def _read(
+    path: str | os.PathLike[str], schema: pa.Schema, optional: Sequence[pa.Field[Any]] = ()
+) -> pa.Table:
     table = pq.read_table(Path(path))
     missing = [name for name in schema.names if name not in table.column_names]
     if missing:
         raise InvalidInputError(f"{path}: missing columns {missing} (expected {schema.names})")
+    present = [f for f in optional if f.name in table.column_names]
+    schema = pa.schema([*schema, *present])
     try:
         # Check for nulls before the cast, which would take the schema's word for it.
         table = _check_required(table.select(schema.names), schema, str(path))
@@ -165,8 +209,9 @@ def _read(path: str | os.PathLike[str], schema: pa.Schema) -> pa.Table:
         raise InvalidInputError(f"{path}: columns do not match the log schema: {exc}") from exc
 
 
-def read_decisions(path: str | os.PathLike[str]) -> pa.Table:
-    return _read(path, DECISIONS_SCHEMA)
+def read_decisions(path: str | os.PathLike[str], *, optional: bool = False) -> pa.Table:
+    """The decisions file's columns; with ``optional=True`` also the optional OPE columns it has."""
+    return _read(path, DECISIONS_SCHEMA, OPTIONAL_DECISION_FIELDS if optional else ())
 
 
 def read_outcomes(path: str | os.PathLike[str]) -> pa.Table:
