@@ -81,8 +81,24 @@ pub fn choose<R: Rng + ?Sized>(
     let mut context = std::mem::take(&mut ws.context);
     context.clear();
     context.extend(view.columns.iter().map(|&c| features[c]));
-    let picker = view.model.score(eligible, view.scale, &context, rng, &mut ws.scores, &mut ws.moments);
+    choose_with(view, eligible, slots, propensities, rng, ws, |scores, moments, rng| {
+        view.model.score(eligible, view.scale, &context, rng, scores, moments)
+    });
     ws.context = context;
+}
+
+/// [`choose`] with the scoring step given: `score` fills the eligible offers' scores (and
+/// Gaussian moments, for sampled policies) and says how to pick from them.
+pub fn choose_with<R: Rng + ?Sized>(
+    view: &ArmView<'_>,
+    eligible: &[usize],
+    slots: usize,
+    propensities: bool,
+    rng: &mut R,
+    ws: &mut Workspace,
+    score: impl FnOnce(&mut Vec<f64>, &mut Vec<ArmScore>, &mut R) -> Picker,
+) {
+    let picker = score(&mut ws.scores, &mut ws.moments, rng);
     fill_slots(view, eligible, slots, ws, rng, |ws, b, rng| pick_at_slot(ws, picker, b, propensities, rng));
 }
 

@@ -3,6 +3,7 @@
 
 pub mod allocate;
 pub mod arbitrate;
+pub mod bandit;
 pub mod catalog;
 pub mod contact;
 pub mod engine;

@@ -209,6 +209,20 @@ impl Model {
         scores: &mut Vec<f64>,
         moments: &mut Vec<ArmScore>,
     ) -> Picker {
+        self.score_with(eligible, scale, |i| self.linear_moments(i, x), rng, scores, moments)
+    }
+
+    /// [`Self::score`] with linear arms' (theta'x, sqrt(x' A^-1 x)) from `linear`, so a batch
+    /// can compute them for many contexts at once.
+    pub fn score_with<R: Rng + ?Sized>(
+        &self,
+        eligible: &[usize],
+        scale: &[f64],
+        linear: impl Fn(usize) -> (f64, f64),
+        rng: &mut R,
+        scores: &mut Vec<f64>,
+        moments: &mut Vec<ArmScore>,
+    ) -> Picker {
         scores.clear();
         moments.clear();
         match self.config.kind {
@@ -248,14 +262,14 @@ impl Model {
             }
             Kind::LinUcb { alpha, .. } => {
                 for &i in eligible {
-                    let (mean, width) = self.linear_moments(i, x);
+                    let (mean, width) = linear(i);
                     scores.push((mean + alpha * width) * scale[i]);
                 }
                 Picker::Greedy
             }
             Kind::LinThompson { scale: v, .. } => {
                 for &i in eligible {
-                    let (mean, width) = self.linear_moments(i, x);
+                    let (mean, width) = linear(i);
                     let z: f64 = StandardNormal.sample(rng);
                     let std_dev = v * width;
                     scores.push((mean + std_dev * z) * scale[i]);
