@@ -276,9 +276,11 @@ def serve(
 
 
 def _register_report() -> None:
+    from decision_engine.evaluate_cli import evaluate
     from decision_engine.report_cli import report
 
     main.add_command(report)
+    main.add_command(evaluate)
 
 
 _register_report()

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-import numpy.typing as npt
 import pytest
 from decision_engine.errors import InvalidInputError
 from decision_engine.evaluation import (
@@ -14,33 +11,8 @@ from decision_engine.evaluation import (
     evaluate_trained,
     progressive_probabilities,
 )
+from ope_fakes import FakeBandit
 from ope_synthetic import N_ACTIONS, sample
-
-
-class FakeBandit:
-    """Context-free epsilon-greedy in pure Python, recording what it was shown."""
-
-    def __init__(self, n_arms: int = N_ACTIONS, epsilon: float = 0.2) -> None:
-        self.epsilon = epsilon
-        self.pulls = np.zeros(n_arms)
-        self.rewards = np.zeros(n_arms)
-        self.seen_before_scoring: list[int] = []
-
-    def action_probabilities(
-        self, X: npt.NDArray[Any], eligible: npt.NDArray[np.bool_] | None = None
-    ) -> npt.NDArray[np.float64]:
-        assert X.dtype == np.float32 and X.flags.c_contiguous
-        self.seen_before_scoring.append(int(self.pulls.sum()))
-        means = self.rewards / np.maximum(self.pulls, 1)
-        p = np.full(len(means), self.epsilon / len(means))
-        p[int(np.argmax(means))] += 1 - self.epsilon
-        return np.tile(p, (X.shape[0], 1))
-
-    def update(
-        self, X: npt.NDArray[Any], arms: npt.NDArray[np.int64], rewards: npt.NDArray[np.float64]
-    ) -> None:
-        np.add.at(self.pulls, arms, 1.0)
-        np.add.at(self.rewards, arms, rewards)
 
 
 def test_each_chunk_is_scored_before_the_bandit_learns_from_it() -> None:

@@ -1,0 +1,28 @@
+"""`engine_bandit` is the real `decision_engine.Bandit` once the extension has it; before that
+the tests use a pure-Python fake in its place."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from decision_engine import _core
+from decision_engine.evaluation import progressive
+from ope_fakes import FakeBandit
+
+HAS_BANDIT = hasattr(_core, "Bandit")
+
+
+@pytest.fixture
+def engine_bandit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Makes `progressive.engine_bandit` work: the real Bandit or, without it, the fake."""
+    if HAS_BANDIT:
+        return
+
+    def fake(policy: Mapping[str, Any], n_arms: int, n_features: int, seed: int = 0) -> FakeBandit:
+        if policy.get("type") not in ("thompson", "lin_ucb", "epsilon_greedy"):
+            raise ValueError(f"unknown policy type {policy.get('type')!r}")
+        return FakeBandit(n_arms)
+
+    monkeypatch.setattr(progressive, "engine_bandit", fake)
