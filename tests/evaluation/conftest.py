@@ -7,11 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from decision_engine import _core
 from decision_engine.evaluation import progressive
-from ope_fakes import FakeBandit
-
-HAS_BANDIT = hasattr(_core, "Bandit")
+from ope_fakes import HAS_BANDIT, FakeBandit
 
 
 @pytest.fixture

@@ -6,6 +6,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from decision_engine import _core
+
+HAS_BANDIT = hasattr(_core, "Bandit")
 
 
 class FakeBandit:
