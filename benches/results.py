@@ -172,6 +172,7 @@ def summary_lines(r: dict[str, Measurement], load: tuple[float, float, float] | 
         *_eligibility(r),
         *_grpc(r),
         *_contact(r),
+        *_policy_speed(r),
     ]
     now = os.getloadavg()
     start = f"{load[0]:.2f}" if load else "?"
@@ -196,4 +197,38 @@ def _contact(r: dict[str, Measurement]) -> list[str]:
             f"1M x 100 offers under budgets: decide_batch {plain.rate:,.0f}/s, allocate_budgets "
             f"{allocated.rate:,.0f}/s ({allocated.rate / plain.rate:.2f}x)"
         )
+    return lines
+
+
+POLICY_TARGETS = {"select.lin_ucb": "target >= 400k dec/s per core", "update.lin_ucb": "target >= 10x VW"}
+
+
+def _policy_speed(r: dict[str, Measurement]) -> list[str]:
+    """test_policy_speed.py: our Bandit's select and update beside the same policy in each peer,
+    VW beside the linear policies; then one contextual decision."""
+    lines = []
+    for kind, unit in (("select", "dec/s"), ("update", "rows/s")):
+        for key, ours in r.items():
+            if not (key.startswith(f"policy.{kind}.") and key.endswith(".ours")):
+                continue
+            policy = key.split(".")[2]
+            peers = [m for k, m in r.items() if k.startswith(f"policy.{kind}.{policy}.") and k != key]
+            if policy.startswith("lin_") and f"policy.{kind}.vw" in r:
+                peers.append(r[f"policy.{kind}.vw"])
+            line = f"bandit {kind} {policy}, 100 arms x 32 features  ours {_rate(ours.rate)}"
+            for peer in peers:
+                line += f" | {peer.label} {_rate(peer.rate)} | ratio {_ratio(ours.rate / peer.rate)}"
+            target = POLICY_TARGETS.get(f"{kind}.{policy}")
+            lines.append((line + (f" ({target})" if target else "")).replace("dec/s", unit))
+    ours, mabwiser = r.get("policy.single.ours"), r.get("policy.single.mabwiser")
+    if ours is not None and ours.p50 is not None and ours.p99 is not None:
+        line = (
+            f"single contextual decision (lin_ucb, 1 row)  ours p50 {_time(ours.p50)} p99 {_time(ours.p99)}"
+        )
+        if mabwiser is not None and mabwiser.p50 is not None and mabwiser.p99 is not None:
+            line += (
+                f" | MABWiser LinUCB predict p50 {_time(mabwiser.p50)} p99 {_time(mabwiser.p99)}"
+                f" | ratio {_ratio(mabwiser.p50 / ours.p50)} (p99 {_ratio(mabwiser.p99 / ours.p99)})"
+            )
+        lines.append(line + " (target p50 < 20 us)")
     return lines
