@@ -108,8 +108,8 @@ def test_valid_catalog_to_core_json() -> None:
     assert data["features"][3]["values"] == ["bronze", "silver", "gold", "platinum"]
     assert data["channels"] == ["web", "app", "email", "push"]
     hero, feed, email = data["placements"]
-    assert hero["policy"] == {"type": "thompson", "alpha": 2.0, "beta": 3.0}
-    assert feed["policy"] == {"type": "thompson", "alpha": 1.0, "beta": 1.0}
+    assert hero["policy"] == {"type": "thompson", "alpha": 2.0, "beta": 3.0, "discount": 1.0, "window": None}
+    assert feed["policy"] == {"type": "thompson", "alpha": 1.0, "beta": 1.0, "discount": 1.0, "window": None}
     assert (feed["slots"], email["slots"]) == (3, 1)
     gold, news = data["offers"]
     assert gold["rule"] == 'age >= 21 && segment in ["gold", "platinum"] && !owns_card'
@@ -153,7 +153,7 @@ def test_defaults_and_shorthands() -> None:
     loaded = parse_catalog(HEAD + OFFER_A + "    rule: true\n")
     data = json.loads(loaded.to_core_json())
     policy = data["placements"][0]["policy"]
-    assert policy == {"type": "thompson", "alpha": 1.0, "beta": 1.0}
+    assert policy == {"type": "thompson", "alpha": 1.0, "beta": 1.0, "discount": 1.0, "window": None}
     assert data["offers"][0]["rule"] == "true"
     assert data["contact_policy"] is None
 
@@ -194,7 +194,7 @@ def test_unknown_policy_type() -> None:
             at(
                 "9:13",
                 "placement 'web_home'",
-                f"policy: unknown policy type {name} (known types: thompson)",
+                f"policy: unknown policy type {name} (known types: thompson, gaussian_thompson, ucb1, epsilon_greedy, softmax, lin_ucb, lin_thompson)",
             )
         ]
 

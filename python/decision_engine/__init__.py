@@ -4,7 +4,7 @@ Eligibility rules, bandit policies and contact policy in a Rust core, with a thi
 layer that loads catalogs, serves decisions and gives Python code the same engine.
 """
 
-from decision_engine._core import BatchDecision, ChosenOffer, Decision
+from decision_engine._core import Bandit, BatchDecision, ChosenOffer, Decision
 from decision_engine.catalog import LoadedCatalog, load_catalog, parse_catalog
 from decision_engine.engine import ArmState, Contact, Engine
 from decision_engine.errors import (
@@ -19,6 +19,7 @@ from decision_engine.errors import (
 
 __all__ = [
     "ArmState",
+    "Bandit",
     "BatchDecision",
     "CatalogError",
     "ChosenOffer",

@@ -32,11 +32,17 @@ __all__ = [
     "Cap",
     "Catalog",
     "ContactPolicy",
+    "EpsilonGreedyPolicy",
     "Feature",
+    "GaussianThompsonPolicy",
+    "LinThompsonPolicy",
+    "LinUcbPolicy",
     "Offer",
     "Placement",
     "Policy",
+    "SoftmaxPolicy",
     "ThompsonPolicy",
+    "Ucb1Policy",
 ]
 
 
@@ -172,16 +178,83 @@ class _Model(BaseModel):
 
 
 # --- policies ---
-class ThompsonPolicy(_Model):
+# Every policy takes `discount` (0 < d <= 1: weight past rewards keep at each new one);
+# context-free ones also take `window` (learn from the last N rewards of each arm) and
+# contextual ones `features` (the feature names they read; all when absent).
+Discount = Annotated[float, Field(gt=0, le=1)]
+Window = Annotated[int, Field(ge=1)]
+
+
+class _ContextFree(_Model):
+    discount: Discount = 1.0
+    window: Window | None = None
+
+
+class _Contextual(_Model):
+    discount: Discount = 1.0
+    features: list[str] | None = Field(default=None, min_length=1)
+
+
+class ThompsonPolicy(_ContextFree):
+    """Beta-Bernoulli Thompson sampling with a Beta(alpha, beta) prior."""
+
     type: Literal["thompson"] = "thompson"
     alpha: Positive = 1.0
     beta: Positive = 1.0
 
 
-# To add a policy: write its model with a `type: Literal["name"]` field and add it here:
-#   Policy = Annotated[ThompsonPolicy | UcbPolicy, Field(discriminator="type")]
+class GaussianThompsonPolicy(_ContextFree):
+    """Thompson sampling of a Gaussian mean, for real-valued rewards."""
+
+    type: Literal["gaussian_thompson"]
+    prior_mean: float = 0.0
+    prior_strength: Positive = 1.0
+    prior_variance: Positive = 1.0
+
+
+class Ucb1Policy(_ContextFree):
+    type: Literal["ucb1"]
+    exploration: NonNegative = 1.0
+
+
+class EpsilonGreedyPolicy(_ContextFree):
+    type: Literal["epsilon_greedy"]
+    epsilon: Annotated[float, Field(ge=0, le=1)] = 0.1
+
+
+class SoftmaxPolicy(_ContextFree):
+    type: Literal["softmax"]
+    temperature: Positive = 0.1
+
+
+class LinUcbPolicy(_Contextual):
+    """Disjoint LinUCB over the profile's features (or the named subset)."""
+
+    type: Literal["lin_ucb"]
+    alpha: NonNegative = 1.0
+    ridge: Positive = 1.0
+
+
+class LinThompsonPolicy(_Contextual):
+    """Linear Thompson sampling over the profile's features (or the named subset)."""
+
+    type: Literal["lin_thompson"]
+    scale: NonNegative = 1.0
+    ridge: Positive = 1.0
+
+
+# To add a policy: write its model with a `type: Literal["name"]` field and add it here
 # (POLICY_TYPES, the string shorthand and the error messages follow).
-Policy = ThompsonPolicy
+Policy = Annotated[
+    ThompsonPolicy
+    | GaussianThompsonPolicy
+    | Ucb1Policy
+    | EpsilonGreedyPolicy
+    | SoftmaxPolicy
+    | LinUcbPolicy
+    | LinThompsonPolicy,
+    Field(discriminator="type"),
+]
 
 
 def _policy_models(tp: object) -> dict[str, type[BaseModel]]:

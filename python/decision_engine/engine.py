@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -24,12 +25,20 @@ Timestamp = float | datetime | None
 
 @dataclass(frozen=True)
 class ArmState:
-    """Posterior of one offer's response rate in one placement."""
+    """What one offer's arm has learned in one placement.
+
+    ``alpha`` and ``beta`` are the Beta posterior of a ``thompson`` policy (NaN for other
+    policies); ``pulls`` counts the rewards learned from (discounted when the policy
+    forgets); ``uncertainty`` is the posterior sd, the UCB bonus, or a linear arm's width at
+    the average context it saw.
+    """
 
     offer_id: str
     alpha: float
     beta: float
     mean: float
+    pulls: float
+    uncertainty: float
 
 
 @dataclass(frozen=True)
@@ -268,6 +277,29 @@ class Engine:
 
     def policy_state(self, placement: str) -> list[ArmState]:
         return [ArmState(*arm) for arm in self._core.policy_state(placement)]
+
+    def save_policy_state(self, path: str | os.PathLike[str]) -> None:
+        """Writes what every placement's policy learned to ``path`` (versioned JSON).
+
+        Written to a temporary file and renamed, so a crash never leaves half a file.
+        """
+        target = Path(path)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(self._core.save_policy_state(), encoding="utf-8")
+        tmp.replace(target)
+
+    def load_policy_state(self, path: str | os.PathLike[str]) -> tuple[int, int]:
+        """Loads a saved policy state; returns (arms loaded, arms skipped).
+
+        Arms load where the placement, experiment group, policy and offer id are unchanged;
+        the rest (the catalog changed since) are skipped. A file of another format or a
+        newer version raises InvalidInputError and changes nothing.
+        """
+        text = Path(path).read_text(encoding="utf-8")
+        try:
+            return self._core.load_policy_state(text)
+        except InvalidInputError as err:
+            raise InvalidInputError(f"{path}: {err}") from None
 
     @property
     def pending_decisions(self) -> int:

@@ -2,6 +2,7 @@
 //! work, maps errors. No decision logic lives here.
 
 mod allocate;
+mod bandit;
 mod convert;
 mod decision;
 mod errors;
@@ -244,10 +245,21 @@ impl PyEngine {
         py.detach(|| self.inner.report_outcome(decision_id, offer_id, reward, dismissed)).map_err(to_py)
     }
 
-    /// Per offer of a placement: (offer_id, alpha, beta, mean).
-    fn policy_state(&self, placement: &str) -> PyResult<Vec<(String, f64, f64, f64)>> {
+    /// Per offer of a placement: (offer_id, alpha, beta, mean, pulls, uncertainty).
+    fn policy_state(&self, placement: &str) -> PyResult<Vec<(String, f64, f64, f64, f64, f64)>> {
         let arms = self.inner.policy_state(placement).map_err(to_py)?;
-        Ok(arms.into_iter().map(|a| (a.offer_id, a.alpha, a.beta, a.mean)).collect())
+        Ok(arms.into_iter().map(|a| (a.offer_id, a.alpha, a.beta, a.mean, a.pulls, a.uncertainty)).collect())
+    }
+
+    /// Everything the placements' policies learned, as versioned JSON.
+    fn save_policy_state(&self, py: Python<'_>) -> String {
+        py.detach(|| self.inner.save_policy_state())
+    }
+
+    /// Loads a saved policy state: (arms loaded, arms skipped because the catalog changed).
+    fn load_policy_state(&self, py: Python<'_>, json: &str) -> PyResult<(usize, usize)> {
+        let report = py.detach(|| self.inner.load_policy_state(json)).map_err(to_py)?;
+        Ok((report.loaded, report.skipped))
     }
 
     #[getter]
@@ -295,6 +307,8 @@ mod _core {
     use super::PyEngine;
     #[pymodule_export]
     use super::allocate::allocate;
+    #[pymodule_export]
+    use super::bandit::PyBandit;
     #[pymodule_export]
     use super::decision::{PyBatchDecision, PyChosenOffer, PyDecision};
     #[pymodule_export]

@@ -18,6 +18,9 @@ pub(super) struct Moments {
     widths: Vec<f32>,
     rows: usize,
     product: DMatrix<f32>,
+    /// The block transposed (`d x n`), so the quadratic forms read both operands in order.
+    columns: Vec<f32>,
+    quad: Vec<f32>,
 }
 
 impl Moments {
@@ -42,18 +45,22 @@ impl Moments {
         self.means.resize(n * arms, 0.0);
         self.widths.resize(n * arms, 0.0);
         let product = self.product.as_slice();
-        let mut quad = vec![0.0f32; n];
+        self.columns.clear();
+        self.columns.extend((0..d).flat_map(|r| (0..n).map(move |i| block[i * width + r])));
+        self.quad.resize(n, 0.0);
+        let quad = &mut self.quad;
         for a in 0..arms {
             quad.iter_mut().for_each(|q| *q = 0.0);
             for r in 0..d {
                 let column = &product[(a * (d + 1) + r) * n..(a * (d + 1) + r + 1) * n];
-                for (i, q) in quad.iter_mut().enumerate() {
-                    *q += column[i] * block[i * width + r];
+                let x = &self.columns[r * n..(r + 1) * n];
+                for ((q, &c), &v) in quad.iter_mut().zip(column).zip(x) {
+                    *q += c * v;
                 }
             }
             let mean = &product[(a * (d + 1) + d) * n..(a * (d + 1) + d + 1) * n];
             self.means[a * n..(a + 1) * n].copy_from_slice(mean);
-            for (w, &q) in self.widths[a * n..(a + 1) * n].iter_mut().zip(&quad) {
+            for (w, &q) in self.widths[a * n..(a + 1) * n].iter_mut().zip(quad.iter()) {
                 *w = q.max(0.0).sqrt();
             }
         }

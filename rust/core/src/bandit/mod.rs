@@ -5,6 +5,7 @@
 mod file;
 mod linear_batch;
 
+pub(crate) use file::check_header;
 pub use file::{BANDIT_FORMAT, BANDIT_VERSION};
 
 use rand::SeedableRng;

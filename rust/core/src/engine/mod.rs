@@ -5,10 +5,12 @@ mod arms;
 mod batch;
 mod campaign;
 mod decide;
+mod persist;
 mod reason;
 
 pub use batch::{BatchDecision, BatchRequest};
 pub use decide::{ChosenOffer, DecideRequest, Decision};
+pub use persist::{LoadReport, POLICY_STATE_FORMAT, POLICY_STATE_VERSION};
 pub use reason::Reason;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,124 @@
+//! Saving and loading what the placements' policies learned, as versioned JSON keyed by
+//! placement, experiment group and offer id, so a state file survives catalog edits: arms
+//! whose placement, policy and offer are unchanged load; the rest are reported as skipped.
+
+use std::collections::BTreeMap;
+use std::sync::PoisonError;
+
+use serde::{Deserialize, Serialize};
+
+use super::Engine;
+use crate::bandit::check_header;
+use crate::error::{Error, Result};
+use crate::policy::{Arm, Model, PolicyConfig};
+
+pub const POLICY_STATE_FORMAT: &str = "decision-engine/policy-state";
+/// Version 1: per arm set, its placement, experiment group, policy and arms by offer id.
+pub const POLICY_STATE_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct StateFile {
+    format: String,
+    version: u32,
+    sets: Vec<SetState>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SetState {
+    placement: String,
+    /// (experiment, group) of a variant's own policy.
+    variant: Option<(String, String)>,
+    policy: PolicyConfig,
+    arms: BTreeMap<String, Arm>,
+}
+
+/// What a load applied: arms loaded, and arms or sets of the file the catalog has no place for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadReport {
+    pub loaded: usize,
+    pub skipped: usize,
+}
+
+impl Engine {
+    /// Everything the policies learned, as JSON.
+    pub fn save_policy_state(&self) -> String {
+        let loaded = self.current();
+        let catalog = &loaded.catalog;
+        let sets = loaded
+            .arm_sets
+            .iter()
+            .map(|set| {
+                let model = set.arms.read().unwrap_or_else(PoisonError::into_inner);
+                let arms = catalog.placements[set.placement]
+                    .offers
+                    .iter()
+                    .zip(model.arms())
+                    .map(|(&o, arm)| (catalog.offers[o].id.clone(), arm.clone()))
+                    .collect();
+                let variant = set.variant.map(|(e, g)| {
+                    let experiment = &catalog.experiments[e];
+                    (experiment.id.clone(), experiment.groups[g].name.clone())
+                });
+                SetState {
+                    placement: catalog.placements[set.placement].id.clone(),
+                    variant,
+                    policy: set.policy.clone(),
+                    arms,
+                }
+            })
+            .collect();
+        let file = StateFile { format: POLICY_STATE_FORMAT.to_owned(), version: POLICY_STATE_VERSION, sets };
+        serde_json::to_string(&file).expect("policy state serializes")
+    }
+
+    /// Replaces learned arms with those of a saved state. The whole file is checked before
+    /// anything changes, so a bad file changes nothing.
+    pub fn load_policy_state(&self, json: &str) -> Result<LoadReport> {
+        check_header(json, POLICY_STATE_FORMAT, POLICY_STATE_VERSION)?;
+        let file: StateFile = serde_json::from_str(json)
+            .map_err(|e| Error::InvalidInput(format!("bad {POLICY_STATE_FORMAT} file: {e}")))?;
+        let loaded = self.current();
+        let catalog = &loaded.catalog;
+        let mut report = LoadReport { loaded: 0, skipped: 0 };
+        let mut updates = Vec::new();
+        for saved in &file.sets {
+            let found = loaded.arm_sets.iter().position(|set| {
+                let variant = set
+                    .variant
+                    .map(|(e, g)| (catalog.experiments[e].id.clone(), catalog.experiments[e].groups[g].name.clone()));
+                set.policy == saved.policy
+                    && catalog.placements[set.placement].id == saved.placement
+                    && variant == saved.variant
+            });
+            let Some(index) = found else {
+                report.skipped += saved.arms.len();
+                continue;
+            };
+            let set = &loaded.arm_sets[index];
+            let mut arms = set.arms.read().unwrap_or_else(PoisonError::into_inner).arms().to_vec();
+            for (offer, arm) in &saved.arms {
+                let local =
+                    catalog.placements[set.placement].offers.iter().position(|&o| catalog.offers[o].id == *offer);
+                let fits = match (&arm.linear, set.policy.is_contextual()) {
+                    (Some(linear), true) => linear.check(set.columns.len()).is_ok(),
+                    (None, false) => true,
+                    _ => false,
+                };
+                match local {
+                    Some(local) if fits => {
+                        arms[local] = arm.clone();
+                        report.loaded += 1;
+                    }
+                    _ => report.skipped += 1,
+                }
+            }
+            updates.push((index, arms));
+        }
+        for (index, arms) in updates {
+            let set = &loaded.arm_sets[index];
+            let model = Model::from_arms(set.policy.clone(), arms, set.columns.len());
+            *set.arms.write().unwrap_or_else(PoisonError::into_inner) = model;
+        }
+        Ok(report)
+    }
+}
