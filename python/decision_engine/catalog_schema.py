@@ -32,6 +32,7 @@ __all__ = [
     "Cap",
     "Catalog",
     "ContactPolicy",
+    "EmbeddedStore",
     "EpsilonGreedyPolicy",
     "Feature",
     "GaussianThompsonPolicy",
@@ -40,7 +41,9 @@ __all__ = [
     "Offer",
     "Placement",
     "Policy",
+    "RedisStore",
     "SoftmaxPolicy",
+    "Store",
     "ThompsonPolicy",
     "Ucb1Policy",
 ]
@@ -370,6 +373,9 @@ class Cap(_Model):
     group: Annotated[Id, _refer("groups", "group")] | None = None
     max: Count
     window: Duration
+    # When a shared store (Redis) cannot be reached: "open" decides without the stored
+    # history of this cap; "closed" shows nothing this cap governs until it is back.
+    when_store_unavailable: Literal["open", "closed"] = "open"
 
     @model_validator(mode="after")
     def _companions(self) -> Self:
@@ -435,6 +441,37 @@ class Experiment(_Model):
         return self
 
 
+# --- where state lives ---
+class EmbeddedStore(_Model):
+    """In memory; with a `path`, every state change is journaled there and snapshotted."""
+
+    type: Literal["embedded"] = "embedded"
+    path: str | None = None
+    # always: fsync before acknowledging; interval: fsync every fsync_interval_ms (a crash of
+    # the process loses nothing, a power cut at most that long); never: leave it to the OS.
+    fsync: Literal["always", "interval", "never"] = "interval"
+    fsync_interval_ms: Annotated[int, Field(ge=1)] = 100
+    snapshot_every: Annotated[int, Field(ge=1)] = 100_000
+    attribution_window: Duration = 7 * 24 * 3600
+
+
+class RedisStore(_Model):
+    """Contact history, caps, budgets, pending decisions and policy statistics shared by
+    every server through one Redis."""
+
+    type: Literal["redis"]
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "decision-engine"
+    # Each server flushes its learning and refreshes the shared model this often.
+    flush_interval: Duration = 2
+    # A call slower than this counts as Redis being unavailable.
+    timeout_ms: Annotated[int, Field(ge=1)] = 50
+    attribution_window: Duration = 7 * 24 * 3600
+
+
+Store = Annotated[EmbeddedStore | RedisStore, Field(discriminator="type")]
+
+
 class Catalog(_Model):
     version: Literal[1]
     features: tuple[Feature, ...] = ()
@@ -446,6 +483,7 @@ class Catalog(_Model):
     offers: tuple[Offer, ...] = ()
     contact_policy: ContactPolicy | None = None
     experiments: tuple[Experiment, ...] = ()
+    store: Store = Field(default_factory=EmbeddedStore)
 
     @model_validator(mode="wrap")
     @classmethod

@@ -63,7 +63,7 @@ def _unix_seconds(now: Timestamp) -> float | None:
 
 
 _Extras = tuple[
-    list[str], float | None, bool, str | None, list[tuple[str, str, float, str, str | None]], list[str]
+    list[str], float | None, bool, str | None, list[tuple[str, str, float, str, str | None]], list[str], list[str]
 ]
 
 
@@ -74,11 +74,13 @@ def _extras(
     profile_id: str | None,
     history: Iterable[Contact],
     purchases: Iterable[str],
+    exclude: Iterable[str] = (),
 ) -> _Extras:
     """The core's arguments after the features, shared by decide and decide_page."""
     channels = [consents] if isinstance(consents, str) else list(consents)
     contacts = [c.as_tuple() for c in history] if history else []
-    return channels, _unix_seconds(now), explain, profile_id, contacts, list(purchases) if purchases else []
+    bought = list(purchases) if purchases else []
+    return channels, _unix_seconds(now), explain, profile_id, contacts, bought, list(exclude) if exclude else []
 
 
 class Engine:
@@ -177,16 +179,18 @@ class Engine:
         profile_id: str | None = None,
         history: Iterable[Contact] = (),
         purchases: Iterable[str] = (),
+        exclude: Iterable[str] = (),
     ) -> Decision:
         """Chooses offers for one profile (a feature vector or a mapping by feature name).
 
         With ``profile_id`` the contact policy applies the profile's stored history and
-        reserves this decision's contacts; ``history`` adds contacts known elsewhere and
-        ``purchases`` the products bought (for purchase suppression).
+        reserves this decision's contacts; ``history`` adds contacts known elsewhere,
+        ``purchases`` the products bought (for purchase suppression) and ``exclude`` offer
+        ids to leave out (their reason is "excluded by the caller").
         """
-        if not (consents or explain or profile_id or history or purchases) and now is None:
+        if not (consents or explain or profile_id or history or purchases or exclude) and now is None:
             return self._core.decide(placement, self._vector(profile))  # the hot path: no extras
-        extras = _extras(consents, now, explain, profile_id, history, purchases)
+        extras = _extras(consents, now, explain, profile_id, history, purchases, exclude)
         return self._core.decide(placement, self._vector(profile), *extras)
 
     def decide_page(
@@ -200,10 +204,11 @@ class Engine:
         profile_id: str | None = None,
         history: Iterable[Contact] = (),
         purchases: Iterable[str] = (),
+        exclude: Iterable[str] = (),
     ) -> list[Decision]:
         """Decides several placements of one page together: no offer appears twice, group
         limits and caps hold across the page. One decision per placement, in order."""
-        extras = _extras(consents, now, explain, profile_id, history, purchases)
+        extras = _extras(consents, now, explain, profile_id, history, purchases, exclude)
         return self._core.decide_page(list(placements), self._vector(profile), *extras)
 
     def decide_wire(self, request: bytes, id_tag: int = 0) -> tuple[bytes, list[tuple[str, list[str]]]]:

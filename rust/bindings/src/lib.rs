@@ -41,8 +41,10 @@ impl PyEngine {
         profile_id: Option<String>,
         history: Vec<HistoryItem>,
         purchases: Vec<String>,
+        exclude: Vec<String>,
     ) -> PyResult<Vec<PyDecision>> {
         let features = contiguous(&features, "features")?.to_vec();
+        let exclude: Vec<&str> = exclude.iter().map(String::as_str).collect();
         let history = history.into_iter().map(contact_event).collect::<PyResult<Vec<_>>>()?;
         let placements: Vec<&str> = placements.iter().map(String::as_str).collect();
         let consents: Vec<&str> = consents.iter().map(String::as_str).collect();
@@ -56,6 +58,7 @@ impl PyEngine {
             profile_id: profile_id.as_deref(),
             history: &history,
             purchases: &purchases,
+            exclude: &exclude,
         };
         let decisions = py.detach(|| self.inner.decide_page(&request)).map_err(to_py)?;
         Ok(decisions.into_iter().map(PyDecision::from_core).collect())
@@ -81,7 +84,7 @@ impl PyEngine {
     }
 
     #[pyo3(signature = (placement, features, consents = Vec::new(), now = None, explain = false, profile_id = None,
-                        history = Vec::new(), purchases = Vec::new()))]
+                        history = Vec::new(), purchases = Vec::new(), exclude = Vec::new()))]
     #[expect(clippy::too_many_arguments, reason = "one per Python keyword argument")]
     fn decide(
         &self,
@@ -94,16 +97,18 @@ impl PyEngine {
         profile_id: Option<String>,
         history: Vec<HistoryItem>,
         purchases: Vec<String>,
+        exclude: Vec<String>,
     ) -> PyResult<PyDecision> {
         let page = [placement];
-        let mut decisions = self.page(py, &page, features, consents, now, explain, profile_id, history, purchases)?;
+        let mut decisions =
+            self.page(py, &page, features, consents, now, explain, profile_id, history, purchases, exclude)?;
         Ok(decisions.remove(0))
     }
 
     /// Decides several placements of one page together: no offer twice on the page, group
     /// limits and caps across it. One decision per placement, in order.
     #[pyo3(signature = (placements, features, consents = Vec::new(), now = None, explain = false, profile_id = None,
-                        history = Vec::new(), purchases = Vec::new()))]
+                        history = Vec::new(), purchases = Vec::new(), exclude = Vec::new()))]
     #[expect(clippy::too_many_arguments, reason = "one per Python keyword argument")]
     fn decide_page(
         &self,
@@ -116,8 +121,9 @@ impl PyEngine {
         profile_id: Option<String>,
         history: Vec<HistoryItem>,
         purchases: Vec<String>,
+        exclude: Vec<String>,
     ) -> PyResult<Vec<PyDecision>> {
-        self.page(py, &placements, features, consents, now, explain, profile_id, history, purchases)
+        self.page(py, &placements, features, consents, now, explain, profile_id, history, purchases, exclude)
     }
 
     /// The Decide RPC on wire bytes: a serialized `DecideRequest` in, a serialized
@@ -259,6 +265,18 @@ impl PyEngine {
     /// Loads a saved policy state: (arms loaded, arms skipped because the catalog changed).
     fn load_policy_state(&self, py: Python<'_>, json: &str) -> PyResult<(usize, usize)> {
         let report = py.detach(|| self.inner.load_policy_state(json)).map_err(to_py)?;
+        Ok((report.loaded, report.skipped))
+    }
+
+    /// What the policies learned since the last call, as JSON for other servers; the
+    /// first call starts keeping it.
+    fn take_policy_delta(&self, py: Python<'_>) -> String {
+        py.detach(|| self.inner.take_policy_delta())
+    }
+
+    /// Adds what other servers learned: (arms merged, arms skipped).
+    fn apply_policy_delta(&self, py: Python<'_>, json: &str) -> PyResult<(usize, usize)> {
+        let report = py.detach(|| self.inner.apply_policy_delta(json)).map_err(to_py)?;
         Ok((report.loaded, report.skipped))
     }
 

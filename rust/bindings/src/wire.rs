@@ -94,6 +94,7 @@ pub fn decide(engine: &Engine, request: &[u8], id_tag: u64) -> Result<(Vec<u8>, 
         profile_id: (!profile.id.is_empty()).then_some(profile.id.as_str()),
         history: &history,
         purchases: &purchases,
+        exclude: &[],
     })?;
     let response = pb::DecideResponse {
         decisions: decisions

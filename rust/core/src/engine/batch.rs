@@ -75,6 +75,7 @@ impl Engine {
                         consents: consent_mask(global),
                         supplied: &[],
                         purchases: &[],
+                        exclude: &[],
                         explain: false,
                         propensities: request.propensities,
                     };

@@ -27,6 +27,8 @@ pub struct DecideRequest<'a> {
     pub history: &'a [ContactEvent],
     /// Products the profile bought (for purchase suppression).
     pub purchases: &'a [&'a str],
+    /// Offer ids to leave out of this decision.
+    pub exclude: &'a [&'a str],
 }
 
 impl<'a> DecideRequest<'a> {
@@ -41,6 +43,7 @@ impl<'a> DecideRequest<'a> {
             profile_id: None,
             history: &[],
             purchases: &[],
+            exclude: &[],
         }
     }
 }
@@ -99,6 +102,7 @@ pub(crate) struct Profile<'a> {
     pub consents: u64,
     pub supplied: &'a [ContactEvent],
     pub purchases: &'a [&'a str],
+    pub exclude: &'a [&'a str],
     pub explain: bool,
     pub propensities: bool,
 }
@@ -160,6 +164,7 @@ impl Loaded {
             for (local, &offer) in placement.offers.iter().enumerate() {
                 let o = &catalog.offers[offer];
                 let excluded = gate(catalog, offer, now, profile.consents)
+                    .or_else(|| profile.exclude.contains(&o.id.as_str()).then_some(Reason::Excluded))
                     .or_else(|| (!rule_holds(local)).then(|| Reason::Rule { clause: rule_clause(local) }))
                     .or_else(|| {
                         slotting
@@ -276,6 +281,7 @@ impl Engine {
             consents: consent_mask(catalog, request.consents)?,
             supplied: request.history,
             purchases: request.purchases,
+            exclude: request.exclude,
             explain: request.explain,
             propensities: true,
         };

@@ -117,6 +117,8 @@ pub struct Engine {
     contacts: ContactStore,
     next_id: AtomicU64,
     seed: u64,
+    /// Keep what the policies learn for [`Engine::take_policy_delta`] (servers sharing a model).
+    sharing: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
@@ -131,6 +133,7 @@ impl Engine {
             contacts: ContactStore::new(DEFAULT_MAX_CONTACTS_PER_PROFILE),
             next_id: AtomicU64::new(1),
             seed,
+            sharing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -144,7 +147,11 @@ impl Engine {
     /// on the catalog they started with, and their outcomes still count.
     pub fn replace_catalog(&self, catalog: Catalog) {
         let mut current = self.loaded.write().unwrap_or_else(PoisonError::into_inner);
-        *current = Arc::new(Loaded::new(catalog, Some(&current)));
+        let next = Loaded::new(catalog, Some(&current));
+        if self.sharing.load(Ordering::Relaxed) {
+            next.share_with(&current.take_learned());
+        }
+        *current = Arc::new(next);
     }
 
     pub fn pending_decisions(&self) -> usize {

@@ -10,11 +10,13 @@ use serde::{Deserialize, Serialize};
 use super::Engine;
 use crate::bandit::check_header;
 use crate::error::{Error, Result};
-use crate::policy::{Arm, Model, PolicyConfig};
+use crate::policy::{Arm, ArmDelta, Model, PolicyConfig};
 
 pub const POLICY_STATE_FORMAT: &str = "decision-engine/policy-state";
 /// Version 1: per arm set, its placement, experiment group, policy and arms by offer id.
 pub const POLICY_STATE_VERSION: u32 = 1;
+pub const POLICY_DELTA_FORMAT: &str = "decision-engine/policy-delta";
+pub const POLICY_DELTA_VERSION: u32 = 1;
 
 #[derive(Serialize, Deserialize)]
 struct StateFile {
@@ -30,6 +32,21 @@ struct SetState {
     variant: Option<(String, String)>,
     policy: PolicyConfig,
     arms: BTreeMap<String, Arm>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DeltaFile {
+    format: String,
+    version: u32,
+    sets: Vec<SetDelta>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct SetDelta {
+    placement: String,
+    variant: Option<(String, String)>,
+    policy: PolicyConfig,
+    arms: BTreeMap<String, ArmDelta>,
 }
 
 /// What a load applied: arms loaded, and arms or sets of the file the catalog has no place for.
@@ -118,6 +135,113 @@ impl Engine {
             let set = &loaded.arm_sets[index];
             let model = Model::from_arms(set.policy.clone(), arms, set.columns.len());
             *set.arms.write().unwrap_or_else(PoisonError::into_inner) = model;
+        }
+        Ok(report)
+    }
+}
+
+impl super::Loaded {
+    fn variant_names(&self, set: &super::arms::ArmSet) -> Option<(String, String)> {
+        set.variant.map(|(e, g)| {
+            let experiment = &self.catalog.experiments[e];
+            (experiment.id.clone(), experiment.groups[g].name.clone())
+        })
+    }
+
+    /// Index of the set with this placement id, variant and policy.
+    fn set_named(&self, placement: &str, variant: &Option<(String, String)>, policy: &PolicyConfig) -> Option<usize> {
+        self.arm_sets.iter().position(|set| {
+            set.policy == *policy
+                && self.catalog.placements[set.placement].id == placement
+                && self.variant_names(set) == *variant
+        })
+    }
+
+    fn local_offer(&self, set: usize, offer: &str) -> Option<usize> {
+        let placement = &self.catalog.placements[self.arm_sets[set].placement];
+        placement.offers.iter().position(|&o| self.catalog.offers[o].id == offer)
+    }
+
+    /// Takes what every sharing arm set learned since the last take, keyed by ids.
+    pub(super) fn take_learned(&self) -> Vec<SetDelta> {
+        self.arm_sets
+            .iter()
+            .filter_map(|set| {
+                let mut model = set.arms.write().unwrap_or_else(PoisonError::into_inner);
+                if !model.is_sharing() {
+                    model.share_learning(true);
+                    return None;
+                }
+                let offers = &self.catalog.placements[set.placement].offers;
+                let arms: BTreeMap<String, ArmDelta> = offers
+                    .iter()
+                    .zip(model.take_learned())
+                    .filter(|(_, delta)| !delta.is_empty())
+                    .map(|(&o, delta)| (self.catalog.offers[o].id.clone(), delta))
+                    .collect();
+                Some(SetDelta {
+                    placement: self.catalog.placements[set.placement].id.clone(),
+                    variant: self.variant_names(set),
+                    policy: set.policy.clone(),
+                    arms,
+                })
+            })
+            .collect()
+    }
+
+    /// Starts sharing on every arm set and counts `carried` (taken from the previous
+    /// catalog) as learned here, so a reload between two flushes loses nothing.
+    pub(super) fn share_with(&self, carried: &[SetDelta]) {
+        for set in &self.arm_sets {
+            set.arms.write().unwrap_or_else(PoisonError::into_inner).share_learning(true);
+        }
+        for saved in carried {
+            let Some(index) = self.set_named(&saved.placement, &saved.variant, &saved.policy) else { continue };
+            let mut model = self.arm_sets[index].arms.write().unwrap_or_else(PoisonError::into_inner);
+            for (offer, delta) in &saved.arms {
+                if let Some(local) = self.local_offer(index, offer) {
+                    model.add_learned(local, delta);
+                }
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// What this engine's policies learned since the last call, as JSON to add to other
+    /// servers' models ([`Engine::apply_policy_delta`]). The first call starts keeping it.
+    pub fn take_policy_delta(&self) -> String {
+        self.sharing.store(true, std::sync::atomic::Ordering::Relaxed);
+        let sets = self.current().take_learned();
+        let file = DeltaFile { format: POLICY_DELTA_FORMAT.to_owned(), version: POLICY_DELTA_VERSION, sets };
+        serde_json::to_string(&file).expect("policy delta serializes")
+    }
+
+    /// Adds what other servers learned. Sets whose policy forgets (discount or window) are
+    /// skipped: their statistics do not add up.
+    pub fn apply_policy_delta(&self, json: &str) -> Result<LoadReport> {
+        check_header(json, POLICY_DELTA_FORMAT, POLICY_DELTA_VERSION)?;
+        let file: DeltaFile = serde_json::from_str(json)
+            .map_err(|e| Error::InvalidInput(format!("bad {POLICY_DELTA_FORMAT} file: {e}")))?;
+        let loaded = self.current();
+        let mut report = LoadReport { loaded: 0, skipped: 0 };
+        for saved in &file.sets {
+            let forgets = saved.policy.discount < 1.0 || saved.policy.window.is_some();
+            let found = loaded.set_named(&saved.placement, &saved.variant, &saved.policy).filter(|_| !forgets);
+            let Some(index) = found else {
+                report.skipped += saved.arms.len();
+                continue;
+            };
+            let mut model = loaded.arm_sets[index].arms.write().unwrap_or_else(PoisonError::into_inner);
+            for (offer, delta) in &saved.arms {
+                match loaded.local_offer(index, offer) {
+                    Some(local) => {
+                        model.merge(local, delta);
+                        report.loaded += 1;
+                    }
+                    None => report.skipped += 1,
+                }
+            }
         }
         Ok(report)
     }

@@ -32,12 +32,16 @@ pub enum Reason {
     },
     /// Ruled out by the contact policy: a cap, a cooldown, a purchase, a budget.
     Contact(Exclusion),
+    /// Left out by the caller (a shared store's budget ran out, or it is unreachable and a
+    /// cap over this offer fails closed).
+    Excluded,
 }
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotYetActive => f.write_str("inactive: its active window has not started"),
+            Self::Excluded => f.write_str("excluded by the caller"),
             Self::Expired => f.write_str("inactive: its active window has ended"),
             Self::NoConsent { channel } => write!(f, "no consent for channel '{channel}'"),
             Self::Rule { clause } => write!(f, "rule: `{clause}` is false"),

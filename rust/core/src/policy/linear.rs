@@ -126,9 +126,10 @@ impl LinearArm {
     }
 
     /// Adds another server's observations: A and b are sums, so deltas merge exactly.
-    pub fn add(&mut self, a_delta: &DMatrix<f64>, b_delta: &DVector<f64>) {
+    pub fn add(&mut self, a_delta: &DMatrix<f64>, b_delta: &DVector<f64>, x_sum: &DVector<f64>) {
         self.a += a_delta;
         self.b += b_delta;
+        self.x_sum += x_sum;
         self.refactor();
     }
 }

@@ -2,6 +2,7 @@
 
 mod config;
 mod counts;
+mod delta;
 mod linear;
 mod model;
 mod propensity;
@@ -9,6 +10,7 @@ mod thompson;
 
 pub use config::{Kind, POLICY_TYPES, PolicyConfig};
 pub use counts::Counts;
+pub use delta::ArmDelta;
 pub use linear::LinearArm;
 pub use model::{Arm, Model, Picker};
 pub use propensity::{ArmScore, MIN_PROPENSITY, win_probability};

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{Kind, PolicyConfig};
 use super::counts::Counts;
+use super::delta::ArmDelta;
 use super::linear::LinearArm;
 use super::propensity::ArmScore;
 use super::thompson::ThompsonArm;
@@ -53,6 +54,8 @@ pub struct Model {
     stacked: Vec<f32>,
     /// Sum of the arms' counts (UCB1's N).
     total: f64,
+    /// With sharing on: per arm, what it learned here since the last [`Self::take_learned`].
+    learned: Option<Vec<ArmDelta>>,
 }
 
 impl Model {
@@ -75,8 +78,15 @@ impl Model {
             }
         }
         let stride = if dim > 0 { (dim + 1) * dim } else { 0 };
-        let mut model =
-            Self { config, dim, cached: Vec::new(), stacked: vec![0.0; stride * arms.len()], arms, total: 0.0 };
+        let mut model = Self {
+            config,
+            dim,
+            cached: Vec::new(),
+            stacked: vec![0.0; stride * arms.len()],
+            arms,
+            total: 0.0,
+            learned: None,
+        };
         model.cached = (0..model.arms.len()).map(|i| model.derive(i)).collect();
         for i in 0..model.arms.len() {
             model.restack(i);
@@ -97,9 +107,38 @@ impl Model {
         self.arms.is_empty()
     }
 
+    /// Starts (or stops) keeping what this model learns, for sharing with other servers.
+    pub fn share_learning(&mut self, on: bool) {
+        self.learned = on.then(|| vec![ArmDelta::default(); self.arms.len()]);
+    }
+
+    /// What each arm learned since the last call (empty without sharing).
+    pub fn take_learned(&mut self) -> Vec<ArmDelta> {
+        match &mut self.learned {
+            Some(learned) => std::mem::replace(learned, vec![ArmDelta::default(); self.arms.len()]),
+            None => Vec::new(),
+        }
+    }
+
+    /// Adds what other servers learned. Not recorded as learned here.
+    pub fn merge(&mut self, i: usize, delta: &ArmDelta) {
+        let arm = &mut self.arms[i];
+        arm.counts.add(&delta.counts);
+        self.total += delta.counts.n;
+        if let (Some(linear), Some((a, b, x_sum))) = (&mut arm.linear, &delta.linear)
+            && a.nrows() == self.dim
+        {
+            linear.add(a, b, x_sum);
+        }
+        self.refresh(i);
+    }
+
     /// Learns one reward of arm `i` in context `x` (ignored by context-free policies).
     /// Linear arms with a discount need [`Self::settle`] before the next decision.
     pub fn observe(&mut self, i: usize, x: &[f32], reward: f64) {
+        if let Some(learned) = &mut self.learned {
+            learned[i].observe(x, reward, self.dim);
+        }
         let config = &self.config;
         let arm = &mut self.arms[i];
         self.total -= arm.counts.n;
@@ -128,10 +167,25 @@ impl Model {
     }
 
     /// Adds counts learned elsewhere to arm `i` (context-free statistics).
-    pub fn merge_counts(&mut self, i: usize, delta: &Counts) {
-        self.total += delta.n;
-        self.arms[i].counts.add(delta);
-        self.refresh(i);
+    /// Counts `delta` as learned here (carried over a catalog reload before it was shared).
+    pub fn add_learned(&mut self, i: usize, delta: &ArmDelta) {
+        if let Some(learned) = &mut self.learned {
+            let mine = &mut learned[i];
+            mine.counts.add(&delta.counts);
+            match (&mut mine.linear, &delta.linear) {
+                (Some((a, b, x)), Some((da, db, dx))) if a.shape() == da.shape() => {
+                    *a += da;
+                    *b += db;
+                    *x += dx;
+                }
+                (None, Some(linear)) if linear.0.nrows() == self.dim => mine.linear = Some(linear.clone()),
+                _ => {}
+            }
+        }
+    }
+
+    pub fn is_sharing(&self) -> bool {
+        self.learned.is_some()
     }
 
     fn refresh(&mut self, i: usize) {
