@@ -53,6 +53,8 @@ scored on the last {data.n - cut:,} rows with `decision_engine.evaluation.evalua
 by chunk (1,000 rows), each chunk's action probabilities taken before the policy learns it.
 Cells: estimated click rate [95% interval]. With ~{random_rate.value * (data.n - cut):.0f} clicks
 in the test part, the intervals are wide: this shows the pipeline runs, not which policy wins.
+A deterministic policy (lin_ucb, ucb1) whose items drew no click in the test part gets IPS 0
+with a zero-width normal interval, which says nothing about its real value.
 
 {chr(10).join(rows)}
 """

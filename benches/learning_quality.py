@@ -1,7 +1,7 @@
 """Learning quality side by side: progressive mean reward of our Bandit and its peers on
 supervised-to-bandit streams (bandit_streams.py), every learner on the same shuffled streams.
 
-    python benches/learning_quality.py               # writes benches/results/learning_quality.md
+    python benches/learning_quality.py               # ~6 min; writes benches/results/learning_quality.md
     python benches/learning_quality.py --quick       # 2 seeds, 1 pass, digits and iris; prints only
     python benches/learning_quality.py --peers-only  # without decision_engine.Bandit
 """
@@ -163,15 +163,15 @@ def tables(
 
 Supervised-to-bandit streams from scikit-learn datasets (shipped, not downloaded): each class
 is an arm, reward 1 when the chosen arm is the row's label. Features standardised, plus a
-constant 1 column so every linear learner has a per-arm intercept (counted below). Each seed
-is one stream order ({len(seeds)} seeds: {", ".join(map(str, seeds))}); a stream makes several
-passes over the dataset (shown as passes x rows), each pass a new permutation; every learner sees
-the same streams. Learners choose {CHUNK} rows at a time, then learn the rewards of their own
-choices, so each reward comes from a decision made before its row was learned. Cells: mean ± sd
-over the seeds of the mean reward over the whole stream. Each learner's main hyperparameter is
-tuned on a grid of {len(LINEAR_GRID)} values (the same budget for all; for Vowpal Wabbit the
-learning rate `-l`) and the best value is reported, chosen on the same seeds, which flatters
-every learner alike. Uniform random choice earns {chance}.
+constant 1 column so every linear learner has a per-arm intercept (counted below). Each seed is
+one stream order ({len(seeds)} seeds: {", ".join(map(str, seeds))}); a stream makes several passes over the
+dataset (passes x rows below), each pass a new permutation; every learner sees the same streams.
+Learners choose {CHUNK} rows at a time, then learn the rewards of their own choices, so each
+reward comes from a decision made before its row was learned. Cells: mean ± sd over the seeds of
+the mean reward over the whole stream. Each learner's main hyperparameter is tuned on a grid of
+{len(LINEAR_GRID)} values (the same budget for all; for Vowpal Wabbit the learning rate `-l`) and the
+best value is reported, chosen on the same seeds, which flatters every learner alike. Uniform
+random choice earns {chance}.
 
 ## Best of each learner's grid
 

@@ -204,20 +204,30 @@ POLICY_TARGETS = {"select.lin_ucb": "target >= 400k dec/s per core", "update.lin
 
 
 def _policy_speed(r: dict[str, Measurement]) -> list[str]:
-    """test_policy_speed.py: our Bandit's select and update beside the same policy in each peer,
-    VW beside the linear policies; then one contextual decision."""
+    """test_policy_speed.py: our Bandit's select (1 and 2 threads) and update beside the same
+    policy in each peer (per core), VW beside the linear policies; then one contextual decision."""
     lines = []
     for kind, unit in (("select", "dec/s"), ("update", "rows/s")):
-        for key, ours in r.items():
-            if not (key.startswith(f"policy.{kind}.") and key.endswith(".ours")):
+        for key in r:
+            if not (key.startswith(f"policy.{kind}.") and key.endswith(".ours.t1")):
                 continue
             policy = key.split(".")[2]
-            peers = [m for k, m in r.items() if k.startswith(f"policy.{kind}.{policy}.") and k != key]
+            ours = {
+                t: r[f"policy.{kind}.{policy}.ours.t{t}"]
+                for t in (1, 2)
+                if f"policy.{kind}.{policy}.ours.t{t}" in r
+            }
+            peers = [
+                m for k, m in r.items() if k.startswith(f"policy.{kind}.{policy}.") and ".ours." not in k
+            ]
             if policy.startswith("lin_") and f"policy.{kind}.vw" in r:
                 peers.append(r[f"policy.{kind}.vw"])
-            line = f"bandit {kind} {policy}, 100 arms x 32 features  ours {_rate(ours.rate)}"
+            line = f"bandit {kind} {policy}, 100 arms x 32 features  ours " + ", ".join(
+                f"{t}t {_rate(m.rate)}" for t, m in ours.items()
+            )
             for peer in peers:
-                line += f" | {peer.label} {_rate(peer.rate)} | ratio {_ratio(ours.rate / peer.rate)}"
+                ratios = " / ".join(f"{_ratio(m.rate / peer.rate)} ({t}t)" for t, m in ours.items())
+                line += f" | {peer.label} {_rate(peer.rate)} | ratio {ratios}"
             target = POLICY_TARGETS.get(f"{kind}.{policy}")
             lines.append((line + (f" ({target})" if target else "")).replace("dec/s", unit))
     ours, mabwiser = r.get("policy.single.ours"), r.get("policy.single.mabwiser")

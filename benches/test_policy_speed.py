@@ -4,12 +4,14 @@ per-arm logistic model; VW on the first 2,000 of them). Selection of a batch of 
 update on a batch of outcomes, for our Bandit and MABWiser policy by policy, contextualbandits'
 LinUCB and Vowpal Wabbit `--cb_explore_adf --epsilon 0.05 -q sa` (examples parsed before
 timing: only `predict` and `learn` are timed). Peers run on fewer rows when slow; compare
-rates. Also one contextual decision (lin_ucb, one row) from Python against MABWiser's
-`predict` of one row."""
+rates. Rates are per core: our select at threads=1 (and 2), numpy's BLAS held to one thread.
+Also one contextual decision (lin_ucb, one row) from Python against MABWiser's `predict` of
+one row."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,7 @@ from contextualbandits.online import LinUCB
 from mabwiser.mab import MAB, LearningPolicy
 from results import Recorder
 from test_single_decision import timed_loop
+from threadpoolctl import threadpool_limits
 
 ARMS, FEATURES = 100, 32
 WARM_ROWS = 20_000
@@ -91,15 +94,28 @@ def fitted_contextualbandits(warm: Outcomes) -> LinUCB:
     return model
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_blas_thread() -> Iterator[None]:
+    """Per-core rates: numpy's BLAS (the peers' linear algebra) on one thread, like ours at
+    threads=1."""
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.benchmark(group="bandit select, 100 arms x 32 features")
-def test_ours_select(benchmark: Any, record: Recorder, workload: Workload, policy: str) -> None:
+def test_ours_select(benchmark: Any, record: Recorder, workload: Workload, policy: str, threads: int) -> None:
     bandit = fitted_bandit(policy, workload.warm)
     choices, _ = benchmark.pedantic(
-        bandit.select, args=(workload.fresh.contexts,), rounds=ROUNDS, warmup_rounds=1
+        bandit.select,
+        args=(workload.fresh.contexts,),
+        kwargs={"threads": threads},
+        rounds=ROUNDS,
+        warmup_rounds=1,
     )
     assert choices.shape == (ROWS, 1) and choices.min() >= 0
-    record(f"policy.select.{policy}.ours", ROWS)
+    record(f"policy.select.{policy}.ours.t{threads}", ROWS)
 
 
 @pytest.mark.parametrize("policy", POLICIES)
@@ -109,7 +125,7 @@ def test_ours_update(benchmark: Any, record: Recorder, workload: Workload, polic
     benchmark.pedantic(
         bandit.update, args=(fresh.contexts, fresh.arms, fresh.rewards), rounds=ROUNDS, warmup_rounds=1
     )
-    record(f"policy.update.{policy}.ours", ROWS)
+    record(f"policy.update.{policy}.ours.t1", ROWS)  # update runs on one thread
 
 
 @pytest.mark.parametrize("policy", POLICIES)
