@@ -7,7 +7,6 @@ message that says what was expected.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 import grpc
@@ -18,7 +17,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from decision_engine._core import BatchDecision
 from decision_engine.catalog import CatalogIssue, LoadedCatalog
 from decision_engine.engine import ArmState
-from decision_engine.errors import InvalidInputError, UnknownDecisionError
+from decision_engine.errors import InvalidInputError
+from decision_engine.ids import DecisionIds
 from decision_engine.server.catalogs import ApplyReport
 from decision_engine.server.errors import RequestError
 from decision_engine.server.metrics import StatsSnapshot
@@ -43,38 +43,6 @@ __all__ = [
     "summary",
     "validate_response",
 ]
-
-WORKER_BITS = 8
-_ID_BITS = 64 - WORKER_BITS
-_ID_MASK = (1 << _ID_BITS) - 1
-
-
-@dataclass(frozen=True)
-class DecisionIds:
-    """Decision ids on the wire carry the worker process that made them in their top 8 bits
-    (0 for a single process), so an outcome that reaches another worker is refused instead
-    of being credited to that worker's decision with the same engine id."""
-
-    worker: int = 0
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.worker < 1 << WORKER_BITS:
-            raise ValueError(f"worker index must be in [0, {1 << WORKER_BITS})")
-
-    def to_wire(self, engine_id: int) -> int:
-        return (self.worker << _ID_BITS) | engine_id
-
-    def to_wire_array(self, engine_ids: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-        return engine_ids | np.uint64(self.worker << _ID_BITS)
-
-    def from_wire(self, wire_id: int) -> int:
-        worker = wire_id >> _ID_BITS
-        if worker != self.worker:
-            raise UnknownDecisionError(
-                f"unknown decision id {wire_id}: it was made by worker {worker} and this is worker "
-                f"{self.worker}; each worker keeps its own decisions, report on the same connection"
-            )
-        return wire_id & _ID_MASK
 
 
 class _HasNow(Protocol):

@@ -1,0 +1,33 @@
+-- Withdraws a decision that was not shown: its contacts leave the profile's history, its
+-- budget units go back, and it takes no outcome.
+-- KEYS[1]: the pending decision.  ARGV: key prefix, releasing server.
+-- Returns {'ok', owner}, {'unknown', ''} or {'reported', ''} (it has an outcome: it was shown).
+local p = redis.call('HGETALL', KEYS[1])
+if #p == 0 then
+  return {'unknown', ''}
+end
+local d = {}
+for i = 1, #p, 2 do
+  d[p[i]] = p[i + 1]
+  if string.sub(p[i], 1, 2) == 'r:' then
+    return {'reported', ''}
+  end
+end
+local prefix = ARGV[1]
+local members = cjson.decode(d.members)
+if #members > 0 then
+  redis.call('ZREM', prefix .. ':h:' .. d.profile, unpack(members))
+  redis.call('INCR', prefix .. ':v:' .. d.profile)
+end
+for _, key in ipairs(cjson.decode(d.budgets)) do
+  if tonumber(redis.call('GET', key) or '0') > 0 then
+    redis.call('DECR', key)
+  end
+end
+redis.call('DEL', KEYS[1])
+if d.owner ~= ARGV[2] then
+  local inbox = prefix .. ':inbox:' .. d.owner
+  redis.call('RPUSH', inbox, cjson.encode({op = 'release', id = d.id}))
+  redis.call('EXPIRE', inbox, 7 * 24 * 3600)
+end
+return {'ok', d.owner}

@@ -1,0 +1,414 @@
+"""Contact history, caps, budgets, pending decisions and learning shared by many servers
+through one Redis (a single primary; not Redis Cluster: scripts derive key names).
+
+A decision with a profile id takes at most two round trips:
+
+1. one MULTI/EXEC pipeline reads the profile's shared history (a sorted set of JSON events
+   scored by time, trimmed to the contact policy's longest window), its version counter and
+   the used units of the budgets the placements' offers have;
+2. the engine decides locally with that history (`history=`) and the spent budgets left out
+   (`exclude=`); one Lua script then commits, atomically, only if the profile's version is
+   still the one read: it appends the contacts, takes budget units (refusing a budget that
+   was spent meanwhile) and records the pending decisions. On a refusal the engine releases
+   its decision and decides again from a fresh read (at most `MAX_ATTEMPTS` times), so
+   caps and budgets hold exactly across servers.
+
+The engine is called *with* the profile id, so experiment groups are assigned as without
+Redis, and its own store keeps this server's reservations. That is why the shared events
+handed to it leave out the `shown` contacts of this server's own decisions (see
+`history.decode_shared`): each contact is counted once.
+
+Outcomes and releases may arrive at any server: the pending decision (placement, shown
+offers, profile, time; TTL the attribution window) lives in Redis. The receiving server
+records the cooldown event and conversion budgets there, and forwards the outcome to the
+deciding server's inbox, whose engine holds the context it learns from.
+
+Learning is shared as additive sufficient statistics (see `sync.Syncer`): a server's
+outcomes reach every other server's model within about two flush intervals (its own flush,
+then the others' next refresh; `flush_interval` is 2 s by default). Policies that forget
+(discount or window) are not additive and stay per server.
+
+When Redis fails or answers slower than `timeout_ms`, the store is degraded: decisions
+continue at once without Redis, caps with `when_store_unavailable: closed` leave out every
+offer they govern, caps with `open` count the request's history and this server's own
+reservations, and budgets count this server's own spend. Outcomes, releases and the
+contacts of these decisions wait in a bounded buffer, replayed in order once a background
+probe reaches Redis again; then the store reports healthy by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy.typing as npt
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from decision_engine._core import ChosenOffer, Decision
+from decision_engine.catalog_schema import RedisStore as RedisSettings
+from decision_engine.engine import Contact, Engine, ProfileValue, Timestamp
+from decision_engine.errors import (
+    InvalidInputError,
+    OutcomeAlreadyReportedError,
+    UnknownDecisionError,
+    UnknownOfferError,
+)
+from decision_engine.ids import DecisionIds
+from decision_engine.store.catalog_view import CatalogView, allowed
+from decision_engine.store.history import decode_shared
+from decision_engine.store.keys import Keys
+from decision_engine.store.sync import ReplayBuffer, Syncer
+from decision_engine.store.writes import Scripts, Write, commit_write, forced
+
+__all__ = ["RedisStore", "SharedDecision"]
+
+log = logging.getLogger("decision_engine.store")
+
+MAX_ATTEMPTS = 8  # decisions per request when other servers keep changing the profile
+SERVER_BITS = 24  # top bits of a decision id: the server that made it
+MAX_BUFFERED = 100_000  # writes kept while Redis is away
+
+
+@dataclass(frozen=True)
+class SharedDecision:
+    """A decision with an id that any server sharing the Redis store accepts outcomes for."""
+
+    decision_id: int
+    placement: str
+    offers: list[ChosenOffer]
+    reasons: dict[str, str]
+    experiments: list[tuple[str, str]]
+
+    @property
+    def offer_ids(self) -> list[str]:
+        return [o.offer_id for o in self.offers]
+
+
+def _seconds(now: Timestamp) -> float:
+    if now is None:
+        return time.time()
+    if isinstance(now, datetime):  # naive times are UTC, as in the engine
+        return (now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp()
+    return float(now)
+
+
+class RedisStore:
+    """An `Engine` whose contact history, caps, budgets, pending decisions and learning are
+    shared with every server on the same Redis. Thread-safe; `close()` when done."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: RedisSettings,
+        *,
+        on_health: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.view = CatalogView.of(engine.catalog.model)
+        self.keys = Keys(settings.key_prefix)
+        timeout = settings.timeout_ms / 1000
+        self.client = redis.Redis.from_url(
+            settings.url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
+        )
+        self.scripts = Scripts(self.client)
+        self.buffer = ReplayBuffer(MAX_BUFFERED)
+        self._on_health = on_health
+        self._healthy = True
+        self._health_lock = threading.Lock()
+        self.ids = DecisionIds(self._server_number(), worker_bits=SERVER_BITS)
+        self.syncer = Syncer(
+            self.client,
+            engine,
+            self.keys,
+            self.ids,
+            self.scripts,
+            self.buffer,
+            float(settings.flush_interval),
+            lambda: self._healthy,
+            self._degrade,
+            self._recovered,
+        )
+        self.syncer.start()
+
+    # --- health ---
+
+    @property
+    def healthy(self) -> bool:
+        """False while Redis is unavailable (decisions go on degraded, writes are buffered)."""
+        return self._healthy
+
+    @property
+    def server(self) -> int:
+        """This server's number: the top bits of the decision ids it hands out."""
+        return self.ids.worker
+
+    def _degrade(self, exc: BaseException) -> None:
+        with self._health_lock:
+            if not self._healthy:
+                return
+            self._healthy = False
+        log.warning("redis unavailable: deciding degraded, buffering writes", extra={"error": str(exc)})
+        if self._on_health is not None:
+            self._on_health(False)
+
+    def _recovered(self) -> None:
+        with self._health_lock:
+            if self._healthy:
+                return
+            self._healthy = True
+        log.info("redis reachable again: buffered writes replayed", extra={"dropped": self.buffer.dropped})
+        if self._on_health is not None:
+            self._on_health(True)
+
+    def _server_number(self) -> int:
+        """From a counter in Redis; while Redis is away, a random one from the upper half."""
+        top = 1 << (SERVER_BITS - 1)  # ids stay below 2**63
+        try:
+            return int(self.client.incr(self.keys.servers)) % (top // 2 - 1) + 1
+        except redis.RedisError as exc:
+            self._degrade(exc)
+            return top // 2 + int.from_bytes(os.urandom(4)) % (top // 2)
+
+    def close(self) -> None:
+        """Stops the background thread after a last flush of what this server learned."""
+        self.syncer.stop()
+        self.client.close()
+
+    # --- decisions ---
+
+    def decide(
+        self,
+        placement: str,
+        profile: npt.ArrayLike | dict[str, ProfileValue],
+        **options: Any,
+    ) -> SharedDecision:
+        """`Engine.decide` with shared caps and budgets (same keyword arguments)."""
+        return self.decide_page([placement], profile, **options)[0]
+
+    def decide_page(
+        self,
+        placements: Sequence[str],
+        profile: npt.ArrayLike | dict[str, ProfileValue],
+        *,
+        consents: Iterable[str] = (),
+        now: Timestamp = None,
+        explain: bool = False,
+        profile_id: str | None = None,
+        history: Iterable[Contact] = (),
+        purchases: Iterable[str] = (),
+        exclude: Iterable[str] = (),
+    ) -> list[SharedDecision]:
+        """`Engine.decide_page` with shared caps and budgets: see the module docstring."""
+        placements = list(placements)
+        at = _seconds(now)
+        given = list(history)
+
+        def decide(shared: list[Contact], excluded: set[str]) -> list[Decision]:
+            return self.engine.decide_page(
+                placements,
+                profile,
+                consents=list(consents),
+                now=at,
+                explain=explain,
+                profile_id=profile_id,
+                history=[*given, *shared],
+                purchases=list(purchases),
+                exclude=excluded,
+            )
+
+        excluded = set(exclude)
+        if self._healthy:
+            try:
+                return self._decide_shared(placements, at, profile_id, excluded, decide)
+            except redis.RedisError as exc:
+                self._degrade(exc)
+        decisions = decide([], excluded | self.view.closed_offers(placements))
+        return self._commit_later(decisions, profile_id, at)
+
+    def _decide_shared(
+        self,
+        placements: list[str],
+        at: float,
+        profile_id: str | None,
+        excluded: set[str],
+        decide: Callable[[list[Contact], set[str]], list[Decision]],
+    ) -> list[SharedDecision]:
+        budgeted = self.view.budgeted(placements)
+        refused: set[str] = set()
+        for attempt in range(MAX_ATTEMPTS):
+            version, shared, spent = self._read(profile_id, budgeted, at)
+            decisions = decide(shared, excluded | spent | refused)
+            tagged = [(self.ids.to_wire(d.decision_id), d) for d in decisions]
+            if not any(d.offers for d in decisions):
+                return [self._shared(i, d) for i, d in tagged]
+            write, budget_offers = self._commit_write(tagged, profile_id, version, at)
+            try:
+                result = self.scripts.run(write)
+            except redis.RedisError as exc:
+                # The commit may or may not have run: replay it later, without checks, once.
+                self.buffer.add(forced(write))
+                self._degrade(exc)
+                return [self._shared(i, d) for i, d in tagged]
+            if result[0] == "ok":
+                return [self._shared(i, d) for i, d in tagged]
+            for d in decisions:
+                self.engine.release(d.decision_id)
+            if result[0] == "budget":
+                refused.add(budget_offers[int(result[1]) - 1])
+            elif attempt:
+                time.sleep(random.uniform(0, 0.001 * attempt))
+        log.info("profile kept changing; deciding nothing", extra={"attempts": MAX_ATTEMPTS})
+        everything = {o for p in placements for o in self.view.offers_of[p]}
+        return [self._shared(self.ids.to_wire(d.decision_id), d) for d in decide([], everything)]
+
+    def _read(
+        self, profile_id: str | None, budgeted: list[str], at: float
+    ) -> tuple[str, list[Contact], set[str]]:
+        """Round trip 1: (history version, shared contacts, offers whose budget is spent)."""
+        with_history = profile_id is not None and self.view.horizon > 0
+        if not with_history and not budgeted:
+            return "", [], set()
+        pipe = self.client.pipeline(transaction=True)
+        if with_history:
+            assert profile_id is not None
+            pipe.get(self.keys.version(profile_id))
+            pipe.zrangebyscore(self.keys.history(profile_id), f"({at - self.view.horizon!r}", "+inf")
+        budgets = [self.view.budgets[o] for o in budgeted]
+        if budgeted:
+            pipe.mget([self.keys.budget(o, b.window, at) for o, b in zip(budgeted, budgets, strict=True)])
+        replies: list[Any] = pipe.execute()
+        version, shared = "", []
+        if with_history:
+            version = replies[0] or "0"
+            shared = decode_shared(replies[1], self.ids)
+        spent = set()
+        if budgeted:
+            for offer, budget, used in zip(budgeted, budgets, replies[-1], strict=True):
+                if int(used or 0) >= allowed(budget, at):
+                    spent.add(offer)
+        return version, shared, spent
+
+    def _commit_write(
+        self, tagged: list[tuple[int, Decision]], profile_id: str | None, version: str, at: float
+    ) -> tuple[Write, list[str]]:
+        return commit_write(
+            tagged,
+            profile_id=profile_id,
+            version=version,
+            now=at,
+            server=self.server,
+            view=self.view,
+            keys=self.keys,
+            pending_ttl=int(self.settings.attribution_window),
+        )
+
+    def _commit_later(
+        self, decisions: list[Decision], profile_id: str | None, at: float
+    ) -> list[SharedDecision]:
+        tagged = [(self.ids.to_wire(d.decision_id), d) for d in decisions]
+        if any(d.offers for d in decisions):
+            self.buffer.add(forced(self._commit_write(tagged, profile_id, "force", at)[0]))
+        return [self._shared(i, d) for i, d in tagged]
+
+    @staticmethod
+    def _shared(decision_id: int, d: Decision) -> SharedDecision:
+        return SharedDecision(decision_id, d.placement, d.offers, d.reasons, d.experiments)
+
+    # --- outcomes and releases ---
+
+    def report_outcome(
+        self, decision_id: int, reward: float, offer_id: str | None = None, *, dismissed: bool = False
+    ) -> None:
+        """Reports an outcome for a decision any server sharing this Redis made.
+
+        This server's own decisions are learned from at once; other servers' are checked in
+        Redis and forwarded to them. While Redis is away, the shared part (and every outcome
+        of another server's decision) is buffered and replayed: acknowledged, not lost.
+        """
+        if not (math.isfinite(reward) and 0.0 <= reward <= 1.0):
+            raise InvalidInputError(f"reward must be a number in [0, 1], got {reward}")
+        own = self.ids.worker_of(decision_id) == self.server
+        if own:
+            self.engine.report_outcome(self.ids.engine_id(decision_id), reward, offer_id, dismissed=dismissed)
+        write = Write(
+            "outcome",
+            [self.keys.pending(decision_id)],
+            [
+                self.keys.prefix,
+                offer_id or "",
+                repr(float(reward)),
+                "1" if dismissed else "0",
+                str(self.server),
+                int(self.view.horizon) + 60,
+                repr(self.view.horizon),
+            ],
+            f"outcome of {decision_id}",
+        )
+        result = self._run_or_buffer(write)
+        if result is not None and not own:
+            _raise_refusal(result, decision_id, self.engine.offer_ids)
+
+    def release(self, decision_id: int) -> None:
+        """Withdraws a decision that was not shown: contacts and budget units go back."""
+        own = self.ids.worker_of(decision_id) == self.server
+        if own:
+            self.engine.release(self.ids.engine_id(decision_id))
+        write = Write(
+            "release",
+            [self.keys.pending(decision_id)],
+            [self.keys.prefix, str(self.server)],
+            f"release of {decision_id}",
+        )
+        result = self._run_or_buffer(write)
+        if result is not None and not own:
+            if result[0] == "reported":
+                raise InvalidInputError(f"decision {decision_id} already has an outcome; it was shown")
+            _raise_refusal(result, decision_id, self.engine.offer_ids)
+
+    def _run_or_buffer(self, write: Write) -> list[str] | None:
+        """The script's reply, or None when the write was buffered for later."""
+        if self._healthy:
+            try:
+                return self.scripts.run(write)
+            except redis.RedisError as exc:
+                self._degrade(exc)
+        self.buffer.add(write)
+        return None
+
+
+def _raise_refusal(result: list[str], decision_id: int, offer_ids: Sequence[str]) -> None:
+    """The engine's exception for a refusal of the outcome script, as the engine words it."""
+    status, detail = result[0], result[1] if len(result) > 1 else ""
+    if status == "ok":
+        return
+    if status == "unknown":
+        raise UnknownDecisionError(f"unknown decision id {decision_id}")
+    if status == "already":
+        raise OutcomeAlreadyReportedError(
+            f"decision {decision_id} already has an outcome for offer '{detail}'"
+        )
+    if status == "no_offer":
+        raise InvalidInputError(f"decision {decision_id} showed no offer")
+    if status == "ambiguous":
+        raise InvalidInputError(
+            f"decision {decision_id} showed {len(detail.split(', '))} offers ({detail}); "
+            "say which one the outcome is for"
+        )
+    if detail not in offer_ids:
+        raise UnknownOfferError(detail)
+    raise InvalidInputError(f"offer '{detail}' was not shown in decision {decision_id}")

@@ -1,0 +1,60 @@
+"""A real redis-server per test (never a mock), and a catalog with caps and budgets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.store.redis_server import RedisServer
+
+# One feature; `hero` (web, 1 slot) and `mail` (email, 2 slots). Caps: 3 offers per profile
+# per day on the web (fails open), at most 2 of group `cards` (fails closed). `loan` has a
+# shared budget of 25 impressions per day, first come first served.
+CATALOG = """\
+version: 1
+features:
+  - {name: age, type: int}
+channels: [web, email]
+placements:
+  - {id: hero, channel: web, slots: 1}
+  - {id: mail, channel: email, slots: 2}
+offers:
+  - {id: gold_card, placements: [hero, mail], group: cards}
+  - {id: silver_card, placements: [hero, mail], group: cards}
+  - {id: loan, placements: [hero], budget: {max: 25, window: 1d, pacing: none}}
+  - {id: savings, placements: [hero, mail]}
+contact_policy:
+  caps:
+    - {scope: channel, channel: web, max: 3, window: 1d}
+    - {scope: group, group: cards, max: 2, window: 1d, when_store_unavailable: closed}
+  cooldown_after_conversion: 1h
+store:
+  type: redis
+  url: {url}
+  key_prefix: {prefix}
+  flush_interval: 1s
+  timeout_ms: 200
+"""
+
+
+def catalog_yaml(url: str, prefix: str = "test") -> str:
+    return CATALOG.replace("{url}", url).replace("{prefix}", prefix)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def catalog_file(tmp_path: Path, redis_server: RedisServer) -> Path:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(catalog_yaml(redis_server.url), encoding="utf-8")
+    return path
