@@ -58,6 +58,7 @@ from decision_engine._core import ChosenOffer, Decision
 from decision_engine.catalog_schema import RedisStore as RedisSettings
 from decision_engine.engine import Contact, Engine, ProfileValue, Timestamp
 from decision_engine.errors import (
+    DecisionEngineError,
     InvalidInputError,
     OutcomeAlreadyReportedError,
     UnknownDecisionError,
@@ -142,6 +143,7 @@ class RedisStore:
             lambda: self._healthy,
             self._degrade,
             self._recovered,
+            self.apply_forwarded,
         )
         self.syncer.start()
 
@@ -336,59 +338,98 @@ class RedisStore:
     ) -> None:
         """Reports an outcome for a decision any server sharing this Redis made.
 
-        This server's own decisions are learned from at once; other servers' are checked in
-        Redis and forwarded to them. While Redis is away, the shared part (and every outcome
-        of another server's decision) is buffered and replayed: acknowledged, not lost.
+        Redis settles it exactly once (a second report raises on every server) and records
+        the cooldown; this server's own decisions are then learned from at once, other
+        servers' are forwarded to them. While Redis is away, this server's decisions are
+        checked and learned from by its engine, and the shared part, like every outcome of
+        another server's decision, is buffered and replayed: acknowledged, not lost.
         """
         if not (math.isfinite(reward) and 0.0 <= reward <= 1.0):
             raise InvalidInputError(f"reward must be a number in [0, 1], got {reward}")
         own = self.ids.worker_of(decision_id) == self.server
-        if own:
-            self.engine.report_outcome(self.ids.engine_id(decision_id), reward, offer_id, dismissed=dismissed)
-        write = Write(
-            "outcome",
-            [self.keys.pending(decision_id)],
-            [
-                self.keys.prefix,
-                offer_id or "",
-                repr(float(reward)),
-                "1" if dismissed else "0",
-                str(self.server),
-                int(self.view.horizon) + 60,
-                repr(self.view.horizon),
-            ],
-            f"outcome of {decision_id}",
-        )
-        result = self._run_or_buffer(write)
-        if result is not None and not own:
+        local = self.ids.engine_id(decision_id)
+        args: list[str | int | float] = [
+            self.keys.prefix,
+            offer_id or "",
+            repr(float(reward)),
+            "1" if dismissed else "0",
+            str(self.server),
+            int(self.view.horizon) + 60,
+            repr(self.view.horizon),
+            "0",  # replayed: "1", see _buffer
+            str(self.ids.worker_of(decision_id)),
+            str(decision_id),
+        ]
+        write = Write("outcome", [self.keys.pending(decision_id)], args, f"outcome of {decision_id}")
+        result = self._run(write)
+        if result is None:
+            if own:
+                self.engine.report_outcome(local, reward, offer_id, dismissed=dismissed)
+            self._buffer(write, forward_at=7)
+        elif own and result[0] == "unknown":  # a DecideBatch decision, or one Redis lost
+            self.engine.report_outcome(local, reward, offer_id, dismissed=dismissed)
+        else:
             _raise_refusal(result, decision_id, self.engine.offer_ids)
+            if own:
+                self.engine.report_outcome(local, reward, result[2], dismissed=dismissed)
 
     def release(self, decision_id: int) -> None:
         """Withdraws a decision that was not shown: contacts and budget units go back."""
         own = self.ids.worker_of(decision_id) == self.server
-        if own:
-            self.engine.release(self.ids.engine_id(decision_id))
-        write = Write(
-            "release",
-            [self.keys.pending(decision_id)],
-            [self.keys.prefix, str(self.server)],
-            f"release of {decision_id}",
-        )
-        result = self._run_or_buffer(write)
-        if result is not None and not own:
+        local = self.ids.engine_id(decision_id)
+        args: list[str | int | float] = [
+            self.keys.prefix,
+            str(self.server),
+            "0",  # replayed: "1", see _buffer
+            str(self.ids.worker_of(decision_id)),
+            str(decision_id),
+        ]
+        write = Write("release", [self.keys.pending(decision_id)], args, f"release of {decision_id}")
+        result = self._run(write)
+        if result is None:
+            if own:
+                self.engine.release(local)
+            self._buffer(write, forward_at=2)
+        elif own and result[0] == "unknown":
+            self.engine.release(local)
+        else:
             if result[0] == "reported":
                 raise InvalidInputError(f"decision {decision_id} already has an outcome; it was shown")
             _raise_refusal(result, decision_id, self.engine.offer_ids)
+            if own:
+                self.engine.release(local)
 
-    def _run_or_buffer(self, write: Write) -> list[str] | None:
-        """The script's reply, or None when the write was buffered for later."""
-        if self._healthy:
-            try:
-                return self.scripts.run(write)
-            except redis.RedisError as exc:
-                self._degrade(exc)
-        self.buffer.add(write)
-        return None
+    def apply_forwarded(self, op: dict[str, str]) -> None:
+        """An outcome or release of this server's decision that another server received
+        (and settled in Redis, or, replayed after an outage, found no longer there)."""
+        local = self.ids.engine_id(int(op["id"]))
+        try:
+            if op["op"] == "outcome":
+                dismissed = op["dismissed"] == "1"
+                self.engine.report_outcome(
+                    local, float(op["reward"]), op["offer"] or None, dismissed=dismissed
+                )
+            else:
+                self.engine.release(local)
+        except DecisionEngineError as exc:  # e.g. decided before this server restarted
+            log.info("forwarded %s not applied", op["op"], extra={"decision_id": op["id"], "error": str(exc)})
+
+    def _run(self, write: Write) -> list[str] | None:
+        """The script's reply; None when Redis is unavailable."""
+        if not self._healthy:
+            return None
+        try:
+            return self.scripts.run(write)
+        except redis.RedisError as exc:
+            self._degrade(exc)
+            return None
+
+    def _buffer(self, write: Write, forward_at: int) -> None:
+        """Keeps a write for the replay; replayed, it passes what Redis no longer knows on to
+        the deciding server (args[forward_at] = "1")."""
+        args = list(write.args)
+        args[forward_at] = "1"
+        self.buffer.add(Write(write.script, write.keys, args, write.what))
 
 
 def _raise_refusal(result: list[str], decision_id: int, offer_ids: Sequence[str]) -> None:

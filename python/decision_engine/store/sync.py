@@ -22,7 +22,6 @@ from typing import Any
 import redis
 
 from decision_engine.engine import Engine
-from decision_engine.errors import DecisionEngineError
 from decision_engine.ids import DecisionIds
 from decision_engine.store.keys import Keys
 from decision_engine.store.writes import Scripts, Write
@@ -88,6 +87,7 @@ class Syncer(threading.Thread):
         is_healthy: Callable[[], bool],
         on_error: Callable[[BaseException], None],
         on_recovered: Callable[[], None],
+        apply_forwarded: Callable[[dict[str, str]], None],
     ) -> None:
         super().__init__(name="decision-engine-redis-sync", daemon=True)
         self.client = client
@@ -100,6 +100,7 @@ class Syncer(threading.Thread):
         self.is_healthy = is_healthy
         self.on_error = on_error
         self.on_recovered = on_recovered
+        self.apply_forwarded = apply_forwarded
         self.stopping = threading.Event()
         self.unsent: deque[str] = deque(maxlen=MAX_UNSENT_DELTAS)
         self.last_delta_id = "0"
@@ -168,18 +169,6 @@ class Syncer(threading.Thread):
         while True:
             items: Any = self.client.lpop(self.keys.inbox(self.ids.worker), INBOX_BATCH)
             for item in items or ():
-                self._apply(json.loads(item))
+                self.apply_forwarded(json.loads(item))
             if not items or len(items) < INBOX_BATCH:
                 return
-
-    def _apply(self, op: dict[str, str]) -> None:
-        local = self.ids.engine_id(int(op["id"]))
-        try:
-            if op["op"] == "outcome":
-                self.engine.report_outcome(
-                    local, float(op["reward"]), op["offer"], dismissed=op["dismissed"] == "1"
-                )
-            else:
-                self.engine.release(local)
-        except DecisionEngineError as exc:  # e.g. decided before a restart of this server
-            log.info("forwarded %s not applied", op["op"], extra={"decision_id": op["id"], "error": str(exc)})

@@ -1,10 +1,18 @@
 -- Records an outcome against a pending decision, whichever server made it.
 -- KEYS[1]: the pending decision
 -- ARGV: key prefix, offer id ('' = the decision's only offer), reward, dismissed ('1'/'0'),
---       reporting server, history_ttl, trim_below offset (seconds of history kept)
+--       reporting server, history_ttl, trim_below offset (seconds of history kept),
+--       forward_unknown ('1': a replayed outcome: if Redis lost the decision, pass it on to
+--       the deciding server anyway, whose engine still knows it), deciding server, decision id
 -- Returns {'ok', owner, offer} or {error, detail}: unknown, no_offer, ambiguous, not_shown, already.
 local p = redis.call('HGETALL', KEYS[1])
 if #p == 0 then
+  if ARGV[8] == '1' and ARGV[9] ~= ARGV[5] then
+    local forward = {op = 'outcome', id = ARGV[10], offer = ARGV[2], reward = ARGV[3], dismissed = ARGV[4]}
+    redis.call('RPUSH', ARGV[1] .. ':inbox:' .. ARGV[9], cjson.encode(forward))
+    redis.call('EXPIRE', ARGV[1] .. ':inbox:' .. ARGV[9], 7 * 24 * 3600)
+    return {'ok', ARGV[9], ARGV[2]}
+  end
   return {'unknown', ''}
 end
 local d = {}

@@ -1,9 +1,16 @@
 -- Withdraws a decision that was not shown: its contacts leave the profile's history, its
 -- budget units go back, and it takes no outcome.
--- KEYS[1]: the pending decision.  ARGV: key prefix, releasing server.
+-- KEYS[1]: the pending decision.
+-- ARGV: key prefix, releasing server, forward_unknown ('1': replayed, pass a release Redis
+--       lost on to the deciding server), deciding server, decision id
 -- Returns {'ok', owner}, {'unknown', ''} or {'reported', ''} (it has an outcome: it was shown).
 local p = redis.call('HGETALL', KEYS[1])
 if #p == 0 then
+  if ARGV[3] == '1' and ARGV[4] ~= ARGV[2] then
+    redis.call('RPUSH', ARGV[1] .. ':inbox:' .. ARGV[4], cjson.encode({op = 'release', id = ARGV[5]}))
+    redis.call('EXPIRE', ARGV[1] .. ':inbox:' .. ARGV[4], 7 * 24 * 3600)
+    return {'ok', ARGV[4]}
+  end
   return {'unknown', ''}
 end
 local d = {}

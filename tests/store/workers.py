@@ -1,0 +1,28 @@
+"""Engine processes for the store tests (spawned: each has its own engine and Redis store)."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+from decision_engine import Engine
+from decision_engine.store import open_store
+
+
+def decide_many(
+    catalog: str, seed: int, placement: str, profiles: list[str | None], rounds: int, start_at: float
+) -> list[tuple[str | None, list[str]]]:
+    """From `start_at` (unix time, so that every process starts together), decides `rounds`
+    times for every profile (None: no profile id) in a shuffled order; (profile, offers) of
+    every decision."""
+    engine = Engine(Path(catalog), seed=seed)
+    store = open_store(engine)
+    assert store is not None
+    order = [p for p in profiles for _ in range(rounds)]
+    random.Random(seed).shuffle(order)
+    time.sleep(max(0.0, start_at - time.time()))
+    try:
+        return [(p, store.decide(placement, [30.0], profile_id=p).offer_ids) for p in order]
+    finally:
+        store.close()
