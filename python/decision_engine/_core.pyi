@@ -75,7 +75,20 @@ class BatchDecision:
 
 @final
 class Engine:
-    def __new__(cls, catalog_json: str, seed: int = 0, max_pending: int = ...) -> Engine: ...
+    def __new__(
+        cls,
+        catalog_json: str,
+        seed: int = 0,
+        max_pending: int = ...,
+        state_dir: str | os.PathLike[str] | None = None,
+        fsync: str = "interval",
+        fsync_interval_ms: int = 100,
+        snapshot_every: int = 100_000,
+        attribution_window: float = ...,
+    ) -> Engine: ...
+    @property
+    def recovery(self) -> dict[str, object] | None: ...
+    def snapshot(self) -> None: ...
     def replace_catalog(self, catalog_json: str) -> None: ...
     def decide(
         self,

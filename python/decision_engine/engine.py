@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ def _unix_seconds(now: Timestamp) -> float | None:
     return now
 
 
+_log = logging.getLogger(__name__)
+
 _Extras = tuple[
     list[str], float | None, bool, str | None, list[tuple[str, str, float, str, str | None]], list[str], list[str]
 ]
@@ -97,13 +100,36 @@ class Engine:
         *,
         seed: int = 0,
         max_pending: int = 10_000_000,
+        state_dir: str | os.PathLike[str] | None = None,
     ) -> None:
+        """``state_dir`` makes the state durable (the embedded store): every change is journaled
+        there before it is acknowledged, and a restart recovers it (see ``recovery``). The
+        catalog's ``store:`` section sets the fsync policy, snapshot interval and attribution
+        window; ``decision-engine serve`` takes the directory from its ``path``."""
         self.catalog = catalog if isinstance(catalog, LoadedCatalog) else load_catalog(catalog)
+        store = self.catalog.model.store
+        durable: dict[str, object] = {"attribution_window": float(store.attribution_window)}
+        if store.type == "embedded":
+            durable.update(fsync=store.fsync, fsync_interval_ms=store.fsync_interval_ms)
+            durable.update(snapshot_every=store.snapshot_every)
+            durable["state_dir"] = os.fspath(state_dir) if state_dir is not None else None
         try:
-            self._core = _core.Engine(self.catalog.to_core_json(), seed, max_pending)
+            self._core = _core.Engine(self.catalog.to_core_json(), seed, max_pending, **durable)  # type: ignore[arg-type]
         except _core.CatalogError as exc:
             raise self.catalog.core_error(exc) from exc
+        if self.recovery and self.recovery["warning"]:
+            _log.warning("state recovery: %s", self.recovery["warning"])
         self._describe_catalog()
+
+    @property
+    def recovery(self) -> dict[str, object] | None:
+        """What opening the state directory recovered (None without one): snapshot_loaded,
+        generation, replayed, skipped, discarded_bytes (a torn journal tail) and warning."""
+        return self._core.recovery
+
+    def snapshot(self) -> None:
+        """Writes a snapshot of the whole state now and starts a fresh journal."""
+        self._core.snapshot()
 
     def _describe_catalog(self) -> None:
         self.feature_names: list[str] = self._core.feature_names

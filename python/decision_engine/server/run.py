@@ -3,7 +3,8 @@ optionally fork worker processes that share one port (SO_REUSEPORT).
 
 Workers are forked before any of them creates an engine or a gRPC server (the pattern of
 grpc's examples/python/multiprocessing). Each worker has its own engine: its own learned
-state and pending decisions, until the shared Redis store lands.
+state and pending decisions, unless they share them through a Redis store (the catalog's
+`store: {type: redis}` or `--store redis://...`), each worker then being one server of it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 
+from decision_engine.catalog import load_catalog
 from decision_engine.engine import Engine
 from decision_engine.errors import CatalogError
 from decision_engine.server.catalogs import issues_of
@@ -28,6 +30,7 @@ from decision_engine.server.interceptors import Tokens
 from decision_engine.server.metrics import Metrics
 from decision_engine.server.server import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_THREADS, TlsConfig, create_server
 from decision_engine.server.servicers import Limits
+from decision_engine.store import open_store
 
 __all__ = ["ServeOptions", "serve", "split_address"]
 
@@ -50,6 +53,7 @@ class ServeOptions:
     max_batch: int = Limits.max_batch
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     seed: int = 0  # worker i seeds its engine with seed + i
+    store: str | None = None  # redis://... overrides the catalog's `store:` section
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -81,15 +85,38 @@ class _Signals:
         self.reload = True
 
 
+def _state_dir(options: ServeOptions, worker: int) -> Path | None:
+    """The embedded store's directory for this worker: the catalog's ``store.path`` (relative
+    to the catalog file), one subdirectory per worker when there are several (each worker
+    keeps its own state)."""
+    store = load_catalog(options.catalog).model.store
+    if store.type != "embedded" or store.path is None:
+        return None
+    path = Path(options.catalog).parent / store.path
+    return path / f"worker-{worker}" if options.workers > 1 else path
+
+
 def _serve_worker(options: ServeOptions, worker: int, *, reuse_port: bool) -> int:
     """Serves until SIGTERM/SIGINT; the exit code."""
     signals = _Signals()
     context = {"worker": worker, "pid": os.getpid()}
     try:
-        engine = Engine(options.catalog, seed=options.seed + worker)
+        engine = Engine(options.catalog, seed=options.seed + worker, state_dir=_state_dir(options, worker))
     except CatalogError as exc:
         log.error("invalid catalog: %s", exc, extra={**context, "issues": [str(i) for i in issues_of(exc)]})
         return 1
+    if engine.recovery is not None:
+        log.info("state recovered", extra={**context, **engine.recovery})
+    try:
+        store = open_store(engine, options.store)
+    except ValueError as exc:
+        log.error("invalid store: %s", exc, extra=context)
+        return 1
+    if store is not None:
+        log.info(
+            "sharing state through redis",
+            extra={**context, "server": store.server, "healthy": store.healthy, "prefix": store.keys.prefix},
+        )
     metrics = Metrics()
     host, _ = split_address(options.address)
     try:
@@ -104,6 +131,7 @@ def _serve_worker(options: ServeOptions, worker: int, *, reuse_port: bool) -> in
             metrics=metrics,
             reuse_port=reuse_port,
             worker=worker,
+            store=store,
         )
         http = None
         if options.metrics_port is not None:
@@ -136,6 +164,8 @@ def _serve_worker(options: ServeOptions, worker: int, *, reuse_port: bool) -> in
         extra={**context, "grace_seconds": options.grace},
     )
     stopped.wait()
+    if store is not None:
+        store.close()  # after a last flush of what this worker learned
     if http is not None:
         http.close()
     log.info("stopped", extra=context)

@@ -11,6 +11,9 @@ use pyo3::types::PyDict;
 use crate::convert::run_detached;
 use crate::errors::{InvalidInputError, to_py};
 
+/// (choices, propensities) of a selection.
+type Selected<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f64>>);
+
 #[pyclass(frozen, name = "Bandit", module = "decision_engine._core")]
 pub struct PyBandit {
     inner: Mutex<Bandit>,
@@ -77,7 +80,7 @@ impl PyBandit {
         slots: usize,
         eligible: Option<PyReadonlyArray2<'py, bool>>,
         threads: Option<usize>,
-    ) -> PyResult<(Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f64>>)> {
+    ) -> PyResult<Selected<'py>> {
         let (values, rows, width) = matrix(py, x, "x")?;
         let eligible = mask(eligible)?;
         let selection =

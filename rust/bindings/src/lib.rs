@@ -10,7 +10,8 @@ mod wire;
 
 use std::sync::Arc;
 
-use decision_engine_core::engine::DEFAULT_MAX_PENDING;
+use decision_engine_core::durable::{DurableOptions, Fsync, RecoveryReport};
+use decision_engine_core::engine::{DEFAULT_ATTRIBUTION_WINDOW, DEFAULT_MAX_PENDING};
 use decision_engine_core::{BatchRequest, Catalog, DecideRequest, Engine};
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
@@ -22,10 +23,15 @@ use convert::{
 use decision::{PyBatchDecision, PyDecision};
 use errors::{InvalidInputError, to_py};
 
+/// One arm of `policy_state`: (offer_id, alpha, beta, mean, pulls, uncertainty).
+type ArmRow = (String, f64, f64, f64, f64, f64);
+
 /// The engine over one compiled catalog. Thread-safe: share one instance.
 #[pyclass(frozen, name = "Engine", module = "decision_engine._core")]
 struct PyEngine {
     inner: Arc<Engine>,
+    /// What opening the state directory recovered, when the engine has one.
+    recovery: Option<RecoveryReport>,
 }
 
 impl PyEngine {
@@ -69,10 +75,69 @@ impl PyEngine {
 impl PyEngine {
     /// Compiles a catalog given as validated JSON (see `decision_engine.catalog`).
     #[new]
-    #[pyo3(signature = (catalog_json, seed = 0, max_pending = DEFAULT_MAX_PENDING))]
-    fn new(py: Python<'_>, catalog_json: &str, seed: u64, max_pending: usize) -> PyResult<Self> {
+    /// With `state_dir`, state is journaled there and recovered from it on start (the
+    /// embedded store); `fsync` is "always", "interval" (every `fsync_interval_ms`) or "never".
+    #[pyo3(signature = (catalog_json, seed = 0, max_pending = DEFAULT_MAX_PENDING, state_dir = None,
+                        fsync = "interval", fsync_interval_ms = 100, snapshot_every = 100_000,
+                        attribution_window = DEFAULT_ATTRIBUTION_WINDOW))]
+    #[expect(clippy::too_many_arguments, reason = "one per Python keyword argument")]
+    fn new(
+        py: Python<'_>,
+        catalog_json: &str,
+        seed: u64,
+        max_pending: usize,
+        state_dir: Option<std::path::PathBuf>,
+        fsync: &str,
+        fsync_interval_ms: u64,
+        snapshot_every: u64,
+        attribution_window: f64,
+    ) -> PyResult<Self> {
         let catalog = py.detach(|| Catalog::from_json(catalog_json)).map_err(to_py)?;
-        Ok(Self { inner: Arc::new(Engine::with_max_pending(catalog, seed, max_pending)) })
+        if !(attribution_window.is_finite() && attribution_window > 0.0) {
+            return Err(InvalidInputError::new_err(format!(
+                "attribution_window must be > 0, got {attribution_window}"
+            )));
+        }
+        let Some(dir) = state_dir else {
+            let mut engine = Engine::with_max_pending(catalog, seed, max_pending);
+            engine.set_attribution_window(attribution_window);
+            return Ok(Self { inner: Arc::new(engine), recovery: None });
+        };
+        let fsync = match fsync {
+            "always" => Fsync::Always,
+            "interval" => Fsync::Interval(std::time::Duration::from_millis(fsync_interval_ms.max(1))),
+            "never" => Fsync::Never,
+            other => {
+                return Err(InvalidInputError::new_err(format!(
+                    "fsync must be 'always', 'interval' or 'never', got '{other}'"
+                )));
+            }
+        };
+        let options = DurableOptions { dir, fsync, snapshot_every: snapshot_every.max(1) };
+        let (mut engine, report) = py.detach(|| Engine::open(catalog, seed, max_pending, options)).map_err(to_py)?;
+        engine.set_attribution_window(attribution_window);
+        Ok(Self { inner: Arc::new(engine), recovery: Some(report) })
+    }
+
+    /// What recovery found when the engine opened its state directory (None without one):
+    /// snapshot_loaded, generation, replayed, skipped, discarded_bytes, warning.
+    #[getter]
+    fn recovery<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
+        let Some(r) = &self.recovery else { return Ok(None) };
+        let dict = pyo3::types::PyDict::new(py);
+        dict.set_item("snapshot_loaded", r.snapshot_loaded)?;
+        dict.set_item("generation", r.generation)?;
+        dict.set_item("replayed", r.replayed)?;
+        dict.set_item("skipped", r.skipped)?;
+        dict.set_item("discarded_bytes", r.discarded_bytes)?;
+        dict.set_item("warning", r.warning.clone())?;
+        Ok(Some(dict))
+    }
+
+    /// Writes a snapshot of the whole state now and starts a fresh journal (no-op without a
+    /// state directory).
+    fn snapshot(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.snapshot()).map_err(to_py)
     }
 
     /// Compiles a new catalog and swaps it in atomically, keeping learned state for unchanged
@@ -252,7 +317,7 @@ impl PyEngine {
     }
 
     /// Per offer of a placement: (offer_id, alpha, beta, mean, pulls, uncertainty).
-    fn policy_state(&self, placement: &str) -> PyResult<Vec<(String, f64, f64, f64, f64, f64)>> {
+    fn policy_state(&self, placement: &str) -> PyResult<Vec<ArmRow>> {
         let arms = self.inner.policy_state(placement).map_err(to_py)?;
         Ok(arms.into_iter().map(|a| (a.offer_id, a.alpha, a.beta, a.mean, a.pulls, a.uncertainty)).collect())
     }

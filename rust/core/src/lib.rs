@@ -6,6 +6,7 @@ pub mod arbitrate;
 pub mod bandit;
 pub mod catalog;
 pub mod contact;
+pub mod durable;
 pub mod engine;
 pub mod error;
 pub mod experiment;

@@ -74,8 +74,40 @@ impl<S> PendingBatch<S> {
         self
     }
 
-    fn rows(&self) -> usize {
+    /// Marks offers already reported (restoring a snapshot): `reported` is `rows x slots`.
+    pub fn with_reported(mut self, reported: Vec<bool>) -> Self {
+        debug_assert_eq!(reported.len(), self.offers.len());
+        let open = |o: u32, r: bool| o != NO_OFFER && !r;
+        self.unreported = self.offers.iter().zip(&reported).filter(|&(&o, &r)| open(o, r)).count();
+        self.open_rows = self
+            .offers
+            .chunks(self.slots)
+            .zip(reported.chunks(self.slots))
+            .filter(|(row, done)| row.iter().zip(done.iter()).any(|(&o, &r)| open(o, r)))
+            .count();
+        self.reported = reported;
+        self
+    }
+
+    pub fn rows(&self) -> usize {
         self.offers.len() / self.slots
+    }
+
+    pub fn reported(&self) -> &[bool] {
+        &self.reported
+    }
+
+    pub fn profiles(&self) -> &[Arc<str>] {
+        &self.profiles
+    }
+
+    pub fn time(&self) -> f64 {
+        self.time
+    }
+
+    /// Each row's policy context (`rows x width`) and the width.
+    pub fn contexts(&self) -> (&[f32], usize) {
+        (&self.contexts, self.width)
     }
 }
 
@@ -112,6 +144,22 @@ impl<S> PendingStore<S> {
     /// Keeps at most `max_rows` decisions; the oldest batches go first when full.
     pub fn new(max_rows: usize) -> Self {
         Self { batches: BTreeMap::new(), rows: 0, open_rows: 0, max_rows }
+    }
+
+    /// The batches still awaiting outcomes, by first decision id.
+    pub fn batches(&self) -> impl Iterator<Item = (u64, &PendingBatch<S>)> {
+        self.batches.iter().map(|(&id, batch)| (id, batch))
+    }
+
+    /// Drops decisions made before `cutoff` (their attribution window has passed).
+    pub fn expire_before(&mut self, cutoff: f64) {
+        let expired: Vec<u64> = self.batches.iter().filter(|(_, b)| b.time < cutoff).map(|(&id, _)| id).collect();
+        for id in expired {
+            if let Some(old) = self.batches.remove(&id) {
+                self.rows -= old.rows();
+                self.open_rows -= old.open_rows;
+            }
+        }
     }
 
     pub fn insert(&mut self, first_id: u64, batch: PendingBatch<S>) {

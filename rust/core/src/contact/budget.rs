@@ -73,6 +73,16 @@ impl Budget {
         }
     }
 
+    /// (window index, units used in it), for a snapshot.
+    pub fn counter(&self) -> (i64, u64) {
+        *self.lock()
+    }
+
+    /// Restores a snapshot's counter.
+    pub fn restore(&self, counter: (i64, u64)) {
+        *self.lock() = counter;
+    }
+
     /// (used, allowed) at `now`.
     pub fn usage(&self, now: f64) -> (u64, u64) {
         let window = self.window_of(now);

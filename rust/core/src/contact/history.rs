@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ContactKind {
     Shown,
     Converted,
@@ -13,7 +13,7 @@ pub enum ContactKind {
 }
 
 /// One contact. Names rather than catalog indices, so history survives catalog reloads.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ContactEvent {
     pub time: f64,
     pub offer: Arc<str>,
@@ -82,6 +82,22 @@ impl ContactStore {
     pub fn record(&self, profile: &str, event: ContactEvent, horizon: f64) {
         let mut shard = self.lock(profile);
         shard.entry(profile.to_owned()).or_default().push(event, horizon, self.max_events);
+    }
+
+    /// Every profile's history (for a snapshot).
+    pub fn export(&self) -> Vec<(String, Vec<ContactEvent>)> {
+        let mut all = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            all.extend(shard.iter().map(|(id, h)| (id.clone(), h.events.iter().cloned().collect())));
+        }
+        all
+    }
+
+    /// Replaces a profile's history (restoring a snapshot).
+    pub fn restore(&self, profile: String, events: Vec<ContactEvent>) {
+        let mut shard = self.lock(&profile);
+        shard.insert(profile, History { events: events.into() });
     }
 
     pub fn profiles(&self) -> usize {

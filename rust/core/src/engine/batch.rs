@@ -40,6 +40,8 @@ pub struct BatchDecision {
 
 impl Engine {
     pub fn decide_batch(&self, request: &BatchRequest<'_>) -> Result<BatchDecision> {
+        self.snapshot_if_due()?;
+        let _gate = self.gate();
         let loaded = self.current();
         let catalog = &loaded.catalog;
         let (p, rows) = validate(&loaded, request)?;
@@ -126,7 +128,7 @@ impl Engine {
             PendingBatch::new(Arc::clone(&loaded), p, slots, local)
                 .with_context(profiles, request.now)
                 .with_contexts(contexts, columns.len()),
-        );
+        )?;
         let propensities = request.propensities.then_some(propensities);
         Ok(BatchDecision { first_id, rows, slots, offers, scores, propensities })
     }

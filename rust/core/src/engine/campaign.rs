@@ -22,6 +22,8 @@ impl Engine {
         if request.profile_ids.is_some() {
             return Err(Error::InvalidInput("budget allocation does not take profile_ids yet".to_owned()));
         }
+        self.snapshot_if_due()?;
+        let _gate = self.gate();
         let loaded = self.current();
         let catalog = &loaded.catalog;
         let (p, rows) = validate(&loaded, request)?;
@@ -112,7 +114,7 @@ impl Engine {
         self.remember(
             first_id,
             PendingBatch::new(Arc::clone(&loaded), p, slots, local).with_context(Vec::new(), request.now),
-        );
+        )?;
         Ok(BatchDecision { first_id, rows, slots, offers, scores, propensities })
     }
 }

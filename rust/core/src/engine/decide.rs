@@ -268,6 +268,8 @@ impl Engine {
     /// Decides every placement of a page in order: an offer appears at most once on the
     /// page, group limits hold across it, and caps count what earlier placements reserved.
     pub fn decide_page(&self, request: &DecideRequest<'_>) -> Result<Vec<Decision>> {
+        self.snapshot_if_due()?;
+        let _gate = self.gate();
         let loaded = self.current();
         let catalog = &loaded.catalog;
         let placements: Vec<usize> = request.placements.iter().map(|id| loaded.placement(id)).collect::<Result<_>>()?;
@@ -328,7 +330,7 @@ impl Engine {
                 reasons.sort_by_key(|(local, _)| *local);
             }
             on_page.extend(ws.picks.iter().map(|pick| (placement.offers[pick.local], p)));
-            let mut decision = self.record(&loaded, (p, set), decision_id, &ws, reasons, request);
+            let mut decision = self.record(&loaded, (p, set), decision_id, &ws, reasons, request)?;
             decision.experiments = assignments
                 .iter()
                 .map(|&(e, g)| (experiments[e].id.clone(), experiments[e].groups[g].name.clone()))
@@ -346,7 +348,7 @@ impl Engine {
         ws: &Workspace,
         reasons: Vec<(usize, Reason)>,
         request: &DecideRequest<'_>,
-    ) -> Decision {
+    ) -> Result<Decision> {
         let placement = &loaded.catalog.placements[p];
         let mut shown = vec![NO_OFFER; placement.slots];
         for (slot, pick) in shown.iter_mut().zip(&ws.picks) {
@@ -369,8 +371,8 @@ impl Engine {
             .with_arm_set(set)
             .with_context(profiles, request.now)
             .with_contexts(context, columns.len());
-        self.remember(decision_id, batch);
-        Decision { decision_id, placement: placement.id.clone(), offers, reasons, experiments: Vec::new() }
+        self.remember(decision_id, batch)?;
+        Ok(Decision { decision_id, placement: placement.id.clone(), offers, reasons, experiments: Vec::new() })
     }
 }
 

@@ -5,6 +5,7 @@ mod arms;
 mod batch;
 mod campaign;
 mod decide;
+mod durable;
 mod persist;
 mod reason;
 
@@ -119,7 +120,14 @@ pub struct Engine {
     seed: u64,
     /// Keep what the policies learn for [`Engine::take_policy_delta`] (servers sharing a model).
     sharing: std::sync::atomic::AtomicBool,
+    /// The embedded store's journal and snapshots, when the engine was opened on a directory.
+    durable: Option<durable::Durable>,
+    /// Seconds after which a decision no longer takes outcomes.
+    attribution_window: f64,
 }
+
+/// Decisions take outcomes for a week unless told otherwise.
+pub const DEFAULT_ATTRIBUTION_WINDOW: f64 = 7.0 * 86_400.0;
 
 impl Engine {
     pub fn new(catalog: Catalog, seed: u64) -> Self {
@@ -134,6 +142,8 @@ impl Engine {
             next_id: AtomicU64::new(1),
             seed,
             sharing: std::sync::atomic::AtomicBool::new(false),
+            durable: None,
+            attribution_window: DEFAULT_ATTRIBUTION_WINDOW,
         }
     }
 
@@ -168,8 +178,22 @@ impl Engine {
         Xoshiro256PlusPlus::seed_from_u64(self.seed ^ decision_id.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
 
-    fn remember(&self, first_id: u64, batch: PendingBatch<Loaded>) {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner).insert(first_id, batch);
+    /// Sets how long after a decision its outcomes still count (seconds).
+    pub fn set_attribution_window(&mut self, seconds: f64) {
+        self.attribution_window = seconds;
+    }
+
+    /// Keeps decisions for their outcomes, journaled first when the engine has a store.
+    /// Decisions older than the attribution window are let go.
+    fn remember(&self, first_id: u64, batch: PendingBatch<Loaded>) -> Result<()> {
+        self.journal(|| crate::durable::Record::Decided(durable::pending_record(first_id, &batch)))?;
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let cutoff = batch.time() - self.attribution_window;
+        if pending.batches().next().is_some_and(|(_, oldest)| oldest.time() < cutoff) {
+            pending.expire_before(cutoff);
+        }
+        pending.insert(first_id, batch);
+        Ok(())
     }
 
     /// Records a reward in [0, 1] for one offer of a decision and updates its policy.
@@ -180,6 +204,18 @@ impl Engine {
         if !(reward.is_finite() && (0.0..=1.0).contains(&reward)) {
             return Err(Error::InvalidInput(format!("reward must be a number in [0, 1], got {reward}")));
         }
+        self.snapshot_if_due()?;
+        let _gate = self.gate();
+        self.learn_outcome(decision_id, offer_id, reward, dismissed)?;
+        self.journal(|| crate::durable::Record::Outcome {
+            decision_id,
+            offer: offer_id.map(str::to_owned),
+            reward,
+            dismissed,
+        })
+    }
+
+    fn learn_outcome(&self, decision_id: u64, offer_id: Option<&str>, reward: f64, dismissed: bool) -> Result<()> {
         let pick = |loaded: &Loaded, placement: usize, shown: &[u32]| -> Result<usize> {
             let shown: Vec<usize> =
                 shown.iter().filter(|&&o| o != crate::pending::NO_OFFER).map(|&o| o as usize).collect();
@@ -258,6 +294,13 @@ impl Engine {
     /// Withdraws a decision that was not shown: its contacts and budget units are given
     /// back, and no outcome can be reported for it.
     pub fn release(&self, decision_id: u64) -> Result<()> {
+        self.snapshot_if_due()?;
+        let _gate = self.gate();
+        self.give_back(decision_id)?;
+        self.journal(|| crate::durable::Record::Released { decision_id })
+    }
+
+    fn give_back(&self, decision_id: u64) -> Result<()> {
         let released = self.pending.lock().unwrap_or_else(PoisonError::into_inner).release(decision_id)?;
         let state = &released.state;
         for &local in &released.locals {
@@ -282,9 +325,12 @@ impl Engine {
     }
 
     /// Records contacts that happened elsewhere (other systems, a data platform).
-    pub fn record_contact(&self, profile: &str, event: ContactEvent) {
+    pub fn record_contact(&self, profile: &str, event: ContactEvent) -> Result<()> {
+        self.snapshot_if_due()?;
+        let _gate = self.gate();
         let horizon = self.current().catalog.contact.horizon();
-        self.contacts.record(profile, event, horizon);
+        self.contacts.record(profile, event.clone(), horizon);
+        self.journal(|| crate::durable::Record::Contact { profile: profile.to_owned(), event })
     }
 
     /// (used, allowed) of an offer's volume budget at `now`, if it has one.
@@ -317,6 +363,8 @@ impl Engine {
 
 #[cfg(test)]
 mod contact_tests;
+#[cfg(test)]
+mod durable_tests;
 #[cfg(test)]
 mod experiment_tests;
 #[cfg(test)]

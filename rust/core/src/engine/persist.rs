@@ -141,7 +141,7 @@ impl Engine {
 }
 
 impl super::Loaded {
-    fn variant_names(&self, set: &super::arms::ArmSet) -> Option<(String, String)> {
+    pub(super) fn variant_names(&self, set: &super::arms::ArmSet) -> Option<(String, String)> {
         set.variant.map(|(e, g)| {
             let experiment = &self.catalog.experiments[e];
             (experiment.id.clone(), experiment.groups[g].name.clone())
@@ -149,7 +149,12 @@ impl super::Loaded {
     }
 
     /// Index of the set with this placement id, variant and policy.
-    fn set_named(&self, placement: &str, variant: &Option<(String, String)>, policy: &PolicyConfig) -> Option<usize> {
+    pub(super) fn set_named(
+        &self,
+        placement: &str,
+        variant: &Option<(String, String)>,
+        policy: &PolicyConfig,
+    ) -> Option<usize> {
         self.arm_sets.iter().position(|set| {
             set.policy == *policy
                 && self.catalog.placements[set.placement].id == placement
