@@ -228,6 +228,15 @@ def _holdout_report(log_dir: Path, experiment: str, html_path: Path | None) -> N
 )
 @click.option("--seed", default=0, show_default=True, help="Engine seed (worker i uses SEED + i).")
 @click.option(
+    "--store",
+    "store_url",
+    default=None,
+    metavar="URL",
+    help="Share contact history, caps, budgets, pending decisions and learning with every server on "
+    "this Redis (redis://host:port/db); overrides the catalog's `store:` URL. Default: the catalog's "
+    "store (embedded unless it says `type: redis`).",
+)
+@click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
 )
 def serve(
@@ -244,6 +253,7 @@ def serve(
     grace: float,
     max_batch: int,
     seed: int,
+    store_url: str | None,
     log_level: str,
 ) -> None:
     """Serve decisions over gRPC until SIGTERM (calls in flight finish); SIGHUP reloads the catalog."""
@@ -271,6 +281,7 @@ def serve(
         grace=grace,
         max_batch=max_batch,
         seed=seed,
+        store=store_url,
     )
     sys.exit(run_server(options))
 

@@ -48,7 +48,7 @@ def test_decisions_go_on_while_redis_is_down_and_the_store_recovers_by_itself(
 ) -> None:
     a, b = two_stores
     health: list[bool] = []
-    a._on_health = health.append
+    a.watch_health(health.append)
     load = _Load(a)
     load.start()
     time.sleep(0.3)

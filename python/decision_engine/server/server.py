@@ -32,6 +32,8 @@ from decision_engine.server.interceptors import (
 )
 from decision_engine.server.metrics import Metrics
 from decision_engine.server.servicers import AdminServicer, DecisionServicer, Limits
+from decision_engine.server.store_servicer import STORE_SERVICE, StoreDecisionServicer
+from decision_engine.store import RedisStore
 from decision_engine.v1 import admin_pb2_grpc, decision_pb2_grpc
 
 __all__ = ["DecisionServer", "TlsConfig", "create_server"]
@@ -68,21 +70,36 @@ class DecisionServer:
         engine: Engine,
         catalogs: CatalogManager,
         metrics: Metrics,
+        store: RedisStore | None = None,
     ) -> None:
         self.grpc_server = server
         self.health = health
         self.engine = engine
         self.catalogs = catalogs
         self.metrics = metrics
+        self.store = store
+        self._started = False
 
     def start(self) -> None:
         self.grpc_server.start()
+        self._started = True
         for service in ("", *SERVICES):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        if self.store is not None:
+            self.store.watch_health(self._store_health)
+            self._store_health(self.store.healthy)
+
+    def _store_health(self, healthy: bool) -> None:
+        """The Redis store's state as the health of `decision_engine.v1.Store`; the server
+        stays SERVING while the store is degraded, since decisions go on."""
+        if self._started:
+            status = health_pb2.HealthCheckResponse
+            self.health.set(STORE_SERVICE, status.SERVING if healthy else status.NOT_SERVING)
 
     def stop(self, grace: float | None = None) -> threading.Event:
         """Reports NOT_SERVING, refuses new calls and lets calls in flight finish for up to
         `grace` seconds (None: cancels them at once). The event is set when all is done."""
+        self._started = False
         self.health.enter_graceful_shutdown()
         return self.grpc_server.stop(grace)
 
@@ -133,12 +150,14 @@ def create_server(
     metrics: Metrics | None = None,
     reuse_port: bool = False,
     worker: int = 0,
+    store: RedisStore | None = None,
 ) -> tuple[DecisionServer, int]:
     """A server (not started yet) for `engine` bound to `address` ("host:port", port 0 for
     any free one), and the port it bound.
 
     `reuse_port` lets several worker processes bind the same port (SO_REUSEPORT); `worker`
-    is this process's index among them, carried in the decision ids it hands out.
+    is this process's index among them, carried in the decision ids it hands out. With a
+    Redis `store`, decisions, outcomes and releases go through it (see store_servicer).
     """
     metrics = metrics if metrics is not None else Metrics()
     catalogs = CatalogManager(engine, on_reload=metrics.catalog_reload)
@@ -157,13 +176,17 @@ def create_server(
         ],
     )
     limits = Limits(max_batch=max_batch)
-    register_decision_service(server, DecisionServicer(engine, metrics, limits, DecisionIds(worker)))
+    if store is None:
+        servicer = DecisionServicer(engine, metrics, limits, DecisionIds(worker))
+    else:
+        servicer = StoreDecisionServicer(store, metrics, limits)
+    register_decision_service(server, servicer)
     admin_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminServicer(engine, catalogs, metrics, limits), server
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for service in ("", *SERVICES):
+    for service in ("", *SERVICES, *([STORE_SERVICE] if store else [])):
         health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection(
         (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME),
@@ -174,4 +197,4 @@ def create_server(
         port = server.add_secure_port(address, credentials)
     else:
         port = server.add_insecure_port(address)
-    return DecisionServer(server, health_servicer, engine, catalogs, metrics), port
+    return DecisionServer(server, health_servicer, engine, catalogs, metrics, store), port

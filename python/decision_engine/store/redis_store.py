@@ -116,6 +116,7 @@ class RedisStore:
     ) -> None:
         self.engine = engine
         self.settings = settings
+        self._catalog = engine.catalog
         self.view = CatalogView.of(engine.catalog.model)
         self.keys = Keys(settings.key_prefix)
         timeout = settings.timeout_ms / 1000
@@ -128,7 +129,7 @@ class RedisStore:
         )
         self.scripts = Scripts(self.client)
         self.buffer = ReplayBuffer(MAX_BUFFERED)
-        self._on_health = on_health
+        self._listeners: list[Callable[[bool], None]] = [] if on_health is None else [on_health]
         self._healthy = True
         self._health_lock = threading.Lock()
         self.ids = DecisionIds(self._server_number(), worker_bits=SERVER_BITS)
@@ -154,6 +155,10 @@ class RedisStore:
         """False while Redis is unavailable (decisions go on degraded, writes are buffered)."""
         return self._healthy
 
+    def watch_health(self, listener: Callable[[bool], None]) -> None:
+        """Calls `listener(healthy)` on every change of `healthy` (from any thread)."""
+        self._listeners.append(listener)
+
     @property
     def server(self) -> int:
         """This server's number: the top bits of the decision ids it hands out."""
@@ -165,8 +170,8 @@ class RedisStore:
                 return
             self._healthy = False
         log.warning("redis unavailable: deciding degraded, buffering writes", extra={"error": str(exc)})
-        if self._on_health is not None:
-            self._on_health(False)
+        for listener in self._listeners:
+            listener(False)
 
     def _recovered(self) -> None:
         with self._health_lock:
@@ -174,8 +179,8 @@ class RedisStore:
                 return
             self._healthy = True
         log.info("redis reachable again: buffered writes replayed", extra={"dropped": self.buffer.dropped})
-        if self._on_health is not None:
-            self._on_health(True)
+        for listener in self._listeners:
+            listener(True)
 
     def _server_number(self) -> int:
         """From a counter in Redis; while Redis is away, a random one from the upper half."""
@@ -219,6 +224,8 @@ class RedisStore:
         placements = list(placements)
         at = _seconds(now)
         given = list(history)
+        if self.engine.catalog is not self._catalog:  # reloaded: offers, caps, budgets changed
+            self._catalog, self.view = self.engine.catalog, CatalogView.of(self.engine.catalog.model)
 
         def decide(shared: list[Contact], excluded: set[str]) -> list[Decision]:
             return self.engine.decide_page(

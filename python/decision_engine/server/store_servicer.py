@@ -1,0 +1,146 @@
+"""DecisionService over the Redis store: Decide, outcomes and releases go through
+`RedisStore` (shared caps, budgets and pending decisions) instead of the raw-bytes fast path,
+which cannot take the shared history. DecideBatch stays in the local engine (campaign
+batches: no shared caps), with decision ids in the store's layout so outcomes still find it.
+
+Health: the store's state is the standard health service's status of the service name
+`decision_engine.v1.Store` (SERVING, or NOT_SERVING while degraded); the server itself
+("" and the other services) stays SERVING, since decisions go on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import grpc
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from decision_engine.engine import Contact
+from decision_engine.errors import DecisionEngineError, InvalidInputError
+from decision_engine.server import converters as convert
+from decision_engine.server.errors import check_deadline, handle_errors, status_of
+from decision_engine.server.interceptors import note_placement
+from decision_engine.server.metrics import Metrics
+from decision_engine.server.servicers import DecisionServicer, Limits
+from decision_engine.store import RedisStore, SharedDecision
+from decision_engine.v1 import decision_pb2 as pb
+
+__all__ = ["STORE_SERVICE", "StoreDecisionServicer"]
+
+STORE_SERVICE = "decision_engine.v1.Store"
+
+_KINDS = {pb.CONTACT_KIND_CONVERTED: "converted", pb.CONTACT_KIND_DISMISSED: "dismissed"}
+
+
+def _profile(profile: pb.Profile) -> Any:
+    """The feature vector, or a mapping by name (as the fast path reads them)."""
+    if len(profile.features) and len(profile.named_features):
+        raise InvalidInputError(
+            "give the profile's features either packed (features) or by name (named_features), not both"
+        )
+    if not len(profile.named_features):
+        return np.array(profile.features, dtype=np.float32)
+    named: dict[str, float | bool | str] = {}
+    for name, value in profile.named_features.items():
+        kind = value.WhichOneof("value")
+        if kind is None:
+            raise InvalidInputError(f"feature '{name}' has no value (number, flag or category)")
+        named[name] = getattr(value, kind)
+    return named
+
+
+def _contact(c: pb.Contact) -> Contact:
+    time = c.time.seconds + c.time.nanos * 1e-9
+    if not math.isfinite(time):
+        raise InvalidInputError(f"contact time must be a finite number, got {time}")
+    kind = _KINDS.get(c.kind, "shown")
+    return Contact(c.offer_id, c.channel, time, kind, c.group if c.HasField("group") else None)  # type: ignore[arg-type]
+
+
+def _response(decisions: Sequence[SharedDecision]) -> pb.DecideResponse:
+    return pb.DecideResponse(
+        decisions=[
+            pb.Decision(
+                decision_id=d.decision_id,
+                placement=d.placement,
+                offers=[
+                    pb.ChosenOffer(offer_id=o.offer_id, slot=slot, score=o.score, propensity=o.propensity)
+                    for slot, o in enumerate(d.offers)
+                ],
+                reasons=d.reasons,
+                experiments=[pb.ExperimentGroup(experiment=e, group=g) for e, g in d.experiments],
+            )
+            for d in decisions
+        ]
+    )
+
+
+class StoreDecisionServicer(DecisionServicer):
+    def __init__(self, store: RedisStore, metrics: Metrics, limits: Limits) -> None:
+        super().__init__(store.engine, metrics, limits, store.ids)
+        self.store = store
+
+    @handle_errors
+    def Decide(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        check_deadline(context, "deciding")
+        try:
+            message = pb.DecideRequest.FromString(request)
+        except DecodeError as exc:
+            raise InvalidInputError(f"malformed DecideRequest: {exc}") from None
+        placements = list(message.placements)
+        note_placement(placements)
+        profile = message.profile
+        decisions = self.store.decide_page(
+            placements,
+            _profile(profile),
+            consents=list(profile.consents),
+            now=convert.seconds(message),
+            explain=message.explain,
+            profile_id=profile.id or None,
+            history=[_contact(c) for c in profile.history],
+            purchases=list(profile.purchases),
+        )
+        for d in decisions:
+            self.metrics.decided(d.placement, d.offer_ids)
+        return _response(decisions).SerializeToString()
+
+    def _report(self, request: pb.ReportOutcomeRequest) -> None:
+        offer_id = request.offer_id if request.HasField("offer_id") else None
+        self.store.report_outcome(request.decision_id, request.reward, offer_id, dismissed=request.dismissed)
+
+    @handle_errors
+    def ReportOutcome(
+        self, request: pb.ReportOutcomeRequest, context: grpc.ServicerContext
+    ) -> pb.ReportOutcomeResponse:
+        try:
+            self._report(request)
+        except DecisionEngineError as exc:
+            self.metrics.outcome(status_of(exc)[0].name)
+            raise
+        self.metrics.outcome("accepted")
+        return pb.ReportOutcomeResponse()
+
+    @handle_errors
+    def ReportOutcomes(
+        self, requests: Iterator[pb.ReportOutcomeRequest], context: grpc.ServicerContext
+    ) -> pb.ReportOutcomesResponse:
+        response = pb.ReportOutcomesResponse()
+        for index, request in enumerate(requests):
+            try:
+                self._report(request)
+            except DecisionEngineError as exc:
+                code, message = status_of(exc)
+                self.metrics.outcome(code.name)
+                response.rejected.append(convert.rejected(index, request, code, message))
+                continue
+            self.metrics.outcome("accepted")
+            response.accepted += 1
+        return response
+
+    @handle_errors
+    def Release(self, request: pb.ReleaseRequest, context: grpc.ServicerContext) -> pb.ReleaseResponse:
+        self.store.release(request.decision_id)
+        return pb.ReleaseResponse()
