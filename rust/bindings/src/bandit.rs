@@ -21,6 +21,13 @@ pub struct PyBandit {
 
 /// A `rows x columns` float32 C-contiguous copy of any 2-d array-like (float64 included).
 fn matrix(py: Python<'_>, x: &Bound<'_, PyAny>, what: &str) -> PyResult<(Vec<f32>, usize, usize)> {
+    // The common case, a C-contiguous float32 array, is read without calling numpy.
+    if let Ok(array) = x.extract::<PyReadonlyArray2<'_, f32>>()
+        && let Ok(values) = array.as_slice()
+    {
+        let (rows, columns) = array.as_array().dim();
+        return Ok((values.to_vec(), rows, columns));
+    }
     let numpy = py.import("numpy")?;
     let array = numpy.call_method1("ascontiguousarray", (x, numpy.getattr("float32")?))?;
     let array: PyReadonlyArray2<'_, f32> = array

@@ -58,13 +58,29 @@ pub(crate) fn run_detached<T: Send>(
         None => Ok(py.detach(work)),
         Some(0) => Err(InvalidInputError::new_err("threads must be at least 1")),
         Some(n) => {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map_err(|e| InvalidInputError::new_err(format!("cannot start {n} threads: {e}")))?;
+            let pool = pool_of(n)?;
             Ok(py.detach(|| pool.install(work)))
         }
     }
+}
+
+/// One rayon pool per thread count, built on first use: building a pool per call would
+/// cost more than a small batch.
+fn pool_of(threads: usize) -> PyResult<std::sync::Arc<rayon::ThreadPool>> {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+    static POOLS: OnceLock<Mutex<BTreeMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    let mut pools = POOLS.get_or_init(Mutex::default).lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(pool) = pools.get(&threads) {
+        return Ok(Arc::clone(pool));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| InvalidInputError::new_err(format!("cannot start {threads} threads: {e}")))?;
+    let pool = Arc::new(pool);
+    pools.insert(threads, Arc::clone(&pool));
+    Ok(pool)
 }
 
 /// (placement, chosen offer ids) per decision.

@@ -1,10 +1,11 @@
-//! Linear arms' moments for a block of contexts at once: one matrix product of the block
-//! (n x d) with every arm's stacked [A^-1 | theta] (d x arms(d+1)), which runs at matrix
-//! multiply speed (nalgebra hands f32 products of this size to matrixmultiply's kernels).
+//! Linear arms' moments for a block of contexts at once, by two matrix products: the lifted
+//! contexts (n x d(d+1)/2, see `policy::lift`) times every arm's lifted A^-1 weights gives
+//! x' A^-1 x, and the contexts (n x d) times the thetas gives theta'x. nalgebra hands f32
+//! products of this size to matrixmultiply's kernels, which pick AVX2/AVX-512 at run time.
 
 use nalgebra::{DMatrix, DMatrixView};
 
-use crate::policy::Model;
+use crate::policy::{Model, lift, lifted_len};
 
 /// Smaller blocks are scored row by row: a product of tiny matrices gains nothing, and
 /// nalgebra hands only products with every side above 5 to matrixmultiply (its fallback
@@ -13,66 +14,55 @@ const MIN_SIDE: usize = 8;
 
 #[derive(Default)]
 pub(super) struct Moments {
-    /// `n x arms` of theta'x and sqrt(x' A^-1 x), column-major (row index fastest).
-    means: Vec<f32>,
-    widths: Vec<f32>,
+    /// `n x arms` column-major: x' A^-1 x, then theta'x.
+    quads: DMatrix<f32>,
+    means: DMatrix<f32>,
     rows: usize,
-    product: DMatrix<f32>,
-    /// The block transposed (`d x n`), so the quadratic forms read both operands in order.
-    columns: Vec<f32>,
-    quad: Vec<f32>,
+    /// The block's lifted contexts, row-major `n x lifted_len`.
+    lifted: Vec<f32>,
+    row: Vec<f32>,
 }
 
 impl Moments {
     /// Computes the moments of every linear arm for the `n x width` row-major `block`, or
-    /// leaves them to [`Self::get`]'s one-by-one path for context-free models and tiny blocks.
+    /// leaves them to [`Self::get`]'s row-by-row path for context-free models and tiny blocks.
     pub fn compute(&mut self, model: &Model, block: &[f32], width: usize, n: usize) {
         self.rows = 0;
-        let d = model.dim;
-        if d < MIN_SIDE || n < MIN_SIDE {
+        let (d, arms) = (model.dim, model.len());
+        if d < MIN_SIDE || n < MIN_SIDE || arms < MIN_SIDE {
             return;
         }
-        let arms = model.len();
-        let columns = arms * (d + 1);
+        let p = lifted_len(d);
+        self.lifted.clear();
+        for row in block.chunks_exact(width).take(n) {
+            lift(&row[..d], &mut self.row);
+            self.lifted.extend_from_slice(&self.row);
+        }
+        let (weights, thetas) = model.linear_matrices();
+        let lifted = DMatrixView::from_slice_with_strides(&self.lifted, n, p, p, 1);
         let x = DMatrixView::from_slice_with_strides(block, n, d, width, 1);
-        let stacked = DMatrixView::from_slice(model.stacked(), d, columns);
-        if self.product.shape() != (n, columns) {
-            self.product = DMatrix::zeros(n, columns);
+        if self.quads.shape() != (n, arms) {
+            self.quads = DMatrix::zeros(n, arms);
+            self.means = DMatrix::zeros(n, arms);
         }
-        self.product.gemm(1.0, &x, &stacked, 0.0);
-        self.means.clear();
-        self.widths.clear();
-        self.means.resize(n * arms, 0.0);
-        self.widths.resize(n * arms, 0.0);
-        let product = self.product.as_slice();
-        self.columns.clear();
-        self.columns.extend((0..d).flat_map(|r| (0..n).map(move |i| block[i * width + r])));
-        self.quad.resize(n, 0.0);
-        let quad = &mut self.quad;
-        for a in 0..arms {
-            quad.iter_mut().for_each(|q| *q = 0.0);
-            for r in 0..d {
-                let column = &product[(a * (d + 1) + r) * n..(a * (d + 1) + r + 1) * n];
-                let x = &self.columns[r * n..(r + 1) * n];
-                for ((q, &c), &v) in quad.iter_mut().zip(column).zip(x) {
-                    *q += c * v;
-                }
-            }
-            let mean = &product[(a * (d + 1) + d) * n..(a * (d + 1) + d + 1) * n];
-            self.means[a * n..(a + 1) * n].copy_from_slice(mean);
-            for (w, &q) in self.widths[a * n..(a + 1) * n].iter_mut().zip(quad.iter()) {
-                *w = q.max(0.0).sqrt();
-            }
-        }
+        self.quads.gemm(1.0, &lifted, &DMatrixView::from_slice(weights, p, arms), 0.0);
+        self.means.gemm(1.0, &x, &DMatrixView::from_slice(thetas, d, arms), 0.0);
         self.rows = n;
+    }
+
+    /// Readies [`Self::get`] for one row of the block (lifts it on the row-by-row path).
+    pub fn start_row(&mut self, model: &Model, context: &[f32]) {
+        if self.rows == 0 && model.dim > 0 {
+            lift(context, &mut self.row);
+        }
     }
 
     /// (theta'x, sqrt(x' A^-1 x)) of arm `arm` for row `row` of the block.
     pub fn get(&self, model: &Model, row: usize, arm: usize, context: &[f32]) -> (f64, f64) {
         if self.rows == 0 {
-            return model.linear_moments(arm, context);
+            return model.linear_moments(arm, context, &self.row);
         }
-        let at = arm * self.rows + row;
-        (f64::from(self.means[at]), f64::from(self.widths[at]))
+        let quad = self.quads[(row, arm)].max(0.0);
+        (f64::from(self.means[(row, arm)]), f64::from(quad).sqrt())
     }
 }

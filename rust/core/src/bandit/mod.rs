@@ -16,6 +16,9 @@ use crate::arbitrate::{ArmView, Workspace, choose_with, first_slot_probabilities
 use crate::error::{Error, Result};
 use crate::policy::{ArmScore, Model, PolicyConfig};
 
+/// Per-thread buffers of a selection.
+type Scratch = (Workspace, Vec<usize>, linear_batch::Moments);
+
 /// Rows scored together: enough for an efficient matrix product, small enough for cache.
 const CHUNK: usize = 128;
 
@@ -114,37 +117,44 @@ impl Bandit {
         let view = ArmView { model: &self.model, columns: &[], scale: &scale, group: &group };
         let first = self.decisions;
         let seed = self.seed;
-        choices
-            .par_chunks_mut(CHUNK * slots.max(1))
-            .zip(props.par_chunks_mut(CHUNK * slots.max(1)))
-            .enumerate()
-            .for_each_init(
-                || (Workspace::default(), Vec::new(), linear_batch::Moments::default()),
-                |(ws, eligible_arms, moments), (chunk, (out_choice, out_prop))| {
-                    let start = chunk * CHUNK;
-                    let n = out_choice.len() / slots.max(1);
-                    let block = &x[start * width..(start + n) * width];
-                    moments.compute(&self.model, block, width, n);
-                    for row in 0..n {
-                        let global = start + row;
-                        eligible_arms.clear();
-                        match eligible {
-                            Some(mask) => eligible_arms.extend((0..arms).filter(|&a| mask[global * arms + a])),
-                            None => eligible_arms.extend(0..arms),
-                        }
-                        let mut rng = stream(seed, first + global as u64);
-                        let context = &block[row * width..(row + 1) * width];
-                        choose_with(&view, eligible_arms, slots, propensities, &mut rng, ws, |scores, m, rng| {
-                            let linear = |i| moments.get(&self.model, row, i, context);
-                            self.model.score_with(eligible_arms, &scale, linear, rng, scores, m)
-                        });
-                        for (s, pick) in ws.picks.iter().enumerate() {
-                            out_choice[row * slots + s] = pick.local as i64;
-                            out_prop[row * slots + s] = pick.propensity;
-                        }
-                    }
-                },
-            );
+        let run_chunk = |(ws, eligible_arms, moments): &mut Scratch,
+                         (chunk, (out_choice, out_prop)): (usize, (&mut [i64], &mut [f64]))| {
+            let start = chunk * CHUNK;
+            let n = out_choice.len() / slots.max(1);
+            let block = &x[start * width..(start + n) * width];
+            moments.compute(&self.model, block, width, n);
+            for row in 0..n {
+                let global = start + row;
+                eligible_arms.clear();
+                match eligible {
+                    Some(mask) => eligible_arms.extend((0..arms).filter(|&a| mask[global * arms + a])),
+                    None => eligible_arms.extend(0..arms),
+                }
+                let mut rng = stream(seed, first + global as u64);
+                let context = &block[row * width..(row + 1) * width];
+                moments.start_row(&self.model, context);
+                let moments = &*moments;
+                choose_with(&view, eligible_arms, slots, propensities, &mut rng, ws, |scores, m, rng| {
+                    let linear = |i| moments.get(&self.model, row, i, context);
+                    self.model.score_with(eligible_arms, &scale, linear, rng, scores, m)
+                });
+                for (s, pick) in ws.picks.iter().enumerate() {
+                    out_choice[row * slots + s] = pick.local as i64;
+                    out_prop[row * slots + s] = pick.propensity;
+                }
+            }
+        };
+        let step = CHUNK * slots.max(1);
+        if rows <= CHUNK {
+            // One block: handing it to the thread pool would cost more than scoring it.
+            run_chunk(&mut Scratch::default(), (0, (&mut choices[..], &mut props[..])));
+        } else {
+            choices
+                .par_chunks_mut(step)
+                .zip(props.par_chunks_mut(step))
+                .enumerate()
+                .for_each_init(Scratch::default, |scratch, item| run_chunk(scratch, item));
+        }
         self.decisions += rows as u64;
         Ok(Selection { choices, propensities: props })
     }
@@ -176,6 +186,8 @@ impl Bandit {
                         None => eligible_arms.extend(0..arms),
                     }
                     let context = &block[row * width..(row + 1) * width];
+                    moments.start_row(&self.model, context);
+                    let moments = &*moments;
                     // Sampled policies report their moments; the sample itself is not used.
                     let mut rng = stream(self.seed, u64::MAX - global as u64);
                     let linear = |i| moments.get(&self.model, row, i, context);
@@ -221,11 +233,11 @@ impl Bandit {
             return Err(Error::InvalidInput(format!("reward of row {bad} must be {range}, got {}", rewards[bad])));
         }
         let dim = self.model.dim;
-        for (row, (&arm, &reward)) in arms.iter().zip(rewards).enumerate() {
+        let rows = arms.iter().zip(rewards).enumerate().map(|(row, (&arm, &reward))| {
             let context = if dim > 0 { &x[row * width..row * width + dim] } else { &[][..] };
-            self.model.observe(arm as usize, context, reward);
-        }
-        self.model.settle();
+            (arm as usize, context, reward)
+        });
+        self.model.observe_batch(rows);
         Ok(())
     }
 

@@ -77,8 +77,10 @@ impl LinearArm {
         self.derived = Some(Derived { a_inv, theta, since_refactor: 0, stale: false });
     }
 
-    /// Adds one observation. With `discount` < 1 the arm is stale until [`Self::settle`].
-    pub fn observe(&mut self, x: &[f32], reward: f64, discount: f64, ridge: f64) {
+    /// Adds one observation. With `discount` < 1, or `defer` (a batch with many rows for
+    /// this arm: one refactorisation at the end beats a rank-one update per row), the arm is
+    /// stale until [`Self::settle`].
+    pub fn observe(&mut self, x: &[f32], reward: f64, discount: f64, ridge: f64, defer: bool) {
         let x = DVector::from_iterator(self.dim(), x.iter().map(|&v| f64::from(v)));
         if discount < 1.0 {
             // A = ridge I + discount (A - ridge I) + x x': the prior stays, the data fades.
@@ -93,7 +95,7 @@ impl LinearArm {
         self.b.axpy(reward, &x, 1.0);
         self.x_sum += &x;
         let derived = self.derived.as_mut().expect("built on creation");
-        if discount < 1.0 || derived.stale {
+        if discount < 1.0 || defer || derived.stale {
             derived.stale = true;
             return;
         }
@@ -143,7 +145,7 @@ mod tests {
         let mut arm = LinearArm::new(3, 1.0);
         let xs = [[1.0f32, 0.5, -0.2], [0.3, -1.0, 2.0], [0.0, 0.7, 0.1], [1.5, 1.5, 1.5]];
         for (i, x) in xs.iter().enumerate() {
-            arm.observe(x, i as f64 * 0.25, 1.0, 1.0);
+            arm.observe(x, i as f64 * 0.25, 1.0, 1.0, false);
         }
         let direct = arm.a.clone().try_inverse().unwrap();
         assert!((arm.a_inv() - &direct).amax() < 1e-12);
@@ -155,7 +157,7 @@ mod tests {
         let mut arm = LinearArm::new(2, 0.01);
         for i in 0..200 {
             let x = [(i % 7) as f32 / 7.0, (i % 5) as f32 / 5.0];
-            arm.observe(&x, 0.3 * f64::from(x[0]) + 0.6 * f64::from(x[1]), 1.0, 0.01);
+            arm.observe(&x, 0.3 * f64::from(x[0]) + 0.6 * f64::from(x[1]), 1.0, 0.01, false);
         }
         assert!((arm.theta()[0] - 0.3).abs() < 0.01 && (arm.theta()[1] - 0.6).abs() < 0.01, "{}", arm.theta());
     }

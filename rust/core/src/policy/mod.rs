@@ -3,6 +3,7 @@
 mod config;
 mod counts;
 mod delta;
+mod lifted;
 mod linear;
 mod model;
 mod propensity;
@@ -11,6 +12,7 @@ mod thompson;
 pub use config::{Kind, POLICY_TYPES, PolicyConfig};
 pub use counts::Counts;
 pub use delta::ArmDelta;
+pub use lifted::{lift, lifted_len};
 pub use linear::LinearArm;
 pub use model::{Arm, Model, Picker};
 pub use propensity::{ArmScore, MIN_PROPENSITY, win_probability};

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{Kind, PolicyConfig};
 use super::counts::Counts;
 use super::delta::ArmDelta;
+use super::lifted::{lift, lifted_len, weights};
 use super::linear::LinearArm;
 use super::propensity::ArmScore;
 use super::thompson::ThompsonArm;
@@ -49,9 +50,10 @@ pub struct Model {
     pub dim: usize,
     arms: Vec<Arm>,
     cached: Vec<Cached>,
-    /// Linear policies: per arm, `dim + 1` rows of `dim` f32s, A^-1 then theta', so a context
-    /// is scored by one matrix-vector product per arm.
-    stacked: Vec<f32>,
+    /// Linear policies, per arm: A^-1 as lifted weights ([`super::lifted`]), and theta, in
+    /// f32, arm after arm (column-major `lifted_len x arms` and `dim x arms` matrices).
+    weights: Vec<f32>,
+    thetas: Vec<f32>,
     /// Sum of the arms' counts (UCB1's N).
     total: f64,
     /// With sharing on: per arm, what it learned here since the last [`Self::take_learned`].
@@ -77,12 +79,12 @@ impl Model {
                 arm.linear = None;
             }
         }
-        let stride = if dim > 0 { (dim + 1) * dim } else { 0 };
         let mut model = Self {
             config,
             dim,
             cached: Vec::new(),
-            stacked: vec![0.0; stride * arms.len()],
+            weights: vec![0.0; lifted_len(dim) * arms.len()],
+            thetas: vec![0.0; dim * arms.len()],
             arms,
             total: 0.0,
             learned: None,
@@ -136,6 +138,33 @@ impl Model {
     /// Learns one reward of arm `i` in context `x` (ignored by context-free policies).
     /// Linear arms with a discount need [`Self::settle`] before the next decision.
     pub fn observe(&mut self, i: usize, x: &[f32], reward: f64) {
+        self.observe_deferred(i, x, reward, false);
+    }
+
+    /// Learns a batch of (arm, context, reward) in order. Linear arms with many rows in the
+    /// batch rebuild A^-1 once at the end instead of once per row.
+    pub fn observe_batch<'a>(&mut self, rows: impl Iterator<Item = (usize, &'a [f32], f64)> + Clone) {
+        /// Rows of one arm above which one O(d^3) rebuild beats O(d^2) updates per row.
+        const DEFER_FROM: usize = 16;
+        let mut per_arm = vec![0usize; self.arms.len()];
+        if self.dim > 0 {
+            rows.clone().for_each(|(i, _, _)| per_arm[i] += 1);
+        }
+        for (i, x, reward) in rows {
+            self.observe_deferred(i, x, reward, per_arm[i] >= DEFER_FROM);
+        }
+        for (i, &n) in per_arm.iter().enumerate() {
+            if n >= DEFER_FROM {
+                if let Some(linear) = &mut self.arms[i].linear {
+                    linear.settle();
+                }
+                self.refresh(i);
+            }
+        }
+        self.settle();
+    }
+
+    fn observe_deferred(&mut self, i: usize, x: &[f32], reward: f64, defer: bool) {
         if let Some(learned) = &mut self.learned {
             learned[i].observe(x, reward, self.dim);
         }
@@ -147,9 +176,9 @@ impl Model {
         if let (Some(linear), Kind::LinUcb { ridge, .. } | Kind::LinThompson { ridge, .. }) =
             (&mut arm.linear, &config.kind)
         {
-            linear.observe(x, reward, config.discount, *ridge);
+            linear.observe(x, reward, config.discount, *ridge, defer);
         }
-        if config.discount == 1.0 || !config.is_contextual() {
+        if (config.discount == 1.0 && !defer) || !config.is_contextual() {
             self.refresh(i);
         }
     }
@@ -217,39 +246,34 @@ impl Model {
 
     fn restack(&mut self, i: usize) {
         let Some(linear) = &self.arms[i].linear else { return };
-        let d = self.dim;
-        let block = &mut self.stacked[i * (d + 1) * d..(i + 1) * (d + 1) * d];
-        let a_inv = linear.a_inv();
-        for r in 0..d {
-            for c in 0..d {
-                block[r * d + c] = a_inv[(r, c)] as f32;
-            }
-        }
-        for (c, &t) in linear.theta().iter().enumerate() {
-            block[d * d + c] = t as f32;
+        let (d, p) = (self.dim, lifted_len(self.dim));
+        weights(linear.a_inv(), &mut self.weights[i * p..(i + 1) * p]);
+        for (to, &t) in self.thetas[i * d..(i + 1) * d].iter_mut().zip(linear.theta().iter()) {
+            *to = t as f32;
         }
     }
 
-    /// theta'x and sqrt(x' A^-1 x) of linear arm `i`.
-    pub fn linear_moments(&self, i: usize, x: &[f32]) -> (f64, f64) {
-        let d = self.dim;
-        let block = &self.stacked[i * (d + 1) * d..(i + 1) * (d + 1) * d];
-        let mut quad = 0.0f32;
-        for (row, &xr) in block.chunks_exact(d).zip(x) {
-            quad += xr * dot(row, x);
-        }
-        let mean = dot(&block[d * d..], x);
+    /// theta'x and sqrt(x' A^-1 x) of linear arm `i`, given `lifted` = [`lift`]`(x)`.
+    pub fn linear_moments(&self, i: usize, x: &[f32], lifted: &[f32]) -> (f64, f64) {
+        let (d, p) = (self.dim, lifted_len(self.dim));
+        let quad = dot(&self.weights[i * p..(i + 1) * p], lifted);
+        let mean = dot(&self.thetas[i * d..(i + 1) * d], x);
         (f64::from(mean), f64::from(quad.max(0.0)).sqrt())
     }
 
-    /// The linear arms' stacked A^-1 / theta rows (for batch scoring by matrix product).
-    pub fn stacked(&self) -> &[f32] {
-        &self.stacked
+    /// The linear arms' lifted A^-1 weights (`lifted_len x arms`) and thetas (`dim x arms`),
+    /// column-major, for scoring a batch by matrix products.
+    pub fn linear_matrices(&self) -> (&[f32], &[f32]) {
+        (&self.weights, &self.thetas)
     }
 
     /// Expected reward of arm `i` in context `x` (the point estimate, no exploration).
     pub fn mean(&self, i: usize, x: &[f32]) -> f64 {
-        if self.config.is_contextual() { self.linear_moments(i, x).0 } else { self.cached[i].mean }
+        if self.config.is_contextual() {
+            f64::from(dot(&self.thetas[i * self.dim..(i + 1) * self.dim], x))
+        } else {
+            self.cached[i].mean
+        }
     }
 
     /// Scores the `eligible` arms for one decision into `scores` (times `scale`), with the
@@ -263,7 +287,11 @@ impl Model {
         scores: &mut Vec<f64>,
         moments: &mut Vec<ArmScore>,
     ) -> Picker {
-        self.score_with(eligible, scale, |i| self.linear_moments(i, x), rng, scores, moments)
+        let mut lifted = Vec::new();
+        if self.dim > 0 {
+            lift(x, &mut lifted);
+        }
+        self.score_with(eligible, scale, |i| self.linear_moments(i, x, &lifted), rng, scores, moments)
     }
 
     /// [`Self::score`] with linear arms' (theta'x, sqrt(x' A^-1 x)) from `linear`, so a batch
