@@ -173,6 +173,7 @@ def summary_lines(r: dict[str, Measurement], load: tuple[float, float, float] | 
         *_grpc(r),
         *_contact(r),
         *_policy_speed(r),
+        *_durable(r),
     ]
     now = os.getloadavg()
     start = f"{load[0]:.2f}" if load else "?"
@@ -241,4 +242,21 @@ def _policy_speed(r: dict[str, Measurement]) -> list[str]:
                 f" | ratio {_ratio(mabwiser.p50 / ours.p50)} (p99 {_ratio(mabwiser.p99 / ours.p99)})"
             )
         lines.append(line + " (target p50 < 20 us)")
+    return lines
+
+
+def _durable(r: dict[str, Measurement]) -> list[str]:
+    """The embedded store: decision latency and outcome ingestion per fsync policy."""
+    lines = []
+    memory = r.get("durable.memory.decide")
+    memory_rate = r.get("durable.memory.outcomes")
+    for mode in ("memory", "never", "interval", "always"):
+        d, o = r.get(f"durable.{mode}.decide"), r.get(f"durable.{mode}.outcomes")
+        if d is None or d.p50 is None or d.p99 is None or o is None:
+            continue
+        versus = ""
+        if memory and memory.p50 and memory_rate and mode != "memory":
+            versus = f" | {d.p50 / memory.p50:.2f}x memory latency, {o.rate / memory_rate.rate:.2f}x its ingestion"
+        outcomes = f"{o.rate:,.0f} outcomes/s"
+        lines.append(f"store {mode}: decide p50 {_time(d.p50)} p99 {_time(d.p99)}, {outcomes}{versus}")
     return lines

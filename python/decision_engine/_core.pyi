@@ -98,7 +98,7 @@ class Engine:
         now: float | None = None,
         explain: bool = False,
         profile_id: str | None = None,
-        history: list[tuple[str, str, float, str, str | None]] = ...,
+        history: list[tuple[str, str, float, str, str | None, int]] = ...,
         purchases: list[str] = ...,
         exclude: list[str] = ...,
     ) -> Decision: ...
@@ -110,13 +110,13 @@ class Engine:
         now: float | None = None,
         explain: bool = False,
         profile_id: str | None = None,
-        history: list[tuple[str, str, float, str, str | None]] = ...,
+        history: list[tuple[str, str, float, str, str | None, int]] = ...,
         purchases: list[str] = ...,
         exclude: list[str] = ...,
     ) -> list[Decision]: ...
     def release(self, decision_id: int) -> None: ...
     def decide_wire(self, request: bytes, id_tag: int = 0) -> tuple[bytes, list[tuple[str, list[str]]]]: ...
-    def contact_history(self, profile_id: str) -> list[tuple[str, str, float, str, str | None]]: ...
+    def contact_history(self, profile_id: str) -> list[tuple[str, str, float, str, str | None, int]]: ...
     def budget_usage(self, offer_id: str, now: float | None = None) -> tuple[int, int] | None: ...
     def decide_batch(
         self,

@@ -51,9 +51,12 @@ class Contact:
     time: float
     kind: Literal["shown", "converted", "dismissed"] = "shown"
     group: str | None = None
+    # The decision that made a `shown` contact: the contacts of one decision count as one
+    # message against channel and all-channel caps (0: counted on its own).
+    decision_id: int = 0
 
-    def as_tuple(self) -> tuple[str, str, float, str, str | None]:
-        return (self.offer_id, self.channel, self.time, self.kind, self.group)
+    def as_tuple(self) -> tuple[str, str, float, str, str | None, int]:
+        return (self.offer_id, self.channel, self.time, self.kind, self.group, self.decision_id)
 
 
 def _unix_seconds(now: Timestamp) -> float | None:
@@ -66,7 +69,7 @@ def _unix_seconds(now: Timestamp) -> float | None:
 _log = logging.getLogger(__name__)
 
 _Extras = tuple[
-    list[str], float | None, bool, str | None, list[tuple[str, str, float, str, str | None]], list[str], list[str]
+    list[str], float | None, bool, str | None, list[tuple[str, str, float, str, str | None, int]], list[str], list[str]
 ]
 
 
@@ -250,7 +253,7 @@ class Engine:
 
     def contact_history(self, profile_id: str) -> list[Contact]:
         """The profile's stored contacts, oldest first."""
-        return [Contact(o, c, t, k, g) for o, c, t, k, g in self._core.contact_history(profile_id)]  # type: ignore[arg-type]
+        return [Contact(o, c, t, k, g, d) for o, c, t, k, g, d in self._core.contact_history(profile_id)]  # type: ignore[arg-type]
 
     def budget_usage(self, offer_id: str, now: Timestamp = None) -> tuple[int, int] | None:
         """(used, allowed now) of an offer's volume budget; None when it has none."""

@@ -44,6 +44,17 @@ def test_all_channel_and_per_offer_caps(make_engine):
     assert d.reasons["news"] == "contact policy: all-channel cap: 4 contact(s) in the last 1w (max 4)"
 
 
+def test_supplied_contacts_of_one_decision_count_as_one_message(make_engine):
+    engine = make_engine()
+    # Two offers shown by one decision (made on another server): one message of the four allowed.
+    one_page = [Contact(f"x{i}", "push", NOW - DAY, decision_id=(7 << 40) + 1) for i in range(2)]
+    two_more = [Contact(f"y{i}", "push", NOW - DAY, decision_id=0) for i in range(2)]
+    assert engine.decide("hero", ROW, history=one_page + two_more, now=NOW).offers, "3 messages < 4"
+    apart = [Contact(f"x{i}", "push", NOW - DAY) for i in range(2)]
+    d = engine.decide("hero", ROW, history=apart + two_more, now=NOW, explain=True)
+    assert d.offers == [] and "all-channel cap: 4 contact(s)" in d.reasons["news"]
+
+
 def test_group_cap_and_group_limit(make_engine):
     engine = make_engine()
     history = [Contact("card", "web", NOW - DAY, group="cards")]

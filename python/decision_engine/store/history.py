@@ -32,5 +32,6 @@ def decode_shared(members: Iterable[str], ids: DecisionIds) -> list[Contact]:
         kind = cast(Kind, event["k"])
         if kind == "shown" and ids.worker_of(int(event["d"])) == ids.worker:
             continue
-        out.append(Contact(event["o"], event["c"], float(event["t"]), kind, event.get("g")))
+        decision_id = int(event["d"]) if "d" in event else 0
+        out.append(Contact(event["o"], event["c"], float(event["t"]), kind, event.get("g"), decision_id))
     return out

@@ -86,8 +86,9 @@ fn pool_of(threads: usize) -> PyResult<std::sync::Arc<rayon::ThreadPool>> {
 /// (placement, chosen offer ids) per decision.
 pub(crate) type DecisionSummary = Vec<(String, Vec<String>)>;
 
-/// A contact as Python passes it: (offer_id, channel, time, kind, group).
-pub(crate) type HistoryItem = (String, String, f64, String, Option<String>);
+/// A contact as Python passes it: (offer_id, channel, time, kind, group, decision_id); the
+/// contacts of one decision (same non-zero id) count as one message for channel caps.
+pub(crate) type HistoryItem = (String, String, f64, String, Option<String>, u64);
 
 pub(crate) fn kind_name(kind: ContactKind) -> &'static str {
     match kind {
@@ -97,7 +98,7 @@ pub(crate) fn kind_name(kind: ContactKind) -> &'static str {
     }
 }
 
-pub(crate) fn contact_event((offer, channel, time, kind, group): HistoryItem) -> PyResult<ContactEvent> {
+pub(crate) fn contact_event((offer, channel, time, kind, group, decision_id): HistoryItem) -> PyResult<ContactEvent> {
     let kind = match kind.as_str() {
         "shown" => ContactKind::Shown,
         "converted" => ContactKind::Converted,
@@ -117,7 +118,7 @@ pub(crate) fn contact_event((offer, channel, time, kind, group): HistoryItem) ->
         channel: channel.into(),
         group: group.map(Into::into),
         kind,
-        decision_id: 0,
+        decision_id,
     })
 }
 

@@ -214,7 +214,8 @@ impl PyEngine {
         py.detach(|| self.inner.release(decision_id)).map_err(to_py)
     }
 
-    /// A profile's stored contacts, oldest first: (offer_id, channel, time, kind, group).
+    /// A profile's stored contacts, oldest first: (offer_id, channel, time, kind, group,
+    /// decision_id).
     fn contact_history(&self, profile_id: &str) -> Vec<HistoryItem> {
         self.inner
             .contact_history(profile_id)
@@ -226,6 +227,7 @@ impl PyEngine {
                     e.time,
                     kind_name(e.kind).to_owned(),
                     e.group.map(|g| g.to_string()),
+                    e.decision_id,
                 )
             })
             .collect()

@@ -14,7 +14,7 @@ pub struct PendingRecord {
     pub variant: Option<(String, String)>,
     /// The policy as JSON (its serde form is a flattened map, which postcard cannot write).
     pub policy: String,
-    /// The placement's offer ids when decided: `shown` indexes into this.
+    /// The ids of the offers shown: `shown` indexes into this.
     pub offer_ids: Vec<String>,
     pub slots: usize,
     /// `rows x slots`, `u32::MAX` for an empty slot.

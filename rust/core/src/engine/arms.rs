@@ -12,6 +12,8 @@ pub(crate) struct ArmSet {
     /// (experiment, group) for a group's own policy; `None` for the placement's policy.
     pub variant: Option<(usize, usize)>,
     pub policy: PolicyConfig,
+    /// `policy` as JSON, for journal records.
+    pub policy_json: String,
     /// Schema columns a contextual policy reads, in order (empty for context-free ones).
     pub columns: Vec<usize>,
     pub arms: RwLock<Model>,
@@ -70,7 +72,8 @@ pub(crate) fn build(catalog: &Catalog, previous: Option<&Loaded>) -> Vec<ArmSet>
                 })
                 .collect();
             let model = Model::from_arms(policy.clone(), arms, columns.len());
-            ArmSet { placement, variant, policy, columns, arms: RwLock::new(model) }
+            let policy_json = serde_json::to_string(&policy).expect("policies serialize");
+            ArmSet { placement, variant, policy, policy_json, columns, arms: RwLock::new(model) }
         })
         .collect()
 }

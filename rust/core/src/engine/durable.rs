@@ -221,14 +221,33 @@ pub(super) fn pending_record(first_id: u64, batch: &PendingBatch<Loaded>) -> Pen
     let placement = &catalog.placements[batch.placement];
     let set = &state.arm_sets[batch.arm_set];
     let (contexts, width) = batch.contexts();
+    // Only the offers shown, so a single decision's record names one or two offers, not
+    // the placement's hundred.
+    let mut offer_ids: Vec<String> = Vec::new();
+    let mut table: Vec<u32> = vec![NO_OFFER; placement.offers.len()];
+    let shown = batch
+        .offers
+        .iter()
+        .map(|&local| {
+            if local == NO_OFFER {
+                return NO_OFFER;
+            }
+            let entry = &mut table[local as usize];
+            if *entry == NO_OFFER {
+                *entry = offer_ids.len() as u32;
+                offer_ids.push(catalog.offers[placement.offers[local as usize]].id.clone());
+            }
+            *entry
+        })
+        .collect();
     PendingRecord {
         first_id,
         placement: placement.id.clone(),
         variant: state.variant_names(set),
-        policy: serde_json::to_string(&set.policy).expect("policies serialize"),
-        offer_ids: placement.offers.iter().map(|&o| catalog.offers[o].id.clone()).collect(),
+        policy: set.policy_json.clone(),
+        offer_ids,
         slots: batch.slots,
-        shown: batch.offers.clone(),
+        shown,
         reported: if batch.reported().iter().any(|&r| r) { batch.reported().to_vec() } else { Vec::new() },
         profiles: batch.profiles().iter().map(|p| p.to_string()).collect(),
         time: batch.time(),
