@@ -256,7 +256,9 @@ def _durable(r: dict[str, Measurement]) -> list[str]:
             continue
         versus = ""
         if memory and memory.p50 and memory_rate and mode != "memory":
-            versus = f" | {d.p50 / memory.p50:.2f}x memory latency, {o.rate / memory_rate.rate:.2f}x its ingestion"
+            versus = (
+                f" | {d.p50 / memory.p50:.2f}x memory latency, {o.rate / memory_rate.rate:.2f}x its ingestion"
+            )
         outcomes = f"{o.rate:,.0f} outcomes/s"
         lines.append(f"store {mode}: decide p50 {_time(d.p50)} p99 {_time(d.p99)}, {outcomes}{versus}")
     return lines

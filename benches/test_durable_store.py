@@ -59,7 +59,9 @@ def test_outcome_ingestion(
     engine = engine_for(mode, tmp_path)
     n = OUTCOMES if mode != "always" else OUTCOMES // 20
     batch = engine.decide_batch(HERO, profiles_1m[: n * 3], now=NOW, propensities=False)
-    pairs = iter(zip(batch.decision_ids.tolist(), engine.offer_id_array(batch.offers[:, 0]).tolist(), strict=True))
+    pairs = iter(
+        zip(batch.decision_ids.tolist(), engine.offer_id_array(batch.offers[:, 0]).tolist(), strict=True)
+    )
 
     def ingest() -> None:
         for decision_id, offer in itertools.islice(pairs, n):

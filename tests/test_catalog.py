@@ -188,13 +188,16 @@ def test_bad_slots() -> None:
     ]
 
 
+KNOWN_POLICIES = "thompson, gaussian_thompson, ucb1, epsilon_greedy, softmax, lin_ucb, lin_thompson"
+
+
 def test_unknown_policy_type() -> None:
     for policy, name in [("{type: ucb}", "'ucb'"), ("eps_greedy", "'eps_greedy'")]:
         assert errors_of(with_placement_line(f"    policy: {policy}")) == [
             at(
                 "9:13",
                 "placement 'web_home'",
-                f"policy: unknown policy type {name} (known types: thompson, gaussian_thompson, ucb1, epsilon_greedy, softmax, lin_ucb, lin_thompson)",
+                f"policy: unknown policy type {name} (known types: {KNOWN_POLICIES})",
             )
         ]
 

@@ -69,7 +69,13 @@ def _unix_seconds(now: Timestamp) -> float | None:
 _log = logging.getLogger(__name__)
 
 _Extras = tuple[
-    list[str], float | None, bool, str | None, list[tuple[str, str, float, str, str | None, int]], list[str], list[str]
+    list[str],
+    float | None,
+    bool,
+    str | None,
+    list[tuple[str, str, float, str, str | None, int]],
+    list[str],
+    list[str],
 ]
 
 
@@ -86,7 +92,15 @@ def _extras(
     channels = [consents] if isinstance(consents, str) else list(consents)
     contacts = [c.as_tuple() for c in history] if history else []
     bought = list(purchases) if purchases else []
-    return channels, _unix_seconds(now), explain, profile_id, contacts, bought, list(exclude) if exclude else []
+    return (
+        channels,
+        _unix_seconds(now),
+        explain,
+        profile_id,
+        contacts,
+        bought,
+        list(exclude) if exclude else [],
+    )
 
 
 class Engine:

@@ -33,7 +33,9 @@ class Server:
     def __init__(self, catalog: Path) -> None:
         args = ["serve", "--catalog", str(catalog), "--address", "127.0.0.1:0", "--no-metrics"]
         env = {**os.environ, "DECISION_ENGINE_ADMIN_TOKEN": "admin"}
-        self.process = subprocess.Popen([*CLI, *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+        self.process = subprocess.Popen(
+            [*CLI, *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env
+        )
         self.log: queue.Queue[dict[str, object]] = queue.Queue()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -89,12 +91,16 @@ class Stream:
         profile = pb.Profile(features=GOOD)
         try:
             while True:
-                decision = self.stub.Decide(pb.DecideRequest(profile=profile, placements=["hero"])).decisions[0]
+                decision = self.stub.Decide(pb.DecideRequest(profile=profile, placements=["hero"])).decisions[
+                    0
+                ]
                 if self.rng.random() < 0.2:
                     self.unreported.append(decision.decision_id)  # its outcome comes after a restart
                     continue
                 reward = float(self.rng.random() < 0.5)
-                self.stub.ReportOutcome(pb.ReportOutcomeRequest(decision_id=decision.decision_id, reward=reward))
+                self.stub.ReportOutcome(
+                    pb.ReportOutcomeRequest(decision_id=decision.decision_id, reward=reward)
+                )
                 self.acknowledged += 1
         except grpc.RpcError:
             return  # the server was killed
@@ -109,7 +115,9 @@ def learned(state_dir: Path, catalog) -> float:
 @pytest.mark.parametrize("fsync", ["never", "interval"])
 def test_no_acknowledged_outcome_is_lost_over_many_kills(inline_yaml, tmp_path, fsync):
     catalog_path = tmp_path / "catalog.yaml"
-    catalog_path.write_text(inline_yaml + f"store: {{type: embedded, path: state, fsync: {fsync}, snapshot_every: 300}}\n")
+    catalog_path.write_text(
+        inline_yaml + f"store: {{type: embedded, path: state, fsync: {fsync}, snapshot_every: 300}}\n"
+    )
     catalog = load_catalog(catalog_path)
     acknowledged, in_flight_limit, carried = 0, 0, 0
     unreported: list[int] = []
