@@ -20,7 +20,7 @@ use crate::policy::{ArmScore, Model, PolicyConfig};
 type Scratch = (Workspace, Vec<usize>, linear_batch::Moments);
 
 /// Rows scored together: enough for an efficient matrix product, small enough for cache.
-const CHUNK: usize = 128;
+const CHUNK: usize = 512;
 
 #[derive(Debug, Clone)]
 pub struct Bandit {
