@@ -111,9 +111,17 @@ def _own_policies(catalog: LoadedCatalog, placement: str) -> list[dict[str, Any]
     chosen = [p for p in catalog.model.placements if p.id == placement or placement not in ids]
     policies: list[dict[str, Any]] = []
     for p in chosen:
-        if (policy := p.policy.model_dump()) not in policies:
+        if (policy := p.policy.model_dump(exclude_none=True)) not in policies:
             policies.append(policy)
     return policies
+
+
+def _describe(policy: Mapping[str, Any]) -> str:
+    """`lin_ucb(alpha=0.5, ridge=1)`: the type and its parameters, defaults of 1 for
+    discount left out."""
+    shown = {k: v for k, v in policy.items() if k != "type" and not (k == "discount" and v == 1.0)}
+    parameters = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+    return f"{policy['type']}({parameters})"
 
 
 def _interval(e: Estimate) -> str:
@@ -132,7 +140,7 @@ def _print(results: dict[str, tuple[Estimate, list[PolicyResult]]]) -> None:
             "logging policy", "on-policy", f"{logging.value:.4f}", _interval(logging), f"{logging.n:,}", ""
         )
         for result in policies:
-            label = f"{result.source}: {json.dumps(result.policy, separators=(',', ':'))}"
+            label = f"{result.source}: {_describe(result.policy)}"
             for name, e in result.estimates.items():
                 ess = "" if e.ess is None else f"{e.ess:,.0f}"
                 table.add_row(label, name, f"{e.value:.4f}", _interval(e), f"{e.n:,}", ess)
