@@ -39,7 +39,12 @@ class Server:
         self.log: queue.Queue[dict[str, object]] = queue.Queue()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
-        self.port = self._wait("serving")["port"]
+        try:
+            self.port = self._wait("serving")["port"]
+        except AssertionError:
+            self.process.kill()
+            self.process.wait(10)
+            raise
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         self.stub = decision_pb2_grpc.DecisionServiceStub(self.channel)
 
@@ -124,14 +129,17 @@ def test_no_acknowledged_outcome_is_lost_over_many_kills(inline_yaml, tmp_path, 
     rng = random.Random(11)
     for kill in range(KILLS):
         server = Server(catalog_path)
-        # Decisions acknowledged before the last kill still take their outcomes.
-        for decision_id in unreported:
-            server.stub.ReportOutcome(pb.ReportOutcomeRequest(decision_id=decision_id, reward=1.0))
-            acknowledged += 1
-        carried += len(unreported)
-        stream = Stream(server.stub, seed=kill)
-        time.sleep(rng.uniform(0.3, 0.9))
-        server.kill()
+        try:
+            # Decisions acknowledged before the last kill still take their outcomes.
+            for decision_id in unreported:
+                request = pb.ReportOutcomeRequest(decision_id=decision_id, reward=1.0)
+                server.stub.ReportOutcome(request, timeout=10)
+                acknowledged += 1
+            carried += len(unreported)
+            stream = Stream(server.stub, seed=kill)
+            time.sleep(rng.uniform(0.3, 0.9))
+        finally:
+            server.kill()
         stream.thread.join(10)
         acknowledged += stream.acknowledged
         unreported = stream.unreported

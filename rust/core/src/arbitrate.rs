@@ -130,6 +130,7 @@ fn fill_slots<R: Rng + ?Sized>(
     ws.picks.clear();
     ws.taken.clear();
     ws.taken.resize(eligible.len(), false);
+    ws.candidates.reserve(eligible.len());
     for _ in 0..slots {
         ws.candidates.clear();
         let mut best: Option<usize> = None;

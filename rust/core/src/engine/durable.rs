@@ -80,8 +80,13 @@ impl Engine {
 
     /// Takes a snapshot when enough records have piled up since the last one.
     pub(super) fn snapshot_if_due(&self) -> Result<()> {
+        let due = |d: &Durable| d.since_snapshot.load(Ordering::Relaxed) >= d.options.snapshot_every;
         match &self.durable {
-            Some(d) if d.since_snapshot.load(Ordering::Relaxed) >= d.options.snapshot_every => self.snapshot(),
+            Some(d) if due(d) => {
+                let _exclusive = d.gate.write().unwrap_or_else(PoisonError::into_inner);
+                // Another thread may have taken it while this one waited.
+                if due(d) { self.write_snapshot(d) } else { Ok(()) }
+            }
             _ => Ok(()),
         }
     }
@@ -90,6 +95,11 @@ impl Engine {
     pub fn snapshot(&self) -> Result<()> {
         let Some(durable) = &self.durable else { return Ok(()) };
         let _exclusive = durable.gate.write().unwrap_or_else(PoisonError::into_inner);
+        self.write_snapshot(durable)
+    }
+
+    /// [`Self::snapshot`] with the gate held exclusively.
+    fn write_snapshot(&self, durable: &Durable) -> Result<()> {
         let generation = durable.generation.load(Ordering::Relaxed) + 1;
         let loaded = self.current();
         let pending = {

@@ -136,6 +136,8 @@ impl Engine {
             let model = Model::from_arms(set.policy.clone(), arms, set.columns.len());
             *set.arms.write().unwrap_or_else(PoisonError::into_inner) = model;
         }
+        // The journal holds changes, not loads: a snapshot makes the loaded state durable.
+        self.snapshot()?;
         Ok(report)
     }
 }

@@ -7,6 +7,7 @@ mod lifted;
 mod linear;
 mod model;
 mod propensity;
+mod score;
 mod thompson;
 
 pub use config::{Kind, POLICY_TYPES, PolicyConfig};

@@ -1,19 +1,16 @@
 //! The learned state of one policy over a set of arms, and how it scores them.
 
-use rand::Rng;
-use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use super::config::{Kind, PolicyConfig};
 use super::counts::Counts;
 use super::delta::ArmDelta;
-use super::lifted::{lift, lifted_len, weights};
+use super::lifted::{lifted_len, weights};
 use super::linear::LinearArm;
-use super::propensity::ArmScore;
 use super::thompson::ThompsonArm;
 
 /// Bonus of an arm UCB1 has not tried yet: above any finite mean, still finite after scaling.
-const UNTRIED: f64 = 1e12;
+pub(super) const UNTRIED: f64 = 1e12;
 
 /// What one arm has learned.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -36,11 +33,11 @@ pub enum Picker {
 
 /// Per-arm values derived from the learned state, rebuilt when the arm learns.
 #[derive(Debug, Clone)]
-struct Cached {
-    beta: Option<ThompsonArm>,
+pub(super) struct Cached {
+    pub(super) beta: Option<ThompsonArm>,
     /// Posterior (or empirical) mean and its standard deviation.
-    mean: f64,
-    std_dev: f64,
+    pub(super) mean: f64,
+    pub(super) std_dev: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -48,14 +45,14 @@ pub struct Model {
     pub config: PolicyConfig,
     /// Context length (0 for context-free policies).
     pub dim: usize,
-    arms: Vec<Arm>,
-    cached: Vec<Cached>,
+    pub(super) arms: Vec<Arm>,
+    pub(super) cached: Vec<Cached>,
     /// Linear policies, per arm: A^-1 as lifted weights ([`super::lifted`]), and theta, in
     /// f32, arm after arm (column-major `lifted_len x arms` and `dim x arms` matrices).
     weights: Vec<f32>,
     thetas: Vec<f32>,
     /// Sum of the arms' counts (UCB1's N).
-    total: f64,
+    pub(super) total: f64,
     /// With sharing on: per arm, what it learned here since the last [`Self::take_learned`].
     learned: Option<Vec<ArmDelta>>,
 }
@@ -195,7 +192,6 @@ impl Model {
         }
     }
 
-    /// Adds counts learned elsewhere to arm `i` (context-free statistics).
     /// Counts `delta` as learned here (carried over a catalog reload before it was shared).
     pub fn add_learned(&mut self, i: usize, delta: &ArmDelta) {
         if let Some(learned) = &mut self.learned {
@@ -273,92 +269,6 @@ impl Model {
             f64::from(dot(&self.thetas[i * self.dim..(i + 1) * self.dim], x))
         } else {
             self.cached[i].mean
-        }
-    }
-
-    /// Scores the `eligible` arms for one decision into `scores` (times `scale`), with the
-    /// Gaussian moments of sampled scores into `moments`; returns how to pick from them.
-    pub fn score<R: Rng + ?Sized>(
-        &self,
-        eligible: &[usize],
-        scale: &[f64],
-        x: &[f32],
-        rng: &mut R,
-        scores: &mut Vec<f64>,
-        moments: &mut Vec<ArmScore>,
-    ) -> Picker {
-        let mut lifted = Vec::new();
-        if self.dim > 0 {
-            lift(x, &mut lifted);
-        }
-        self.score_with(eligible, scale, |i| self.linear_moments(i, x, &lifted), rng, scores, moments)
-    }
-
-    /// [`Self::score`] with linear arms' (theta'x, sqrt(x' A^-1 x)) from `linear`, so a batch
-    /// can compute them for many contexts at once.
-    pub fn score_with<R: Rng + ?Sized>(
-        &self,
-        eligible: &[usize],
-        scale: &[f64],
-        linear: impl Fn(usize) -> (f64, f64),
-        rng: &mut R,
-        scores: &mut Vec<f64>,
-        moments: &mut Vec<ArmScore>,
-    ) -> Picker {
-        scores.clear();
-        moments.clear();
-        match self.config.kind {
-            Kind::Thompson { .. } => {
-                for &i in eligible {
-                    let beta = self.cached[i].beta.as_ref().expect("thompson arms cache a Beta sampler");
-                    scores.push(beta.sample(rng) * scale[i]);
-                    moments.push(beta.score(scale[i]));
-                }
-                Picker::Sampled
-            }
-            Kind::GaussianThompson { .. } => {
-                for &i in eligible {
-                    let c = &self.cached[i];
-                    let z: f64 = StandardNormal.sample(rng);
-                    scores.push((c.mean + c.std_dev * z) * scale[i]);
-                    moments.push(ArmScore { mean: c.mean * scale[i], std_dev: c.std_dev * scale[i] });
-                }
-                Picker::Sampled
-            }
-            Kind::Ucb1 { exploration } => {
-                let log_total = self.total.max(1.0).ln();
-                for &i in eligible {
-                    let n = self.arms[i].counts.n;
-                    let bonus = if n > 0.0 { exploration * (2.0 * log_total / n).sqrt() } else { UNTRIED };
-                    scores.push((self.cached[i].mean + bonus) * scale[i]);
-                }
-                Picker::Greedy
-            }
-            Kind::EpsilonGreedy { epsilon } => {
-                scores.extend(eligible.iter().map(|&i| self.cached[i].mean * scale[i]));
-                Picker::EpsilonGreedy(epsilon)
-            }
-            Kind::Softmax { temperature } => {
-                scores.extend(eligible.iter().map(|&i| self.cached[i].mean * scale[i]));
-                Picker::Softmax(temperature)
-            }
-            Kind::LinUcb { alpha, .. } => {
-                for &i in eligible {
-                    let (mean, width) = linear(i);
-                    scores.push((mean + alpha * width) * scale[i]);
-                }
-                Picker::Greedy
-            }
-            Kind::LinThompson { scale: v, .. } => {
-                for &i in eligible {
-                    let (mean, width) = linear(i);
-                    let z: f64 = StandardNormal.sample(rng);
-                    let std_dev = v * width;
-                    scores.push((mean + std_dev * z) * scale[i]);
-                    moments.push(ArmScore { mean: mean * scale[i], std_dev: std_dev * scale[i] });
-                }
-                Picker::Sampled
-            }
         }
     }
 
