@@ -8,15 +8,17 @@ from it (`decision_engine.evaluation.progressive`), next to the logging policy's
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from decision_engine.catalog import LoadedCatalog, load_catalog
 from decision_engine.errors import CatalogError, InvalidInputError
@@ -24,6 +26,7 @@ from decision_engine.evaluation import (
     ESTIMATORS,
     Estimate,
     LoggedBandit,
+    Options,
     evaluate_policy,
     on_policy,
     progressive,
@@ -33,6 +36,7 @@ from decision_engine.evaluation.obd import load_obd
 
 console = Console()
 errors = Console(stderr=True)
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class PolicyResult:
     source: str  # "catalog" or "--policy"
     policy: dict[str, Any]
     estimates: dict[str, Estimate]
+    note: str | None = None  # how the evaluated policy differs from the one given
 
 
 def _parse_policies(texts: Sequence[str]) -> list[dict[str, Any]]:
@@ -78,31 +83,48 @@ def _logs(catalog: LoadedCatalog, log: Path, placement: str | None) -> dict[str,
 
 def _for_bandit(
     policy: Mapping[str, Any], catalog: LoadedCatalog, data: LoggedBandit
-) -> tuple[dict[str, Any], LoggedBandit]:
-    """The policy without ``features`` and the log restricted to those feature columns (when the
-    logged vectors have one column per catalog feature)."""
+) -> tuple[dict[str, Any], LoggedBandit, str | None]:
+    """The policy without ``features``, the log restricted to those feature columns, and a note
+    when it cannot be: the logged vectors are not one column per catalog feature (e.g. OBD), so
+    the policy reads every logged column instead."""
     policy = dict(policy)
     names = policy.pop("features", None)
+    if not names:
+        return policy, data, None
     names_in_order = [f.name for f in catalog.model.features]
-    if names and data.X is not None and data.X.shape[1] == len(names_in_order):
-        from dataclasses import replace
-
-        columns = [names_in_order.index(n) for n in names]
-        data = replace(data, X=data.X[:, columns])
-    return policy, data
+    if data.X is None or data.X.shape[1] != len(names_in_order):
+        if data.X is None:
+            reason, reads = "the log has no feature vectors", "no features"
+        else:
+            width, n = data.X.shape[1], len(names_in_order)
+            reason = f"the logged vectors have {width} columns, not one per catalog feature ({n})"
+            reads = f"all {width} logged columns instead"
+        note = f"{policy['type']}: features {names} ignored: {reason}; the policy reads {reads}"
+        _log.warning("%s", note)
+        return policy, data, note
+    columns = [names_in_order.index(n) for n in names]
+    return policy, replace(data, X=data.X[:, columns]), None
 
 
 def _evaluate(
-    policy: Mapping[str, Any], catalog: LoadedCatalog, data: LoggedBandit, seed: int, chunk_size: int
-) -> dict[str, Estimate]:
-    bandit_policy, data = _for_bandit(policy, catalog, data)
+    source: str,
+    policy: dict[str, Any],
+    catalog: LoadedCatalog,
+    data: LoggedBandit,
+    seed: int,
+    chunk_size: int,
+) -> PolicyResult:
+    """``seed`` seeds the bandit, the replay estimator's sampling and DR's cross-fitting folds."""
+    bandit_policy, data, note = _for_bandit(policy, catalog, data)
     n_features = 0 if data.X is None else data.X.shape[1]
-    return evaluate_policy(
+    estimates = evaluate_policy(
         lambda: progressive.engine_bandit(bandit_policy, data.n_actions, n_features, seed),
         data,
         ESTIMATORS,
         chunk_size=chunk_size,
+        options=Options(seed=seed),
     )
+    return PolicyResult(source, policy, estimates, note)
 
 
 def _own_policies(catalog: LoadedCatalog, placement: str) -> list[dict[str, Any]]:
@@ -129,15 +151,17 @@ def _interval(e: Estimate) -> str:
 
 
 def _print(results: dict[str, tuple[Estimate, list[PolicyResult]]]) -> None:
-    for placement, (logging, policies) in results.items():
+    for placement, (logged, policies) in results.items():
+        notes = [f"note: {result.note}" for result in policies if result.note]
         table = Table(
-            title=f"{placement}: {logging.n:,} logged rows, logging policy {logging.value:.4f} "
-            f"{_interval(logging)}"
+            title=f"{placement}: {logged.n:,} logged rows, logging policy {logged.value:.4f} "
+            f"{_interval(logged)}",
+            caption=Text("\n".join(notes), style="yellow") if notes else None,
         )
         for column in ("policy", "estimator", "value", "95% interval", "n", "ESS"):
             table.add_column(column, justify="left" if column in ("policy", "estimator") else "right")
         table.add_row(
-            "logging policy", "on-policy", f"{logging.value:.4f}", _interval(logging), f"{logging.n:,}", ""
+            "logging policy", "on-policy", f"{logged.value:.4f}", _interval(logged), f"{logged.n:,}", ""
         )
         for result in policies:
             label = f"{result.source}: {_describe(result.policy)}"
@@ -180,9 +204,7 @@ def evaluate(
         for pid, data in _logs(loaded, log, placement).items():
             own = _own_policies(loaded, pid)
             candidates = [("catalog", p) for p in own] + [("--policy", p) for p in extra]
-            evaluated = [
-                PolicyResult(s, p, _evaluate(p, loaded, data, seed, chunk_size)) for s, p in candidates
-            ]
+            evaluated = [_evaluate(s, p, loaded, data, seed, chunk_size) for s, p in candidates]
             results[pid] = (on_policy(data), evaluated)
     except (CatalogError, InvalidInputError, ValueError, ImportError) as exc:
         errors.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
@@ -193,17 +215,18 @@ def evaluate(
             "placements": [
                 {
                     "placement": pid,
-                    "logging": logging.to_dict(),
+                    "logging": logged.to_dict(),
                     "policies": [
                         {
                             "source": r.source,
                             "policy": r.policy,
                             "estimates": {k: e.to_dict() for k, e in r.estimates.items()},
+                            "note": r.note,
                         }
                         for r in evaluated
                     ],
                 }
-                for pid, (logging, evaluated) in results.items()
+                for pid, (logged, evaluated) in results.items()
             ],
         }
         click.echo(json.dumps(document, indent=2))

@@ -1,4 +1,5 @@
-"""A pure-Python stand-in for `decision_engine.Bandit` (context-free epsilon-greedy)."""
+"""A pure-Python stand-in for `decision_engine.Bandit` (context-free epsilon-greedy), for the
+tests that check what the bandit was shown and when."""
 
 from __future__ import annotations
 
@@ -6,9 +7,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from decision_engine import _core
-
-HAS_BANDIT = hasattr(_core, "Bandit")
 
 
 class FakeBandit:

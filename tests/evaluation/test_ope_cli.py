@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from decision_engine import evaluate_cli
 from decision_engine.cli import main
+from decision_engine.evaluation import Options
 from decision_engine.experiments.log import DecisionLogWriter, OutcomeLogWriter, features_hash
 
 CATALOG = """\
@@ -72,7 +76,6 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, float]
     return catalog, folder, float(converted.mean())
 
 
-@pytest.mark.usefixtures("engine_bandit")
 def test_table_lists_every_estimator_next_to_the_logging_policy(logged: tuple[Path, Path, float]) -> None:
     catalog, folder, rate = logged
     policy = '{"type": "epsilon_greedy", "epsilon": 0.1}'
@@ -86,7 +89,6 @@ def test_table_lists_every_estimator_next_to_the_logging_policy(logged: tuple[Pa
         assert result.output.count(name) >= 2  # one row per policy
 
 
-@pytest.mark.usefixtures("engine_bandit")
 def test_json_output(logged: tuple[Path, Path, float]) -> None:
     catalog, folder, rate = logged
     args = [
@@ -118,7 +120,6 @@ def test_json_output(logged: tuple[Path, Path, float]) -> None:
         assert estimates["dr"]["value"] > rate
 
 
-@pytest.mark.usefixtures("engine_bandit")
 def test_bad_input_is_reported(logged: tuple[Path, Path, float], tmp_path: Path) -> None:
     catalog, folder, _ = logged
     runner = CliRunner()
@@ -133,3 +134,61 @@ def test_bad_input_is_reported(logged: tuple[Path, Path, float], tmp_path: Path)
     assert result.exit_code == 1 and "no decisions for placement 'feed'" in result.output
     result = runner.invoke(main, [*base, "--log", str(folder), "--policy", '{"type": "nonsense"}'])
     assert result.exit_code == 1 and "nonsense" in result.output
+
+
+def test_seed_reaches_the_estimators(
+    logged: tuple[Path, Path, float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--seed` seeds the replay sampling and DR's cross-fitting folds, not only the bandit."""
+    seen: list[object] = []
+    real = evaluate_cli.evaluate_policy
+
+    def spy(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        seen.append(kwargs.get("options"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_cli, "evaluate_policy", spy)
+    catalog, folder, _ = logged
+    result = CliRunner().invoke(
+        main, ["evaluate", "--catalog", str(catalog), "--log", str(folder), "--seed", "7"]
+    )
+    assert result.exit_code == 0, result.output
+    assert seen == [Options(seed=7)]
+
+
+def test_policy_features_absent_from_the_log_are_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An OBD log has hashed user-feature columns, not the catalog's features: a catalog
+    policy's `features` cannot select columns, which the table, the JSON and the log say."""
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(
+        CATALOG.replace("policy: {type: thompson}", "policy: {type: lin_ucb, features: [age]}")
+    )
+    rng = np.random.default_rng(1)
+    n = 90
+    lines = [
+        "timestamp,item_id,position,click,propensity_score," + ",".join(f"user_feature_{j}" for j in range(4))
+    ]
+    for i in range(n):
+        users = ",".join(f"u{j}{rng.integers(3)}" for j in range(4))
+        click = int(rng.random() < 0.2)
+        lines.append(f"2019-11-24 00:{i // 60:02d}:{i % 60:02d}+00:00,{i % 3},1,{click},0.3333,{users}")
+    log = tmp_path / "obd.csv"
+    log.write_text("\n".join(lines) + "\n")
+    runner = CliRunner()
+    base = ["evaluate", "--catalog", str(catalog), "--log", str(log), "--chunk-size", "30"]
+    with caplog.at_level(logging.WARNING, logger="decision_engine.evaluate_cli"):
+        result = runner.invoke(main, base)
+    assert result.exit_code == 0, result.output
+    expected = (
+        "lin_ucb: features ['age'] ignored: the logged vectors have 32 columns, "
+        "not one per catalog feature (2)"
+    )
+    assert expected in " ".join(result.stdout.split())
+    assert "reads all 32 logged columns instead" in " ".join(result.stdout.split())
+    assert any(expected in record.getMessage() for record in caplog.records)
+    result = runner.invoke(main, [*base, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    (placement,) = json.loads(result.stdout)["placements"]
+    assert placement["policies"][0]["note"].startswith(expected)

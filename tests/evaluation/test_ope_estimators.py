@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from dataclasses import replace
 
 import numpy as np
 import pytest
-from decision_engine.evaluation import Options, dr, estimate, ips, replay, snips
+from decision_engine.evaluation import (
+    LoggedBandit,
+    Options,
+    dr,
+    estimate,
+    ips,
+    on_policy,
+    replay,
+    snips,
+)
 from ope_synthetic import greedy_action, sample, true_value
+from scipy.stats import norm
 
 SEEDS = range(200)
 
@@ -69,6 +80,26 @@ def test_replay_samples_a_probabilistic_target_with_its_seed() -> None:
     assert first.lower <= first.value <= first.upper
 
 
+def test_replay_interval_is_that_of_the_kept_rows_alone() -> None:
+    """Non-binary rewards take the delta-method interval: with only the k kept rows in the
+    estimate it is the mean's, z * sd(ddof=1) / sqrt(k), not corrected with all n rows."""
+    rng = np.random.default_rng(4)
+    n = 40
+    action = rng.integers(0, 4, n)
+    data = LoggedBandit(
+        reward=rng.normal(1.0, 0.5, n), action=action, propensity=np.full(n, 0.25), n_actions=4
+    )
+    target = np.zeros(n, dtype=np.int64)
+    e = replay(data, target)
+    kept = data.reward[action == 0]
+    assert e.n == kept.size and 3 <= kept.size <= n // 2
+    half = float(norm.ppf(0.975)) * kept.std(ddof=1) / np.sqrt(kept.size)
+    assert e.value == pytest.approx(kept.mean())
+    assert (e.lower, e.upper) == pytest.approx((kept.mean() - half, kept.mean() + half), rel=1e-12)
+    boot = replay(data, target, Options(interval="bootstrap", n_bootstrap=200))
+    assert kept.min() <= boot.lower < boot.value < boot.upper <= kept.max()
+
+
 def test_snips_is_invariant_to_scaling_the_weights() -> None:
     problem = sample(7)
     scaled = replace(problem.data, propensity=problem.data.propensity / 3.0)
@@ -78,8 +109,6 @@ def test_snips_is_invariant_to_scaling_the_weights() -> None:
 
 def test_on_policy_target_gives_the_mean_reward_and_full_ess() -> None:
     problem = sample(3)
-    logged = np.zeros((problem.data.n, 4))
-    logged[np.arange(problem.data.n), problem.data.action] = problem.data.propensity
     # the logging policy itself has weights 1 on every row: IPS is the plain mean
     from ope_synthetic import logging_policy
 
@@ -106,3 +135,22 @@ def test_bootstrap_interval_agrees_with_the_normal_one() -> None:
     assert boot.upper == pytest.approx(normal.upper, abs=0.01)
     snips_boot = snips(problem.data, problem.pi, Options(interval="bootstrap", n_bootstrap=200))
     assert snips_boot.lower < snips_boot.value < snips_boot.upper
+
+
+def test_bootstrap_memory_does_not_grow_with_the_number_of_draws_times_rows() -> None:
+    """One million rows: 16 resamples drawn as one 16 x 1e6 matrix would take 128 MB."""
+    n = 1_000_000
+    data = LoggedBandit(
+        reward=(np.arange(n) % 7 == 0).astype(np.float64),
+        action=np.zeros(n, dtype=np.int64),
+        propensity=np.ones(n),
+        n_actions=1,
+    )
+    tracemalloc.start()
+    try:
+        e = on_policy(data, Options(interval="bootstrap", n_bootstrap=16))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20  # a few arrays of n values (8 MB each), not 16 of them
+    assert e.lower < e.value < e.upper and e.upper - e.lower < 0.002

@@ -32,7 +32,8 @@ from decision_engine.evaluation.reward_model import cross_fit_rewards
 
 Interval = Literal["normal", "bootstrap"]
 ESTIMATORS = ("replay", "ips", "snips", "dr")
-_BOOTSTRAP_BATCH = 64
+# Resampled row indices held at once (int64: 8 MB); one bootstrap draw at a time past that many rows.
+_BOOTSTRAP_ELEMENTS = 2**20
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def _ratio_estimate(
         return Estimate(value, lower, upper, n, ess, name)
     m = a.shape[0]
     residual = a - value * b
-    # Delta method for sum(a)/sum(b), with the n/(n-1) correction of the sample variance.
+    # Delta method for sum(a)/sum(b), with the m/(m-1) correction of the sample variance.
     se = float(np.sqrt((residual**2).sum() * m / max(m - 1, 1))) / total
     return Estimate(value, value - z * se, value + z * se, n, ess, name)
 
@@ -92,12 +93,12 @@ def _bootstrap(
         raise InvalidInputError(f"n_bootstrap must be at least 10, got {n_bootstrap}")
     rng = np.random.default_rng(seed)
     m = a.shape[0]
+    batch = max(1, _BOOTSTRAP_ELEMENTS // m)
     values = []
-    for start in range(0, n_bootstrap, _BOOTSTRAP_BATCH):
-        size = min(_BOOTSTRAP_BATCH, n_bootstrap - start)
-        counts = rng.multinomial(m, np.full(m, 1.0 / m), size=size).astype(np.float64)
+    for start in range(0, n_bootstrap, batch):
+        rows = rng.integers(0, m, size=(min(batch, n_bootstrap - start), m))
         with np.errstate(invalid="ignore", divide="ignore"):
-            values.append((counts @ a) / (counts @ b))
+            values.append(a[rows].sum(axis=1) / b[rows].sum(axis=1))
     draws = np.concatenate(values)
     draws = draws[np.isfinite(draws)]
     tail = (1 - level) / 2
@@ -163,14 +164,15 @@ def replay(data: LoggedBandit, target: npt.ArrayLike, options: Options | None = 
     cumulative = np.cumsum(pi, axis=1)
     draws = rng.random(data.n)[:, None] * cumulative[:, -1:]
     chosen = np.minimum((cumulative <= draws).sum(axis=1), data.n_actions - 1)
-    kept = (chosen == data.action).astype(np.float64)
-    rewards = data.reward[kept > 0]
+    rewards = data.reward[chosen == data.action]
     binary = bool(np.isin(rewards, (0.0, 1.0)).all())
     if options.interval == "normal" and binary and rewards.size:
         # Kept rows are a plain sample of the target's rewards: the Wilson interval stays
         # sensible with few kept rows or no clicks among them, where the normal one collapses.
         return _wilson(float(rewards.mean()), rewards.size, options.level)
-    return _finish(kept * data.reward, kept, "replay", int(kept.sum()), None, options)
+    # Only the kept rows enter the estimate (their mean reward), so the interval is that of a
+    # sample of rewards.size rows: its variance correction and bootstrap use those rows alone.
+    return _finish(rewards, np.ones(rewards.size), "replay", rewards.size, None, options)
 
 
 def _wilson(rate: float, n: int, level: float) -> Estimate:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from decision_engine._core import Bandit
 from decision_engine.errors import InvalidInputError
 from decision_engine.evaluation.data import FloatArray, LoggedBandit
 from decision_engine.evaluation.estimators import ESTIMATORS, Estimate, Options, estimate
@@ -111,13 +112,8 @@ def evaluate_trained(
 
 
 def engine_bandit(policy: Mapping[str, Any], n_arms: int, n_features: int, seed: int = 0) -> BanditLike:
-    """A `decision_engine.Bandit` (imported lazily: older builds of the extension lack it)."""
-    from decision_engine import _core
-
-    bandit_class = getattr(_core, "Bandit", None)
-    if bandit_class is None:
-        raise ImportError("this build of decision_engine._core has no Bandit; rebuild the extension")
-    bandit: BanditLike = bandit_class(dict(policy), n_arms, n_features, seed)
+    """A `decision_engine.Bandit` for ``policy`` (a catalog policy mapping)."""
+    bandit: BanditLike = Bandit(dict(policy), n_arms, n_features, seed)
     return bandit
 
 
