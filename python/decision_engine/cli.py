@@ -105,9 +105,9 @@ def demo(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     log_context = nullcontext(None)
     if holdout > 0:
-        from decision_engine.demo_log import DemoLog
+        from decision_engine.decision_log import DecisionLog
 
-        log_context = DemoLog(log_dir, [with_holdout(catalog, holdout)[1]])  # type: ignore[assignment]
+        log_context = DecisionLog(log_dir, [with_holdout(catalog, holdout)[1]])  # type: ignore[assignment]
     with Progress(*columns, console=console) as bar, log_context as log:
         task = bar.add_task("deciding", total=decisions)
 

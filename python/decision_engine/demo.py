@@ -18,7 +18,7 @@ from decision_engine.engine import Engine
 from decision_engine.experiments.assignment import Experiment
 
 if TYPE_CHECKING:
-    from decision_engine.demo_log import DemoLog
+    from decision_engine.decision_log import DecisionLog
 
 F64 = npt.NDArray[np.float64]
 
@@ -102,7 +102,7 @@ def run_demo(
     seed: int,
     customers: int = 20_000,
     progress: Callable[[int, float], None] | None = None,
-    log: DemoLog | None = None,
+    log: DecisionLog | None = None,
     holdout: float = 0.0,
 ) -> DemoResult:
     """Simulates `decisions` arrivals; returns click rate and value per decision by policy.
@@ -135,7 +135,7 @@ def run_demo(
         )
         engine_seconds += time.perf_counter() - started
         if log is not None and profile_id is not None and now is not None:
-            log.decision(decision, profile_id, now)
+            log.decision(decision, profile_id, now, features=sim.profiles[customer])
         for chosen in decision.offers:
             o = offer_index[chosen.offer_id]
             clicked = rng.random() < sim.click_p[customer, o]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
+import xxhash
 
 from decision_engine import _core
 from decision_engine.catalog import LoadedCatalog, load_catalog
@@ -153,6 +154,8 @@ class Engine:
         self.offer_ids: list[str] = self._core.offer_ids
         self.channels: list[str] = self._core.channels
         self._feature_index = {name: i for i, name in enumerate(self.feature_names)}
+        # Names the catalog (and so the policies) decisions are made with, for decision logs.
+        self.policy_version: str = xxhash.xxh3_64_hexdigest(self.catalog.to_core_json().encode("utf-8"))
         self._categories = {f.name: list(f.values) for f in self.catalog.model.features if f.values}
 
     def apply_catalog(self, catalog: LoadedCatalog | str | os.PathLike[str]) -> None:

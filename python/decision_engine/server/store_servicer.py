@@ -1,7 +1,10 @@
 """DecisionService over the Redis store: Decide, outcomes and releases go through
 `RedisStore` (shared caps, budgets and pending decisions) instead of the raw-bytes fast path,
 which cannot take the shared history. DecideBatch stays in the local engine (campaign
-batches: no shared caps), with decision ids in the store's layout so outcomes still find it.
+batches: no shared caps, no pending decision in Redis). Its decision ids carry this server's
+number like the others, but only the server that decided one knows it (its engine holds the
+decision): report its outcome or release there. Another server answers UnknownDecisionError
+(while Redis is down it buffers the report instead, and the replay forwards it there).
 
 Health: the store's state is the standard health service's status of the service name
 `decision_engine.v1.Store` (SERVING, or NOT_SERVING while degraded); the server itself

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from decision_engine.catalog_schema import RedisStore as RedisSettings
 from decision_engine.engine import Engine
 from decision_engine.store.redis_store import RedisStore, SharedDecision
+from decision_engine.store.writes import StoreCommandError
 
-__all__ = ["RedisSettings", "RedisStore", "SharedDecision", "open_store"]
+__all__ = ["RedisSettings", "RedisStore", "SharedDecision", "StoreCommandError", "open_store"]
 
 
 def open_store(

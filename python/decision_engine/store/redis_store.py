@@ -33,16 +33,18 @@ continue at once without Redis, caps with `when_store_unavailable: closed` leave
 offer they govern, caps with `open` count the request's history and this server's own
 reservations, and budgets count this server's own spend. Outcomes, releases and the
 contacts of these decisions wait in a bounded buffer, replayed in order once a background
-probe reaches Redis again; then the store reports healthy by itself.
+probe reaches Redis again; then the store reports healthy by itself. A command Redis
+refuses (a script error, a key of the wrong type under the key prefix) is no outage: it
+raises `StoreCommandError` and the store stays healthy.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -57,19 +59,24 @@ from redis.retry import Retry
 from decision_engine._core import ChosenOffer, Decision
 from decision_engine.catalog_schema import RedisStore as RedisSettings
 from decision_engine.engine import Contact, Engine, ProfileValue, Timestamp
-from decision_engine.errors import (
-    DecisionEngineError,
-    InvalidInputError,
-    OutcomeAlreadyReportedError,
-    UnknownDecisionError,
-    UnknownOfferError,
-)
+from decision_engine.errors import InvalidInputError
 from decision_engine.ids import DecisionIds
 from decision_engine.store.catalog_view import CatalogView, allowed
+from decision_engine.store.health import Health
 from decision_engine.store.history import decode_shared
 from decision_engine.store.keys import Keys
+from decision_engine.store.outcomes import apply_forwarded, raise_refusal
 from decision_engine.store.sync import ReplayBuffer, Syncer
-from decision_engine.store.writes import Scripts, Write, commit_write, forced
+from decision_engine.store.writes import (
+    Scripts,
+    StoreCommandError,
+    Write,
+    commit_write,
+    outcome_write,
+    refused,
+    release_write,
+    replayed,
+)
 
 __all__ = ["RedisStore", "SharedDecision"]
 
@@ -129,9 +136,7 @@ class RedisStore:
         )
         self.scripts = Scripts(self.client)
         self.buffer = ReplayBuffer(MAX_BUFFERED)
-        self._listeners: list[Callable[[bool], None]] = [] if on_health is None else [on_health]
-        self._healthy = True
-        self._health_lock = threading.Lock()
+        self.health = Health(on_health)
         self.ids = DecisionIds(self._server_number(), worker_bits=SERVER_BITS)
         self.syncer = Syncer(
             self.client,
@@ -141,10 +146,8 @@ class RedisStore:
             self.scripts,
             self.buffer,
             float(settings.flush_interval),
-            lambda: self._healthy,
-            self._degrade,
-            self._recovered,
-            self.apply_forwarded,
+            self.health,
+            functools.partial(apply_forwarded, engine, self.ids),
         )
         self.syncer.start()
 
@@ -153,34 +156,16 @@ class RedisStore:
     @property
     def healthy(self) -> bool:
         """False while Redis is unavailable (decisions go on degraded, writes are buffered)."""
-        return self._healthy
+        return self.health.healthy
 
     def watch_health(self, listener: Callable[[bool], None]) -> None:
         """Calls `listener(healthy)` on every change of `healthy` (from any thread)."""
-        self._listeners.append(listener)
+        self.health.watch(listener)
 
     @property
     def server(self) -> int:
         """This server's number: the top bits of the decision ids it hands out."""
         return self.ids.worker
-
-    def _degrade(self, exc: BaseException) -> None:
-        with self._health_lock:
-            if not self._healthy:
-                return
-            self._healthy = False
-        log.warning("redis unavailable: deciding degraded, buffering writes", extra={"error": str(exc)})
-        for listener in self._listeners:
-            listener(False)
-
-    def _recovered(self) -> None:
-        with self._health_lock:
-            if self._healthy:
-                return
-            self._healthy = True
-        log.info("redis reachable again: buffered writes replayed", extra={"dropped": self.buffer.dropped})
-        for listener in self._listeners:
-            listener(True)
 
     def _server_number(self) -> int:
         """From a counter in Redis; while Redis is away, a random one from the upper half."""
@@ -188,7 +173,7 @@ class RedisStore:
         try:
             return int(self.client.incr(self.keys.servers)) % (top // 2 - 1) + 1
         except redis.RedisError as exc:
-            self._degrade(exc)
+            self.health.degrade(exc)
             return top // 2 + int.from_bytes(os.urandom(4)) % (top // 2)
 
     def close(self) -> None:
@@ -241,11 +226,13 @@ class RedisStore:
             )
 
         excluded = set(exclude)
-        if self._healthy:
+        if self.health.healthy:
             try:
                 return self._decide_shared(placements, at, profile_id, excluded, decide)
             except redis.RedisError as exc:
-                self._degrade(exc)
+                if refused(exc):  # the read: a key of the wrong type under the key prefix, say
+                    raise StoreCommandError(f"Redis refused the store's read: {exc}") from exc
+                self.health.degrade(exc)
         decisions = decide([], excluded | self.view.closed_offers(placements))
         return self._commit_later(decisions, profile_id, at)
 
@@ -268,10 +255,14 @@ class RedisStore:
             write, budget_offers = self._commit_write(tagged, profile_id, version, at)
             try:
                 result = self.scripts.run(write)
+            except StoreCommandError:
+                for d in decisions:
+                    self.engine.release(d.decision_id)
+                raise
             except redis.RedisError as exc:
                 # The commit may or may not have run: replay it later, without checks, once.
-                self.buffer.add(forced(write))
-                self._degrade(exc)
+                self.buffer.add(replayed(write))
+                self.health.degrade(exc)
                 return [self._shared(i, d) for i, d in tagged]
             if result[0] == "ok":
                 return [self._shared(i, d) for i, d in tagged]
@@ -331,7 +322,7 @@ class RedisStore:
     ) -> list[SharedDecision]:
         tagged = [(self.ids.to_wire(d.decision_id), d) for d in decisions]
         if any(d.offers for d in decisions):
-            self.buffer.add(forced(self._commit_write(tagged, profile_id, "force", at)[0]))
+            self.buffer.add(replayed(self._commit_write(tagged, profile_id, "force", at)[0]))
         return [self._shared(i, d) for i, d in tagged]
 
     @staticmethod
@@ -353,110 +344,56 @@ class RedisStore:
         """
         if not (math.isfinite(reward) and 0.0 <= reward <= 1.0):
             raise InvalidInputError(f"reward must be a number in [0, 1], got {reward}")
-        own = self.ids.worker_of(decision_id) == self.server
-        local = self.ids.engine_id(decision_id)
-        args: list[str | int | float] = [
-            self.keys.prefix,
-            offer_id or "",
-            repr(float(reward)),
-            "1" if dismissed else "0",
-            str(self.server),
-            int(self.view.horizon) + 60,
-            repr(self.view.horizon),
-            "0",  # replayed: "1", see _buffer
-            str(self.ids.worker_of(decision_id)),
-            str(decision_id),
-        ]
-        write = Write("outcome", [self.keys.pending(decision_id)], args, f"outcome of {decision_id}")
+        owner = self.ids.worker_of(decision_id)
+        own, local = owner == self.server, self.ids.engine_id(decision_id)
+        write = outcome_write(
+            decision_id,
+            reward,
+            offer_id,
+            dismissed=dismissed,
+            server=self.server,
+            owner=owner,
+            view=self.view,
+            keys=self.keys,
+        )
         result = self._run(write)
         if result is None:
             if own:
                 self.engine.report_outcome(local, reward, offer_id, dismissed=dismissed)
-            self._buffer(write, forward_at=7)
+            self.buffer.add(replayed(write))
         elif own and result[0] == "unknown":  # a DecideBatch decision, or one Redis lost
             self.engine.report_outcome(local, reward, offer_id, dismissed=dismissed)
         else:
-            _raise_refusal(result, decision_id, self.engine.offer_ids)
+            raise_refusal(result, decision_id, self.engine.offer_ids)
             if own:
                 self.engine.report_outcome(local, reward, result[2], dismissed=dismissed)
 
     def release(self, decision_id: int) -> None:
         """Withdraws a decision that was not shown: contacts and budget units go back."""
-        own = self.ids.worker_of(decision_id) == self.server
-        local = self.ids.engine_id(decision_id)
-        args: list[str | int | float] = [
-            self.keys.prefix,
-            str(self.server),
-            "0",  # replayed: "1", see _buffer
-            str(self.ids.worker_of(decision_id)),
-            str(decision_id),
-        ]
-        write = Write("release", [self.keys.pending(decision_id)], args, f"release of {decision_id}")
+        owner = self.ids.worker_of(decision_id)
+        own, local = owner == self.server, self.ids.engine_id(decision_id)
+        write = release_write(decision_id, server=self.server, owner=owner, view=self.view, keys=self.keys)
         result = self._run(write)
         if result is None:
             if own:
                 self.engine.release(local)
-            self._buffer(write, forward_at=2)
+            self.buffer.add(replayed(write))
         elif own and result[0] == "unknown":
             self.engine.release(local)
         else:
             if result[0] == "reported":
                 raise InvalidInputError(f"decision {decision_id} already has an outcome; it was shown")
-            _raise_refusal(result, decision_id, self.engine.offer_ids)
+            raise_refusal(result, decision_id, self.engine.offer_ids)
             if own:
                 self.engine.release(local)
 
-    def apply_forwarded(self, op: dict[str, str]) -> None:
-        """An outcome or release of this server's decision that another server received
-        (and settled in Redis, or, replayed after an outage, found no longer there)."""
-        local = self.ids.engine_id(int(op["id"]))
-        try:
-            if op["op"] == "outcome":
-                dismissed = op["dismissed"] == "1"
-                self.engine.report_outcome(
-                    local, float(op["reward"]), op["offer"] or None, dismissed=dismissed
-                )
-            else:
-                self.engine.release(local)
-        except DecisionEngineError as exc:  # e.g. decided before this server restarted
-            log.info("forwarded %s not applied", op["op"], extra={"decision_id": op["id"], "error": str(exc)})
-
     def _run(self, write: Write) -> list[str] | None:
-        """The script's reply; None when Redis is unavailable."""
-        if not self._healthy:
+        """The script's reply; None when Redis is unavailable (`StoreCommandError` when it
+        refuses the script: neither degraded nor buffered, it would fail again)."""
+        if not self.health.healthy:
             return None
         try:
             return self.scripts.run(write)
         except redis.RedisError as exc:
-            self._degrade(exc)
+            self.health.degrade(exc)
             return None
-
-    def _buffer(self, write: Write, forward_at: int) -> None:
-        """Keeps a write for the replay; replayed, it passes what Redis no longer knows on to
-        the deciding server (args[forward_at] = "1")."""
-        args = list(write.args)
-        args[forward_at] = "1"
-        self.buffer.add(Write(write.script, write.keys, args, write.what))
-
-
-def _raise_refusal(result: list[str], decision_id: int, offer_ids: Sequence[str]) -> None:
-    """The engine's exception for a refusal of the outcome script, as the engine words it."""
-    status, detail = result[0], result[1] if len(result) > 1 else ""
-    if status == "ok":
-        return
-    if status == "unknown":
-        raise UnknownDecisionError(f"unknown decision id {decision_id}")
-    if status == "already":
-        raise OutcomeAlreadyReportedError(
-            f"decision {decision_id} already has an outcome for offer '{detail}'"
-        )
-    if status == "no_offer":
-        raise InvalidInputError(f"decision {decision_id} showed no offer")
-    if status == "ambiguous":
-        raise InvalidInputError(
-            f"decision {decision_id} showed {len(detail.split(', '))} offers ({detail}); "
-            "say which one the outcome is for"
-        )
-    if detail not in offer_ids:
-        raise UnknownOfferError(detail)
-    raise InvalidInputError(f"offer '{detail}' was not shown in decision {decision_id}")

@@ -4,7 +4,10 @@ Every write is one script call, so it is atomic: a commit appends a request's co
 takes its budget units and records its pending decisions; an outcome marks the offer
 reported, adds the cooldown event and forwards the outcome to the server that decided; a
 release gives contacts and budget units back. A write is a `Write` (script, keys, args) so
-that one made while Redis is away can wait in the replay buffer and run unchanged later.
+that one made while Redis is away can wait in the replay buffer and run later (`replayed`).
+
+The argument lists below mirror the ARGV comments at the top of each script: this module is
+the one place that knows their order.
 """
 
 from __future__ import annotations
@@ -15,15 +18,43 @@ from importlib import resources
 from typing import Literal
 
 import redis
+from redis.exceptions import ClusterDownError, OutOfMemoryError, ReadOnlyError, TryAgainError
 
 from decision_engine._core import Decision
 from decision_engine.store.catalog_view import CatalogView, allowed
 from decision_engine.store.history import shown_member
 from decision_engine.store.keys import Keys
 
-__all__ = ["Scripts", "Write", "commit_write"]
+__all__ = [
+    "Scripts",
+    "StoreCommandError",
+    "Write",
+    "commit_write",
+    "outcome_write",
+    "refused",
+    "release_write",
+    "replayed",
+]
 
 ScriptName = Literal["commit", "outcome", "release"]
+
+# Errors Redis answers while it cannot serve for a while (a failover, memory full, a long
+# script, loading): an outage like a lost connection, not a refusal of the command.
+_UNAVAILABLE = (ReadOnlyError, OutOfMemoryError, TryAgainError, ClusterDownError)
+_UNAVAILABLE_PREFIXES = ("BUSY", "LOADING", "MASTERDOWN")
+
+
+class StoreCommandError(RuntimeError):
+    """Redis refused one of the store's commands (a script error, a key of the wrong type
+    under the key prefix). Not an outage: the store stays healthy and the write is not
+    buffered, since running it again would fail the same way."""
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether Redis answered `exc` to refuse a command, rather than being unavailable."""
+    if not isinstance(exc, redis.ResponseError) or isinstance(exc, _UNAVAILABLE):
+        return False
+    return not str(exc).startswith(_UNAVAILABLE_PREFIXES)
 
 
 def _compact(value: object) -> str:
@@ -49,7 +80,16 @@ class Scripts:
         }
 
     def run(self, write: Write, client: redis.Redis | None = None) -> list[str]:
-        result = self.by_name[write.script](keys=write.keys, args=write.args, client=client)
+        """The script's reply; raises `StoreCommandError` when Redis refuses the script, and
+        redis' own errors (ConnectionError, TimeoutError, ...) when it is unavailable."""
+        try:
+            result = self.by_name[write.script](keys=write.keys, args=write.args, client=client)
+        except redis.ResponseError as exc:
+            if refused(exc):
+                raise StoreCommandError(
+                    f"Redis refused the {write.script} script ({write.what}): {exc}"
+                ) from exc
+            raise
         return [str(item) for item in result]
 
 
@@ -140,6 +180,61 @@ def commit_write(
     return Write("commit", history_keys + budget_keys + pending_keys, args, what), budget_offers
 
 
-def forced(write: Write) -> Write:
-    """The same commit, replayed after an outage: no checks, and not twice."""
-    return Write(write.script, write.keys, ["force", *write.args[1:]], write.what)
+def outcome_write(
+    decision_id: int,
+    reward: float,
+    offer_id: str | None,
+    *,
+    dismissed: bool,
+    server: int,
+    owner: int,
+    view: CatalogView,
+    keys: Keys,
+) -> Write:
+    """An outcome of decision `decision_id` (made by server `owner`), reported on `server`."""
+    args: list[str | int | float] = [
+        keys.prefix,
+        offer_id or "",
+        repr(float(reward)),
+        "1" if dismissed else "0",
+        str(server),
+        int(view.horizon) + 60,  # history_ttl
+        repr(view.horizon),  # trim_below offset
+        "0",  # forward_unknown: see `replayed`
+        str(owner),
+        str(decision_id),
+    ]
+    return Write("outcome", [keys.pending(decision_id)], args, f"outcome of {decision_id}")
+
+
+def release_write(decision_id: int, *, server: int, owner: int, view: CatalogView, keys: Keys) -> Write:
+    """A release of decision `decision_id` (made by server `owner`), received on `server`."""
+    args: list[str | int | float] = [
+        keys.prefix,
+        str(server),
+        "0",  # forward_unknown: see `replayed`
+        str(owner),
+        str(decision_id),
+        int(view.horizon) + 60,  # history_ttl
+    ]
+    return Write("release", [keys.pending(decision_id)], args, f"release of {decision_id}")
+
+
+# Position in `Write.args` of the forward_unknown flag (ARGV index - 1), as built above.
+_FORWARD_UNKNOWN = {"outcome": 7, "release": 2}
+
+
+def replayed(write: Write) -> Write:
+    """The same write, to run once Redis is back after an outage.
+
+    A commit is forced: nothing is checked (the decision was already answered) and it is
+    not counted twice if it did run. An outcome or release that finds its decision gone
+    (Redis restarted empty, say) is passed on to the deciding server's inbox anyway, since
+    that server's engine still knows the decision.
+    """
+    args = list(write.args)
+    if write.script == "commit":
+        args[0] = "force"
+    else:
+        args[_FORWARD_UNKNOWN[write.script]] = "1"
+    return Write(write.script, write.keys, args, write.what)

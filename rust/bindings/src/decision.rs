@@ -40,6 +40,9 @@ pub struct PyDecision {
     /// (experiment, group) for every experiment of the placement the profile is in.
     #[pyo3(get)]
     pub experiments: Vec<(String, String)>,
+    /// With `explain=True`: the offers the policy chose among, in catalog order.
+    #[pyo3(get)]
+    pub eligible: Vec<String>,
 }
 
 #[pymethods]
@@ -79,7 +82,14 @@ impl PyDecision {
             .map(|(slot, o)| PyChosenOffer { offer_id: o.offer_id, slot, score: o.score, propensity: o.propensity })
             .collect();
         let reasons = d.reasons.into_iter().map(|(o, r)| (o, r.to_string())).collect();
-        Self { decision_id: d.decision_id, placement: d.placement, offers, reasons, experiments: d.experiments }
+        Self {
+            decision_id: d.decision_id,
+            placement: d.placement,
+            offers,
+            reasons,
+            experiments: d.experiments,
+            eligible: d.eligible,
+        }
     }
 }
 

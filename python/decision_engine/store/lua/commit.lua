@@ -21,9 +21,14 @@ else
       return {'conflict', current}
     end
   end
+  -- a key may come more than once (one offer on several placements of a page): each unit
+  -- this commit takes counts against the allowance
+  local taking = {}
   for i = 1, nb do
-    local used = tonumber(redis.call('GET', KEYS[2 + i]) or '0')
-    if used >= tonumber(ARGV[allowed + i]) then
+    local key = KEYS[2 + i]
+    taking[key] = (taking[key] or 0) + 1
+    local used = tonumber(redis.call('GET', key) or '0')
+    if used + taking[key] > tonumber(ARGV[allowed + i]) then
       return {'budget', tostring(i)}
     end
   end

@@ -70,6 +70,6 @@ end
 if d.owner ~= ARGV[5] then
   local inbox = prefix .. ':inbox:' .. d.owner
   redis.call('RPUSH', inbox, cjson.encode({op = 'outcome', id = d.id, offer = offer, reward = ARGV[3], dismissed = ARGV[4]}))
-  redis.call('EXPIRE', inbox, redis.call('TTL', KEYS[1]))
+  redis.call('EXPIRE', inbox, 7 * 24 * 3600)
 end
 return {'ok', d.owner, offer}

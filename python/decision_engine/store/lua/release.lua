@@ -2,7 +2,7 @@
 -- budget units go back, and it takes no outcome.
 -- KEYS[1]: the pending decision.
 -- ARGV: key prefix, releasing server, forward_unknown ('1': replayed, pass a release Redis
---       lost on to the deciding server), deciding server, decision id
+--       lost on to the deciding server), deciding server, decision id, history_ttl
 -- Returns {'ok', owner}, {'unknown', ''} or {'reported', ''} (it has an outcome: it was shown).
 local p = redis.call('HGETALL', KEYS[1])
 if #p == 0 then
@@ -22,9 +22,11 @@ for i = 1, #p, 2 do
 end
 local prefix = ARGV[1]
 local members = cjson.decode(d.members)
-if #members > 0 then
-  redis.call('ZREM', prefix .. ':h:' .. d.profile, unpack(members))
-  redis.call('INCR', prefix .. ':v:' .. d.profile)
+if #members > 0 and redis.call('ZREM', prefix .. ':h:' .. d.profile, unpack(members)) > 0 then
+  -- the history changed (a late release may find it expired: then there is nothing to bump)
+  local vkey = prefix .. ':v:' .. d.profile
+  redis.call('INCR', vkey)
+  redis.call('EXPIRE', vkey, ARGV[6])
 end
 for _, key in ipairs(cjson.decode(d.budgets)) do
   if tonumber(redis.call('GET', key) or '0') > 0 then

@@ -66,6 +66,9 @@ pub struct Decision {
     pub reasons: Vec<(String, Reason)>,
     /// (experiment, group) for every experiment of the placement the profile is in.
     pub experiments: Vec<(String, String)>,
+    /// With `explain`: the offers the policy chose among, in catalog order (what off-policy
+    /// evaluation needs beside the propensities).
+    pub eligible: Vec<String>,
 }
 
 /// Bit `c` set when the profile consented to channel `c`.
@@ -331,6 +334,9 @@ impl Engine {
             }
             on_page.extend(ws.picks.iter().map(|pick| (placement.offers[pick.local], p)));
             let mut decision = self.record(&loaded, (p, set), decision_id, &ws, reasons, request)?;
+            if request.explain {
+                decision.eligible = eligible.iter().map(|&local| loaded.offer_id(p, local).to_owned()).collect();
+            }
             decision.experiments = assignments
                 .iter()
                 .map(|&(e, g)| (experiments[e].id.clone(), experiments[e].groups[g].name.clone()))
@@ -372,7 +378,14 @@ impl Engine {
             .with_context(profiles, request.now)
             .with_contexts(context, columns.len());
         self.remember(decision_id, batch)?;
-        Ok(Decision { decision_id, placement: placement.id.clone(), offers, reasons, experiments: Vec::new() })
+        Ok(Decision {
+            decision_id,
+            placement: placement.id.clone(),
+            offers,
+            reasons,
+            experiments: Vec::new(),
+            eligible: Vec::new(),
+        })
     }
 }
 
