@@ -218,7 +218,13 @@ def test_reporting_the_same_offer_of_a_multi_slot_decision_twice(engine, now):
 )
 def test_reward_outside_0_1(engine, now, reward, shown):
     d = engine.decide("hero", np.array(GOOD, np.float32), now=now)
-    with raises(InvalidInputError, f"reward must be a number in [0, 1], got {shown}"):
+    finite = math.isfinite(reward)
+    expected = (
+        f"reward must be a number in [0, 1] for placement 'hero' (Beta-Bernoulli thompson), got {shown}"
+        if finite
+        else f"reward must be a finite number, got {shown}"
+    )
+    with raises(InvalidInputError, expected):
         engine.report_outcome(d.decision_id, reward)
     assert {(a.alpha, a.beta) for a in engine.policy_state("hero")} == {(1.0, 1.0)}
     engine.report_outcome(d.decision_id, 1.0)  # the decision is still pending

@@ -322,8 +322,10 @@ class Engine:
     def report_outcome(
         self, decision_id: int, reward: float, offer_id: str | None = None, *, dismissed: bool = False
     ) -> None:
-        """Reports a reward in [0, 1] for an offer a decision showed. A positive reward is a
-        conversion and ``dismissed`` a dismissal: each starts its cooldown for the profile."""
+        """Reports a reward for an offer a decision showed: in [0, 1] under a ``thompson``
+        policy, any finite number under the others (``gaussian_thompson`` learns real rewards
+        such as revenue). A positive reward is a conversion and ``dismissed`` a dismissal: each
+        starts its cooldown for the profile."""
         self._core.report_outcome(int(decision_id), float(reward), offer_id, dismissed)
 
     def policy_state(self, placement: str) -> list[ArmState]:

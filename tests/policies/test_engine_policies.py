@@ -121,3 +121,17 @@ def test_bad_policy_parameters_name_the_placement_and_parameter(policy, message)
 def test_a_contextual_policy_must_read_known_features():
     with pytest.raises(CatalogError, match="policy lin_ucb reads unknown feature 'age'"):
         Engine(catalog({"type": "lin_ucb", "features": ["age"]}))
+
+
+def test_gaussian_thompson_learns_real_rewards_and_thompson_refuses_them():
+    engine = Engine(catalog({"type": "gaussian_thompson", "prior_variance": 100.0}), seed=4)
+    for revenue in (25.0, 35.0):
+        d = engine.decide("hero", np.zeros(3, np.float32))
+        engine.report_outcome(d.decision_id, reward=revenue)
+    learned = [a for a in engine.policy_state("hero") if a.pulls > 0]
+    assert sum(a.pulls for a in learned) == 2 and max(a.mean for a in learned) > 10
+    thompson = Engine(catalog({"type": "thompson"}), seed=4)
+    d = thompson.decide("hero", np.zeros(3, np.float32))
+    with pytest.raises(InvalidInputError, match=r"\[0, 1\] for placement 'hero' \(Beta-Bernoulli thompson\)"):
+        thompson.report_outcome(d.decision_id, reward=25.0)
+    thompson.report_outcome(d.decision_id, reward=1.0)  # refused without settling it

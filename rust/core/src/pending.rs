@@ -192,7 +192,7 @@ impl<S> PendingStore<S> {
     pub fn settle(
         &mut self,
         id: u64,
-        pick: impl FnOnce(&S, usize, &[u32]) -> Result<usize>,
+        pick: impl FnOnce(&S, (usize, usize), &[u32]) -> Result<usize>,
         offer_name: impl Fn(&S, usize, usize) -> String,
     ) -> Result<Settled<S>> {
         let Some((&first, batch)) = self.batches.range_mut(..=id).next_back() else {
@@ -204,7 +204,7 @@ impl<S> PendingStore<S> {
         }
         let slots = batch.slots;
         let shown = &batch.offers[row * slots..(row + 1) * slots];
-        let local = pick(&batch.state, batch.placement, shown)?;
+        let local = pick(&batch.state, (batch.placement, batch.arm_set), shown)?;
         let slot = shown.iter().position(|&o| o as usize == local).expect("pick returns a shown offer");
         if std::mem::replace(&mut batch.reported[row * slots + slot], true) {
             return Err(Error::AlreadyReported {

@@ -196,13 +196,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Records a reward in [0, 1] for one offer of a decision and updates its policy.
-    /// `offer_id` may be left out when the decision showed exactly one offer.
+    /// Records a reward for one offer of a decision and updates its policy: in [0, 1] for a
+    /// Beta-Bernoulli `thompson` policy, any finite number for the others (`gaussian_thompson`
+    /// learns real rewards such as revenue). `offer_id` may be left out when the decision
+    /// showed exactly one offer.
     /// A positive reward is a conversion and `dismissed` a dismissal: both start the contact
     /// policy's cooldowns for the profile, and a conversion counts against a conversions budget.
     pub fn report_outcome(&self, decision_id: u64, offer_id: Option<&str>, reward: f64, dismissed: bool) -> Result<()> {
-        if !(reward.is_finite() && (0.0..=1.0).contains(&reward)) {
-            return Err(Error::InvalidInput(format!("reward must be a number in [0, 1], got {reward}")));
+        if !reward.is_finite() {
+            return Err(Error::InvalidInput(format!("reward must be a finite number, got {reward}")));
         }
         self.snapshot_if_due()?;
         let _gate = self.gate();
@@ -216,7 +218,14 @@ impl Engine {
     }
 
     fn learn_outcome(&self, decision_id: u64, offer_id: Option<&str>, reward: f64, dismissed: bool) -> Result<()> {
-        let pick = |loaded: &Loaded, placement: usize, shown: &[u32]| -> Result<usize> {
+        let pick = |loaded: &Loaded, (placement, set): (usize, usize), shown: &[u32]| -> Result<usize> {
+            let binary = matches!(loaded.arm_sets[set].policy.kind, crate::policy::Kind::Thompson { .. });
+            if binary && !(0.0..=1.0).contains(&reward) {
+                return Err(Error::InvalidInput(format!(
+                    "reward must be a number in [0, 1] for placement '{}' (Beta-Bernoulli thompson), got {reward}",
+                    loaded.catalog.placements[placement].id
+                )));
+            }
             let shown: Vec<usize> =
                 shown.iter().filter(|&&o| o != crate::pending::NO_OFFER).map(|&o| o as usize).collect();
             match (offer_id, shown.as_slice()) {
