@@ -18,11 +18,13 @@ PROFILES = [f"p{i}" for i in range(12)]
 Decided = list[tuple[str | None, list[str]]]
 
 
-def _run(catalog: Path, placement: str, profiles: list[str | None], rounds: int) -> Decided:
+def _run(
+    catalog: Path, placement: str, profiles: list[str | None], rounds: int, now: float | None = None
+) -> Decided:
     start_at = time.time() + 3.0  # after every process has loaded its engine
     with ProcessPoolExecutor(PROCESSES, mp_context=get_context("spawn")) as pool:
         runs = [
-            pool.submit(decide_many, str(catalog), seed, placement, profiles, rounds, start_at)
+            pool.submit(decide_many, str(catalog), seed, placement, profiles, rounds, start_at, now)
             for seed in range(PROCESSES)
         ]
         return [shown for run in runs for shown in run.result(timeout=60)]
@@ -45,8 +47,9 @@ def test_channel_and_group_caps_hold_exactly_across_processes(
 
 def test_a_budget_holds_exactly_across_processes(catalog_file: Path, redis_server: RedisServer) -> None:
     # no profile ids: only the shared budget (25 a day) limits `loan`, the banner's one offer
-    decided = _run(catalog_file, "banner", [None], rounds=40)
+    now = time.time()  # every decision at this time: its day names the budget's key
+    decided = _run(catalog_file, "banner", [None], rounds=40, now=now)
     shown = Counter(o for _, offers in decided for o in offers)
     assert shown == {"loan": 25}
-    day = int(time.time() // 86_400)
+    day = int(now // 86_400)
     assert redis_server.client().get(f"test:b:loan:{day}") == "25"

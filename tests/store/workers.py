@@ -11,11 +11,17 @@ from decision_engine.store import open_store
 
 
 def decide_many(
-    catalog: str, seed: int, placement: str, profiles: list[str | None], rounds: int, start_at: float
+    catalog: str,
+    seed: int,
+    placement: str,
+    profiles: list[str | None],
+    rounds: int,
+    start_at: float,
+    now: float | None = None,
 ) -> list[tuple[str | None, list[str]]]:
     """From `start_at` (unix time, so that every process starts together), decides `rounds`
-    times for every profile (None: no profile id) in a shuffled order; (profile, offers) of
-    every decision."""
+    times for every profile (None: no profile id) in a shuffled order, at time `now` (None:
+    the clock); (profile, offers) of every decision."""
     engine = Engine(Path(catalog), seed=seed)
     store = open_store(engine)
     assert store is not None
@@ -23,6 +29,6 @@ def decide_many(
     random.Random(seed).shuffle(order)
     time.sleep(max(0.0, start_at - time.time()))
     try:
-        return [(p, store.decide(placement, [30.0], profile_id=p).offer_ids) for p in order]
+        return [(p, store.decide(placement, [30.0], profile_id=p, now=now).offer_ids) for p in order]
     finally:
         store.close()
