@@ -17,7 +17,7 @@ from decision_engine.errors import (
 )
 from decision_engine.ids import DecisionIds
 
-__all__ = ["apply_forwarded", "raise_refusal"]
+__all__ = ["apply_forwarded", "raise_refusal", "thompson_only"]
 
 log = logging.getLogger("decision_engine.store")
 
@@ -57,3 +57,12 @@ def apply_forwarded(engine: Engine, ids: DecisionIds, op: dict[str, str]) -> Non
             engine.release(local)
     except DecisionEngineError as exc:  # e.g. decided before this server restarted
         log.info("forwarded %s not applied", op["op"], extra={"decision_id": op["id"], "error": str(exc)})
+
+
+def thompson_only(engine: Engine) -> bool:
+    """Whether every policy of the engine's catalog (placements and experiment groups) is
+    Beta-Bernoulli thompson, whose rewards must lie in [0, 1]."""
+    model = engine.catalog.model
+    policies = [p.policy for p in model.placements]
+    policies += [g.policy for e in model.experiments for g in e.groups if g.policy is not None]
+    return all(p.type == "thompson" for p in policies)

@@ -65,7 +65,7 @@ from decision_engine.store.catalog_view import CatalogView, allowed
 from decision_engine.store.health import Health
 from decision_engine.store.history import decode_shared
 from decision_engine.store.keys import Keys
-from decision_engine.store.outcomes import apply_forwarded, raise_refusal
+from decision_engine.store.outcomes import apply_forwarded, raise_refusal, thompson_only
 from decision_engine.store.sync import ReplayBuffer, Syncer
 from decision_engine.store.writes import (
     Scripts,
@@ -342,8 +342,13 @@ class RedisStore:
         checked and learned from by its engine, and the shared part, like every outcome of
         another server's decision, is buffered and replayed: acknowledged, not lost.
         """
-        if not (math.isfinite(reward) and 0.0 <= reward <= 1.0):
-            raise InvalidInputError(f"reward must be a number in [0, 1], got {reward}")
+        if not math.isfinite(reward):
+            raise InvalidInputError(f"reward must be a finite number, got {reward}")
+        # Beta-Bernoulli thompson learns rewards in [0, 1] only. The placement is known once
+        # Redis settles the outcome, so a catalog of thompson policies alone is checked here;
+        # with other policies the deciding engine checks (and logs a refusal).
+        if thompson_only(self.engine) and not 0.0 <= reward <= 1.0:
+            raise InvalidInputError(f"reward must be a number in [0, 1] (thompson policies), got {reward}")
         owner = self.ids.worker_of(decision_id)
         own, local = owner == self.server, self.ids.engine_id(decision_id)
         write = outcome_write(
