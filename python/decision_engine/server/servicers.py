@@ -77,12 +77,16 @@ class DecisionServicer:
         self.metrics.batch_decided(request.placement, request.rows, counts)
         return response
 
+    def _report(self, request: pb.ReportOutcomeRequest) -> None:
+        """Records one outcome (a shared store overrides this)."""
+        self.engine.report_outcome(*convert.outcome(request, self.ids), dismissed=request.dismissed)
+
     @handle_errors
     def ReportOutcome(
         self, request: pb.ReportOutcomeRequest, context: grpc.ServicerContext
     ) -> pb.ReportOutcomeResponse:
         try:
-            self.engine.report_outcome(*convert.outcome(request, self.ids), dismissed=request.dismissed)
+            self._report(request)
         except DecisionEngineError as exc:
             self.metrics.outcome(status_of(exc)[0].name)
             raise
@@ -96,7 +100,7 @@ class DecisionServicer:
         response = pb.ReportOutcomesResponse()
         for index, request in enumerate(requests):
             try:
-                self.engine.report_outcome(*convert.outcome(request, self.ids), dismissed=request.dismissed)
+                self._report(request)
             except DecisionEngineError as exc:  # refused outcomes are listed; the stream goes on
                 code, message = status_of(exc)
                 self.metrics.outcome(code.name)

@@ -14,7 +14,7 @@ Health: the store's state is the standard health service's status of the service
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -22,9 +22,9 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from decision_engine.engine import Contact
-from decision_engine.errors import DecisionEngineError, InvalidInputError
+from decision_engine.errors import InvalidInputError
 from decision_engine.server import converters as convert
-from decision_engine.server.errors import check_deadline, handle_errors, status_of
+from decision_engine.server.errors import check_deadline, handle_errors
 from decision_engine.server.interceptors import note_placement
 from decision_engine.server.metrics import Metrics
 from decision_engine.server.servicers import DecisionServicer, Limits
@@ -111,37 +111,10 @@ class StoreDecisionServicer(DecisionServicer):
         return _response(decisions).SerializeToString()
 
     def _report(self, request: pb.ReportOutcomeRequest) -> None:
+        """Outcomes settle in Redis, for a decision any server made (ReportOutcome and
+        ReportOutcomes come from the base class)."""
         offer_id = request.offer_id if request.HasField("offer_id") else None
         self.store.report_outcome(request.decision_id, request.reward, offer_id, dismissed=request.dismissed)
-
-    @handle_errors
-    def ReportOutcome(
-        self, request: pb.ReportOutcomeRequest, context: grpc.ServicerContext
-    ) -> pb.ReportOutcomeResponse:
-        try:
-            self._report(request)
-        except DecisionEngineError as exc:
-            self.metrics.outcome(status_of(exc)[0].name)
-            raise
-        self.metrics.outcome("accepted")
-        return pb.ReportOutcomeResponse()
-
-    @handle_errors
-    def ReportOutcomes(
-        self, requests: Iterator[pb.ReportOutcomeRequest], context: grpc.ServicerContext
-    ) -> pb.ReportOutcomesResponse:
-        response = pb.ReportOutcomesResponse()
-        for index, request in enumerate(requests):
-            try:
-                self._report(request)
-            except DecisionEngineError as exc:
-                code, message = status_of(exc)
-                self.metrics.outcome(code.name)
-                response.rejected.append(convert.rejected(index, request, code, message))
-                continue
-            self.metrics.outcome("accepted")
-            response.accepted += 1
-        return response
 
     @handle_errors
     def Release(self, request: pb.ReleaseRequest, context: grpc.ServicerContext) -> pb.ReleaseResponse:

@@ -125,11 +125,7 @@ impl Bandit {
             moments.compute(&self.model, block, width, n);
             for row in 0..n {
                 let global = start + row;
-                eligible_arms.clear();
-                match eligible {
-                    Some(mask) => eligible_arms.extend((0..arms).filter(|&a| mask[global * arms + a])),
-                    None => eligible_arms.extend(0..arms),
-                }
+                eligible_in_row(eligible, global, arms, eligible_arms);
                 let mut rng = stream(seed, first + global as u64);
                 let context = &block[row * width..(row + 1) * width];
                 moments.start_row(&self.model, context);
@@ -180,11 +176,7 @@ impl Bandit {
                 moments.compute(&self.model, block, width, n);
                 for row in 0..n {
                     let global = start + row;
-                    eligible_arms.clear();
-                    match eligible {
-                        Some(mask) => eligible_arms.extend((0..arms).filter(|&a| mask[global * arms + a])),
-                        None => eligible_arms.extend(0..arms),
-                    }
+                    eligible_in_row(eligible, global, arms, eligible_arms);
                     let context = &block[row * width..(row + 1) * width];
                     moments.start_row(&self.model, context);
                     let moments = &*moments;
@@ -244,6 +236,15 @@ impl Bandit {
     /// (pulls, mean reward, uncertainty) of every arm.
     pub fn state(&self) -> Vec<(f64, f64, f64)> {
         (0..self.n_arms()).map(|i| self.model.summary(i)).collect()
+    }
+}
+
+/// The arms row `row` of a `rows x arms` mask allows (all without a mask), into `out`.
+fn eligible_in_row(mask: Option<&[bool]>, row: usize, arms: usize, out: &mut Vec<usize>) {
+    out.clear();
+    match mask {
+        Some(mask) => out.extend((0..arms).filter(|&a| mask[row * arms + a])),
+        None => out.extend(0..arms),
     }
 }
 
