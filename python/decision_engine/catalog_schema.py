@@ -7,16 +7,13 @@ skip those checks.
 """
 
 import re
-from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, date, datetime, time
-from typing import Annotated, Any, Literal, NoReturn, Self, get_args, get_origin
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ModelWrapValidatorHandler,
     PlainSerializer,
@@ -25,7 +22,23 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+
+from decision_engine.catalog_fields import Duration, NonNegative
+from decision_engine.catalog_fields import Model as _Model
+from decision_engine.catalog_fields import fail as _fail
+from decision_engine.catalog_policies import (
+    POLICY_TYPES,
+    EpsilonGreedyPolicy,
+    GaussianThompsonPolicy,
+    LinThompsonPolicy,
+    LinUcbPolicy,
+    Policy,
+    SoftmaxPolicy,
+    ThompsonPolicy,
+    Ucb1Policy,
+)
+from decision_engine.catalog_policies import normalize_policy as _normalize_policy
+from decision_engine.catalog_store import EmbeddedStore, RedisStore, Store
 
 __all__ = [
     "POLICY_TYPES",
@@ -47,10 +60,6 @@ __all__ = [
     "ThompsonPolicy",
     "Ucb1Policy",
 ]
-
-
-def _fail(message: str) -> NoReturn:
-    raise PydanticCustomError("catalog", "{message}", {"message": message})
 
 
 # --- names declared and referenced while a Catalog validates ---
@@ -89,8 +98,6 @@ def _refer(kind: str, label: str) -> AfterValidator:
 _ID_RE = re.compile(r"[A-Za-z0-9_.-]+")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED = frozenset({"true", "false", "null", "in"})
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION_RE = re.compile(r"([0-9]+)([smhdw])")
 _TIMESTAMP_HINT = "expected ISO 8601, e.g. 2026-01-01T00:00:00Z"
 
 
@@ -107,14 +114,6 @@ def _check_feature_name(value: str) -> str:
             "([A-Za-z_][A-Za-z0-9_]*, not true/false/null/in)"
         )
     return value
-
-
-def _parse_duration(value: object) -> int:
-    if isinstance(value, str) and (m := _DURATION_RE.fullmatch(value.strip())):
-        if int(m[1]) > 0:
-            return int(m[1]) * _UNITS[m[2]]
-        _fail(f"duration '{value}' must be positive")
-    _fail(f"invalid duration {value!r}: expected <int><s|m|h|d|w>, e.g. '30m', '7d'")
 
 
 def _parse_timestamp(value: object) -> datetime:
@@ -145,10 +144,7 @@ def _rule_text(value: object) -> object:
 Id = Annotated[str, Strict(), AfterValidator(_check_id)]
 FeatureName = Annotated[str, Strict(), AfterValidator(_check_feature_name)]
 Text = Annotated[str, Strict(), Field(min_length=1)]
-NonNegative = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
-Positive = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
 Count = Annotated[int, Strict(), Field(ge=1)]
-Duration = Annotated[int, BeforeValidator(_parse_duration)]  # seconds
 Timestamp = Annotated[
     datetime,  # timezone-aware (naive input is taken as UTC); unix seconds in JSON
     BeforeValidator(_parse_timestamp),
@@ -174,120 +170,6 @@ def _first_duplicate(values: tuple[str, ...]) -> str | None:
             return value
         seen.add(value)
     return None
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# --- policies ---
-# Every policy takes `discount` (0 < d <= 1: weight past rewards keep at each new one);
-# context-free ones also take `window` (learn from the last N rewards of each arm) and
-# contextual ones `features` (the feature names they read; all when absent).
-Discount = Annotated[float, Field(gt=0, le=1)]
-Window = Annotated[int, Field(ge=1)]
-
-
-class _ContextFree(_Model):
-    discount: Discount = 1.0
-    window: Window | None = None
-
-
-class _Contextual(_Model):
-    discount: Discount = 1.0
-    features: list[str] | None = Field(default=None, min_length=1)
-
-
-class ThompsonPolicy(_ContextFree):
-    """Beta-Bernoulli Thompson sampling with a Beta(alpha, beta) prior."""
-
-    type: Literal["thompson"] = "thompson"
-    alpha: Positive = 1.0
-    beta: Positive = 1.0
-
-
-class GaussianThompsonPolicy(_ContextFree):
-    """Thompson sampling of a Gaussian mean, for real-valued rewards."""
-
-    type: Literal["gaussian_thompson"]
-    prior_mean: float = 0.0
-    prior_strength: Positive = 1.0
-    prior_variance: Positive = 1.0
-
-
-class Ucb1Policy(_ContextFree):
-    type: Literal["ucb1"]
-    exploration: NonNegative = 1.0
-
-
-class EpsilonGreedyPolicy(_ContextFree):
-    type: Literal["epsilon_greedy"]
-    epsilon: Annotated[float, Field(ge=0, le=1)] = 0.1
-
-
-class SoftmaxPolicy(_ContextFree):
-    type: Literal["softmax"]
-    temperature: Positive = 0.1
-
-
-class LinUcbPolicy(_Contextual):
-    """Disjoint LinUCB over the profile's features (or the named subset)."""
-
-    type: Literal["lin_ucb"]
-    alpha: NonNegative = 1.0
-    ridge: Positive = 1.0
-
-
-class LinThompsonPolicy(_Contextual):
-    """Linear Thompson sampling over the profile's features (or the named subset)."""
-
-    type: Literal["lin_thompson"]
-    scale: NonNegative = 1.0
-    ridge: Positive = 1.0
-
-
-# To add a policy: write its model with a `type: Literal["name"]` field and add it here
-# (POLICY_TYPES, the string shorthand and the error messages follow).
-Policy = Annotated[
-    ThompsonPolicy
-    | GaussianThompsonPolicy
-    | Ucb1Policy
-    | EpsilonGreedyPolicy
-    | SoftmaxPolicy
-    | LinUcbPolicy
-    | LinThompsonPolicy,
-    Field(discriminator="type"),
-]
-
-
-def _policy_models(tp: object) -> dict[str, type[BaseModel]]:
-    if get_origin(tp) is Annotated:
-        tp = get_args(tp)[0]
-    models: dict[str, type[BaseModel]] = {}
-    for member in get_args(tp) or (tp,):
-        if isinstance(member, type) and issubclass(member, BaseModel):
-            for tag in get_args(member.model_fields["type"].annotation):
-                models[tag] = member
-    return models
-
-
-POLICY_TYPES: Mapping[str, type[BaseModel]] = _policy_models(Policy)
-
-
-def _normalize_policy(value: object) -> object:
-    known = ", ".join(POLICY_TYPES)
-    if isinstance(value, BaseModel):
-        return value
-    if isinstance(value, str):
-        value = {"type": value}
-    if not isinstance(value, Mapping):
-        _fail(f"policy must be a name or a mapping with a 'type' (known types: {known})")
-    kind = value.get("type")
-    if kind is None:
-        _fail(f"policy needs a 'type' (known types: {known})")
-    if not isinstance(kind, str) or kind not in POLICY_TYPES:
-        _fail(f"unknown policy type {kind!r} (known types: {known})")
-    return value
 
 
 # --- catalog items ---
@@ -439,37 +321,6 @@ class Experiment(_Model):
         if (dup := _first_duplicate(tuple(g.name for g in self.groups))) is not None:
             _fail(f"group '{dup}' is listed twice")
         return self
-
-
-# --- where state lives ---
-class EmbeddedStore(_Model):
-    """In memory; with a `path`, every state change is journaled there and snapshotted."""
-
-    type: Literal["embedded"] = "embedded"
-    path: str | None = None
-    # always: fsync before acknowledging; interval: fsync every fsync_interval_ms (a crash of
-    # the process loses nothing, a power cut at most that long); never: leave it to the OS.
-    fsync: Literal["always", "interval", "never"] = "interval"
-    fsync_interval_ms: Annotated[int, Field(ge=1)] = 100
-    snapshot_every: Annotated[int, Field(ge=1)] = 100_000
-    attribution_window: Duration = 7 * 24 * 3600
-
-
-class RedisStore(_Model):
-    """Contact history, caps, budgets, pending decisions and policy statistics shared by
-    every server through one Redis."""
-
-    type: Literal["redis"]
-    url: str = "redis://127.0.0.1:6379/0"
-    key_prefix: str = "decision-engine"
-    # Each server flushes its learning and refreshes the shared model this often.
-    flush_interval: Duration = 2
-    # A call slower than this counts as Redis being unavailable.
-    timeout_ms: Annotated[int, Field(ge=1)] = 50
-    attribution_window: Duration = 7 * 24 * 3600
-
-
-Store = Annotated[EmbeddedStore | RedisStore, Field(discriminator="type")]
 
 
 class Catalog(_Model):

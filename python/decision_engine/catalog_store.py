@@ -1,0 +1,39 @@
+"""Where the engine's state lives: the catalog's `store` section."""
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from decision_engine.catalog_fields import Duration, Model
+
+__all__ = ["EmbeddedStore", "RedisStore", "Store"]
+
+
+class EmbeddedStore(Model):
+    """In memory; with a `path`, every state change is journaled there and snapshotted."""
+
+    type: Literal["embedded"] = "embedded"
+    path: str | None = None
+    # always: fsync before acknowledging; interval: fsync every fsync_interval_ms (a crash of
+    # the process loses nothing, a power cut at most that long); never: leave it to the OS.
+    fsync: Literal["always", "interval", "never"] = "interval"
+    fsync_interval_ms: Annotated[int, Field(ge=1)] = 100
+    snapshot_every: Annotated[int, Field(ge=1)] = 100_000
+    attribution_window: Duration = 7 * 24 * 3600
+
+
+class RedisStore(Model):
+    """Contact history, caps, budgets, pending decisions and policy statistics shared by
+    every server through one Redis."""
+
+    type: Literal["redis"]
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "decision-engine"
+    # Each server flushes its learning and refreshes the shared model this often.
+    flush_interval: Duration = 2
+    # A call slower than this counts as Redis being unavailable.
+    timeout_ms: Annotated[int, Field(ge=1)] = 50
+    attribution_window: Duration = 7 * 24 * 3600
+
+
+Store = Annotated[EmbeddedStore | RedisStore, Field(discriminator="type")]
