@@ -1,6 +1,7 @@
-//! Arbitration inside one placement: sample each eligible arm's score (sampled response
-//! rate x value x weight), fill the slots best-first with at most one offer per exclusion
-//! group, and give each pick the probability the policy had of making it.
+//! Arbitration inside one placement: the policy scores each eligible arm (its estimate or
+//! sample x value x weight), the slots fill one at a time by the policy's rule (best score,
+//! epsilon-greedy, softmax) with at most the allowed offers per exclusion group, and each
+//! pick gets the probability the policy had of making it.
 
 use rand::{Rng, RngExt};
 
