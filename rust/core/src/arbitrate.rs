@@ -100,7 +100,23 @@ pub fn choose_with<R: Rng + ?Sized>(
     score: impl FnOnce(&mut Vec<f64>, &mut Vec<ArmScore>, &mut R) -> Picker,
 ) {
     let picker = score(&mut ws.scores, &mut ws.moments, rng);
+    let unconstrained = ws.group_room.is_empty() && ws.page_groups.is_empty() && ws.group_limit >= 1;
+    if slots == 1 && picker == Picker::Greedy && unconstrained {
+        best_of_all(eligible, ws, rng);
+        return;
+    }
     fill_slots(view, eligible, slots, ws, rng, |ws, b, rng| pick_at_slot(ws, picker, b, propensities, rng));
+}
+
+/// One slot, every eligible offer available, the best score wins: what [`fill_slots`] with
+/// the greedy rule does then (same ties, same draws), in one pass.
+fn best_of_all<R: Rng + ?Sized>(eligible: &[usize], ws: &mut Workspace, rng: &mut R) {
+    ws.picks.clear();
+    let Some(top) = ws.scores.iter().copied().reduce(f64::max) else { return };
+    let ties = ws.scores.iter().filter(|&&s| s == top).count();
+    let nth = if ties > 1 { rng.random_range(0..ties) } else { 0 };
+    let k = ws.scores.iter().enumerate().filter(|&(_, &s)| s == top).nth(nth).map_or(0, |(k, _)| k);
+    ws.picks.push(Pick { local: eligible[k], score: ws.scores[k], propensity: 1.0 / ties as f64 });
 }
 
 /// The non-personalized default (a holdout's treatment): the eligible offers of highest
@@ -326,6 +342,26 @@ mod tests {
         for i in 0..3 {
             let observed = wins[i] as f64 / f64::from(draws);
             assert!((observed - claimed[i]).abs() < 0.03, "arm {i}: observed {observed}, propensity {}", claimed[i]);
+        }
+    }
+
+    #[test]
+    fn the_one_pass_greedy_pick_matches_the_slot_filling_one() {
+        // UCB1 with untried arms: exact ties, broken at random.
+        let config: PolicyConfig = serde_json::from_str(r#"{"type": "ucb1"}"#).unwrap();
+        let mut model = Model::new(config, 6, 0);
+        model.observe(1, &[], 1.0);
+        let view = ArmView { model: &model, columns: &[], scale: &[1.0; 6], group: &[None; 6] };
+        let eligible = [0, 1, 2, 4, 5];
+        for seed in 0..50 {
+            let (mut a, mut b) = (Workspace::default(), Workspace::default());
+            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+            choose(&view, &[], &eligible, 1, true, &mut rng, &mut a);
+            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+            let picker = model.score(&eligible, view.scale, &[], &mut rng, &mut b.scores, &mut b.moments);
+            fill_slots(&view, &eligible, 1, &mut b, &mut rng, |ws, k, rng| pick_at_slot(ws, picker, k, true, rng));
+            assert_eq!(a.picks, b.picks, "seed {seed}");
+            assert!((a.picks[0].propensity - 0.25).abs() < 1e-12, "4 untried arms tie");
         }
     }
 }
