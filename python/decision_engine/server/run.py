@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 
-from decision_engine.catalog import load_catalog
+from decision_engine.catalog import LoadedCatalog, load_catalog
 from decision_engine.engine import Engine
 from decision_engine.errors import CatalogError
 from decision_engine.server.catalogs import issues_of
@@ -85,11 +85,11 @@ class _Signals:
         self.reload = True
 
 
-def _state_dir(options: ServeOptions, worker: int) -> Path | None:
+def _state_dir(options: ServeOptions, catalog: LoadedCatalog, worker: int) -> Path | None:
     """The embedded store's directory for this worker: the catalog's ``store.path`` (relative
     to the catalog file), one subdirectory per worker when there are several (each worker
     keeps its own state)."""
-    store = load_catalog(options.catalog).model.store
+    store = catalog.model.store
     if store.type != "embedded" or store.path is None:
         return None
     path = Path(options.catalog).parent / store.path
@@ -101,7 +101,8 @@ def _serve_worker(options: ServeOptions, worker: int, *, reuse_port: bool) -> in
     signals = _Signals()
     context = {"worker": worker, "pid": os.getpid()}
     try:
-        engine = Engine(options.catalog, seed=options.seed + worker, state_dir=_state_dir(options, worker))
+        catalog = load_catalog(options.catalog)
+        engine = Engine(catalog, seed=options.seed + worker, state_dir=_state_dir(options, catalog, worker))
     except CatalogError as exc:
         log.error("invalid catalog: %s", exc, extra={**context, "issues": [str(i) for i in issues_of(exc)]})
         return 1

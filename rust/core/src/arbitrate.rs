@@ -5,7 +5,7 @@
 
 use rand::{Rng, RngExt};
 
-use crate::policy::{ArmScore, Model, Picker, win_probability};
+use crate::policy::{ArmScore, Model, Picker, lift, win_probability};
 
 /// What arbitration needs to know about each offer of a placement (by local index).
 pub struct ArmView<'a> {
@@ -34,6 +34,7 @@ pub struct Workspace {
     competitors: Vec<ArmScore>,
     candidates: Vec<usize>,
     context: Vec<f32>,
+    lifted: Vec<f32>,
     pub picks: Vec<Pick>,
     /// At most this many offers of one exclusion group per decision (and page).
     pub group_limit: usize,
@@ -52,6 +53,7 @@ impl Default for Workspace {
             competitors: Vec::new(),
             candidates: Vec::new(),
             context: Vec::new(),
+            lifted: Vec::new(),
             picks: Vec::new(),
             group_limit: 1,
             page_groups: Vec::new(),
@@ -79,13 +81,18 @@ pub fn choose<R: Rng + ?Sized>(
     rng: &mut R,
     ws: &mut Workspace,
 ) {
-    let mut context = std::mem::take(&mut ws.context);
+    // The context and its lifted products live in the workspace, reused across a batch.
+    let (mut context, mut lifted) = (std::mem::take(&mut ws.context), std::mem::take(&mut ws.lifted));
     context.clear();
     context.extend(view.columns.iter().map(|&c| features[c]));
+    if !context.is_empty() {
+        lift(&context, &mut lifted);
+    }
     choose_with(view, eligible, slots, propensities, rng, ws, |scores, moments, rng| {
-        view.model.score(eligible, view.scale, &context, rng, scores, moments)
+        let linear = |i| view.model.linear_moments(i, &context, &lifted);
+        view.model.score_with(eligible, view.scale, linear, rng, scores, moments)
     });
-    ws.context = context;
+    (ws.context, ws.lifted) = (context, lifted);
 }
 
 /// [`choose`] with the scoring step given: `score` fills the eligible offers' scores (and

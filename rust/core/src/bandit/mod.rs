@@ -184,11 +184,6 @@ impl Bandit {
                     let mut rng = stream(self.seed, u64::MAX - global as u64);
                     let linear = |i| moments.get(&self.model, row, i, context);
                     let picker = self.model.score_with(eligible_arms, &scale, linear, &mut rng, scores, gaussian);
-                    if matches!(picker, crate::policy::Picker::Sampled) {
-                        // Rank by the means: the sampled scores are one draw, not the policy.
-                        scores.clear();
-                        scores.extend(gaussian.iter().map(|m| m.mean));
-                    }
                     probabilities.clear();
                     probabilities.resize(eligible_arms.len(), 0.0);
                     first_slot_probabilities(scores, gaussian, picker, probabilities);

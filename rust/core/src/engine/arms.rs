@@ -34,7 +34,7 @@ pub(crate) fn context_columns(catalog: &Catalog, policy: &PolicyConfig) -> Vec<u
 type Variant = Option<(usize, usize)>;
 
 /// Ids that name an arm set across catalog reloads.
-type Key = (String, Option<(String, String)>);
+pub(super) type Key = (String, Option<(String, String)>);
 
 fn key(catalog: &Catalog, placement: usize, variant: Option<(usize, usize)>) -> Key {
     let names = variant.map(|(e, g)| {
@@ -89,10 +89,20 @@ impl Loaded {
 
     /// This catalog's set with the same key and policy, if any.
     fn find_set(&self, key_wanted: &Key, policy: &PolicyConfig) -> Option<(&Loaded, usize)> {
+        self.set_with(key_wanted, policy).map(|i| (self, i))
+    }
+
+    /// Index of the set with this key (placement id, experiment group names) and policy.
+    pub(super) fn set_with(&self, key_wanted: &Key, policy: &PolicyConfig) -> Option<usize> {
         self.arm_sets
             .iter()
             .position(|s| &s.policy == policy && key(&self.catalog, s.placement, s.variant) == *key_wanted)
-            .map(|i| (self, i))
+    }
+
+    /// The ids naming set `set` (placement, experiment group) across catalog reloads.
+    pub(super) fn set_key(&self, set: usize) -> Key {
+        let s = &self.arm_sets[set];
+        key(&self.catalog, s.placement, s.variant)
     }
 
     fn arm_by_offer(&self, set: usize, offer: &str) -> Option<Arm> {

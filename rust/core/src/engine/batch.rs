@@ -40,8 +40,7 @@ pub struct BatchDecision {
 
 impl Engine {
     pub fn decide_batch(&self, request: &BatchRequest<'_>) -> Result<BatchDecision> {
-        self.snapshot_if_due()?;
-        let _gate = self.gate();
+        let _gate = self.begin_change()?;
         let loaded = self.current();
         let catalog = &loaded.catalog;
         let (p, rows) = validate(&loaded, request)?;

@@ -22,8 +22,7 @@ impl Engine {
         if request.profile_ids.is_some() {
             return Err(Error::InvalidInput("budget allocation does not take profile_ids yet".to_owned()));
         }
-        self.snapshot_if_due()?;
-        let _gate = self.gate();
+        let _gate = self.begin_change()?;
         let loaded = self.current();
         let catalog = &loaded.catalog;
         let (p, rows) = validate(&loaded, request)?;

@@ -271,8 +271,7 @@ impl Engine {
     /// Decides every placement of a page in order: an offer appears at most once on the
     /// page, group limits hold across it, and caps count what earlier placements reserved.
     pub fn decide_page(&self, request: &DecideRequest<'_>) -> Result<Vec<Decision>> {
-        self.snapshot_if_due()?;
-        let _gate = self.gate();
+        let _gate = self.begin_change()?;
         let loaded = self.current();
         let catalog = &loaded.catalog;
         let placements: Vec<usize> = request.placements.iter().map(|id| loaded.placement(id)).collect::<Result<_>>()?;

@@ -65,9 +65,11 @@ impl Engine {
         Ok((engine, report))
     }
 
-    /// Held while changing state and journaling the change (`None` without a store).
-    pub(super) fn gate(&self) -> Option<RwLockReadGuard<'_, ()>> {
-        self.durable.as_ref().map(|d| d.gate.read().unwrap_or_else(PoisonError::into_inner))
+    /// Taken before changing state: writes a snapshot first if one is due, then holds the
+    /// gate while the change is made and journaled (`None` without a store).
+    pub(super) fn begin_change(&self) -> Result<Option<RwLockReadGuard<'_, ()>>> {
+        self.snapshot_if_due()?;
+        Ok(self.durable.as_ref().map(|d| d.gate.read().unwrap_or_else(PoisonError::into_inner)))
     }
 
     /// Appends a record of a change just made (call with the gate held).
@@ -79,7 +81,7 @@ impl Engine {
     }
 
     /// Takes a snapshot when enough records have piled up since the last one.
-    pub(super) fn snapshot_if_due(&self) -> Result<()> {
+    fn snapshot_if_due(&self) -> Result<()> {
         let due = |d: &Durable| d.since_snapshot.load(Ordering::Relaxed) >= d.options.snapshot_every;
         match &self.durable {
             Some(d) if due(d) => {
@@ -253,7 +255,7 @@ pub(super) fn pending_record(first_id: u64, batch: &PendingBatch<Loaded>) -> Pen
     PendingRecord {
         first_id,
         placement: placement.id.clone(),
-        variant: state.variant_names(set),
+        variant: state.set_key(batch.arm_set).1,
         policy: set.policy_json.clone(),
         offer_ids,
         slots: batch.slots,

@@ -206,8 +206,7 @@ impl Engine {
         if !reward.is_finite() {
             return Err(Error::InvalidInput(format!("reward must be a finite number, got {reward}")));
         }
-        self.snapshot_if_due()?;
-        let _gate = self.gate();
+        let _gate = self.begin_change()?;
         self.learn_outcome(decision_id, offer_id, reward, dismissed)?;
         self.journal(|| crate::durable::Record::Outcome {
             decision_id,
@@ -303,8 +302,7 @@ impl Engine {
     /// Withdraws a decision that was not shown: its contacts and budget units are given
     /// back, and no outcome can be reported for it.
     pub fn release(&self, decision_id: u64) -> Result<()> {
-        self.snapshot_if_due()?;
-        let _gate = self.gate();
+        let _gate = self.begin_change()?;
         self.give_back(decision_id)?;
         self.journal(|| crate::durable::Record::Released { decision_id })
     }
@@ -335,8 +333,7 @@ impl Engine {
 
     /// Records contacts that happened elsewhere (other systems, a data platform).
     pub fn record_contact(&self, profile: &str, event: ContactEvent) -> Result<()> {
-        self.snapshot_if_due()?;
-        let _gate = self.gate();
+        let _gate = self.begin_change()?;
         let horizon = self.current().catalog.contact.horizon();
         self.contacts.record(profile, event.clone(), horizon);
         self.journal(|| crate::durable::Record::Contact { profile: profile.to_owned(), event })

@@ -64,7 +64,8 @@ impl Engine {
         let sets = loaded
             .arm_sets
             .iter()
-            .map(|set| {
+            .enumerate()
+            .map(|(index, set)| {
                 let model = set.arms.read().unwrap_or_else(PoisonError::into_inner);
                 let arms = catalog.placements[set.placement]
                     .offers
@@ -72,16 +73,8 @@ impl Engine {
                     .zip(model.arms())
                     .map(|(&o, arm)| (catalog.offers[o].id.clone(), arm.clone()))
                     .collect();
-                let variant = set.variant.map(|(e, g)| {
-                    let experiment = &catalog.experiments[e];
-                    (experiment.id.clone(), experiment.groups[g].name.clone())
-                });
-                SetState {
-                    placement: catalog.placements[set.placement].id.clone(),
-                    variant,
-                    policy: set.policy.clone(),
-                    arms,
-                }
+                let (placement, variant) = loaded.set_key(index);
+                SetState { placement, variant, policy: set.policy.clone(), arms }
             })
             .collect();
         let file = StateFile { format: POLICY_STATE_FORMAT.to_owned(), version: POLICY_STATE_VERSION, sets };
@@ -95,27 +88,17 @@ impl Engine {
         let file: StateFile = serde_json::from_str(json)
             .map_err(|e| Error::InvalidInput(format!("bad {POLICY_STATE_FORMAT} file: {e}")))?;
         let loaded = self.current();
-        let catalog = &loaded.catalog;
         let mut report = LoadReport { loaded: 0, skipped: 0 };
         let mut updates = Vec::new();
         for saved in &file.sets {
-            let found = loaded.arm_sets.iter().position(|set| {
-                let variant = set
-                    .variant
-                    .map(|(e, g)| (catalog.experiments[e].id.clone(), catalog.experiments[e].groups[g].name.clone()));
-                set.policy == saved.policy
-                    && catalog.placements[set.placement].id == saved.placement
-                    && variant == saved.variant
-            });
-            let Some(index) = found else {
+            let Some(index) = loaded.set_named(&saved.placement, &saved.variant, &saved.policy) else {
                 report.skipped += saved.arms.len();
                 continue;
             };
             let set = &loaded.arm_sets[index];
             let mut arms = set.arms.read().unwrap_or_else(PoisonError::into_inner).arms().to_vec();
             for (offer, arm) in &saved.arms {
-                let local =
-                    catalog.placements[set.placement].offers.iter().position(|&o| catalog.offers[o].id == *offer);
+                let local = loaded.local_offer(index, offer);
                 let fits = match (&arm.linear, set.policy.is_contextual()) {
                     (Some(linear), true) => linear.check(set.columns.len()).is_ok(),
                     (None, false) => true,
@@ -143,13 +126,6 @@ impl Engine {
 }
 
 impl super::Loaded {
-    pub(super) fn variant_names(&self, set: &super::arms::ArmSet) -> Option<(String, String)> {
-        set.variant.map(|(e, g)| {
-            let experiment = &self.catalog.experiments[e];
-            (experiment.id.clone(), experiment.groups[g].name.clone())
-        })
-    }
-
     /// Index of the set with this placement id, variant and policy.
     pub(super) fn set_named(
         &self,
@@ -157,11 +133,7 @@ impl super::Loaded {
         variant: &Option<(String, String)>,
         policy: &PolicyConfig,
     ) -> Option<usize> {
-        self.arm_sets.iter().position(|set| {
-            set.policy == *policy
-                && self.catalog.placements[set.placement].id == placement
-                && self.variant_names(set) == *variant
-        })
+        self.set_with(&(placement.to_owned(), variant.clone()), policy)
     }
 
     fn local_offer(&self, set: usize, offer: &str) -> Option<usize> {
@@ -173,7 +145,8 @@ impl super::Loaded {
     pub(super) fn take_learned(&self) -> Vec<SetDelta> {
         self.arm_sets
             .iter()
-            .filter_map(|set| {
+            .enumerate()
+            .filter_map(|(index, set)| {
                 let mut model = set.arms.write().unwrap_or_else(PoisonError::into_inner);
                 if !model.is_sharing() {
                     model.share_learning(true);
@@ -186,12 +159,8 @@ impl super::Loaded {
                     .filter(|(_, delta)| !delta.is_empty())
                     .map(|(&o, delta)| (self.catalog.offers[o].id.clone(), delta))
                     .collect();
-                Some(SetDelta {
-                    placement: self.catalog.placements[set.placement].id.clone(),
-                    variant: self.variant_names(set),
-                    policy: set.policy.clone(),
-                    arms,
-                })
+                let (placement, variant) = self.set_key(index);
+                Some(SetDelta { placement, variant, policy: set.policy.clone(), arms })
             })
             .collect()
     }
