@@ -60,7 +60,8 @@ class Contact:
         return (self.offer_id, self.channel, self.time, self.kind, self.group, self.decision_id)
 
 
-def _unix_seconds(now: Timestamp) -> float | None:
+def unix_seconds(now: Timestamp) -> float | None:
+    """`now` as unix seconds (naive datetimes are UTC); None stays None."""
     if isinstance(now, datetime):
         # Naive times are UTC, as in the catalog.
         return (now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp()
@@ -95,7 +96,7 @@ def _extras(
     bought = list(purchases) if purchases else []
     return (
         channels,
-        _unix_seconds(now),
+        unix_seconds(now),
         explain,
         profile_id,
         contacts,
@@ -274,7 +275,7 @@ class Engine:
 
     def budget_usage(self, offer_id: str, now: Timestamp = None) -> tuple[int, int] | None:
         """(used, allowed now) of an offer's volume budget; None when it has none."""
-        return self._core.budget_usage(offer_id, _unix_seconds(now))
+        return self._core.budget_usage(offer_id, unix_seconds(now))
 
     def decide_batch(
         self,
@@ -309,7 +310,7 @@ class Engine:
             raise InvalidInputError(f"consents must be 2-D (profiles x {len(self.channels)})")
         ids = None if profile_ids is None else list(profile_ids)
         return self._core.decide_batch(
-            placement, rows, mask, _unix_seconds(now), threads, propensities, ids, allocate_budgets
+            placement, rows, mask, unix_seconds(now), threads, propensities, ids, allocate_budgets
         )
 
     def evaluate_rules(self, features: npt.ArrayLike, *, threads: int | None = None) -> npt.NDArray[np.bool_]:

@@ -48,7 +48,6 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy.typing as npt
@@ -58,7 +57,7 @@ from redis.retry import Retry
 
 from decision_engine._core import ChosenOffer, Decision
 from decision_engine.catalog_schema import RedisStore as RedisSettings
-from decision_engine.engine import Contact, Engine, ProfileValue, Timestamp
+from decision_engine.engine import Contact, Engine, ProfileValue, Timestamp, unix_seconds
 from decision_engine.errors import InvalidInputError
 from decision_engine.ids import DecisionIds
 from decision_engine.store.catalog_view import CatalogView, allowed
@@ -103,11 +102,8 @@ class SharedDecision:
 
 
 def _seconds(now: Timestamp) -> float:
-    if now is None:
-        return time.time()
-    if isinstance(now, datetime):  # naive times are UTC, as in the engine
-        return (now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp()
-    return float(now)
+    seconds = unix_seconds(now)
+    return time.time() if seconds is None else float(seconds)
 
 
 class RedisStore:
