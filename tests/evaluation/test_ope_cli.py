@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from decision_engine import evaluate_cli
+from decision_engine.cli import evaluate as evaluate_cli
 from decision_engine.cli import main
 from decision_engine.evaluation import Options
 from decision_engine.experiments.log import DecisionLogWriter, OutcomeLogWriter, features_hash
@@ -178,7 +178,7 @@ def test_policy_features_absent_from_the_log_are_reported(
     log.write_text("\n".join(lines) + "\n")
     runner = CliRunner()
     base = ["evaluate", "--catalog", str(catalog), "--log", str(log), "--chunk-size", "30"]
-    with caplog.at_level(logging.WARNING, logger="decision_engine.evaluate_cli"):
+    with caplog.at_level(logging.WARNING, logger="decision_engine.cli.evaluate"):
         result = runner.invoke(main, base)
     assert result.exit_code == 0, result.output
     expected = (

@@ -21,7 +21,7 @@ from decision_engine.experiments.report import build_report, load_reports
 from decision_engine.experiments.report_html import render_html
 from decision_engine.experiments.simulate import SimulatedLog, simulate_experiment_log
 from decision_engine.experiments.stats import relative_lift, two_proportion_z_test
-from decision_engine.report_cli import report
+from decision_engine.cli.report import report
 
 
 def test_simulated_log_has_the_configured_split(holdout_log: SimulatedLog) -> None:

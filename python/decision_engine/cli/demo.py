@@ -1,5 +1,5 @@
-"""The demo: customers arrive at placements, the engine decides, a known response model
-clicks or not, outcomes flow back, and the learned policy is compared with baselines."""
+"""`decision-engine demo`: customers arrive at placements, the engine decides, a known response
+model clicks or not, outcomes flow back, and the learned policy is compared with baselines."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import click
 import numpy as np
 import numpy.typing as npt
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from decision_engine.catalog import LoadedCatalog, load_catalog, parse_catalog
 from decision_engine.engine import Engine
@@ -27,6 +31,8 @@ CONSENT_RATES = {"web": 1.0, "app": 1.0, "email": 0.6, "push": 0.4}
 # With a holdout the simulated arrivals spread over this many days, so contact caps see time pass.
 SIMULATED_DAYS = 28
 HOLDOUT_ID = "universal_holdout"
+
+console = Console()
 
 
 def with_holdout(catalog: Path, share: float) -> tuple[LoadedCatalog, Experiment]:
@@ -190,3 +196,119 @@ def _baselines(
             totals[name][2] += picked.sum()
     decisions = len(who)
     return [PolicyResult(n, c / max(s, 1), v / decisions) for n, (c, v, s) in totals.items()]
+
+
+def _demo_catalog() -> Path:
+    from seeds.generator import DEMO_CATALOG
+
+    return DEMO_CATALOG
+
+
+@click.command("demo")
+@click.option("--decisions", default=200_000, show_default=True, help="Customer arrivals to simulate.")
+@click.option("--customers", default=20_000, show_default=True, help="Distinct simulated customers.")
+@click.option("--seed", default=7, show_default=True)
+@click.option(
+    "--catalog",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Catalog to use (default: the demo catalog in seeds/).",
+)
+@click.option(
+    "--holdout",
+    type=click.FloatRange(0.0, 0.5),
+    default=0.0,
+    show_default=True,
+    help="Share of customers in a universal holdout (non-personalized default); with it the "
+    "demo logs every decision and ends with the experiment report.",
+)
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-log"),
+    show_default=True,
+    help="Where the decision and outcome logs go (with --holdout).",
+)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the experiment report as HTML (with --holdout).",
+)
+def demo(
+    decisions: int,
+    customers: int,
+    seed: int,
+    catalog: Path | None,
+    holdout: float,
+    log_dir: Path,
+    html_path: Path | None,
+) -> None:
+    """Simulate customers with a known response model; compare the learned policy with baselines."""
+    from contextlib import nullcontext
+
+    catalog = catalog or _demo_catalog()
+    console.print(f"catalog {catalog}, {decisions:,} decisions over {customers:,} customers, seed {seed}")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    log_context = nullcontext(None)
+    if holdout > 0:
+        from decision_engine.decision_log import DecisionLog
+
+        log_context = DecisionLog(log_dir, [with_holdout(catalog, holdout)[1]])  # type: ignore[assignment]
+    with Progress(*columns, console=console) as bar, log_context as log:
+        task = bar.add_task("deciding", total=decisions)
+
+        def advance(steps: int, click_rate: float) -> None:
+            bar.update(task, advance=steps, description=f"deciding (click rate {click_rate:.2%})")
+
+        result = run_demo(catalog, decisions, seed, customers, progress=advance, log=log, holdout=holdout)
+
+    table = Table(title="Policies on the same simulated customers")
+    table.add_column("policy")
+    table.add_column("click rate", justify="right")
+    table.add_column("value / decision", justify="right")
+    table.add_column("vs random (value)", justify="right")
+    random_value = next(r.value_per_decision for r in result.results if r.name == "uniform random")
+    for r in result.results:
+        table.add_row(
+            r.name,
+            f"{r.click_rate:.2%}",
+            f"{r.value_per_decision:.3f}",
+            f"{r.value_per_decision / random_value:.2f}x",
+        )
+    console.print(table)
+    per_second = result.decisions / result.decide_seconds
+    console.print(
+        f"engine time {result.decide_seconds:.2f} s for {result.decisions:,} decisions with outcomes "
+        f"({per_second:,.0f} decide+report/s from Python, one thread); "
+        f"decide_batch: {result.batch_decisions_per_second:,.0f} decisions/s"
+    )
+    if holdout > 0:
+        _holdout_report(log_dir, HOLDOUT_ID, html_path)
+
+
+def _holdout_report(log_dir: Path, experiment: str, html_path: Path | None) -> None:
+    from datetime import timedelta
+
+    from decision_engine.experiments.report import load_reports
+    from decision_engine.experiments.report_terminal import print_report
+
+    reports = load_reports(
+        log_dir / "decisions.parquet",
+        log_dir / "outcomes.parquet",
+        experiment=experiment,
+        window=timedelta(days=1),
+        window_label="1d",
+    )
+    for report in reports:
+        print_report(report, console)
+    console.print(
+        f"logs in {log_dir}/; `decision-engine report {log_dir}/decisions.parquet "
+        f"{log_dir}/outcomes.parquet --html report.html` renders them again"
+    )
+    if html_path is not None:
+        from decision_engine.experiments.report_html import render_html
+
+        html_path.write_text(render_html(reports), encoding="utf-8")
+        console.print(f"wrote {html_path}")
