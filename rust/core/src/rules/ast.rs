@@ -63,9 +63,22 @@ pub enum ExprKind {
 pub struct Expr {
     pub kind: ExprKind,
     pub span: Span,
+    /// Levels of the tree below and including this node; the parser refuses a rule deeper
+    /// than [`super::MAX_RULE_DEPTH`], so every recursive pass over a tree is bounded.
+    pub depth: usize,
 }
 
 impl Expr {
+    pub fn new(kind: ExprKind, span: Span) -> Self {
+        let below = match &kind {
+            ExprKind::Number(_) | ExprKind::Str(_) | ExprKind::Bool(_) | ExprKind::Ident(_) => 0,
+            ExprKind::List(items) => items.iter().map(|e| e.depth).max().unwrap_or(0),
+            ExprKind::Unary(_, operand) => operand.depth,
+            ExprKind::Binary(_, left, right) => left.depth.max(right.depth),
+        };
+        Self { kind, span, depth: below + 1 }
+    }
+
     /// The operands of a top-level `a && b && c`, used to name the clause that excluded an offer.
     pub fn conjuncts(&self) -> Vec<&Expr> {
         match &self.kind {

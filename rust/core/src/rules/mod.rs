@@ -11,6 +11,13 @@ pub use batch::{ChunkScratch, LANES, eval_chunk};
 pub use program::{NodeId, Program};
 
 use crate::error::{Error, Location, Result, RulePosition};
+
+/// Deepest a rule may nest (brackets, prefix operators, or operands of a chain such as
+/// `a && b && ...`): every pass over a rule (parse, type check, compile, explain) recurses,
+/// and this bound keeps them all far inside a thread's stack.
+pub const MAX_RULE_DEPTH: usize = 200;
+/// Longest rule text accepted, in bytes.
+pub const MAX_RULE_BYTES: usize = 65_536;
 use crate::schema::Schema;
 
 /// One offer's compiled rule: its root node and, for explanations, the clauses of a
@@ -106,7 +113,7 @@ impl RuleSet {
 }
 
 /// 1-based line and column of a byte offset in `text`.
-fn position_in(text: &str, offset: usize) -> RulePosition {
+pub(super) fn position_in(text: &str, offset: usize) -> RulePosition {
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;

@@ -6,7 +6,8 @@ use pest::Parser as _;
 use pest::iterators::{Pair, Pairs};
 use pest::pratt_parser::{Assoc, Op, PrattParser};
 
-use super::ast::{BinaryOp, Expr, ExprKind, UnaryOp};
+use super::ast::{BinaryOp, Expr, ExprKind, Span, UnaryOp};
+use super::{MAX_RULE_BYTES, MAX_RULE_DEPTH};
 use crate::error::RulePosition;
 
 #[derive(pest_derive::Parser)]
@@ -37,10 +38,73 @@ pub struct SyntaxError {
 }
 
 pub fn parse(text: &str) -> Result<Expr, SyntaxError> {
+    if text.len() > MAX_RULE_BYTES {
+        return Err(SyntaxError {
+            position: RulePosition { line: 1, column: 1 },
+            detail: format!("rule is {} bytes long; the limit is {MAX_RULE_BYTES}", text.len()),
+        });
+    }
+    // pest descends recursively into brackets and prefix operators: bound them before it runs.
+    check_nesting(text)?;
     let mut pairs = RuleParser::parse(Rule::rule, text).map_err(syntax_error)?;
     let rule = pairs.next().expect("grammar: rule matched");
     let expr = rule.into_inner().next().expect("grammar: rule holds an expr");
     parse_expr(expr.into_inner())
+}
+
+/// Refuses text whose brackets or runs of prefix operators (`!`, `-`) nest deeper than
+/// [`MAX_RULE_DEPTH`], pointing at the first character past the limit.
+fn check_nesting(text: &str) -> Result<(), SyntaxError> {
+    let (mut brackets, mut prefixes) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        if let Some(q) = quote {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                _ if c == q => quote = None,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '/' if chars.peek().is_some_and(|(_, n)| *n == '/') => {
+                while chars.next_if(|(_, n)| *n != '\n').is_some() {}
+            }
+            '(' | '[' => brackets += 1,
+            ')' | ']' => brackets = brackets.saturating_sub(1),
+            '!' if chars.peek().is_some_and(|(_, n)| *n == '=') => {}
+            '!' | '-' => prefixes += 1,
+            _ if c.is_whitespace() => {}
+            _ => prefixes = 0,
+        }
+        if brackets > MAX_RULE_DEPTH || prefixes > MAX_RULE_DEPTH {
+            return Err(too_deep(text, at));
+        }
+    }
+    Ok(())
+}
+
+fn too_deep(text: &str, at: usize) -> SyntaxError {
+    SyntaxError {
+        position: super::position_in(text, at),
+        detail: format!(
+            "rule nests more than {MAX_RULE_DEPTH} levels deep (brackets, '!' or '-', or a chain of \
+             operators); split it into simpler clauses or use `in [...]`"
+        ),
+    }
+}
+
+/// `expr` built from `kind`, unless it would nest deeper than [`MAX_RULE_DEPTH`].
+fn bounded(kind: ExprKind, span: Span, text: &str) -> Result<Expr, SyntaxError> {
+    let expr = Expr::new(kind, span);
+    if expr.depth > MAX_RULE_DEPTH {
+        return Err(too_deep(text, span.0));
+    }
+    Ok(expr)
 }
 
 fn syntax_error(err: pest::error::Error<Rule>) -> SyntaxError {
@@ -92,7 +156,7 @@ fn parse_expr(pairs: Pairs<'_, Rule>) -> Result<Expr, SyntaxError> {
             let operand = operand?;
             let unary = if op.as_rule() == Rule::not { UnaryOp::Not } else { UnaryOp::Neg };
             let span = (op.as_span().start(), operand.span.1);
-            Ok(Expr { kind: ExprKind::Unary(unary, Box::new(operand)), span })
+            bounded(ExprKind::Unary(unary, Box::new(operand)), span, op.get_input())
         })
         .map_infix(|left, op, right| {
             let (left, right) = (left?, right?);
@@ -114,23 +178,28 @@ fn parse_expr(pairs: Pairs<'_, Rule>) -> Result<Expr, SyntaxError> {
                 other => unreachable!("grammar: {other:?} is not an infix operator"),
             };
             let span = (left.span.0, right.span.1);
-            Ok(Expr { kind: ExprKind::Binary(binary, Box::new(left), Box::new(right)), span })
+            bounded(ExprKind::Binary(binary, Box::new(left), Box::new(right)), span, op.get_input())
         })
         .parse(pairs)
 }
 
 fn parse_primary(pair: Pair<'_, Rule>) -> Result<Expr, SyntaxError> {
     let span = span_of(&pair);
+    let input = pair.get_input();
     let kind = match pair.as_rule() {
         // The span of `( ... )` keeps its parentheses, so explanations quote whole clauses.
         Rule::paren => {
             let inner = pair.into_inner().next().expect("grammar: paren holds an expr");
             return parse_expr(inner.into_inner()).map(|e| Expr { span, ..e });
         }
-        Rule::number => ExprKind::Number(pair.as_str().parse().map_err(|_| SyntaxError {
-            position: position_of(&pair),
-            detail: format!("'{}' is not a number", pair.as_str()),
-        })?),
+        Rule::number => {
+            ExprKind::Number(pair.as_str().parse::<f64>().ok().filter(|n| n.is_finite()).ok_or_else(|| {
+                SyntaxError {
+                    position: position_of(&pair),
+                    detail: format!("'{}' is not a finite number", pair.as_str()),
+                }
+            })?)
+        }
         Rule::string => {
             let inner = pair.into_inner().next().expect("grammar: string has inner");
             ExprKind::Str(unescape(inner.as_str()))
@@ -142,7 +211,7 @@ fn parse_primary(pair: Pair<'_, Rule>) -> Result<Expr, SyntaxError> {
         }
         other => unreachable!("grammar: {other:?} is not a primary"),
     };
-    Ok(Expr { kind, span })
+    bounded(kind, span, input)
 }
 
 fn position_of(pair: &Pair<'_, Rule>) -> RulePosition {

@@ -111,3 +111,133 @@ fn batch_matches_single_rows() {
         }
     }
 }
+
+/// Runs `f` on a thread with the smallest stack any of our threads has (Rust's default, which rayon uses), so a
+/// recursion the depth limit misses shows as a crash here.
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new().stack_size(2 * 1024 * 1024).spawn(f).unwrap().join().unwrap()
+}
+
+fn nested(open: &str, core: &str, close: &str, levels: usize) -> String {
+    format!("{}{core}{}", open.repeat(levels), close.repeat(levels))
+}
+
+#[test]
+fn nesting_at_the_limit_compiles_and_beyond_it_is_a_rule_error() {
+    let cases: [(&str, &str); 3] = [("(", ")"), ("!", ""), ("- ", "")];
+    for (open, close) in cases {
+        let core = if open == "- " { "age" } else { "owns_card" };
+        // `-age` needs a comparison to be a bool; brackets and `!` stand alone.
+        let at_limit = |levels| {
+            let inner = nested(open, core, close, levels);
+            if open == "- " { format!("{inner} < 3") } else { inner }
+        };
+        let ok = at_limit(MAX_RULE_DEPTH - 2);
+        let deep = at_limit(MAX_RULE_DEPTH + 1);
+        let huge = at_limit(30_000); // under the length limit: the depth check must catch it
+        on_small_stack(move || {
+            one(&ok).unwrap_or_else(|e| panic!("{e}"));
+            for text in [deep, huge] {
+                let (pos, detail) = rule_error(&text);
+                assert!(detail.contains("nests more than 200 levels"), "{detail}");
+                assert_eq!(pos.line, 1);
+            }
+        });
+    }
+}
+
+#[test]
+fn long_operator_chains_are_bounded() {
+    let chain = |n: usize| vec!["age > 1"; n].join(" && ");
+    let (ok, deep, long) = (chain(MAX_RULE_DEPTH - 1), chain(MAX_RULE_DEPTH + 1), chain(20_000));
+    on_small_stack(move || {
+        let set = one(&ok).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(set.rules()[0].clauses.len(), MAX_RULE_DEPTH - 1);
+        let (pos, detail) = rule_error(&deep);
+        assert!(detail.contains("nests more than"), "{detail}");
+        assert_eq!(pos.line, 1);
+        let (_, detail) = rule_error(&long);
+        assert!(detail.contains("bytes long; the limit is 65536"), "{detail}");
+    });
+}
+
+#[test]
+fn a_literal_out_of_range_is_an_error_not_infinity() {
+    let (pos, detail) = rule_error("age < 1e999999");
+    assert_eq!(pos.column, 7);
+    assert!(detail.contains("'1e999999' is not a finite number"), "{detail}");
+}
+
+#[test]
+fn brackets_inside_strings_and_comments_do_not_count() {
+    let text = format!("segment == '{}' // {}\n&& age > 1", "(".repeat(500), "[".repeat(500));
+    let (_, detail) = rule_error(&text);
+    assert!(detail.contains("has no value"), "{detail}");
+}
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const TOKENS: &[&str] = &[
+        "age",
+        "spend",
+        "owns_card",
+        "segment",
+        "'gold'",
+        "\"x\"",
+        "1",
+        "2.5",
+        "1e308",
+        "true",
+        "in",
+        "(",
+        ")",
+        "[",
+        "]",
+        ",",
+        "&&",
+        "||",
+        "!",
+        "-",
+        "+",
+        "*",
+        "/",
+        "%",
+        "==",
+        "!=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        " ",
+        "\n",
+        "//c\n",
+        "\\",
+    ];
+
+    fn token_soup() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(TOKENS), 0..400).prop_map(|t| t.concat())
+    }
+
+    fn deep_rule() -> impl Strategy<Value = String> {
+        (prop::sample::select(&["(", "!", "-", "[", "!(", "(-"][..]), 0usize..3000, token_soup())
+            .prop_map(|(open, n, tail)| format!("{}{tail}", open.repeat(n)))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// Any text compiles or is a rule error with a position inside it; nothing panics
+        /// or overflows a small stack.
+        #[test]
+        fn never_crashes(text in prop_oneof![token_soup(), deep_rule()]) {
+            let lines = text.lines().count().max(1);
+            let outcome = on_small_stack(move || one(&text).map(|_| ()));
+            if let Err(Error::Rule { position, .. }) = outcome {
+                prop_assert!(position.line >= 1 && position.line <= lines + 1);
+            }
+        }
+    }
+}
