@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from decision_engine.cli.report import report
 from decision_engine.experiments.assignment import Experiment
 from decision_engine.experiments.log import (
     DecisionLogWriter,
@@ -21,7 +22,6 @@ from decision_engine.experiments.report import build_report, load_reports
 from decision_engine.experiments.report_html import render_html
 from decision_engine.experiments.simulate import SimulatedLog, simulate_experiment_log
 from decision_engine.experiments.stats import relative_lift, two_proportion_z_test
-from decision_engine.cli.report import report
 
 
 def test_simulated_log_has_the_configured_split(holdout_log: SimulatedLog) -> None:
