@@ -10,7 +10,7 @@ from typing import Annotated, Literal, get_args, get_origin
 
 from pydantic import BaseModel, Field
 
-from decision_engine.catalog_fields import Model, NonNegative, Positive, fail
+from decision_engine.catalog.fields import Model, NonNegative, Positive, fail
 
 __all__ = [
     "POLICY_TYPES",

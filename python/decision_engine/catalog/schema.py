@@ -23,10 +23,10 @@ from pydantic import (
     model_validator,
 )
 
-from decision_engine.catalog_fields import Duration, NonNegative
-from decision_engine.catalog_fields import Model as _Model
-from decision_engine.catalog_fields import fail as _fail
-from decision_engine.catalog_policies import (
+from decision_engine.catalog.fields import Duration, NonNegative
+from decision_engine.catalog.fields import Model as _Model
+from decision_engine.catalog.fields import fail as _fail
+from decision_engine.catalog.policies import (
     POLICY_TYPES,
     EpsilonGreedyPolicy,
     GaussianThompsonPolicy,
@@ -37,16 +37,19 @@ from decision_engine.catalog_policies import (
     ThompsonPolicy,
     Ucb1Policy,
 )
-from decision_engine.catalog_policies import normalize_policy as _normalize_policy
-from decision_engine.catalog_store import EmbeddedStore, RedisStore, Store
+from decision_engine.catalog.policies import normalize_policy as _normalize_policy
+from decision_engine.catalog.store import EmbeddedStoreConfig, RedisStoreConfig, StoreConfig
 
 __all__ = [
     "POLICY_TYPES",
+    "Budget",
     "Cap",
     "Catalog",
     "ContactPolicy",
-    "EmbeddedStore",
+    "EmbeddedStoreConfig",
     "EpsilonGreedyPolicy",
+    "ExperimentConfig",
+    "ExperimentGroup",
     "Feature",
     "GaussianThompsonPolicy",
     "LinThompsonPolicy",
@@ -54,9 +57,9 @@ __all__ = [
     "Offer",
     "Placement",
     "Policy",
-    "RedisStore",
+    "RedisStoreConfig",
     "SoftmaxPolicy",
-    "Store",
+    "StoreConfig",
     "ThompsonPolicy",
     "Ucb1Policy",
 ]
@@ -302,7 +305,7 @@ class ExperimentGroup(_Model):
         return None if value is None else _normalize_policy(value)
 
 
-class Experiment(_Model):
+class ExperimentConfig(_Model):
     """Profiles are split by a salted hash of their id; experiments of one layer never share
     a profile (see decision_engine.experiments.assignment)."""
 
@@ -333,8 +336,8 @@ class Catalog(_Model):
     placements: Annotated[tuple[Placement, ...], _non_empty("placement")]
     offers: tuple[Offer, ...] = ()
     contact_policy: ContactPolicy | None = None
-    experiments: tuple[Experiment, ...] = ()
-    store: Store = Field(default_factory=EmbeddedStore)
+    experiments: tuple[ExperimentConfig, ...] = ()
+    store: StoreConfig = Field(default_factory=EmbeddedStoreConfig)
 
     @model_validator(mode="wrap")
     @classmethod

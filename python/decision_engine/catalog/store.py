@@ -4,12 +4,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from decision_engine.catalog_fields import Duration, Model
+from decision_engine.catalog.fields import Duration, Model
 
-__all__ = ["EmbeddedStore", "RedisStore", "Store"]
+__all__ = ["EmbeddedStoreConfig", "RedisStoreConfig", "StoreConfig"]
 
 
-class EmbeddedStore(Model):
+class EmbeddedStoreConfig(Model):
     """In memory; with a `path`, every state change is journaled there and snapshotted."""
 
     type: Literal["embedded"] = "embedded"
@@ -22,7 +22,7 @@ class EmbeddedStore(Model):
     attribution_window: Duration = 7 * 24 * 3600
 
 
-class RedisStore(Model):
+class RedisStoreConfig(Model):
     """Contact history, caps, budgets, pending decisions and policy statistics shared by
     every server through one Redis."""
 
@@ -36,4 +36,4 @@ class RedisStore(Model):
     attribution_window: Duration = 7 * 24 * 3600
 
 
-Store = Annotated[EmbeddedStore | RedisStore, Field(discriminator="type")]
+StoreConfig = Annotated[EmbeddedStoreConfig | RedisStoreConfig, Field(discriminator="type")]

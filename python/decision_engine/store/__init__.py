@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from decision_engine.catalog_schema import RedisStore as RedisSettings
+from decision_engine.catalog.store import RedisStoreConfig
 from decision_engine.engine import Engine
 from decision_engine.store.redis_store import RedisStore, SharedDecision
 from decision_engine.store.writes import StoreCommandError
 
-__all__ = ["RedisSettings", "RedisStore", "SharedDecision", "StoreCommandError", "open_store"]
+__all__ = ["RedisStore", "RedisStoreConfig", "SharedDecision", "StoreCommandError", "open_store"]
 
 
 def open_store(
@@ -23,10 +23,10 @@ def open_store(
     """A Redis store for `engine`, or None for the embedded default."""
     configured = engine.catalog.model.store
     if url is None:
-        if not isinstance(configured, RedisSettings):
+        if not isinstance(configured, RedisStoreConfig):
             return None
         return RedisStore(engine, configured, on_health=on_health)
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError(f"a store URL is redis://host:port/db (or rediss://, unix://), got {url!r}")
-    base = configured if isinstance(configured, RedisSettings) else RedisSettings(type="redis")
+    base = configured if isinstance(configured, RedisStoreConfig) else RedisStoreConfig(type="redis")
     return RedisStore(engine, base.model_copy(update={"url": url}), on_health=on_health)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from decision_engine.catalog_schema import Budget, Catalog
+from decision_engine.catalog.schema import Budget, Catalog
 
 __all__ = ["CatalogView"]
 

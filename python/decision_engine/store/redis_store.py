@@ -56,7 +56,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from decision_engine._core import ChosenOffer, Decision
-from decision_engine.catalog_schema import RedisStore as RedisSettings
+from decision_engine.catalog.store import RedisStoreConfig
 from decision_engine.engine import Contact, Engine, ProfileValue, Timestamp, unix_seconds
 from decision_engine.errors import InvalidInputError
 from decision_engine.ids import DecisionIds
@@ -113,7 +113,7 @@ class RedisStore:
     def __init__(
         self,
         engine: Engine,
-        settings: RedisSettings,
+        settings: RedisStoreConfig,
         *,
         on_health: Callable[[bool], None] | None = None,
     ) -> None:

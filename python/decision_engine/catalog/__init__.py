@@ -1,0 +1,24 @@
+"""The catalog: its YAML format as pydantic models, and loading it with file positions.
+
+- `loading`: read, parse and validate a file (`load_catalog`, `parse_catalog`, `LoadedCatalog`)
+- `issues`: one `CatalogIssue` per problem, all raised at once as a `CatalogError`
+- `source_map`: YAML paths to line and column, core errors to file positions
+- `schema`: the catalog's models (offers, placements, features, caps, experiments)
+- `policies`: the bandit policies a placement or an experiment group can use
+- `store`: where the engine's state lives (the catalog's `store:` section)
+- `fields`: field types and the base model the others share
+"""
+
+from decision_engine.catalog.issues import CatalogIssue, catalog_error
+from decision_engine.catalog.loading import LoadedCatalog, load_catalog, parse_catalog
+from decision_engine.catalog.source_map import SourceMap, locate_core_error
+
+__all__ = [
+    "CatalogIssue",
+    "LoadedCatalog",
+    "SourceMap",
+    "catalog_error",
+    "load_catalog",
+    "locate_core_error",
+    "parse_catalog",
+]
