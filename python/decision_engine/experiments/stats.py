@@ -22,7 +22,7 @@ Counts = npt.ArrayLike
 
 
 @dataclass(frozen=True)
-class Estimate:
+class IntervalEstimate:
     """A point estimate with a two-sided confidence interval (arrays, or 0-d arrays)."""
 
     value: FloatArray
@@ -41,7 +41,7 @@ def _z(alpha: float) -> float:
     return float(sps.norm.ppf(1 - alpha / 2))
 
 
-def rate(conversions: Counts, decisions: Counts, alpha: float = 0.05) -> Estimate:
+def rate(conversions: Counts, decisions: Counts, alpha: float = 0.05) -> IntervalEstimate:
     """Conversion rate with a Wilson score interval (as statsmodels ``proportion_confint``
     'wilson', written out here because importing statsmodels costs the CLI a second)."""
     x, n, z = _f(conversions), _f(decisions), _z(alpha)
@@ -51,7 +51,7 @@ def rate(conversions: Counts, decisions: Counts, alpha: float = 0.05) -> Estimat
         # Exact ends where rounding would leave 1e-17 off: no conversions, or all of them.
         low = np.where(x == 0, 0.0, np.clip(center - half, 0, 1))
         high = np.where(x == n, 1.0, np.clip(center + half, 0, 1))
-        return Estimate(x / n, low, high)
+        return IntervalEstimate(x / n, low, high)
 
 
 def difference_of_means(
@@ -62,11 +62,11 @@ def difference_of_means(
     var_c: Counts,
     n_c: Counts,
     alpha: float = 0.05,
-) -> Estimate:
+) -> IntervalEstimate:
     """Absolute difference ``mean_t - mean_c`` with a normal (Wald, unpooled) interval."""
     diff = _f(mean_t) - _f(mean_c)
     se = np.sqrt(_f(var_t) / _f(n_t) + _f(var_c) / _f(n_c))
-    return Estimate(diff, diff - _z(alpha) * se, diff + _z(alpha) * se)
+    return IntervalEstimate(diff, diff - _z(alpha) * se, diff + _z(alpha) * se)
 
 
 def relative_lift_of_means(
@@ -77,7 +77,7 @@ def relative_lift_of_means(
     var_c: Counts,
     n_c: Counts,
     alpha: float = 0.05,
-) -> Estimate:
+) -> IntervalEstimate:
     """Relative lift ``mean_t / mean_c - 1`` with a delta-method interval.
 
     Var(m_t / m_c) ~= r^2 (Var(m_t) / m_t^2 + Var(m_c) / m_c^2) with r = m_t / m_c.
@@ -86,18 +86,20 @@ def relative_lift_of_means(
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = mt / mc
         se = np.abs(ratio) * np.sqrt(_f(var_t) / _f(n_t) / mt**2 + _f(var_c) / _f(n_c) / mc**2)
-    return Estimate(ratio - 1, ratio - 1 - _z(alpha) * se, ratio - 1 + _z(alpha) * se)
+    return IntervalEstimate(ratio - 1, ratio - 1 - _z(alpha) * se, ratio - 1 + _z(alpha) * se)
 
 
 def difference_of_proportions(
     x_t: Counts, n_t: Counts, x_c: Counts, n_c: Counts, alpha: float = 0.05
-) -> Estimate:
+) -> IntervalEstimate:
     """``p_t - p_c`` with the Wald interval (statsmodels ``confint_proportions_2indep`` 'wald')."""
     p_t, p_c = _f(x_t) / _f(n_t), _f(x_c) / _f(n_c)
     return difference_of_means(p_t, p_t * (1 - p_t), n_t, p_c, p_c * (1 - p_c), n_c, alpha)
 
 
-def relative_lift(x_t: Counts, n_t: Counts, x_c: Counts, n_c: Counts, alpha: float = 0.05) -> Estimate:
+def relative_lift(
+    x_t: Counts, n_t: Counts, x_c: Counts, n_c: Counts, alpha: float = 0.05
+) -> IntervalEstimate:
     """``p_t / p_c - 1`` with a delta-method interval."""
     p_t, p_c = _f(x_t) / _f(n_t), _f(x_c) / _f(n_c)
     return relative_lift_of_means(p_t, p_t * (1 - p_t), n_t, p_c, p_c * (1 - p_c), n_c, alpha)
@@ -116,7 +118,7 @@ def two_proportion_z_test(
 
 @dataclass(frozen=True)
 class WelchResult:
-    difference: Estimate
+    difference: IntervalEstimate
     t: FloatArray
     df: FloatArray
     p_value: FloatArray
@@ -142,7 +144,7 @@ def welch_t_test(
         diff = _f(mean_t) - _f(mean_c)
         half = sps.t.ppf(1 - alpha / 2, df) * np.sqrt(vt + vc)
     return WelchResult(
-        Estimate(diff, diff - half, diff + half), _f(result.statistic), _f(df), _f(result.pvalue)
+        IntervalEstimate(diff, diff - half, diff + half), _f(result.statistic), _f(df), _f(result.pvalue)
     )
 
 
