@@ -53,7 +53,7 @@ def with_holdout(catalog: Path, share: float) -> tuple[LoadedCatalog, Experiment
 
 
 @dataclass(frozen=True)
-class PolicyResult:
+class SimulatedPolicyResult:
     name: str
     click_rate: float
     value_per_decision: float
@@ -62,7 +62,7 @@ class PolicyResult:
 @dataclass(frozen=True)
 class DemoResult:
     decisions: int
-    results: list[PolicyResult]
+    results: list[SimulatedPolicyResult]
     decide_seconds: float
     batch_decisions_per_second: float
 
@@ -158,7 +158,7 @@ def run_demo(
 
     baselines = _baselines(sim, placements, placement_ids, who, where, rng)
     name = "learned (Thompson)" if holdout == 0 else f"engine ({holdout:.0%} holdout)"
-    learned = PolicyResult(name, learned_clicks / max(shown, 1), learned_value / decisions)
+    learned = SimulatedPolicyResult(name, learned_clicks / max(shown, 1), learned_value / decisions)
     started = time.perf_counter()
     engine.decide_batch(placement_ids[0], sim.profiles, consents=sim.consents)
     batch_rate = customers / (time.perf_counter() - started)
@@ -172,7 +172,7 @@ def _baselines(
     who: npt.NDArray[np.int64],
     where: npt.NDArray[np.int64],
     rng: np.random.Generator,
-) -> list[PolicyResult]:
+) -> list[SimulatedPolicyResult]:
     """Uniform random among eligible offers, and the best fixed ranking per placement (by true
     mean value per impression, the objective the engine's arbitration optimises)."""
     offer_index = {o: i for i, o in enumerate(sim.engine.offer_ids)}
@@ -195,7 +195,7 @@ def _baselines(
             totals[name][1] += (probs * sim.values[members][top]).sum()
             totals[name][2] += picked.sum()
     decisions = len(who)
-    return [PolicyResult(n, c / max(s, 1), v / decisions) for n, (c, v, s) in totals.items()]
+    return [SimulatedPolicyResult(n, c / max(s, 1), v / decisions) for n, (c, v, s) in totals.items()]
 
 
 def _demo_catalog() -> Path:

@@ -24,9 +24,9 @@ from decision_engine.catalog import LoadedCatalog, load_catalog
 from decision_engine.errors import CatalogError, InvalidInputError
 from decision_engine.evaluation import (
     ESTIMATORS,
-    Estimate,
     LoggedBandit,
     Options,
+    PolicyValueEstimate,
     evaluate_policy,
     on_policy,
     progressive,
@@ -43,7 +43,7 @@ _log = logging.getLogger(__name__)
 class PolicyResult:
     source: str  # "catalog" or "--policy"
     policy: dict[str, Any]
-    estimates: dict[str, Estimate]
+    estimates: dict[str, PolicyValueEstimate]
     note: str | None = None  # how the evaluated policy differs from the one given
 
 
@@ -146,11 +146,11 @@ def _describe(policy: Mapping[str, Any]) -> str:
     return f"{policy['type']}({parameters})"
 
 
-def _interval(e: Estimate) -> str:
+def _interval(e: PolicyValueEstimate) -> str:
     return f"[{e.lower:.4f}, {e.upper:.4f}]"
 
 
-def _print(results: dict[str, tuple[Estimate, list[PolicyResult]]]) -> None:
+def _print(results: dict[str, tuple[PolicyValueEstimate, list[PolicyResult]]]) -> None:
     for placement, (logged, policies) in results.items():
         notes = [f"note: {result.note}" for result in policies if result.note]
         table = Table(
@@ -200,7 +200,7 @@ def evaluate(
     extra = _parse_policies(policies)
     try:
         loaded = load_catalog(catalog)
-        results: dict[str, tuple[Estimate, list[PolicyResult]]] = {}
+        results: dict[str, tuple[PolicyValueEstimate, list[PolicyResult]]] = {}
         for pid, data in _logs(loaded, log, placement).items():
             own = _own_policies(loaded, pid)
             candidates = [("catalog", p) for p in own] + [("--policy", p) for p in extra]

@@ -1,7 +1,7 @@
 """Off-policy evaluation: what a policy would have earned, estimated from logged decisions.
 
 - `LoggedBandit`: the logged rows (reward, action, propensity, optional context, mask, slot);
-- `replay`, `ips`, `snips`, `dr` (and `estimate` for several): an `Estimate` with a 95% interval;
+- `replay`, `ips`, `snips`, `dr` (and `estimate` for several): an `PolicyValueEstimate` with a 95% interval;
 - `load_obd` (Open Bandit Dataset CSV) and `load_decision_log` (the engine's Parquet log);
 - `evaluate_policy`: a learning policy, scored chunk by chunk before it learns from each chunk.
 """
@@ -10,8 +10,8 @@ from decision_engine.evaluation.data import LoggedBandit, target_probabilities
 from decision_engine.evaluation.decision_log import load_decision_log
 from decision_engine.evaluation.estimators import (
     ESTIMATORS,
-    Estimate,
     Options,
+    PolicyValueEstimate,
     dr,
     estimate,
     ips,
@@ -38,9 +38,9 @@ from decision_engine.evaluation.reward_model import cross_fit_rewards
 __all__ = [
     "ESTIMATORS",
     "BanditLike",
-    "Estimate",
     "LoggedBandit",
     "Options",
+    "PolicyValueEstimate",
     "context_free_distribution",
     "cross_fit_rewards",
     "dr",

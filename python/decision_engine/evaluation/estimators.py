@@ -37,7 +37,7 @@ _BOOTSTRAP_ELEMENTS = 2**20
 
 
 @dataclass(frozen=True)
-class Estimate:
+class PolicyValueEstimate:
     """A policy value with its interval; ``n`` rows used (replay: rows kept), ``ess`` the
     effective sample size of the importance weights, ``(sum w)^2 / sum w^2``."""
 
@@ -70,20 +70,20 @@ def _ratio_estimate(
     interval: Interval,
     n_bootstrap: int,
     seed: int,
-) -> Estimate:
+) -> PolicyValueEstimate:
     total = float(b.sum())
     if total <= 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), n, ess, name)
+        return PolicyValueEstimate(float("nan"), float("nan"), float("nan"), n, ess, name)
     value = float(a.sum()) / total
     z = float(norm.ppf(0.5 + level / 2))
     if interval == "bootstrap":
         lower, upper = _bootstrap(a, b, level, n_bootstrap, seed)
-        return Estimate(value, lower, upper, n, ess, name)
+        return PolicyValueEstimate(value, lower, upper, n, ess, name)
     m = a.shape[0]
     residual = a - value * b
     # Delta method for sum(a)/sum(b), with the m/(m-1) correction of the sample variance.
     se = float(np.sqrt((residual**2).sum() * m / max(m - 1, 1))) / total
-    return Estimate(value, value - z * se, value + z * se, n, ess, name)
+    return PolicyValueEstimate(value, value - z * se, value + z * se, n, ess, name)
 
 
 def _bootstrap(
@@ -138,7 +138,9 @@ class Options:
             raise InvalidInputError(f"interval must be 'normal' or 'bootstrap', got {self.interval!r}")
 
 
-def _finish(a: FloatArray, b: FloatArray, name: str, n: int, ess: float | None, options: Options) -> Estimate:
+def _finish(
+    a: FloatArray, b: FloatArray, name: str, n: int, ess: float | None, options: Options
+) -> PolicyValueEstimate:
     return _ratio_estimate(
         a,
         b,
@@ -152,7 +154,7 @@ def _finish(a: FloatArray, b: FloatArray, name: str, n: int, ess: float | None, 
     )
 
 
-def replay(data: LoggedBandit, target: npt.ArrayLike, options: Options | None = None) -> Estimate:
+def replay(data: LoggedBandit, target: npt.ArrayLike, options: Options | None = None) -> PolicyValueEstimate:
     """Li et al. (2011) rejection sampling: the mean reward of the rows where the target's action
     equals the logged one (``n`` = rows kept). A probabilistic target is sampled once per row
     (seeded by ``options.seed``). With 0/1 rewards the normal interval is a Wilson interval.
@@ -175,21 +177,21 @@ def replay(data: LoggedBandit, target: npt.ArrayLike, options: Options | None = 
     return _finish(rewards, np.ones(rewards.size), "replay", rewards.size, None, options)
 
 
-def _wilson(rate: float, n: int, level: float) -> Estimate:
+def _wilson(rate: float, n: int, level: float) -> PolicyValueEstimate:
     z = float(norm.ppf(0.5 + level / 2))
     centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * float(np.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)))
-    return Estimate(rate, max(centre - half, 0.0), min(centre + half, 1.0), n, None, "replay")
+    return PolicyValueEstimate(rate, max(centre - half, 0.0), min(centre + half, 1.0), n, None, "replay")
 
 
-def ips(data: LoggedBandit, target: npt.ArrayLike, options: Options | None = None) -> Estimate:
+def ips(data: LoggedBandit, target: npt.ArrayLike, options: Options | None = None) -> PolicyValueEstimate:
     """Inverse propensity scoring: the mean of ``w_i r_i``."""
     options = options or Options()
     weights = importance_weights(data, target_probabilities(data, target), options.max_weight)
     return _finish(weights * data.reward, np.ones(data.n), "ips", data.n, _ess(weights), options)
 
 
-def snips(data: LoggedBandit, target: npt.ArrayLike, options: Options | None = None) -> Estimate:
+def snips(data: LoggedBandit, target: npt.ArrayLike, options: Options | None = None) -> PolicyValueEstimate:
     """Self-normalised IPS: ``sum(w r) / sum(w)``; unchanged when all weights are scaled alike."""
     options = options or Options()
     weights = importance_weights(data, target_probabilities(data, target), options.max_weight)
@@ -201,7 +203,7 @@ def dr(
     target: npt.ArrayLike,
     options: Options | None = None,
     q: FloatArray | None = None,
-) -> Estimate:
+) -> PolicyValueEstimate:
     """Doubly robust: the reward model's value of the target plus the IPS-weighted residual.
 
     ``q`` (n, n_actions) are predicted rewards; by default `cross_fit_rewards` (per-action ridge
@@ -220,7 +222,7 @@ def dr(
     return _finish(contributions, np.ones(data.n), "dr", data.n, _ess(weights), options)
 
 
-Estimator = Callable[[LoggedBandit, npt.ArrayLike, Options], Estimate]
+Estimator = Callable[[LoggedBandit, npt.ArrayLike, Options], PolicyValueEstimate]
 _BY_NAME: Mapping[str, Estimator] = {"replay": replay, "ips": ips, "snips": snips, "dr": dr}
 
 
@@ -230,14 +232,14 @@ def estimate(
     estimators: Sequence[str] = ESTIMATORS,
     options: Options | None = None,
     q: FloatArray | None = None,
-) -> dict[str, Estimate]:
+) -> dict[str, PolicyValueEstimate]:
     """Several estimators of the same target at once (the reward model is fitted once)."""
     options = options or Options()
     unknown = [name for name in estimators if name not in _BY_NAME]
     if unknown:
         raise InvalidInputError(f"unknown estimators {unknown}; known: {list(_BY_NAME)}")
     pi = target_probabilities(data, target)
-    results: dict[str, Estimate] = {}
+    results: dict[str, PolicyValueEstimate] = {}
     for name in estimators:
         if name == "dr":
             if q is None:
@@ -248,7 +250,7 @@ def estimate(
     return results
 
 
-def on_policy(data: LoggedBandit, options: Options | None = None) -> Estimate:
+def on_policy(data: LoggedBandit, options: Options | None = None) -> PolicyValueEstimate:
     """The logging policy's own value: the mean logged reward with its interval."""
     options = options or Options()
     return _finish(data.reward, np.ones(data.n), "on-policy", data.n, None, options)

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from decision_engine._core import Bandit
 from decision_engine.errors import InvalidInputError
 from decision_engine.evaluation.data import FloatArray, LoggedBandit
-from decision_engine.evaluation.estimators import ESTIMATORS, Estimate, Options, estimate
+from decision_engine.evaluation.estimators import ESTIMATORS, Options, PolicyValueEstimate, estimate
 
 
 class BanditLike(Protocol):
@@ -80,7 +80,7 @@ def evaluate_policy(
     *,
     chunk_size: int = 1000,
     options: Options | None = None,
-) -> dict[str, Estimate]:
+) -> dict[str, PolicyValueEstimate]:
     """Estimates of a learning policy's value on ``data``: a fresh bandit from
     ``bandit_factory`` is scored chunk by chunk and updated after each chunk (module docstring)."""
     pi = progressive_probabilities(bandit_factory(), data, chunk_size)
@@ -95,7 +95,7 @@ def evaluate_trained(
     *,
     chunk_size: int = 1000,
     options: Options | None = None,
-) -> dict[str, Estimate]:
+) -> dict[str, PolicyValueEstimate]:
     """Trains a fresh bandit on the first ``train_fraction`` of the log (in time order), then
     evaluates it on the rest progressively (it keeps learning there, chunk after chunk)."""
     if not 0 < train_fraction < 1:
@@ -125,7 +125,7 @@ def evaluate_on_obd(
     seed: int = 0,
     chunk_size: int = 1000,
     options: Options | None = None,
-) -> dict[str, Estimate]:
+) -> dict[str, PolicyValueEstimate]:
     """One of our policies (a ``policy`` mapping for `decision_engine.Bandit`) trained on the first
     part of an OBD log (e.g. the uniform random one, `load_obd`) and evaluated on the rest."""
     n_features = 0 if data.X is None else data.X.shape[1]
