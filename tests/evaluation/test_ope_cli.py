@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 from decision_engine.cli import evaluate as evaluate_cli
 from decision_engine.cli import main
+from decision_engine.decision_log import DecisionLogWriter, OutcomeLogWriter, features_hash
 from decision_engine.evaluation import Options
-from decision_engine.experiments.log import DecisionLogWriter, OutcomeLogWriter, features_hash
 
 CATALOG = """\
 version: 1

@@ -10,14 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from decision_engine.cli.report import report
-from decision_engine.experiments.assignment import Experiment
-from decision_engine.experiments.log import (
+from decision_engine.decision_log import (
     DecisionLogWriter,
     OutcomeLogWriter,
     read_decisions,
     read_experiments,
     read_outcomes,
 )
+from decision_engine.experiments.assignment import Experiment
 from decision_engine.experiments.report import build_report, load_reports
 from decision_engine.experiments.report_html import render_html
 from decision_engine.experiments.simulate import SimulatedLog, simulate_experiment_log

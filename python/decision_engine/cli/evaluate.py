@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from decision_engine.catalog import LoadedCatalog, load_catalog
+from decision_engine.decision_log.reader import load_decision_log
 from decision_engine.errors import CatalogError, InvalidInputError
 from decision_engine.evaluation import (
     ESTIMATORS,
@@ -31,7 +32,6 @@ from decision_engine.evaluation import (
     on_policy,
     progressive,
 )
-from decision_engine.evaluation.decision_log import load_decision_log
 from decision_engine.evaluation.obd import load_obd
 
 console = Console()
@@ -69,7 +69,7 @@ def _logs(catalog: LoadedCatalog, log: Path, placement: str | None) -> dict[str,
     decisions, outcomes = log / "decisions.parquet", log / "outcomes.parquet"
     if not (decisions.exists() and outcomes.exists()):
         raise InvalidInputError(f"{log}: expected decisions.parquet and outcomes.parquet, or an OBD CSV file")
-    from decision_engine.evaluation.decision_log import placements
+    from decision_engine.decision_log.reader import placements
 
     logged = placements(decisions)
     wanted = [placement] if placement else [p.id for p in catalog.model.placements if p.id in logged]

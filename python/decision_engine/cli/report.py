@@ -54,7 +54,7 @@ def report(
     """Rate, lift, intervals and tests per experiment group from DECISIONS and OUTCOMES (Parquet)."""
     import pyarrow as pa
 
-    from decision_engine.experiments.log import parse_duration
+    from decision_engine.decision_log.format import parse_duration
     from decision_engine.experiments.report import load_reports
     from decision_engine.experiments.report_terminal import print_report
 

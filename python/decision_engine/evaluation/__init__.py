@@ -1,13 +1,14 @@
 """Off-policy evaluation: what a policy would have earned, estimated from logged decisions.
 
 - `LoggedBandit`: the logged rows (reward, action, propensity, optional context, mask, slot);
-- `replay`, `ips`, `snips`, `dr` (and `estimate` for several): an `PolicyValueEstimate` with a 95% interval;
-- `load_obd` (Open Bandit Dataset CSV) and `load_decision_log` (the engine's Parquet log);
+- `replay`, `ips`, `snips`, `dr` (and `estimate` for several): a `PolicyValueEstimate` with a 95%
+  interval;
+- `load_obd` (Open Bandit Dataset CSV); the engine's own Parquet log is read by
+  `decision_engine.decision_log.load_decision_log`;
 - `evaluate_policy`: a learning policy, scored chunk by chunk before it learns from each chunk.
 """
 
 from decision_engine.evaluation.data import LoggedBandit, target_probabilities
-from decision_engine.evaluation.decision_log import load_decision_log
 from decision_engine.evaluation.estimators import (
     ESTIMATORS,
     Options,
@@ -50,7 +51,6 @@ __all__ = [
     "evaluate_policy",
     "evaluate_trained",
     "ips",
-    "load_decision_log",
     "load_obd",
     "on_policy",
     "positional_policy",

@@ -16,10 +16,10 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from decision_engine.decision_log.format import join_outcomes, read_decisions, read_experiments, read_outcomes
 from decision_engine.errors import InvalidInputError
 from decision_engine.experiments.assignment import Experiment
 from decision_engine.experiments.decision_table import DecisionTable, cumulative_counts, iso, per_decision
-from decision_engine.experiments.log import join_outcomes, read_decisions, read_experiments, read_outcomes
 from decision_engine.experiments.report_model import Comparison, ExperimentReport, GroupResult, OfferResult
 from decision_engine.experiments.report_timeline import lift_timeline, rate_timeline
 from decision_engine.experiments.sequential import ConfidenceSequence, default_mixture_sd

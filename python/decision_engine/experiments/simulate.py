@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from decision_engine.decision_log.format import DecisionLogWriter, OutcomeLogWriter
 from decision_engine.experiments.assignment import Experiment
-from decision_engine.experiments.log import DecisionLogWriter, OutcomeLogWriter
 
 DAY = 86_400.0
 PLACEMENTS = np.array(["web_home_hero", "app_feed", "email_weekly"])

@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from decision_engine.errors import InvalidInputError
-from decision_engine.experiments.assignment import Experiment
-from decision_engine.experiments.log import (
+from decision_engine.decision_log.format import (
     DECISIONS_SCHEMA,
     DecisionLogWriter,
     OutcomeLogWriter,
@@ -20,6 +18,8 @@ from decision_engine.experiments.log import (
     read_experiments,
     read_outcomes,
 )
+from decision_engine.errors import InvalidInputError
+from decision_engine.experiments.assignment import Experiment
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

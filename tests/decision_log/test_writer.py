@@ -3,9 +3,10 @@
 import numpy as np
 import pyarrow.parquet as pq
 from decision_engine import Engine
-from decision_engine.decision_log import DecisionLog
-from decision_engine.evaluation import estimate, load_decision_log, on_policy
-from test_engine_policies import catalog, environment
+from decision_engine.decision_log import DecisionLog, load_decision_log
+from decision_engine.evaluation import estimate, on_policy
+
+from tests.policies.test_engine_policies import catalog, environment
 
 NOW = 1_800_000_000.0
 

@@ -1,4 +1,5 @@
-"""The decision log the experiment report reads: two Parquet files.
+"""The decision log's format: two Parquet files, their writers and readers, and the join of
+outcomes to decisions that the experiment report and off-policy evaluation read.
 
 Decisions, one row per chosen offer (a decision with two slots has two rows)::
 

@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from decision_engine._core import Decision
+from decision_engine.decision_log.format import DecisionLogWriter, OutcomeLogWriter, features_hash
 from decision_engine.experiments.assignment import Experiment
-from decision_engine.experiments.log import DecisionLogWriter, OutcomeLogWriter, features_hash
 
 FLUSH_ROWS = 20_000
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from decision_engine.errors import InvalidInputError
-from decision_engine.evaluation import load_decision_log
-from decision_engine.experiments.log import (
+from decision_engine.decision_log import load_decision_log
+from decision_engine.decision_log.format import (
     DecisionLogWriter,
     OutcomeLogWriter,
     features_hash,
     read_decisions,
 )
+from decision_engine.errors import InvalidInputError
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

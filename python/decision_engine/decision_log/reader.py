@@ -1,4 +1,4 @@
-"""The engine's Parquet decision log (`decision_engine.experiments.log`) as `LoggedBandit`.
+"""Reads the engine's Parquet decision log (`decision_engine.decision_log.format`) as `LoggedBandit`.
 
 Each decision row (one per slot) becomes a logged row: the action is the offer's index in
 ``offers`` (default: the logged offer ids, sorted), the propensity the logged one, the reward
@@ -18,9 +18,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from decision_engine.decision_log.format import DECISIONS_SCHEMA, join_outcomes, read_decisions, read_outcomes
 from decision_engine.errors import InvalidInputError
 from decision_engine.evaluation.data import LoggedBandit
-from decision_engine.experiments.log import DECISIONS_SCHEMA, join_outcomes, read_decisions, read_outcomes
 
 _ROW = "__row"
 
