@@ -53,6 +53,9 @@ def test_batch_layout_shapes_and_dtypes(demo_engine, demo_profiles, now, placeme
 
     filled = b.offers >= 0
     eligible = eligibility(demo_engine, demo_profiles, consents, now)
+    channel = demo_engine.placements[placement][0]
+    if channel in demo_engine.consent_channels:  # an outbound channel needs its consent
+        eligible &= consents[:, [demo_engine.channels.index(channel)]]
     assert np.array_equal(filled.sum(axis=1), expected_fill(demo_engine, placement, eligible))
     assert np.all(filled[:, :-1] >= filled[:, 1:]), "empty slots come last"
     assert np.all(b.offers[~filled] == -1)

@@ -154,6 +154,8 @@ class Engine:
         self.feature_names: list[str] = self._core.feature_names
         self.offer_ids: list[str] = self._core.offer_ids
         self.channels: list[str] = self._core.channels
+        # placements on these decide nothing for a profile without the channel's consent
+        self.consent_channels: list[str] = self._core.consent_channels
         self._feature_index = {name: i for i, name in enumerate(self.feature_names)}
         # Names the catalog (and so the policies) decisions are made with, for decision logs.
         self.policy_version: str = xxhash.xxh3_64_hexdigest(self.catalog.to_core_json().encode("utf-8"))

@@ -12,7 +12,7 @@ CATALOG = """
 version: 1
 features:
   - {name: age, type: int}
-channels: [web, email, push]
+channels: [web, {id: email, consent: not_required}, push]   # caps here, consent in test_consent.py
 placements:
   - {id: hero, channel: web, slots: 2, policy: thompson}
   - {id: side, channel: web, slots: 2, policy: thompson}

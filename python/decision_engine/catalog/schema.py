@@ -17,9 +17,11 @@ from pydantic import (
     Field,
     ModelWrapValidatorHandler,
     PlainSerializer,
+    SerializerFunctionWrapHandler,
     Strict,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -197,6 +199,23 @@ class Feature(_Model):
         return self
 
 
+class Channel(_Model):
+    """A channel; ``consent`` overrides the core's default (outbound channels such as email,
+    push and SMS need the profile's consent, others do not)."""
+
+    id: Annotated[Id, _declare("channels", "channel")]
+    consent: Literal["required", "not_required"] | None = None
+
+    @model_serializer(mode="wrap")
+    def _name_unless_declared(self, handler: SerializerFunctionWrapHandler) -> object:
+        return self.id if self.consent is None else handler(self)
+
+
+def _channel(value: object) -> object:
+    """`channels:` entries are names or `{id, consent}` mappings; both become a Channel."""
+    return {"id": value} if isinstance(value, str) else value
+
+
 class Placement(_Model):
     id: Annotated[Id, _declare("placements", "placement id")]
     channel: ChannelRef
@@ -329,10 +348,7 @@ class ExperimentConfig(_Model):
 class Catalog(_Model):
     version: Literal[1]
     features: tuple[Feature, ...] = ()
-    channels: Annotated[
-        tuple[Annotated[Id, _declare("channels", "channel")], ...],
-        _non_empty("channel"),
-    ]
+    channels: Annotated[tuple[Annotated[Channel, BeforeValidator(_channel)], ...], _non_empty("channel")]
     placements: Annotated[tuple[Placement, ...], _non_empty("placement")]
     offers: tuple[Offer, ...] = ()
     contact_policy: ContactPolicy | None = None

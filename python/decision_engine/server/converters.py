@@ -175,7 +175,7 @@ def summary(loaded: LoadedCatalog) -> admin.CatalogSummary:
     ]
     return admin.CatalogSummary(
         features=[f.name for f in model.features],
-        channels=list(model.channels),
+        channels=[c.id for c in model.channels],
         placements=placements,
         offers=len(model.offers),
         rules=sum(1 for o in model.offers if o.rule),

@@ -367,6 +367,14 @@ impl PyEngine {
         self.inner.current().catalog.channels.clone()
     }
 
+    /// The channels a profile must have consented to before a placement on them decides.
+    #[getter]
+    fn consent_channels(&self) -> Vec<String> {
+        let loaded = self.inner.current();
+        let catalog = &loaded.catalog;
+        catalog.channels.iter().zip(&catalog.consent_required).filter(|(_, r)| **r).map(|(c, _)| c.clone()).collect()
+    }
+
     /// placement id -> (channel, slots, offer ids), in catalog order.
     #[getter]
     fn placements(&self) -> Vec<(String, String, usize, Vec<String>)> {

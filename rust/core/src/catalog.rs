@@ -15,7 +15,7 @@ use crate::schema::{Feature, FeatureKind, Schema};
 #[derive(Debug, Deserialize)]
 pub struct CatalogSpec {
     pub features: Vec<FeatureSpec>,
-    pub channels: Vec<String>,
+    pub channels: Vec<ChannelSpec>,
     pub placements: Vec<PlacementSpec>,
     pub offers: Vec<OfferSpec>,
     #[serde(default)]
@@ -31,6 +31,47 @@ pub struct FeatureSpec {
     pub kind: String,
     #[serde(default)]
     pub values: Option<Vec<String>>,
+}
+
+/// A channel: its name, or `{id, consent}` where `consent` says whether a profile must have
+/// consented to the channel before anything is sent on it.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ChannelSpec {
+    Name(String),
+    Declared {
+        id: String,
+        #[serde(default)]
+        consent: Option<ChannelConsent>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelConsent {
+    Required,
+    NotRequired,
+}
+
+/// Channels that reach a customer unasked (outbound): a placement on one of them decides
+/// nothing for a profile without that channel's consent, unless the catalog declares
+/// `consent: not_required`. Other channels need it only when declared `consent: required`.
+pub const OUTBOUND_CHANNELS: &[&str] =
+    &["email", "push", "sms", "mms", "whatsapp", "rcs", "direct_mail", "mail", "letter", "call", "voice"];
+
+impl ChannelSpec {
+    fn id(&self) -> &str {
+        match self {
+            Self::Name(id) | Self::Declared { id, .. } => id,
+        }
+    }
+
+    fn consent_required(&self) -> bool {
+        match self {
+            Self::Declared { consent: Some(c), .. } => *c == ChannelConsent::Required,
+            _ => OUTBOUND_CHANNELS.contains(&self.id()),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +147,8 @@ pub struct Placement {
 pub struct Catalog {
     pub schema: Schema,
     pub channels: Vec<String>,
+    /// Per channel: must a profile have consented to it before a placement on it decides?
+    pub consent_required: Vec<bool>,
     pub groups: Vec<String>,
     pub offers: Vec<Offer>,
     pub placements: Vec<Placement>,
@@ -126,7 +169,8 @@ impl Catalog {
 
     pub fn compile(spec: CatalogSpec) -> Result<Self> {
         let schema = Schema::new(spec.features.into_iter().map(feature).collect::<Result<_>>()?)?;
-        let channels = spec.channels;
+        let consent_required = spec.channels.iter().map(ChannelSpec::consent_required).collect();
+        let channels: Vec<String> = spec.channels.iter().map(|c| c.id().to_owned()).collect();
         let channel_index = index_by(&channels, |c| c.as_str(), Location::Channel)?;
         if channels.len() > 64 {
             return Err(catalog_error(Location::Catalog, "at most 64 channels are supported"));
@@ -186,6 +230,7 @@ impl Catalog {
         Ok(Self {
             schema,
             channels,
+            consent_required,
             groups,
             offers,
             placements,

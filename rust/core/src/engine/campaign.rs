@@ -59,7 +59,7 @@ impl Engine {
                             .enumerate()
                             .filter(|&(l, &o)| {
                                 scratch.truth(rules[l].root)[row] != 0
-                                    && gate(catalog, o, request.now, consents).is_none()
+                                    && gate(catalog, o, placement.channel, request.now, consents).is_none()
                                     && expected[l] > 0.0
                             })
                             .map(|(l, _)| (l as u32, expected[l]))

@@ -37,7 +37,14 @@ fn catalog(caps: &str, budget: &str) -> Catalog {
 }
 
 fn decide(e: &Engine, placements: &[&str], profile: Option<&str>, now: f64) -> Vec<Decision> {
-    let request = DecideRequest { profile_id: profile, explain: true, ..DecideRequest::new(placements, &[30.0], now) };
+    // The profile consented to both channels: email is outbound and needs it.
+    let consents = ["web", "email"];
+    let request = DecideRequest {
+        profile_id: profile,
+        explain: true,
+        consents: &consents,
+        ..DecideRequest::new(placements, &[30.0], now)
+    };
     e.decide_page(&request).unwrap()
 }
 
@@ -47,6 +54,51 @@ fn shown(d: &Decision) -> Vec<&str> {
 
 fn reason<'d>(d: &'d Decision, offer: &str) -> Option<&'d Reason> {
     d.reasons.iter().find(|(o, _)| o == offer).map(|(_, r)| r)
+}
+
+#[test]
+fn an_outbound_channel_decides_nothing_without_its_consent() {
+    let e = Engine::new(catalog("", ""), 1);
+    let page = ["hero", "mail"];
+    for consents in [&[][..], &["web"][..]] {
+        let request = DecideRequest { consents, explain: true, ..DecideRequest::new(&page, &[30.0], NOW) };
+        let decisions = e.decide_page(&request).unwrap();
+        assert!(!decisions[0].offers.is_empty(), "web needs no consent: {decisions:?}");
+        let mail = &decisions[1];
+        assert!(mail.offers.is_empty(), "{mail:?}");
+        assert_eq!(mail.reasons.len(), 2, "every offer of the placement says why");
+        for (_, why) in &mail.reasons {
+            assert_eq!(why, &Reason::NoConsent { channel: "email".into() });
+            assert_eq!(why.to_string(), "no consent for channel 'email'");
+        }
+    }
+    let with = DecideRequest { consents: &["email"], ..DecideRequest::new(&["mail"], &[30.0], NOW) };
+    assert_eq!(e.decide_page(&with).unwrap()[0].offers.len(), 1);
+    // the batch path: no consents matrix means no consent, a row with email's consent decides
+    let rows = [30.0f32, 30.0];
+    let consents = [1u8, 0, 1, 1];
+    let batch = |consents| BatchRequest {
+        placement: "mail",
+        features: &rows,
+        consents,
+        now: NOW,
+        propensities: false,
+        profile_ids: None,
+    };
+    let decided = e.decide_batch(&batch(Some(&consents))).unwrap();
+    assert_eq!(decided.offers[0], -1, "row 0 consented to web only");
+    assert!(decided.offers[1] >= 0, "row 1 consented to email");
+    let none = e.decide_batch(&batch(None)).unwrap();
+    assert!(none.offers.iter().all(|&o| o == -1), "{:?}", none.offers);
+}
+
+#[test]
+fn a_channel_declares_whether_it_needs_consent() {
+    let json = r#"{"features": [], "channels": [{"id": "email", "consent": "not_required"}, {"id": "kiosk", "consent": "required"}, "web"],
+      "placements": [], "offers": []}"#;
+    let c = Catalog::from_json(json).unwrap();
+    assert_eq!(c.channels, ["email", "kiosk", "web"]);
+    assert_eq!(c.consent_required, [false, true, false]);
 }
 
 #[test]

@@ -82,8 +82,11 @@ pub(crate) fn consent_mask(catalog: &Catalog, consents: &[&str]) -> Result<u64> 
     })
 }
 
-/// Why an offer is out before its rule is even looked at, if it is.
-pub(crate) fn gate(catalog: &Catalog, offer: usize, now: f64, consents: u64) -> Option<Reason> {
+/// Why an offer is out of a placement on `channel` before its rule is even looked at, if it is.
+pub(crate) fn gate(catalog: &Catalog, offer: usize, channel: usize, now: f64, consents: u64) -> Option<Reason> {
+    if catalog.consent_required[channel] && consents & (1 << channel) == 0 {
+        return Some(Reason::NoConsent { channel: catalog.channels[channel].clone() });
+    }
     let o = &catalog.offers[offer];
     if now < o.active_from {
         return Some(Reason::NotYetActive);
@@ -166,7 +169,7 @@ impl Loaded {
             let trivial = check.is_trivial();
             for (local, &offer) in placement.offers.iter().enumerate() {
                 let o = &catalog.offers[offer];
-                let excluded = gate(catalog, offer, now, profile.consents)
+                let excluded = gate(catalog, offer, placement.channel, now, profile.consents)
                     .or_else(|| profile.exclude.contains(&o.id.as_str()).then_some(Reason::Excluded))
                     .or_else(|| (!rule_holds(local)).then(|| Reason::Rule { clause: rule_clause(local) }))
                     .or_else(|| {
