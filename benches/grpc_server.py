@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:  # the `seeds` package lives at the repository roo
 
 import workload  # noqa: E402
 from decision_engine import Engine  # noqa: E402
-from decision_engine.server import create_server  # noqa: E402
+from decision_engine.server import Limits, create_server  # noqa: E402
 
 
 def main() -> None:
@@ -24,7 +24,8 @@ def main() -> None:
     warm_rows = workload.profiles(20_000, seed=workload.SEED + 7)
     workload.warm_up(engine, workload.HERO, warm_rows)
     workload.warm_up(engine, workload.FEED, warm_rows)
-    server, port = create_server("127.0.0.1:0", engine, max_batch=100_000, max_message_bytes=64 << 20)
+    limits = Limits(max_batch=100_000, max_message_bytes=64 << 20)
+    server, port = create_server("127.0.0.1:0", engine, limits=limits)
     server.start()
     print(port, flush=True)
     sys.stdin.read()  # until the bench closes our stdin

@@ -11,7 +11,8 @@ import pytest
 from decision_engine import Engine, LoadedCatalog
 from decision_engine.server import create_server
 from decision_engine.v1 import admin_pb2_grpc, decision_pb2_grpc
-from server_helpers import Running
+
+from tests.server.server_helpers import Running
 
 
 @pytest.fixture
@@ -48,5 +49,6 @@ def start_server() -> Iterator[Callable[..., Running]]:
 
 @pytest.fixture
 def served(start_server: Callable[..., Running], inline_catalog: LoadedCatalog) -> Running:
-    """A server over a fresh inline-catalog engine (seed 7)."""
-    return start_server(Engine(inline_catalog, seed=7))
+    """A server over a fresh inline-catalog engine (seed 7), its AdminService open without a
+    token (the auth tests start their own servers with tokens)."""
+    return start_server(Engine(inline_catalog, seed=7), insecure_admin=True)

@@ -6,10 +6,12 @@ import math
 import grpc
 import pytest
 from decision_engine import Engine
+from decision_engine.server import Limits
 from decision_engine.server.errors import RequestError, check_deadline, handle_errors
 from decision_engine.v1 import admin_pb2 as admin
 from decision_engine.v1 import decision_pb2 as pb
-from server_helpers import GOOD, rpc_error
+
+from tests.server.server_helpers import GOOD, rpc_error
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
@@ -133,7 +135,7 @@ BATCH_CASES = {
 
 @pytest.mark.parametrize("case", BATCH_CASES)
 def test_bad_decide_batch(start_server, inline_catalog, case):
-    running = start_server(Engine(inline_catalog, seed=7), max_batch=10)
+    running = start_server(Engine(inline_catalog, seed=7), limits=Limits(max_batch=10))
     request, code, message = BATCH_CASES[case]
     error = rpc_error(lambda: running.decisions.DecideBatch(request))
     assert (error.code(), error.details()) == (code, message)

@@ -10,11 +10,15 @@ from decision_engine import Engine
 from decision_engine.server import Metrics
 from decision_engine.v1 import admin_pb2 as admin
 from decision_engine.v1 import decision_pb2 as pb
+from google.protobuf import descriptor_pool
+from google.protobuf.descriptor_pb2 import FileDescriptorProto
 from google.protobuf.descriptor_pool import DescriptorPool
+from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from prometheus_client.parser import text_string_to_metric_families
-from server_helpers import GOOD, rpc_error
+
+from tests.server.server_helpers import GOOD, rpc_error
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -37,18 +41,47 @@ def test_health(served):
     assert error.code() == grpc.StatusCode.NOT_FOUND
 
 
+REFLECTION = {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"}
+
+
 def test_reflection_lists_the_services(served):
-    database = ProtoReflectionDescriptorDatabase(served.channel)
-    assert set(database.get_services()) == {
-        *SERVICES,
-        "grpc.health.v1.Health",
-        "grpc.reflection.v1alpha.ServerReflection",
-    }
+    database = ProtoReflectionDescriptorDatabase(served.channel)  # a v1alpha client
+    assert set(database.get_services()) == {*SERVICES, "grpc.health.v1.Health", *REFLECTION}
     pool = DescriptorPool(database)
     methods = [m.name for m in pool.FindServiceByName(SERVICES[0]).methods]
     assert methods == ["Decide", "DecideBatch", "ReportOutcome", "ReportOutcomes", "Release", "Ping"]
     admin_methods = [m.name for m in pool.FindServiceByName(SERVICES[1]).methods]
     assert admin_methods == ["GetCatalog", "ValidateCatalog", "ApplyCatalog", "GetPolicyState", "GetStats"]
+
+
+def v1_reflection(channel, **request):
+    """One request to grpc.reflection.v1 (as a client that knows only v1 sends it)."""
+    pool = descriptor_pool.Default()  # holds grpc/reflection/v1/reflection.proto once a server started
+    request_type = GetMessageClass(pool.FindMessageTypeByName("grpc.reflection.v1.ServerReflectionRequest"))
+    response_type = GetMessageClass(pool.FindMessageTypeByName("grpc.reflection.v1.ServerReflectionResponse"))
+    call = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=request_type.SerializeToString,
+        response_deserializer=response_type.FromString,
+    )
+    (response,) = list(call(iter([request_type(**request)]), timeout=5))
+    return response
+
+
+def test_reflection_v1(served):
+    listed = v1_reflection(served.channel, list_services="*").list_services_response.service
+    assert {s.name for s in listed} == {*SERVICES, "grpc.health.v1.Health", *REFLECTION}
+    found = v1_reflection(served.channel, file_containing_symbol="decision_engine.v1.DecisionService")
+    files = {
+        f.name: f
+        for f in map(FileDescriptorProto.FromString, found.file_descriptor_response.file_descriptor_proto)
+    }
+    assert [s.name for s in files["decision_engine/v1/decision.proto"].service] == ["DecisionService"]
+    itself = v1_reflection(served.channel, file_containing_symbol="grpc.reflection.v1.ServerReflection")
+    (file,) = map(FileDescriptorProto.FromString, itself.file_descriptor_response.file_descriptor_proto)
+    assert (file.name, file.package) == ("grpc/reflection/v1/reflection.proto", "grpc.reflection.v1")
+    missing = v1_reflection(served.channel, file_containing_symbol="no.such.Service")
+    assert missing.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
 
 
 def test_graceful_stop_finishes_calls_in_flight(served):
@@ -96,7 +129,7 @@ def test_reload_keeps_the_old_catalog_when_the_new_one_is_invalid(
 ):
     path = tmp_path / "catalog.yaml"
     path.write_text(inline_yaml)
-    running = start_server(Engine(path, seed=7))
+    running = start_server(Engine(path, seed=7), insecure_admin=True)
     path.write_text(inline_yaml.replace("age >= 21", "agee >= 21"))
     assert not running.server.reload_catalog(path)
     assert f"{path}:16:12: offer 'gold_card': unknown feature 'agee'" in caplog.text

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
+
+# grpc core writes its own plain-text lines to stderr, which would break the JSON log; its
+# verbosity is read once, when grpc is first imported (below, through the server package).
+# GRPC_VERBOSITY=ERROR in the environment brings them back.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+from decision_engine.server.limits import Limits
+
+DEFAULTS = Limits()
 
 
 @click.command()
@@ -36,8 +46,14 @@ import click
     "--admin-token",
     envvar="DECISION_ENGINE_ADMIN_TOKEN",
     default=None,
-    help="Bearer token the AdminService requires; it also grants the DecisionService. With only "
-    "--decision-token, the AdminService is closed (env DECISION_ENGINE_ADMIN_TOKEN).",
+    help="Bearer token the AdminService requires; it also grants the DecisionService. Without it "
+    "the AdminService refuses every call, unless --insecure-admin (env DECISION_ENGINE_ADMIN_TOKEN).",
+)
+@click.option(
+    "--insecure-admin",
+    is_flag=True,
+    help="Open the AdminService (which can replace the catalog) to every client without a token; "
+    "only on a trusted network. Logged as a warning at start.",
 )
 @click.option(
     "--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="PEM certificate chain."
@@ -56,7 +72,11 @@ import click
     "decision.",
 )
 @click.option(
-    "--threads", type=click.IntRange(min=1), default=16, show_default=True, help="gRPC threads per worker."
+    "--threads",
+    type=click.IntRange(min=1),
+    default=DEFAULTS.threads,
+    show_default=True,
+    help="gRPC threads per worker for unary calls (streams get --max-streams threads more).",
 )
 @click.option(
     "--grace", type=float, default=10.0, show_default=True, help="Seconds calls in flight get on SIGTERM."
@@ -64,9 +84,69 @@ import click
 @click.option(
     "--max-batch",
     type=click.IntRange(min=1),
-    default=10_000,
+    default=DEFAULTS.max_batch,
     show_default=True,
     help="Profiles per DecideBatch.",
+)
+@click.option(
+    "--max-message-bytes",
+    type=click.IntRange(min=1),
+    default=DEFAULTS.max_message_bytes,
+    show_default=True,
+    help="Largest request or response (RESOURCE_EXHAUSTED past it).",
+)
+@click.option(
+    "--max-concurrent-rpcs",
+    type=click.IntRange(min=1),
+    default=DEFAULTS.max_concurrent_rpcs,
+    show_default=True,
+    help="Calls running or queued per worker; more are refused at once (RESOURCE_EXHAUSTED).",
+)
+@click.option(
+    "--max-streams",
+    type=click.IntRange(min=1),
+    default=DEFAULTS.max_streams,
+    show_default=True,
+    help="Streaming calls at once (ReportOutcomes, health Watch, reflection); more are refused "
+    "(RESOURCE_EXHAUSTED).",
+)
+@click.option(
+    "--stream-idle-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULTS.stream_idle_seconds,
+    show_default=True,
+    help="Seconds a request stream may wait for its next message before it is cancelled.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=DEFAULTS.max_connections,
+    show_default=True,
+    help="Open connections per worker; more are closed on accept.",
+)
+@click.option(
+    "--connection-idle-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULTS.connection_idle_seconds,
+    show_default=True,
+    help="Seconds without a call before a connection is closed (GOAWAY).",
+)
+@click.option(
+    "--connection-max-age",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULTS.connection_age_seconds,
+    show_default=True,
+    help="Seconds before a connection is asked to reconnect (GOAWAY; calls in flight get "
+    f"{DEFAULTS.connection_age_grace_seconds:g} s more).",
+)
+@click.option(
+    "--metrics-token",
+    envvar="DECISION_ENGINE_METRICS_TOKEN",
+    default=None,
+    help="Bearer token /metrics requires (env DECISION_ENGINE_METRICS_TOKEN).",
+)
+@click.option(
+    "--metrics-tls", is_flag=True, help="Serve /metrics over TLS too, with --tls-cert and --tls-key."
 )
 @click.option("--seed", default=0, show_default=True, help="Engine seed (worker i uses SEED + i).")
 @click.option(
@@ -88,12 +168,22 @@ def serve(
     no_metrics: bool,
     decision_token: str | None,
     admin_token: str | None,
+    insecure_admin: bool,
     tls_cert: Path | None,
     tls_key: Path | None,
     workers: int,
     threads: int,
     grace: float,
     max_batch: int,
+    max_message_bytes: int,
+    max_concurrent_rpcs: int,
+    max_streams: int,
+    stream_idle_timeout: float,
+    max_connections: int,
+    connection_idle_timeout: float,
+    connection_max_age: float,
+    metrics_token: str | None,
+    metrics_tls: bool,
     seed: int,
     store_url: str | None,
     log_level: str,
@@ -107,6 +197,26 @@ def serve(
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("give both --tls-cert and --tls-key, or neither")
+    if metrics_tls and tls_cert is None:
+        raise click.UsageError("--metrics-tls needs --tls-cert and --tls-key")
+    if insecure_admin and admin_token:
+        raise click.UsageError(
+            "--insecure-admin opens the AdminService without a token: drop it or --admin-token"
+        )
+    try:
+        limits = Limits(
+            threads=threads,
+            max_batch=max_batch,
+            max_message_bytes=max_message_bytes,
+            max_concurrent_rpcs=max_concurrent_rpcs,
+            max_streams=max_streams,
+            stream_idle_seconds=stream_idle_timeout,
+            max_connections=max_connections,
+            connection_idle_seconds=connection_idle_timeout,
+            connection_age_seconds=connection_max_age,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     try:
         split_address(address)
     except ValueError as exc:
@@ -117,11 +227,13 @@ def serve(
         address=address,
         metrics_port=None if no_metrics else metrics_port,
         tokens=Tokens(decision=decision_token or None, admin=admin_token or None),
+        insecure_admin=insecure_admin,
         tls=TlsConfig.from_files(tls_cert, tls_key) if tls_cert and tls_key else None,
+        metrics_token=metrics_token or None,
+        metrics_tls=(tls_cert, tls_key) if metrics_tls and tls_cert and tls_key else None,
         workers=workers,
-        threads=threads,
         grace=grace,
-        max_batch=max_batch,
+        limits=limits,
         seed=seed,
         store=store_url,
     )

@@ -1,8 +1,11 @@
 """One decorator that turns exceptions into gRPC status codes with a useful message.
 
 Engine exceptions map by type; `RequestError` carries a code chosen by the server (batch
-limit, deadline); anything else is INTERNAL, logged with its traceback, and the server
-keeps serving.
+limit, deadline); a storage failure (the engine's `StorageError` when it has one, an
+`OSError`) is UNAVAILABLE; anything else is INTERNAL, logged with its traceback, and the
+server keeps serving. A request body that does not parse reaches the method as a
+`MalformedRequest` (see `tolerant`) and is INVALID_ARGUMENT; a call the client cancelled is
+logged at debug level, not as an error.
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import grpc
 
+from decision_engine import errors as engine_errors
 from decision_engine.errors import (
     CatalogError,
     DecisionEngineError,
@@ -24,7 +29,15 @@ from decision_engine.errors import (
     UnknownPlacementError,
 )
 
-__all__ = ["RequestError", "check_deadline", "handle_errors", "status_of"]
+__all__ = [
+    "MalformedRequest",
+    "RequestError",
+    "check_deadline",
+    "handle_errors",
+    "parsed",
+    "status_of",
+    "tolerant",
+]
 
 log = logging.getLogger("decision_engine.server")
 
@@ -43,6 +56,40 @@ _CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (OutcomeAlreadyReportedError, grpc.StatusCode.ALREADY_EXISTS),
 )
 _PASS_THROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit)
+# Storage failures: the core's own kind once it has one, and the OS's. Neither is the client's
+# fault (not INVALID_ARGUMENT); UNAVAILABLE tells it to retry later.
+# (getattr until decision_engine.errors has StorageError; then import it with the others)
+_StorageError: type[BaseException] | None = getattr(engine_errors, "StorageError", None)
+_STORAGE_ERRORS: tuple[type[BaseException], ...] = (*((_StorageError,) if _StorageError else ()), OSError)
+
+
+@dataclass(frozen=True)
+class MalformedRequest:
+    """A request body that does not parse as the method's message."""
+
+    message_type: str
+    error: str
+
+
+def tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """`deserializer`, returning a MalformedRequest where grpc would answer INTERNAL (and log
+    a traceback) for bytes that do not parse."""
+    message_type = getattr(getattr(deserializer, "__self__", None), "__name__", "request")
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # DecodeError, or whatever else the bytes provoke
+            return MalformedRequest(message_type, str(exc) or type(exc).__name__)
+
+    return deserialize
+
+
+def parsed(request: T) -> T:
+    """`request`, or InvalidInputError when its body did not parse."""
+    if isinstance(request, MalformedRequest):
+        raise InvalidInputError(f"malformed {request.message_type}: {request.error}")
+    return request
 
 
 class RequestError(Exception):
@@ -69,6 +116,8 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     for kind, code in _CODES:
         if isinstance(exc, kind):
             return code, _shorten(str(exc))
+    if isinstance(exc, _STORAGE_ERRORS):
+        return grpc.StatusCode.UNAVAILABLE, f"storage unavailable ({type(exc).__name__}); see the server log"
     if isinstance(exc, DecisionEngineError):
         return grpc.StatusCode.UNKNOWN, _shorten(f"{type(exc).__name__}: {exc}")
     return grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__}); see the server log"
@@ -82,13 +131,18 @@ def handle_errors(
     @functools.wraps(method)
     def wrapper(self: S, request: R, context: grpc.ServicerContext) -> T:
         try:
-            return method(self, request, context)
+            return method(self, parsed(request), context)
         except _PASS_THROUGH:
             raise
+        except grpc.RpcError:  # a request stream ended by the client (cancelled, deadline)
+            log.debug("call cancelled by the client", extra={"rpc": method.__name__})
+            code, message = grpc.StatusCode.CANCELLED, "cancelled"
         except BaseException as exc:  # PanicException from the core is a BaseException
             code, message = status_of(exc)
             if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):
                 log.error("unexpected error", exc_info=exc, extra={"rpc": method.__name__})
+            elif code == grpc.StatusCode.UNAVAILABLE:
+                log.error("storage error", exc_info=exc, extra={"rpc": method.__name__})
             else:
                 log.debug("request refused", extra={"rpc": method.__name__, "code": code.name})
         context.abort(code, message)

@@ -29,8 +29,9 @@ Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], "Handler | None"]
 
 @dataclass(frozen=True)
 class Tokens:
-    """Bearer tokens. With neither set, no call needs a token. The admin token also grants
-    the DecisionService; with only a decision token set, the AdminService is closed."""
+    """Bearer tokens. The DecisionService needs the decision token when one is set (the admin
+    token also grants it); the AdminService needs the admin token, and without one it is
+    closed to every call (unless the server runs with `insecure_admin`)."""
 
     decision: str | None = None
     admin: str | None = None
@@ -70,21 +71,32 @@ def _matches(given: bytes, expected: str | None) -> bool:
     return expected is not None and hmac.compare_digest(given, expected.encode())
 
 
+ADMIN_CLOSED = (
+    "the AdminService is closed: the server has no admin token; start it with --admin-token "
+    "(or env DECISION_ENGINE_ADMIN_TOKEN; create_server(tokens=Tokens(admin=...)) in Python), "
+    "or with --insecure-admin to open it to every client on a trusted network"
+)
+
+
 class AuthInterceptor(grpc.ServerInterceptor):
     """`authorization: Bearer <token>` metadata: UNAUTHENTICATED without a known token,
-    PERMISSION_DENIED for a decision token on the AdminService."""
+    PERMISSION_DENIED for a decision token on the AdminService, and for every AdminService
+    call when no admin token is set and `insecure_admin` is not."""
 
-    def __init__(self, tokens: Tokens) -> None:
+    def __init__(self, tokens: Tokens, *, insecure_admin: bool = False) -> None:
         self.tokens = tokens
+        self.insecure_admin = insecure_admin
         self._refusals: dict[tuple[str, grpc.StatusCode, str], Handler] = {}
 
     def _refusal(self, details: grpc.HandlerCallDetails) -> tuple[grpc.StatusCode, str] | None:
         method = details.method or ""
         admin = method.startswith(f"/{ADMIN_SERVICE}/")
-        if not method.startswith(PACKAGE) or not self.tokens.enabled:
-            return None
+        if not method.startswith(PACKAGE):
+            return None  # health and reflection: probes need no token
+        if admin and self.tokens.admin is None:
+            return None if self.insecure_admin else (grpc.StatusCode.PERMISSION_DENIED, ADMIN_CLOSED)
         if not admin and self.tokens.decision is None:
-            return None  # only the admin service is protected
+            return None  # no decision token: the DecisionService is open
         given = _bearer(details)
         if given is None:
             return (

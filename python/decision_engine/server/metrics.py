@@ -3,17 +3,28 @@
 Every server gets its own registry, so tests can run several servers in one process.
 Label values are bounded: methods are the services' own, placements and offers come from
 the catalog in force (anything else is counted as "unknown"), codes are gRPC status names.
+Besides the services' own metrics: the process's memory, CPU and open files (`process_*`,
+Linux), the Python version, and whether the state store answers.
 """
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+from decision_engine.server.metrics_http import MetricsHttp, serve_metrics
 
 __all__ = ["LATENCY_BUCKETS", "Metrics", "MetricsHttp", "Stats", "StatsSnapshot"]
 
@@ -55,20 +66,6 @@ class Stats:
             return StatsSnapshot(**self._counts, uptime_seconds=time.monotonic() - self._started)
 
 
-class MetricsHttp:
-    """The /metrics endpoint; `port` is the one bound (useful with port 0)."""
-
-    def __init__(self, server: WSGIServer, thread: threading.Thread) -> None:
-        self._server = server
-        self._thread = thread
-        self.port: int = server.server_port
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -104,11 +101,24 @@ class Metrics:
         self.pending = Gauge(
             "decision_engine_pending_decisions", "Decisions awaiting at least one outcome.", registry=r
         )
+        self.store_healthy = Gauge(
+            "decision_engine_store_healthy",
+            "1 while the state store answers, 0 while it is unavailable (decisions go on, degraded).",
+            ["store"], registry=r,
+        )  # fmt: skip
+        self.store_healthy.labels("embedded").set(1)  # in-process: up while the process is
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
 
     def watch(self, placements: Callable[[], frozenset[str]], pending: Callable[[], float]) -> None:
         """Where the catalog's placement ids and the pending decision count are read from."""
         self._placements = placements
         self.pending.set_function(pending)
+
+    def watch_store(self, healthy: Callable[[], bool]) -> None:
+        """A shared (Redis) store's health, read at each scrape, in place of the embedded one."""
+        self.store_healthy.remove("embedded")
+        self.store_healthy.labels("redis").set_function(lambda: float(healthy()))
 
     def placement_label(self, placement: str) -> str:
         return placement if placement in self._placements() else "unknown"
@@ -155,7 +165,9 @@ class Metrics:
         self.stats.add("catalog_reloads" if ok else "failed_catalog_reloads")
         self.reloads.labels("ok" if ok else "invalid").inc()
 
-    def serve_http(self, host: str, port: int) -> MetricsHttp:
-        """Starts the /metrics endpoint on host:port (port 0: any free port)."""
-        server, thread = start_http_server(port, addr=host, registry=self.registry)
-        return MetricsHttp(server, thread)
+    def serve_http(
+        self, host: str, port: int, *, token: str | None = None, tls: ssl.SSLContext | None = None
+    ) -> MetricsHttp:
+        """Starts the /metrics endpoint on host:port (port 0: any free port), behind a bearer
+        `token` and over TLS when given (see metrics_http)."""
+        return serve_metrics(self.registry, host, port, token=token, tls=tls)

@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -27,9 +28,9 @@ from decision_engine.engine import Engine
 from decision_engine.errors import CatalogError
 from decision_engine.server.catalogs import issues_of
 from decision_engine.server.interceptors import Tokens
+from decision_engine.server.limits import Limits
 from decision_engine.server.metrics import Metrics
-from decision_engine.server.server import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_THREADS, TlsConfig, create_server
-from decision_engine.server.servicers import Limits
+from decision_engine.server.server import TlsConfig, create_server
 from decision_engine.store import open_store
 
 __all__ = ["ServeOptions", "serve", "split_address"]
@@ -46,12 +47,13 @@ class ServeOptions:
     metrics_host: str | None = None  # default: the host of `address`
     metrics_port: int | None = 9464  # None: no endpoint; 0: any free port; worker i uses port + i
     tokens: Tokens = field(default_factory=Tokens)
+    insecure_admin: bool = False  # the AdminService without a token (logged as a warning)
     tls: TlsConfig | None = None
+    metrics_token: str | None = None  # bearer token /metrics requires
+    metrics_tls: tuple[Path, Path] | None = None  # (certificate chain, key) PEM files for /metrics
     workers: int = 1
-    threads: int = DEFAULT_THREADS
     grace: float = 10.0
-    max_batch: int = Limits.max_batch
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    limits: Limits = field(default_factory=Limits)
     seed: int = 0  # worker i seeds its engine with seed + i
     store: str | None = None  # redis://... overrides the catalog's `store:` section
 
@@ -125,10 +127,9 @@ def _serve_worker(options: ServeOptions, worker: int, *, reuse_port: bool) -> in
             options.address,
             engine,
             tokens=options.tokens,
+            insecure_admin=options.insecure_admin,
             tls=options.tls,
-            max_message_bytes=options.max_message_bytes,
-            max_batch=options.max_batch,
-            threads=options.threads,
+            limits=options.limits,
             metrics=metrics,
             reuse_port=reuse_port,
             worker=worker,
@@ -137,7 +138,12 @@ def _serve_worker(options: ServeOptions, worker: int, *, reuse_port: bool) -> in
         http = None
         if options.metrics_port is not None:
             metrics_port = options.metrics_port + worker if options.metrics_port else 0
-            http = metrics.serve_http(options.metrics_host or host, metrics_port)
+            http = metrics.serve_http(
+                options.metrics_host or host,
+                metrics_port,
+                token=options.metrics_token,
+                tls=_metrics_tls(options.metrics_tls),
+            )
     except (OSError, RuntimeError) as exc:
         log.error("cannot listen", extra={**context, "address": options.address, "error": str(exc)})
         return 1
@@ -152,6 +158,9 @@ def _serve_worker(options: ServeOptions, worker: int, *, reuse_port: bool) -> in
             "catalog": str(options.catalog),
             "tls": options.tls is not None,
             "auth": options.tokens.enabled,
+            "admin": "token" if options.tokens.admin else "open" if options.insecure_admin else "closed",
+            "metrics_auth": options.metrics_token is not None,
+            "metrics_tls": options.metrics_tls is not None,
         },
     )
     while not signals.stop:
@@ -171,6 +180,14 @@ def _serve_worker(options: ServeOptions, worker: int, *, reuse_port: bool) -> in
         http.close()
     log.info("stopped", extra=context)
     return 0
+
+
+def _metrics_tls(files: tuple[Path, Path] | None) -> ssl.SSLContext | None:
+    if files is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*files)
+    return context
 
 
 def _worker_main(options: ServeOptions, worker: int) -> None:

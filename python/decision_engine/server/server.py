@@ -1,5 +1,6 @@
 """The gRPC server: DecisionService and AdminService over one engine, with the standard
-health service, reflection, auth and metrics interceptors, TLS and message limits.
+health service, reflection (v1 and v1alpha), auth, metrics and stream-limit interceptors,
+TLS, and the limits of `Limits` (connections, calls, streams, message sizes).
 
 >>> server, port = create_server("127.0.0.1:0", engine)  # doctest: +SKIP
 >>> server.start()  # doctest: +SKIP
@@ -18,11 +19,11 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from decision_engine.engine import Engine
 from decision_engine.server.catalogs import CatalogManager
 from decision_engine.server.converters import DecisionIds
+from decision_engine.server.errors import tolerant
 from decision_engine.server.interceptors import (
     ADMIN_SERVICE,
     DECISION_SERVICE,
@@ -30,19 +31,20 @@ from decision_engine.server.interceptors import (
     MetricsInterceptor,
     Tokens,
 )
+from decision_engine.server.limits import Limits
 from decision_engine.server.metrics import Metrics
-from decision_engine.server.servicers import AdminServicer, DecisionServicer, Limits
+from decision_engine.server.reflection import enable_reflection
+from decision_engine.server.servicers import AdminServicer, DecisionServicer
 from decision_engine.server.store_servicer import STORE_SERVICE, StoreDecisionServicer
+from decision_engine.server.streams import StreamGuard, StreamLimitInterceptor
 from decision_engine.store import RedisStore
 from decision_engine.v1 import admin_pb2_grpc, decision_pb2_grpc
 
-__all__ = ["DecisionServer", "TlsConfig", "create_server"]
+__all__ = ["DecisionServer", "Limits", "TlsConfig", "create_server"]
 
 log = logging.getLogger("decision_engine.server")
 
 SERVICES = (DECISION_SERVICE, ADMIN_SERVICE)
-DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-DEFAULT_THREADS = 16
 
 
 @dataclass(frozen=True, repr=False)
@@ -70,17 +72,27 @@ class DecisionServer:
         engine: Engine,
         catalogs: CatalogManager,
         metrics: Metrics,
+        streams: StreamGuard,
         store: RedisStore | None = None,
+        insecure_admin: bool = False,
     ) -> None:
         self.grpc_server = server
         self.health = health
         self.engine = engine
         self.catalogs = catalogs
         self.metrics = metrics
+        self.streams = streams
         self.store = store
+        self.insecure_admin = insecure_admin
         self._started = False
 
     def start(self) -> None:
+        if self.insecure_admin:
+            log.warning(
+                "the AdminService is open to every client (--insecure-admin): anyone who can reach "
+                "this port can read and replace the catalog; give an admin token instead"
+            )
+        self.streams.start()
         self.grpc_server.start()
         self._started = True
         for service in ("", *SERVICES):
@@ -101,7 +113,9 @@ class DecisionServer:
         `grace` seconds (None: cancels them at once). The event is set when all is done."""
         self._started = False
         self.health.enter_graceful_shutdown()
-        return self.grpc_server.stop(grace)
+        stopped = self.grpc_server.stop(grace)
+        self.streams.close()
+        return stopped
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:
         return self.grpc_server.wait_for_termination(timeout)
@@ -126,16 +140,43 @@ class _HandlerCapture:
         self.handlers = dict(handlers)
 
 
+def _tolerant(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    """`handler` with a request deserializer that hands malformed bodies to the method (which
+    answers INVALID_ARGUMENT) instead of failing inside grpc (INTERNAL and a traceback)."""
+    if handler.request_deserializer is None:
+        return handler
+    codec = (tolerant(handler.request_deserializer), handler.response_serializer)
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(handler.unary_unary, *codec)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(handler.stream_unary, *codec)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(handler.unary_stream, *codec)
+    assert handler.stream_stream is not None
+    return grpc.stream_stream_rpc_method_handler(handler.stream_stream, *codec)
+
+
+def _register(
+    server: grpc.Server,
+    service: str,
+    add_to_server: Any,
+    servicer: object,
+    **overrides: grpc.RpcMethodHandler[Any, Any],
+) -> None:
+    """The generated handlers of `service` (with tolerant deserializers), some replaced."""
+    capture = _HandlerCapture()
+    add_to_server(servicer, capture)
+    handlers = {name: _tolerant(h) for name, h in capture.handlers.items()} | overrides
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_registered_method_handlers(service, handlers)
+
+
 def register_decision_service(server: grpc.Server, servicer: DecisionServicer) -> None:
     """The generated handlers, except Decide, which takes and returns wire bytes: the Rust
     core decodes the request and encodes the response itself (the fast path)."""
-    capture = _HandlerCapture()
-    decision_pb2_grpc.add_DecisionServiceServicer_to_server(servicer, capture)
-    handlers = capture.handlers
-    handlers["Decide"] = grpc.unary_unary_rpc_method_handler(servicer.Decide)
-    service = "decision_engine.v1.DecisionService"
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
-    server.add_registered_method_handlers(service, handlers)
+    decide: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(servicer.Decide)
+    add = decision_pb2_grpc.add_DecisionServiceServicer_to_server
+    _register(server, DECISION_SERVICE, add, servicer, Decide=decide)
 
 
 def create_server(
@@ -143,10 +184,9 @@ def create_server(
     engine: Engine,
     *,
     tokens: Tokens | None = None,
+    insecure_admin: bool = False,
     tls: TlsConfig | None = None,
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-    max_batch: int = Limits.max_batch,
-    threads: int = DEFAULT_THREADS,
+    limits: Limits | None = None,
     metrics: Metrics | None = None,
     reuse_port: bool = False,
     worker: int = 0,
@@ -155,46 +195,52 @@ def create_server(
     """A server (not started yet) for `engine` bound to `address` ("host:port", port 0 for
     any free one), and the port it bound.
 
-    `reuse_port` lets several worker processes bind the same port (SO_REUSEPORT); `worker`
-    is this process's index among them, carried in the decision ids it hands out. With a
-    Redis `store`, decisions, outcomes and releases go through it (see store_servicer).
+    The AdminService needs `tokens.admin`; without one it refuses every call, unless
+    `insecure_admin` opens it to any client (logged as a warning at start). `limits` bounds
+    what clients can take (see limits.Limits). `reuse_port` lets several worker processes
+    bind the same port (SO_REUSEPORT); `worker` is this process's index among them, carried
+    in the decision ids it hands out. With a Redis `store`, decisions, outcomes and releases
+    go through it (see store_servicer).
     """
+    tokens = tokens or Tokens()
+    if insecure_admin and tokens.admin is not None:
+        raise ValueError("insecure_admin opens the AdminService without a token: give it or an admin token")
+    limits = limits or Limits()
     metrics = metrics if metrics is not None else Metrics()
     catalogs = CatalogManager(engine, on_reload=metrics.catalog_reload)
     metrics.watch(lambda: catalogs.placement_ids, lambda: engine.pending_decisions)
+    if store is not None:
+        metrics.watch_store(lambda: store.healthy)
+    streams = StreamGuard(limits.max_streams, limits.stream_idle_seconds)
     interceptors: list[grpc.ServerInterceptor] = [
         MetricsInterceptor(metrics),
-        AuthInterceptor(tokens or Tokens()),
+        AuthInterceptor(tokens, insecure_admin=insecure_admin),
+        StreamLimitInterceptor(streams),
     ]
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
+        futures.ThreadPoolExecutor(max_workers=limits.pool_threads, thread_name_prefix="grpc"),
         interceptors=interceptors,
-        options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.so_reuseport", 1 if reuse_port else 0),
-        ],
+        options=[*limits.grpc_options(), ("grpc.so_reuseport", 1 if reuse_port else 0)],
+        maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
     )
-    limits = Limits(max_batch=max_batch)
     if store is None:
         servicer = DecisionServicer(engine, metrics, limits, DecisionIds(worker))
     else:
         servicer = StoreDecisionServicer(store, metrics, limits)
     register_decision_service(server, servicer)
-    admin_pb2_grpc.add_AdminServiceServicer_to_server(
-        AdminServicer(engine, catalogs, metrics, limits), server
-    )
+    add_admin = admin_pb2_grpc.add_AdminServiceServicer_to_server
+    _register(server, ADMIN_SERVICE, add_admin, AdminServicer(engine, catalogs, metrics, limits))
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", *SERVICES, *([STORE_SERVICE] if store else [])):
         health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection(
-        (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME),
-        server,
-    )
+    enable_reflection((*SERVICES, health.SERVICE_NAME), server)
     if tls is not None:
         credentials = grpc.ssl_server_credentials([(tls.private_key, tls.cert_chain)])
         port = server.add_secure_port(address, credentials)
     else:
         port = server.add_insecure_port(address)
-    return DecisionServer(server, health_servicer, engine, catalogs, metrics, store), port
+    decision_server = DecisionServer(
+        server, health_servicer, engine, catalogs, metrics, streams, store, insecure_admin=insecure_admin
+    )
+    return decision_server, port

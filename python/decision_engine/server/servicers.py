@@ -6,7 +6,6 @@ Every method goes through `handle_errors`, which maps exceptions to status codes
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -15,18 +14,14 @@ from decision_engine.engine import Engine
 from decision_engine.errors import DecisionEngineError
 from decision_engine.server import converters as convert
 from decision_engine.server.catalogs import CatalogManager
-from decision_engine.server.errors import check_deadline, handle_errors, status_of
+from decision_engine.server.errors import MalformedRequest, check_deadline, handle_errors, parsed, status_of
 from decision_engine.server.interceptors import note_placement
+from decision_engine.server.limits import Limits
 from decision_engine.server.metrics import Metrics
 from decision_engine.v1 import admin_pb2 as admin
 from decision_engine.v1 import decision_pb2 as pb
 
-__all__ = ["AdminServicer", "DecisionServicer", "Limits"]
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_batch: int = 10_000  # profiles per DecideBatch (and per ApplyCatalog sample)
+__all__ = ["AdminServicer", "DecisionServicer"]
 
 
 def _placements_of(request: bytes) -> list[str]:
@@ -98,13 +93,19 @@ class DecisionServicer:
         self, requests: Iterator[pb.ReportOutcomeRequest], context: grpc.ServicerContext
     ) -> pb.ReportOutcomesResponse:
         response = pb.ReportOutcomesResponse()
+        listed = self.limits.max_listed_refusals
         for index, request in enumerate(requests):
             try:
-                self._report(request)
-            except DecisionEngineError as exc:  # refused outcomes are listed; the stream goes on
+                self._report(parsed(request))
+            except DecisionEngineError as exc:  # counted, the first ones listed; the stream goes on
                 code, message = status_of(exc)
                 self.metrics.outcome(code.name)
-                response.rejected.append(convert.rejected(index, request, code, message))
+                response.refused += 1
+                if len(response.rejected) < listed:
+                    decision_id = 0 if isinstance(request, MalformedRequest) else request.decision_id
+                    response.rejected.add(
+                        index=index, decision_id=decision_id, code=code.name, message=message
+                    )
                 continue
             self.metrics.outcome("accepted")
             response.accepted += 1

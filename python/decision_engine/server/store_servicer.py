@@ -26,8 +26,9 @@ from decision_engine.errors import InvalidInputError
 from decision_engine.server import converters as convert
 from decision_engine.server.errors import check_deadline, handle_errors
 from decision_engine.server.interceptors import note_placement
+from decision_engine.server.limits import Limits
 from decision_engine.server.metrics import Metrics
-from decision_engine.server.servicers import DecisionServicer, Limits
+from decision_engine.server.servicers import DecisionServicer
 from decision_engine.store import RedisStore, SharedDecision
 from decision_engine.v1 import decision_pb2 as pb
 

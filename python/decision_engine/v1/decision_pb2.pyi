@@ -184,12 +184,14 @@ class ReportOutcomeResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class ReportOutcomesResponse(_message.Message):
-    __slots__ = ("accepted", "rejected")
+    __slots__ = ("accepted", "rejected", "refused")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
     accepted: int
     rejected: _containers.RepeatedCompositeFieldContainer[RejectedOutcome]
-    def __init__(self, accepted: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[RejectedOutcome, _Mapping]]] = ...) -> None: ...
+    refused: int
+    def __init__(self, accepted: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[RejectedOutcome, _Mapping]]] = ..., refused: _Optional[int] = ...) -> None: ...
 
 class RejectedOutcome(_message.Message):
     __slots__ = ("index", "decision_id", "code", "message")
