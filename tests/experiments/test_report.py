@@ -151,5 +151,7 @@ def test_tiny_log_without_conversions_reports_without_crashing(tmp_path: Path) -
     )
     assert cli.exit_code == 0, cli.output
     assert "n/a" in cli.output
-    assert json.loads(out_json.read_text())["reports"][0]["groups"][1]["vs_control"]["relative_lift"] is None
+    # 0 conversions on both sides: the continuity-corrected lift is 0, its interval inside (-100%, +inf).
+    lift = json.loads(out_json.read_text())["reports"][0]["groups"][1]["vs_control"]
+    assert lift["relative_lift"] == 0.0 and -1.0 < lift["relative_low"] < 0.0 < lift["relative_high"]
     assert render_html([result]).count("<svg") == 3

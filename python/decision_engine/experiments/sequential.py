@@ -1,31 +1,45 @@
 """Always-valid inference for a difference of proportions: the mixture SPRT (mSPRT).
 
 Johari, Koomen, Pekelis, Walsh, "Always Valid Inference: Continuous Monitoring of A/B
-Tests" (2017; Operations Research 2022). With the estimate ``d = p_t - p_c``, its variance
-``V = p_t (1 - p_t) / n_t + p_c (1 - p_c) / n_c`` and a normal mixture N(theta0, tau^2) over the
-true difference, the mixture likelihood ratio against ``theta = theta0`` is
+Tests" (2017; Operations Research 2022). With the estimate ``d = p_t - p_c``, the variance
+``V`` of ``d`` under the hypothesis ``theta = theta0`` and a normal mixture N(theta0, tau^2)
+over the true difference, the mixture likelihood ratio against ``theta0`` is
 
     Lambda = sqrt(V / (V + tau^2)) * exp(tau^2 (d - theta0)^2 / (2 V (V + tau^2)))
 
-The always-valid p-value is the running minimum of ``min(1, 1 / Lambda)``: stopping at any
-look the data suggest, ``P(p <= alpha) <= alpha`` under the null. Inverting ``Lambda < 1/alpha``
-gives a confidence sequence that covers the truth at every look at once:
+The always-valid p-value is the running minimum of ``min(1, 1 / Lambda(0))``: stopping at any
+look the data suggest, ``P(p <= alpha) <= alpha`` under the null. The confidence sequence is
+the set of ``theta0`` with ``Lambda(theta0) < 1/alpha`` at a look, intersected over the looks
+so far; it excludes 0 exactly when the p-value is at most alpha.
 
-    d +- sqrt(V (V + tau^2) / tau^2 * (2 log(1/alpha) + log((V + tau^2) / V)))
+**The variance is pooled, not per group.** The paper plugs in ``p_t (1 - p_t) / n_t +
+p_c (1 - p_c) / n_c``. With a small, sparse holdout (5% of traffic, rates near 1%) the control
+often has 0 or 1 conversions at the early looks; its variance term then collapses towards 0
+exactly when ``d`` is far from 0, and A/A tests reject two to three times too often. Here
+``V`` is evaluated at the rates the hypothesis allows: the overall rate ``P = (x_t + x_c) /
+(n_t + n_c)`` is kept and split by ``theta0``, ``p_t = P + theta0 n_c / N`` and ``p_c = P -
+theta0 n_t / N`` (clipped to [0, 1]). At ``theta0 = 0`` this is the pooled variance of the
+two-proportion z test; at the true ``theta0`` it is consistent, and in both cases it rests
+mostly on the large group, so a quiet holdout cannot shrink it. The bounds of the sequence
+are found by bisection (``V`` changes with ``theta0``, so there is no closed form).
 
-intersected over the looks so far. ``tau`` (the mixture standard deviation) should be set
-before the experiment starts, on the scale of the differences one expects; any fixed value
-keeps the guarantees, a good one gives power. ``V`` is a plug-in estimate, as in the paper.
+Decisions of one profile are correlated: ``deff_t`` and ``deff_c`` (design effects from
+``stats.design_effects``, one per look) scale each group's variance, i.e. the test runs on
+effective sample sizes. ``tau`` (the mixture standard deviation) should be set before the
+experiment starts, on the scale of the differences one expects; any fixed value keeps the
+guarantees, a good one gives power.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+BISECTION_STEPS = 48  # halves [-1, 1] down to about 1e-14
 
 
 @dataclass(frozen=True)
@@ -44,14 +58,47 @@ def default_mixture_sd(baseline_rate: float, relative_effect: float = 0.2) -> fl
 
 
 def log_mixture_likelihood_ratio(
-    difference: npt.ArrayLike, variance: npt.ArrayLike, mixture_sd: float, null: float = 0.0
+    difference: npt.ArrayLike, variance: npt.ArrayLike, mixture_sd: float, null: npt.ArrayLike = 0.0
 ) -> FloatArray:
-    """log Lambda; 0 (no evidence) where the variance is 0."""
+    """log Lambda. An infinite variance (a group without decisions) carries no evidence (0);
+    a zero variance gives 0 where ``difference == null`` and +inf elsewhere (the hypothesis
+    says neither group can convert, or both always do, and the data disagree)."""
     d, v = np.asarray(difference, dtype=np.float64), np.asarray(variance, dtype=np.float64)
+    gap = d - np.asarray(null, dtype=np.float64)
     tau2 = mixture_sd**2
-    safe = np.where(v > 0, v, 1.0)
-    log_lr = 0.5 * np.log(safe / (safe + tau2)) + tau2 * (d - null) ** 2 / (2 * safe * (safe + tau2))
-    return np.where(v > 0, log_lr, 0.0)
+    usable = (v > 0) & np.isfinite(v)
+    safe = np.where(usable, v, 1.0)
+    log_lr = 0.5 * np.log(safe / (safe + tau2)) + tau2 * gap**2 / (2 * safe * (safe + tau2))
+    degenerate = np.where((v == 0) & (gap != 0), np.inf, 0.0)
+    return np.where(usable, log_lr, degenerate)
+
+
+@dataclass(frozen=True)
+class _Looks:
+    """Counts per look as float arrays, with the overall rate the variance is pooled around."""
+
+    x_t: FloatArray
+    n_t: FloatArray
+    x_c: FloatArray
+    n_c: FloatArray
+    deff_t: FloatArray
+    deff_c: FloatArray
+
+    @property
+    def difference(self) -> FloatArray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where((self.n_t > 0) & (self.n_c > 0), self.x_t / self.n_t - self.x_c / self.n_c, 0.0)
+
+    def variance(self, hypothesis: npt.ArrayLike) -> FloatArray:
+        """Var(d) at the rates the hypothesis ``theta`` allows around the overall rate."""
+        theta = np.asarray(hypothesis, dtype=np.float64)
+        total = self.n_t + self.n_c
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pooled = np.where(total > 0, (self.x_t + self.x_c) / total, 0.0)
+            p_t = np.clip(pooled + theta * self.n_c / total, 0.0, 1.0)
+            p_c = np.clip(pooled - theta * self.n_t / total, 0.0, 1.0)
+            v = self.deff_t * p_t * (1 - p_t) / self.n_t + self.deff_c * p_c * (1 - p_c) / self.n_c
+        return np.where((self.n_t > 0) & (self.n_c > 0), v, np.inf)
 
 
 def msprt_difference_of_proportions(
@@ -63,28 +110,43 @@ def msprt_difference_of_proportions(
     mixture_sd: float,
     alpha: float = 0.05,
     null: float = 0.0,
+    deff_t: npt.ArrayLike = 1.0,
+    deff_c: npt.ArrayLike = 1.0,
 ) -> ConfidenceSequence:
     """mSPRT over looks: cumulative conversions and decisions per group, looks on the last axis."""
     if mixture_sd <= 0:
         raise ValueError("mixture_sd must be positive")
-    xt, nt = np.asarray(x_t, dtype=np.float64), np.asarray(n_t, dtype=np.float64)
-    xc, nc = np.asarray(x_c, dtype=np.float64), np.asarray(n_c, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p_t, p_c = xt / np.maximum(nt, 1), xc / np.maximum(nc, 1)
-        variance = np.where(
-            (nt > 0) & (nc > 0),
-            p_t * (1 - p_t) / np.maximum(nt, 1) + p_c * (1 - p_c) / np.maximum(nc, 1),
-            0.0,
-        )
-    difference = p_t - p_c
-    log_lr = log_mixture_likelihood_ratio(difference, variance, mixture_sd, null)
-    p_value = np.minimum.accumulate(np.minimum(1.0, np.exp(-log_lr)), axis=-1)
-
-    tau2 = mixture_sd**2
-    safe = np.where(variance > 0, variance, 1.0)
-    half = np.sqrt(safe * (safe + tau2) / tau2 * (2 * np.log(1 / alpha) + np.log((safe + tau2) / safe)))
-    low = np.where(variance > 0, np.maximum(difference - half, -1.0), -1.0)
-    high = np.where(variance > 0, np.minimum(difference + half, 1.0), 1.0)
-    return ConfidenceSequence(
-        difference, p_value, np.maximum.accumulate(low, axis=-1), np.minimum.accumulate(high, axis=-1)
+    if not 0 < alpha < 1:
+        raise ValueError("alpha must be in (0, 1)")
+    arrays = np.broadcast_arrays(
+        *(np.asarray(a, dtype=np.float64) for a in (x_t, n_t, x_c, n_c, deff_t, deff_c))
     )
+    looks = _Looks(*arrays)
+    d = looks.difference
+    log_lr = log_mixture_likelihood_ratio(d, looks.variance(null), mixture_sd, null)
+    p_value = np.minimum.accumulate(np.minimum(1.0, np.exp(-log_lr)), axis=-1)
+    threshold = np.log(1 / alpha)
+
+    def outside(theta: FloatArray) -> npt.NDArray[np.bool_]:
+        log_lr = log_mixture_likelihood_ratio(d, looks.variance(theta), mixture_sd, theta)
+        return np.asarray(log_lr >= threshold, dtype=np.bool_)
+
+    low, high = _boundary(outside, d, -1.0), _boundary(outside, d, 1.0)
+    return ConfidenceSequence(
+        d, p_value, np.maximum.accumulate(low, axis=-1), np.minimum.accumulate(high, axis=-1)
+    )
+
+
+def _boundary(
+    outside: Callable[[FloatArray], npt.NDArray[np.bool_]], inside: FloatArray, limit: float
+) -> FloatArray:
+    """Where the set stops between ``inside`` (the estimate, always in it) and ``limit``."""
+    far = np.full(inside.shape, limit)
+    excluded = outside(far)
+    near = inside.copy()
+    for _ in range(BISECTION_STEPS):
+        middle = (near + far) / 2
+        out = outside(middle)
+        far = np.where(out, middle, far)
+        near = np.where(out, near, middle)
+    return np.where(excluded, far, limit)
