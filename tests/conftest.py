@@ -1,7 +1,7 @@
 """Shared fixtures: a small inline catalog for precise assertions, and the demo catalog."""
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
@@ -9,6 +9,7 @@ import pytest
 from decision_engine import Engine, LoadedCatalog, load_catalog, parse_catalog
 
 from seeds.generator import DEMO_CATALOG, generate_profiles
+from tests.clock import NOW
 
 # Four features: (age, spend, owns_card, segment); segment codes 0..3 = bronze..platinum.
 INLINE_YAML = """\
@@ -54,9 +55,6 @@ offers:
     weight: 0.0
 """
 
-# A decision time at which `summer` has ended and `future` has not started.
-NOW = datetime(2025, 1, 1, tzinfo=UTC)
-
 # An adult gold customer without a card who spends 2000: gold_card, silver_card (spend > 1000)
 # and loan are eligible; with email consent so is newsletter.
 GOLD_ADULT = {"age": 30, "spend": 2000.0, "owns_card": False, "segment": "gold"}
@@ -73,14 +71,14 @@ def inline_catalog() -> LoadedCatalog:
 
 
 @pytest.fixture
-def make_engine(inline_catalog: LoadedCatalog) -> Callable[[int], Engine]:
+def make_inline_engine(inline_catalog: LoadedCatalog) -> Callable[[int], Engine]:
     """A fresh engine over the inline catalog, with the given seed."""
     return lambda seed: Engine(inline_catalog, seed=seed)
 
 
 @pytest.fixture
-def engine(make_engine: Callable[[int], Engine]) -> Engine:
-    return make_engine(7)
+def engine(make_inline_engine: Callable[[int], Engine]) -> Engine:
+    return make_inline_engine(7)
 
 
 @pytest.fixture

@@ -51,8 +51,8 @@ def test_decisions_fill_slots_without_duplicates_or_group_clashes(demo_engine, d
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_explain_gives_the_exact_reason_for_every_left_out_offer(make_engine, row, now, seed):
-    engine = make_engine(seed)
+def test_explain_gives_the_exact_reason_for_every_left_out_offer(make_inline_engine, row, now, seed):
+    engine = make_inline_engine(seed)
     d = engine.decide("feed", row(), consents=["email"], now=now, explain=True)
     (card,) = {"gold_card", "silver_card"} & set(d.offer_ids)
     other_card = "silver_card" if card == "gold_card" else "gold_card"
@@ -67,8 +67,8 @@ def test_explain_gives_the_exact_reason_for_every_left_out_offer(make_engine, ro
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_explain_outranked_offers_scored_below_the_winner(make_engine, row, now, seed):
-    d = make_engine(seed).decide("hero", row(), now=now, explain=True)
+def test_explain_outranked_offers_scored_below_the_winner(make_inline_engine, row, now, seed):
+    d = make_inline_engine(seed).decide("hero", row(), now=now, explain=True)
     (winner,) = d.offers
     assert set(d.reasons) == {"gold_card", "silver_card", "loan", "dud"} - {winner.offer_id}
     for offer_id, reason in d.reasons.items():
@@ -139,8 +139,8 @@ def test_no_reasons_without_explain(engine, row, now):
     assert dict(engine.decide("feed", row(), now=now).reasons) == {}
 
 
-def test_dict_profile_decides_like_its_vector(make_engine, gold_adult, row, now):
-    by_name, by_vector = make_engine(3), make_engine(3)
+def test_dict_profile_decides_like_its_vector(make_inline_engine, gold_adult, row, now):
+    by_name, by_vector = make_inline_engine(3), make_inline_engine(3)
     assert np.array_equal(by_name.encode(gold_adult), row())
     assert by_name.encode(gold_adult).dtype == np.float32
     for _ in range(20):

@@ -5,9 +5,6 @@ from collections.abc import Callable
 import pytest
 from decision_engine import Engine, parse_catalog
 
-DAY = 86_400.0
-NOW = 1_000 * DAY
-
 CATALOG = """
 version: 1
 features:
@@ -36,7 +33,7 @@ contact_policy:
 
 
 @pytest.fixture
-def make_engine() -> Callable[..., Engine]:
+def make_contact_engine() -> Callable[..., Engine]:
     def make(seed: int = 1, budget: int = 1000) -> Engine:
         return Engine(parse_catalog(CATALOG.replace("BUDGET", str(budget))), seed=seed)
 

@@ -5,7 +5,7 @@ import pytest
 from decision_engine import _core
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from .conftest import NOW
+from tests.clock import NOW_SECONDS
 
 
 def optimum(scores: np.ndarray, capacity: np.ndarray, slots: int) -> float:
@@ -56,13 +56,13 @@ def test_allocation_reaches_the_exact_optimum_closely(slots):
     assert np.mean(ratios) > np.mean(greedy_ratios)
 
 
-def test_engine_batch_allocation_respects_budgets(make_engine):
-    engine = make_engine(budget=25)
+def test_engine_batch_allocation_respects_budgets(make_contact_engine):
+    engine = make_contact_engine(budget=25)
     profiles = np.full((500, 1), 30.0, np.float32)
-    batch = engine.decide_batch("hero", profiles, now=NOW, allocate_budgets=True)
+    batch = engine.decide_batch("hero", profiles, now=NOW_SECONDS, allocate_budgets=True)
     loan = engine.offer_ids.index("loan")
     assert (batch.offers == loan).sum() == 25
-    assert engine.budget_usage("loan", now=NOW) == (25, 25)
+    assert engine.budget_usage("loan", now=NOW_SECONDS) == (25, 25)
     assert np.all(batch.propensities[batch.offers >= 0] == 1.0)
     cards = np.isin(batch.offers, [engine.offer_ids.index("card"), engine.offer_ids.index("card_plus")])
     assert cards.sum(axis=1).max() <= 1, "one offer per exclusion group"

@@ -6,9 +6,8 @@ from decision_engine import Engine
 from decision_engine.decision_log import DecisionLog, load_decision_log
 from decision_engine.evaluation import estimate, on_policy
 
+from tests.clock import NOW_SECONDS
 from tests.policies.test_engine_policies import catalog, environment
-
-NOW = 1_800_000_000.0
 
 
 def test_logged_decisions_carry_eligible_sets_propensities_and_features(tmp_path):
@@ -17,7 +16,7 @@ def test_logged_decisions_carry_eligible_sets_propensities_and_features(tmp_path
     with DecisionLog(tmp_path, policy_version=engine.policy_version, features=True) as log:
         for i in range(3000):
             x = np.array([rng.random(), 1.0, rng.random()], np.float32)
-            now = NOW + i
+            now = NOW_SECONDS + i
             # Every other profile cannot see 'middle': the eligible set varies.
             d = engine.decide("hero", x, now=now, explain=True, exclude=["middle"] if i % 2 else [])
             log.decision(d, f"p{i}", now, features=x)

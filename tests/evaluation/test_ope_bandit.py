@@ -14,7 +14,8 @@ from decision_engine.evaluation import (
     on_policy,
     progressive_probabilities,
 )
-from ope_synthetic import N_ACTIONS, N_FEATURES, sample
+
+from tests.evaluation.ope_synthetic import N_ACTIONS, N_FEATURES, sample
 
 OBD = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "obd" / "random" / "all" / "all.csv"
 

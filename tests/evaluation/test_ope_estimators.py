@@ -17,8 +17,9 @@ from decision_engine.evaluation import (
     replay,
     snips,
 )
-from ope_synthetic import greedy_action, sample, true_value
 from scipy.stats import norm
+
+from tests.evaluation.ope_synthetic import greedy_action, sample, true_value
 
 SEEDS = range(200)
 
@@ -110,7 +111,7 @@ def test_snips_is_invariant_to_scaling_the_weights() -> None:
 def test_on_policy_target_gives_the_mean_reward_and_full_ess() -> None:
     problem = sample(3)
     # the logging policy itself has weights 1 on every row: IPS is the plain mean
-    from ope_synthetic import logging_policy
+    from tests.evaluation.ope_synthetic import logging_policy
 
     pi = logging_policy(problem.data.X)  # type: ignore[arg-type]
     e = ips(problem.data, pi)

@@ -11,8 +11,9 @@ from decision_engine.evaluation import (
     evaluate_trained,
     progressive_probabilities,
 )
-from ope_fakes import FakeBandit
-from ope_synthetic import N_ACTIONS, sample
+
+from tests.evaluation.ope_fakes import FakeBandit
+from tests.evaluation.ope_synthetic import N_ACTIONS, sample
 
 
 def test_each_chunk_is_scored_before_the_bandit_learns_from_it() -> None:

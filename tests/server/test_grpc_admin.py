@@ -4,7 +4,8 @@ import grpc
 import numpy as np
 from decision_engine.v1 import admin_pb2 as admin
 from decision_engine.v1 import decision_pb2 as pb
-from server_helpers import GOOD, rpc_error
+
+from tests.server.server_helpers import GOOD, rpc_error
 
 # A new offer, and gold_card's rule made stricter (age >= 40).
 NEW_OFFER = """\

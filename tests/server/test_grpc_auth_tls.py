@@ -15,7 +15,8 @@ from decision_engine.v1 import admin_pb2 as admin
 from decision_engine.v1 import decision_pb2 as pb
 from decision_engine.v1 import decision_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from server_helpers import rpc_error
+
+from tests.server.server_helpers import rpc_error
 
 DECISION, ADMIN = "decision-secret", "admin-secret"
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED

@@ -9,7 +9,8 @@ from decision_engine.server.converters import DecisionIds
 from decision_engine.v1 import admin_pb2 as admin
 from decision_engine.v1 import decision_pb2 as pb
 from google.protobuf.timestamp_pb2 import Timestamp
-from server_helpers import GOOD
+
+from tests.server.server_helpers import GOOD
 
 NOW = Timestamp(seconds=int(datetime(2025, 1, 1, tzinfo=UTC).timestamp()))
 
