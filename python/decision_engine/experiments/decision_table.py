@@ -61,12 +61,14 @@ def per_decision(joined: pa.Table) -> DecisionTable:
 
 @dataclass(frozen=True)
 class Cumulative:
-    """Per group, decisions and conversions made up to the end of each time bin."""
+    """Per group, decisions and conversions made up to the end of each time bin; ``index`` is
+    the bin of every decision of the table."""
 
     ends: list[str]
     bin_label: str
     decisions: dict[str, I64]
     conversions: dict[str, I64]
+    index: I64
 
 
 def iso(micros: int) -> str:
@@ -86,4 +88,4 @@ def cumulative_counts(table: DecisionTable, order: Sequence[str]) -> Cumulative:
         conversions[name] = np.cumsum(np.bincount(index[mask], weights=table.converted[mask], minlength=bins))
         conversions[name] = conversions[name].round().astype(np.int64)
     ends = [iso(min(origin + (k + 1) * width, end)) for k in range(bins)]
-    return Cumulative(ends, label, decisions, conversions)
+    return Cumulative(ends, label, decisions, conversions, index)

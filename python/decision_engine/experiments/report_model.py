@@ -9,7 +9,10 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Comparison:
-    """A group against the control. ``difference`` is in rate units (0.01 = 1 point)."""
+    """A group against the control. ``difference`` is in rate units (0.01 = 1 point). The
+    ``*_adjusted`` p-values are Holm-adjusted over every comparison read together (the groups
+    of the experiment, and the other experiments of the same report run); with one comparison
+    they equal the raw ones."""
 
     difference: float
     difference_low: float
@@ -26,7 +29,12 @@ class Comparison:
     value_difference_low: float
     value_difference_high: float
     value_relative_lift: float
+    value_relative_low: float
+    value_relative_high: float
     value_p_value: float
+    p_value_adjusted: float
+    always_valid_p_value_adjusted: float
+    value_p_value_adjusted: float
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,9 @@ class GroupResult:
     rate_high: float
     value: float
     value_per_decision: float
+    value_per_decision_low: float
+    value_per_decision_high: float
+    design_effect: float  # of the conversion rate: its variance over that of independent decisions
     observed_share: float
     expected_share: float | None
     vs_control: Comparison | None
@@ -99,6 +110,7 @@ class ExperimentReport:
     outcomes_attributed: int
     srm_p_value: float | None
     groups: list[GroupResult]
+    comparisons_read_together: int = 1
     timeline: list[TimelinePoint] = field(default_factory=list)
     lift_timeline: list[LiftPoint] = field(default_factory=list)
     offers: list[OfferResult] = field(default_factory=list)

@@ -219,6 +219,16 @@ def two_proportion_z_test(
     return z, _f(2 * sps.norm.sf(np.abs(z)))
 
 
+def mean_interval(
+    mean: Counts, variance: Counts, n: Counts, alpha: float = 0.05, deff: Counts = 1.0
+) -> IntervalEstimate:
+    """A per-decision mean with the normal interval ``mean +- z sqrt(deff variance / n)``."""
+    m = _f(mean)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = _z(alpha) * np.sqrt(_f(deff) * _f(variance) / _f(n))
+    return IntervalEstimate(m, m - half, m + half)
+
+
 def relative_lift_of_means(
     mean_t: Counts,
     var_t: Counts,
