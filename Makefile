@@ -2,7 +2,7 @@
 PY ?= python3
 PIP = $(PY) -m pip install --disable-pip-version-check -q
 
-.PHONY: install demo test test-rust test-python lint bench generate
+.PHONY: install redis-server demo test test-rust test-python lint bench generate
 
 install:                 ## build the extension (release) and install the package with test/dev tools
 	$(PIP) -e '.[test,dev]'
@@ -11,7 +11,14 @@ demo:                    ## set up and run the main job: the embedded demo
 	$(PIP) .
 	decision-engine demo
 
-test: install test-rust test-python   ## set up and run every test
+redis-server:            ## the Redis store's tests start their own redis-server: install it (Debian) when missing
+	@command -v redis-server >/dev/null || { \
+	    command -v apt-get >/dev/null || { echo "make: the Redis store tests need redis-server; install it" >&2; exit 1; }; \
+	    sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    $$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server; \
+	}
+
+test: install redis-server test-rust test-python   ## set up and run every test
 
 test-rust:
 	cargo test -p decision-engine-core
