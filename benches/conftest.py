@@ -95,7 +95,7 @@ def profiles_1m() -> npt.NDArray[np.float32]:
 @pytest.fixture(scope="session")
 def engine_100() -> Engine:
     """100 offers, 50 rules, posteriors learned from 20k outcomes in both placements."""
-    engine = Engine(workload.build(100, 50).catalog, seed=1)
+    engine = Engine(workload.build(100, 50).catalog, seed=1, clock="simulated")
     warm_rows = workload.profiles(20_000, seed=workload.SEED + 7)
     workload.warm_up(engine, workload.HERO, warm_rows)
     workload.warm_up(engine, workload.FEED, warm_rows)
@@ -105,6 +105,6 @@ def engine_100() -> Engine:
 @pytest.fixture(scope="session")
 def engine_5000() -> Engine:
     """5,000 offers, 2,500 rules, posteriors learned from 2k outcomes."""
-    engine = Engine(workload.build(5_000, 2_500).catalog, seed=1)
+    engine = Engine(workload.build(5_000, 2_500).catalog, seed=1, clock="simulated")
     workload.warm_up(engine, workload.HERO, workload.profiles(2_000, seed=workload.SEED + 7))
     return engine

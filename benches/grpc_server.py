@@ -20,7 +20,7 @@ from decision_engine.server import Limits, create_server  # noqa: E402
 
 
 def main() -> None:
-    engine = Engine(workload.build(100, 50).catalog, seed=1)
+    engine = Engine(workload.build(100, 50).catalog, seed=1, clock="simulated")
     warm_rows = workload.profiles(20_000, seed=workload.SEED + 7)
     workload.warm_up(engine, workload.HERO, warm_rows)
     workload.warm_up(engine, workload.FEED, warm_rows)

@@ -29,7 +29,7 @@ def engine_for(mode: str, state_dir: Path) -> Engine:
     if mode != "memory":
         document["store"] = {"type": "embedded", "fsync": mode, "fsync_interval_ms": 100}
     catalog = parse_catalog(yaml.safe_dump(document, sort_keys=False), "<bench store>")
-    return Engine(catalog, seed=1, state_dir=None if mode == "memory" else state_dir)
+    return Engine(catalog, seed=1, state_dir=None if mode == "memory" else state_dir, clock="simulated")
 
 
 @pytest.mark.benchmark(group="embedded store, single decide")

@@ -28,7 +28,7 @@ def rules_workload() -> Workload:
 
 @pytest.fixture(scope="module")
 def rules_engine(rules_workload: Workload) -> Engine:
-    return Engine(rules_workload.catalog, seed=1)
+    return Engine(rules_workload.catalog, seed=1, clock="simulated")
 
 
 @pytest.fixture(scope="module")

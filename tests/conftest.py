@@ -73,7 +73,7 @@ def inline_catalog() -> LoadedCatalog:
 @pytest.fixture
 def make_inline_engine(inline_catalog: LoadedCatalog) -> Callable[[int], Engine]:
     """A fresh engine over the inline catalog, with the given seed."""
-    return lambda seed: Engine(inline_catalog, seed=seed)
+    return lambda seed: Engine(inline_catalog, seed=seed, clock="simulated")
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def demo_catalog() -> LoadedCatalog:
 
 @pytest.fixture
 def make_demo_engine(demo_catalog: LoadedCatalog) -> Callable[[int], Engine]:
-    return lambda seed: Engine(demo_catalog, seed=seed)
+    return lambda seed: Engine(demo_catalog, seed=seed, clock="simulated")
 
 
 @pytest.fixture

@@ -279,14 +279,14 @@ def test_catalog_rule_error_points_at_file_offer_line_and_column(
         if needle in text
     ]
     with pytest.raises(CatalogError) as info:
-        Engine(path)
+        Engine(path, clock="simulated")
     assert str(info.value) == f"{path}:{line}:{column}: offer '{offer}': {detail}"
     (issue,) = info.value.issues
     assert (issue.file, issue.line, issue.column) == (str(path), line, column)
     assert issue.where == f"offer '{offer}'"
     # The process carries on: the fixed catalog loads, and the engine made before is unaffected.
     path.write_text(inline_yaml)
-    assert_works(Engine(path), now)
+    assert_works(Engine(path, clock="simulated"), now)
     assert_works(engine, now)
 
 

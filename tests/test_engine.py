@@ -247,7 +247,7 @@ offers:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_thompson_sampling_converges_to_the_best_offer(seed):
-    engine = Engine(parse_catalog(THREE_ARMS), seed=seed)
+    engine = Engine(parse_catalog(THREE_ARMS), seed=seed, clock="simulated")
     rates = {"low": 0.04, "mid": 0.10, "best": 0.25}
     rng = np.random.default_rng(seed)
     profile = np.zeros(1, np.float32)

@@ -33,7 +33,7 @@ experiments:
 
 
 def test_engine_groups_match_the_python_assignment():
-    engine = Engine(parse_catalog(CATALOG), seed=3)
+    engine = Engine(parse_catalog(CATALOG), seed=3, clock="simulated")
     holdout = Experiment.create("holdout", {"holdout": 1000, "personalized": 9000}, layer="global")
     banner = Experiment.create("banner_test", {"A": 5000, "B": 5000}, layer="global")
     layer = Layer.allocate("global", [(holdout, 6000), (banner, 3000)])
@@ -52,7 +52,7 @@ def test_engine_groups_match_the_python_assignment():
 
 
 def test_experiments_apply_only_to_their_placements():
-    engine = Engine(parse_catalog(CATALOG), seed=4)
+    engine = Engine(parse_catalog(CATALOG), seed=4, clock="simulated")
     row = np.array([40.0], np.float32)
     groups = {e for i in range(500) for e, _ in engine.decide("hero", row, profile_id=f"x{i}").experiments}
     assert groups == {"holdout"}

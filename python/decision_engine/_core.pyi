@@ -22,6 +22,8 @@ __all__ = [
     "allocate",
 ]
 
+LIMITS: dict[str, float]
+
 class DecisionEngineError(Exception): ...
 
 class CatalogError(DecisionEngineError):
@@ -88,6 +90,8 @@ class Engine:
         fsync_interval_ms: int = 100,
         snapshot_every: int = 100_000,
         attribution_window: float = ...,
+        clock: str = "wall",
+        max_clock_skew: float | None = None,
     ) -> Engine: ...
     @property
     def recovery(self) -> dict[str, object] | None: ...

@@ -118,22 +118,34 @@ class Engine:
         catalog: LoadedCatalog | str | os.PathLike[str],
         *,
         seed: int = 0,
-        max_pending: int = 10_000_000,
+        max_pending: int | None = None,
         state_dir: str | os.PathLike[str] | None = None,
+        clock: Literal["wall", "simulated"] = "wall",
+        max_clock_skew: float | None = None,
     ) -> None:
         """``state_dir`` makes the state durable (the embedded store): every change is journaled
         there before it is acknowledged, and a restart recovers it (see ``recovery``). The
         catalog's ``store:`` section sets the fsync policy, snapshot interval and attribution
-        window; ``decision-engine serve`` takes the directory from its ``path``."""
+        window; ``decision-engine serve`` takes the directory from its ``path``.
+
+        ``clock="wall"`` (the default) runs on this machine's clock: a request's ``now`` may
+        differ from it by at most ``max_clock_skew`` seconds (``LIMITS``), so no caller can
+        expire decisions, reopen a budget window or erase contact history by dating a
+        request. ``clock="simulated"`` lets requests say what time it is (tests, simulations,
+        back-tests). ``max_pending`` bounds the decisions kept awaiting outcomes (about 400
+        bytes each; the oldest go first)."""
         self.catalog = catalog if isinstance(catalog, LoadedCatalog) else load_catalog(catalog)
         store = self.catalog.model.store
         durable: dict[str, object] = {"attribution_window": float(store.attribution_window)}
+        durable.update(clock=clock, max_clock_skew=max_clock_skew)
+        if max_pending is not None:
+            durable["max_pending"] = max_pending
         if store.type == "embedded":
             durable.update(fsync=store.fsync, fsync_interval_ms=store.fsync_interval_ms)
             durable.update(snapshot_every=store.snapshot_every)
             durable["state_dir"] = os.fspath(state_dir) if state_dir is not None else None
         try:
-            self._core = _core.Engine(self.catalog.to_core_json(), seed, max_pending, **durable)  # type: ignore[arg-type]
+            self._core = _core.Engine(self.catalog.to_core_json(), seed, **durable)  # type: ignore[arg-type]
         except _core.CatalogError as exc:
             raise self.catalog.core_error(exc) from exc
         if self.recovery and self.recovery["warning"]:

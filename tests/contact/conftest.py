@@ -35,6 +35,6 @@ contact_policy:
 @pytest.fixture
 def make_contact_engine() -> Callable[..., Engine]:
     def make(seed: int = 1, budget: int = 1000) -> Engine:
-        return Engine(parse_catalog(CATALOG.replace("BUDGET", str(budget))), seed=seed)
+        return Engine(parse_catalog(CATALOG.replace("BUDGET", str(budget))), seed=seed, clock="simulated")
 
     return make

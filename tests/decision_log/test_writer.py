@@ -11,7 +11,7 @@ from tests.policies.test_engine_policies import catalog, environment
 
 
 def test_logged_decisions_carry_eligible_sets_propensities_and_features(tmp_path):
-    engine = Engine(catalog({"type": "epsilon_greedy", "epsilon": 0.3}), seed=2)
+    engine = Engine(catalog({"type": "epsilon_greedy", "epsilon": 0.3}), seed=2, clock="simulated")
     rng = np.random.default_rng(3)
     with DecisionLog(tmp_path, policy_version=engine.policy_version, features=True) as log:
         for i in range(3000):

@@ -44,7 +44,7 @@ def environment(x: float) -> dict[str, float]:
 
 @pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p["type"])
 def test_each_policy_learns_from_reported_outcomes(policy):
-    engine = Engine(catalog(policy), seed=3)
+    engine = Engine(catalog(policy), seed=3, clock="simulated")
     rng = np.random.default_rng(1)
     contextual = policy["type"].startswith("lin_")
     late_regret = []
@@ -66,12 +66,12 @@ def test_each_policy_learns_from_reported_outcomes(policy):
 
 @pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p["type"])
 def test_saved_state_loads_into_a_fresh_engine(policy, tmp_path):
-    engine = Engine(catalog(policy), seed=1)
+    engine = Engine(catalog(policy), seed=1, clock="simulated")
     for i in range(50):
         d = engine.decide("hero", np.array([i / 50, 1.0, 0.0], np.float32))
         engine.report_outcome(d.decision_id, reward=float(i % 3 == 0))
     engine.save_policy_state(tmp_path / "state.json")
-    fresh = Engine(catalog(policy), seed=1)
+    fresh = Engine(catalog(policy), seed=1, clock="simulated")
     assert fresh.load_policy_state(tmp_path / "state.json") == (3, 0)
     for loaded, learned in zip(fresh.policy_state("hero"), engine.policy_state("hero"), strict=True):
         assert (loaded.offer_id, loaded.pulls, loaded.mean) == (learned.offer_id, learned.pulls, learned.mean)
@@ -79,14 +79,14 @@ def test_saved_state_loads_into_a_fresh_engine(policy, tmp_path):
 
 
 def test_state_of_another_policy_is_skipped_not_misread(tmp_path):
-    engine = Engine(catalog({"type": "thompson"}), seed=1)
+    engine = Engine(catalog({"type": "thompson"}), seed=1, clock="simulated")
     engine.save_policy_state(tmp_path / "state.json")
-    other = Engine(catalog({"type": "lin_ucb"}), seed=1)
+    other = Engine(catalog({"type": "lin_ucb"}), seed=1, clock="simulated")
     assert other.load_policy_state(tmp_path / "state.json") == (0, 3)
 
 
 def test_a_newer_or_foreign_state_file_is_refused_and_changes_nothing(tmp_path):
-    engine = Engine(catalog({"type": "ucb1"}), seed=1)
+    engine = Engine(catalog({"type": "ucb1"}), seed=1, clock="simulated")
     d = engine.decide("hero", np.zeros(3, np.float32))
     engine.report_outcome(d.decision_id, reward=1.0)
     before = engine._core.save_policy_state()
@@ -120,17 +120,17 @@ def test_bad_policy_parameters_name_the_placement_and_parameter(policy, message)
 
 def test_a_contextual_policy_must_read_known_features():
     with pytest.raises(CatalogError, match="policy lin_ucb reads unknown feature 'age'"):
-        Engine(catalog({"type": "lin_ucb", "features": ["age"]}))
+        Engine(catalog({"type": "lin_ucb", "features": ["age"]}), clock="simulated")
 
 
 def test_gaussian_thompson_learns_real_rewards_and_thompson_refuses_them():
-    engine = Engine(catalog({"type": "gaussian_thompson", "prior_variance": 100.0}), seed=4)
+    engine = Engine(catalog({"type": "gaussian_thompson", "prior_variance": 100.0}), seed=4, clock="simulated")
     for revenue in (25.0, 35.0):
         d = engine.decide("hero", np.zeros(3, np.float32))
         engine.report_outcome(d.decision_id, reward=revenue)
     learned = [a for a in engine.policy_state("hero") if a.pulls > 0]
     assert sum(a.pulls for a in learned) == 2 and max(a.mean for a in learned) > 10
-    thompson = Engine(catalog({"type": "thompson"}), seed=4)
+    thompson = Engine(catalog({"type": "thompson"}), seed=4, clock="simulated")
     d = thompson.decide("hero", np.zeros(3, np.float32))
     with pytest.raises(InvalidInputError, match=r"\[0, 1\] for placement 'hero' \(Beta-Bernoulli thompson\)"):
         thompson.report_outcome(d.decision_id, reward=25.0)

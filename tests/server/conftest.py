@@ -51,4 +51,4 @@ def start_server() -> Iterator[Callable[..., Running]]:
 def served(start_server: Callable[..., Running], inline_catalog: LoadedCatalog) -> Running:
     """A server over a fresh inline-catalog engine (seed 7), its AdminService open without a
     token (the auth tests start their own servers with tokens)."""
-    return start_server(Engine(inline_catalog, seed=7), insecure_admin=True)
+    return start_server(Engine(inline_catalog, seed=7, clock="simulated"), insecure_admin=True)

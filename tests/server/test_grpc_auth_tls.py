@@ -29,7 +29,7 @@ def bearer(token):
 
 @pytest.fixture
 def secured(start_server, inline_catalog):
-    return start_server(Engine(inline_catalog, seed=7), tokens=Tokens(decision=DECISION, admin=ADMIN))
+    return start_server(Engine(inline_catalog, seed=7, clock="simulated"), tokens=Tokens(decision=DECISION, admin=ADMIN))
 
 
 def ping(running, metadata=None):
@@ -76,13 +76,13 @@ def test_health_needs_no_token(secured):
 
 
 def test_only_a_decision_token_closes_admin(start_server, inline_catalog):
-    running = start_server(Engine(inline_catalog, seed=7), tokens=Tokens(decision=DECISION))
+    running = start_server(Engine(inline_catalog, seed=7, clock="simulated"), tokens=Tokens(decision=DECISION))
     assert ping(running, bearer(DECISION)) == pb.PingResponse()
     assert rpc_error(lambda: stats(running, bearer(DECISION))).code() == PERMISSION_DENIED
 
 
 def test_only_an_admin_token_leaves_decisions_open(start_server, inline_catalog):
-    running = start_server(Engine(inline_catalog, seed=7), tokens=Tokens(admin=ADMIN))
+    running = start_server(Engine(inline_catalog, seed=7, clock="simulated"), tokens=Tokens(admin=ADMIN))
     assert ping(running) == pb.PingResponse()
     assert rpc_error(lambda: stats(running)).code() == UNAUTHENTICATED
     assert stats(running, bearer(ADMIN)).offers == 8
@@ -126,7 +126,7 @@ def test_tls_with_tokens(start_server, inline_catalog, tmp_path):
         grpc.ssl_channel_credentials(root_certificates=cert), grpc.access_token_call_credentials(ADMIN)
     )
     running = start_server(
-        Engine(inline_catalog, seed=7),
+        Engine(inline_catalog, seed=7, clock="simulated"),
         tls=TlsConfig.from_files(tmp_path / "cert.pem", tmp_path / "key.pem"),
         tokens=Tokens(decision=DECISION, admin=ADMIN),
         credentials=credentials,

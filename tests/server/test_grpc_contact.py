@@ -36,7 +36,7 @@ contact_policy:
 
 @pytest.fixture
 def running(start_server):
-    return start_server(Engine(parse_catalog(CATALOG, "contact.yaml"), seed=1))
+    return start_server(Engine(parse_catalog(CATALOG, "contact.yaml"), seed=1, clock="simulated"))
 
 
 def at(seconds):

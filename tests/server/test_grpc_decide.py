@@ -24,7 +24,7 @@ def decide(served, features=GOOD, placements=("hero",), **fields):
 
 def test_decide_matches_the_in_process_engine(served, inline_catalog, now):
     """One decision path: the server decides exactly as an engine with the same seed."""
-    local = Engine(inline_catalog, seed=7)
+    local = Engine(inline_catalog, seed=7, clock="simulated")
     for placement in ("hero", "feed", "mail", "feed"):
         got = decide(served, placements=[placement], consents=["email"]).decisions[0]
         want = local.decide(placement, np.array(GOOD, np.float32), consents=["email"], now=now)
@@ -64,7 +64,7 @@ def test_decide_named_features(served, gold_adult, inline_catalog, now):
     }
     request = pb.DecideRequest(profile=pb.Profile(named_features=values), placements=["hero"], now=NOW)
     got = served.decisions.Decide(request).decisions[0]
-    want = Engine(inline_catalog, seed=7).decide("hero", gold_adult, now=now)
+    want = Engine(inline_catalog, seed=7, clock="simulated").decide("hero", gold_adult, now=now)
     assert [o.offer_id for o in got.offers] == [o.offer_id for o in want.offers]
 
 
@@ -81,7 +81,7 @@ def test_decide_batch(served, inline_catalog, now):
     response = served.decisions.DecideBatch(request)
     assert (response.placement, response.rows, response.slots) == ("feed", 3, 3)
     assert len(response.decision_ids) == len(set(response.decision_ids)) == 3
-    local = Engine(inline_catalog, seed=7)
+    local = Engine(inline_catalog, seed=7, clock="simulated")
     mask = np.zeros((3, len(local.channels)), dtype=bool)
     mask[0, local.channels.index("email")] = True
     want = local.decide_batch("feed", rows, consents=mask, now=now)
@@ -131,7 +131,7 @@ def test_ping(served):
 
 
 def test_worker_decision_ids_carry_the_worker(start_server, inline_catalog):
-    running = start_server(Engine(inline_catalog, seed=7), worker=3)
+    running = start_server(Engine(inline_catalog, seed=7, clock="simulated"), worker=3)
     decision = decide(running).decisions[0]
     assert decision.decision_id >> 56 == 3
     assert decision.decision_id & ((1 << 56) - 1) == 1
@@ -151,7 +151,7 @@ experiments:
       - {name: holdout, share: 0.3, treatment: default}
       - {name: personalized, share: 0.7}
 """
-    running = start_server(Engine(parse_catalog(inline_yaml + experiments), seed=3))
+    running = start_server(Engine(parse_catalog(inline_yaml + experiments), seed=3, clock="simulated"))
     reference = Experiment.create("holdout", {"holdout": 3000, "personalized": 7000})
     for i in range(50):
         profile = pb.Profile(id=f"p{i}", features=GOOD)

@@ -135,7 +135,7 @@ BATCH_CASES = {
 
 @pytest.mark.parametrize("case", BATCH_CASES)
 def test_bad_decide_batch(start_server, inline_catalog, case):
-    running = start_server(Engine(inline_catalog, seed=7), limits=Limits(max_batch=10))
+    running = start_server(Engine(inline_catalog, seed=7, clock="simulated"), limits=Limits(max_batch=10))
     request, code, message = BATCH_CASES[case]
     error = rpc_error(lambda: running.decisions.DecideBatch(request))
     assert (error.code(), error.details()) == (code, message)

@@ -129,7 +129,7 @@ def test_reload_keeps_the_old_catalog_when_the_new_one_is_invalid(
 ):
     path = tmp_path / "catalog.yaml"
     path.write_text(inline_yaml)
-    running = start_server(Engine(path, seed=7), insecure_admin=True)
+    running = start_server(Engine(path, seed=7, clock="simulated"), insecure_admin=True)
     path.write_text(inline_yaml.replace("age >= 21", "agee >= 21"))
     assert not running.server.reload_catalog(path)
     assert f"{path}:16:12: offer 'gold_card': unknown feature 'agee'" in caplog.text
@@ -154,7 +154,7 @@ def scrape(port):
 
 def test_metrics_endpoint(start_server, inline_catalog):
     metrics = Metrics()
-    running = start_server(Engine(inline_catalog, seed=7), metrics=metrics)
+    running = start_server(Engine(inline_catalog, seed=7, clock="simulated"), metrics=metrics)
     http = metrics.serve_http("127.0.0.1", 0)
     try:
         hero = running.decisions.Decide(

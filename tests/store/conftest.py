@@ -67,7 +67,7 @@ def catalog_file(tmp_path: Path, redis_server: RedisServer) -> Path:
 @pytest.fixture
 def two_stores(catalog_file: Path) -> Iterator[tuple[RedisStore, RedisStore]]:
     """Two servers (engines with their Redis store) in this process."""
-    stores = [open_store(Engine(catalog_file, seed=seed)) for seed in (1, 2)]
+    stores = [open_store(Engine(catalog_file, seed=seed, clock="simulated")) for seed in (1, 2)]
     try:
         yield stores[0], stores[1]  # type: ignore[misc]
     finally:

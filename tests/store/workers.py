@@ -22,7 +22,7 @@ def decide_many(
     """From `start_at` (unix time, so that every process starts together), decides `rounds`
     times for every profile (None: no profile id) in a shuffled order, at time `now` (None:
     the clock); (profile, offers) of every decision."""
-    engine = Engine(Path(catalog), seed=seed)
+    engine = Engine(Path(catalog), seed=seed, clock="simulated")
     store = open_store(engine)
     assert store is not None
     order = [p for p in profiles for _ in range(rounds)]

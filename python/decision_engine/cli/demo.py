@@ -117,7 +117,7 @@ def run_demo(
     simulated weeks), a universal holdout gets the non-personalized default, and `log`
     receives every decision and outcome for the experiment report.
     """
-    engine = Engine(with_holdout(catalog, holdout)[0] if holdout > 0 else catalog, seed=seed)
+    engine = Engine(with_holdout(catalog, holdout)[0] if holdout > 0 else catalog, seed=seed, clock="simulated")
     sim = Simulation.build(engine, catalog, customers, seed)
     rng = np.random.default_rng(seed + 1)
     placements = engine.placements

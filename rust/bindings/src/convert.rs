@@ -1,7 +1,5 @@
 //! Conversions between Python values and the core's inputs, shared by the Engine methods.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use decision_engine_core::engine::{ContactEvent, ContactKind};
 use numpy::PyReadonlyArray2;
 use pyo3::prelude::*;
@@ -9,7 +7,7 @@ use pyo3::prelude::*;
 use crate::errors::{InvalidInputError, UnknownDecisionError};
 
 pub(crate) fn now_or(now: Option<f64>) -> f64 {
-    now.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()))
+    now.unwrap_or_else(decision_engine_core::limits::wall_seconds)
 }
 
 /// An owned copy of a large input, copied on all cores (the copy lets the work run without

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use decision_engine_core::durable::{DurableOptions, Fsync, RecoveryReport};
 use decision_engine_core::engine::{DEFAULT_ATTRIBUTION_WINDOW, DEFAULT_MAX_PENDING};
+use decision_engine_core::limits::Clock;
 use decision_engine_core::{BatchRequest, Catalog, DecideRequest, Engine};
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
@@ -79,7 +80,7 @@ impl PyEngine {
     /// embedded store); `fsync` is "always", "interval" (every `fsync_interval_ms`) or "never".
     #[pyo3(signature = (catalog_json, seed = 0, max_pending = DEFAULT_MAX_PENDING, state_dir = None,
                         fsync = "interval", fsync_interval_ms = 100, snapshot_every = 100_000,
-                        attribution_window = DEFAULT_ATTRIBUTION_WINDOW))]
+                        attribution_window = DEFAULT_ATTRIBUTION_WINDOW, clock = "wall", max_clock_skew = None))]
     #[expect(clippy::too_many_arguments, reason = "one per Python keyword argument")]
     fn new(
         py: Python<'_>,
@@ -91,7 +92,10 @@ impl PyEngine {
         fsync_interval_ms: u64,
         snapshot_every: u64,
         attribution_window: f64,
+        clock: &str,
+        max_clock_skew: Option<f64>,
     ) -> PyResult<Self> {
+        let clock = Clock::parse(clock, max_clock_skew).map_err(to_py)?;
         let catalog = py.detach(|| Catalog::from_json(catalog_json)).map_err(to_py)?;
         if !(attribution_window.is_finite() && attribution_window > 0.0) {
             return Err(InvalidInputError::new_err(format!(
@@ -101,6 +105,7 @@ impl PyEngine {
         let Some(dir) = state_dir else {
             let mut engine = Engine::with_max_pending(catalog, seed, max_pending);
             engine.set_attribution_window(attribution_window);
+            engine.set_clock(clock);
             return Ok(Self { inner: Arc::new(engine), recovery: None });
         };
         let fsync = match fsync {
@@ -116,6 +121,7 @@ impl PyEngine {
         let options = DurableOptions { dir, fsync, snapshot_every: snapshot_every.max(1) };
         let (mut engine, report) = py.detach(|| Engine::open(catalog, seed, max_pending, options)).map_err(to_py)?;
         engine.set_attribution_window(attribution_window);
+        engine.set_clock(clock);
         Ok(Self { inner: Arc::new(engine), recovery: Some(report) })
     }
 
@@ -396,6 +402,18 @@ impl PyEngine {
 
 #[pymodule]
 mod _core {
+    use pyo3::prelude::*;
+
+    /// The engine's limits by name (`decision_engine_core::limits`), for messages and docs.
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        let limits = pyo3::types::PyDict::new(m.py());
+        for (name, value) in decision_engine_core::limits::all() {
+            limits.set_item(name, value)?;
+        }
+        m.add("LIMITS", limits)
+    }
+
     #[pymodule_export]
     use super::PyEngine;
     #[pymodule_export]

@@ -168,6 +168,18 @@ impl Catalog {
     }
 
     pub fn compile(spec: CatalogSpec) -> Result<Self> {
+        use crate::limits::{MAX_EXPERIMENTS, MAX_FEATURES, MAX_OFFERS, MAX_PLACEMENTS};
+        let sizes = [
+            ("offers", spec.offers.len(), MAX_OFFERS),
+            ("placements", spec.placements.len(), MAX_PLACEMENTS),
+            ("features", spec.features.len(), MAX_FEATURES),
+            ("experiments", spec.experiments.as_ref().map_or(0, Vec::len), MAX_EXPERIMENTS),
+        ];
+        for (what, n, max) in sizes {
+            if n > max {
+                return Err(catalog_error(Location::Catalog, format!("{n} {what}; a catalog may have at most {max}")));
+            }
+        }
         let schema = Schema::new(spec.features.into_iter().map(feature).collect::<Result<_>>()?)?;
         let consent_required = spec.channels.iter().map(ChannelSpec::consent_required).collect();
         let channels: Vec<String> = spec.channels.iter().map(|c| c.id().to_owned()).collect();

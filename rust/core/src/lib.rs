@@ -10,6 +10,7 @@ pub mod durable;
 pub mod engine;
 pub mod error;
 pub mod experiment;
+pub mod limits;
 pub mod pending;
 pub mod policy;
 pub mod rules;

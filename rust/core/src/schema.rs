@@ -114,6 +114,9 @@ impl Feature {
         if !value.is_finite() {
             return Some(format!("{value} is not a finite number"));
         }
+        if value.abs() > crate::limits::MAX_FEATURE_MAGNITUDE {
+            return Some(format!("{value} is beyond the limit of +-{:e}", crate::limits::MAX_FEATURE_MAGNITUDE));
+        }
         match &self.kind {
             FeatureKind::Float => None,
             FeatureKind::Int if value.fract() != 0.0 => Some(format!("{value} is not a whole number")),

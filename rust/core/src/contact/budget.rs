@@ -87,7 +87,7 @@ impl Budget {
     pub fn usage(&self, now: f64) -> (u64, u64) {
         let window = self.window_of(now);
         let (w, used) = *self.lock();
-        (if w == window { used } else { 0 }, self.allowed(now))
+        (if w >= window { used } else { 0 }, self.allowed(now))
     }
 
     /// Takes one unit if the budget allows it now; otherwise returns (used, allowed).
@@ -95,7 +95,9 @@ impl Budget {
         let window = self.window_of(now);
         let allowed = self.allowed(now);
         let mut state = self.lock();
-        if state.0 != window {
+        // Windows only move forwards: a request dated in an earlier window counts against
+        // the current one instead of opening that window afresh.
+        if window > state.0 {
             *state = (window, 0);
         }
         if state.1 >= allowed {
@@ -109,7 +111,9 @@ impl Budget {
     pub fn add(&self, now: f64) {
         let window = self.window_of(now);
         let mut state = self.lock();
-        if state.0 != window {
+        // Windows only move forwards: a request dated in an earlier window counts against
+        // the current one instead of opening that window afresh.
+        if window > state.0 {
             *state = (window, 0);
         }
         state.1 += 1;
@@ -150,5 +154,15 @@ mod tests {
         assert_eq!(b.try_take(5.0), Err((2, 2)));
         b.give_back(5.0);
         assert!(b.try_take(6.0).is_ok());
+    }
+
+    #[test]
+    fn a_request_in_an_earlier_window_never_reopens_it() {
+        let b = budget(3, Pacing::None);
+        assert!((0..3).all(|_| b.try_take(250.0).is_ok()), "window 2 is full");
+        assert!(b.try_take(150.0).is_err(), "window 1 is not opened afresh");
+        assert!(b.try_take(180.0).is_err());
+        assert_eq!(b.usage(150.0).0, 3);
+        assert!(b.try_take(310.0).is_ok(), "the next window starts afresh");
     }
 }

@@ -44,6 +44,7 @@ impl Engine {
         let loaded = self.current();
         let catalog = &loaded.catalog;
         let (p, rows) = validate(&loaded, request)?;
+        self.clock.check(request.now)?;
         let placement = &catalog.placements[p];
         let (dim, channels, slots) = (catalog.schema.len(), catalog.channels.len(), placement.slots);
 
@@ -171,10 +172,13 @@ pub(super) fn validate(loaded: &Loaded, request: &BatchRequest<'_>) -> Result<(u
             c.len()
         )));
     }
-    if let Some(ids) = request.profile_ids
-        && ids.len() != rows
-    {
-        return Err(Error::InvalidInput(format!("profile_ids must have {rows} entries, got {}", ids.len())));
+    if let Some(ids) = request.profile_ids {
+        if ids.len() != rows {
+            return Err(Error::InvalidInput(format!("profile_ids must have {rows} entries, got {}", ids.len())));
+        }
+        for (row, id) in ids.iter().enumerate() {
+            crate::limits::check_profile_id(id).map_err(|e| Error::InvalidInput(format!("row {row}: {e}")))?;
+        }
     }
     request
         .features

@@ -26,6 +26,7 @@ impl Engine {
         let loaded = self.current();
         let catalog = &loaded.catalog;
         let (p, rows) = validate(&loaded, request)?;
+        self.clock.check(request.now)?;
         let placement = &catalog.placements[p];
         let (dim, channels, slots) = (catalog.schema.len(), catalog.channels.len(), placement.slots);
         let expected: Vec<f64> = {

@@ -58,7 +58,7 @@ fn reason<'d>(d: &'d Decision, offer: &str) -> Option<&'d Reason> {
 
 #[test]
 fn an_outbound_channel_decides_nothing_without_its_consent() {
-    let e = Engine::new(catalog("", ""), 1);
+    let e = Engine::new(catalog("", ""), 1).simulated();
     let page = ["hero", "mail"];
     for consents in [&[][..], &["web"][..]] {
         let request = DecideRequest { consents, explain: true, ..DecideRequest::new(&page, &[30.0], NOW) };
@@ -93,6 +93,36 @@ fn an_outbound_channel_decides_nothing_without_its_consent() {
 }
 
 #[test]
+fn no_request_time_rewrites_state_on_a_wall_clock() {
+    let e = Engine::new(catalog(r#"{"scope": "all", "max": 3, "window": 604800}"#, ""), 1);
+    let now = crate::limits::wall_seconds();
+    let consents = ["web", "email"];
+    let at = |t: f64| DecideRequest {
+        profile_id: Some("p"),
+        consents: &consents,
+        ..DecideRequest::new(&["mail"], &[30.0], t)
+    };
+    let first = e.decide_page(&at(now)).unwrap().remove(0);
+    assert_eq!(first.offers.len(), 1);
+    let (pending, history) = (e.pending_decisions(), e.contact_history("p"));
+    assert_eq!(history.len(), 1);
+    for skewed in [now + 365.0 * DAY, now - 30.0 * DAY, now + 3600.0, f64::NAN] {
+        let err = e.decide_page(&at(skewed)).unwrap_err().to_string();
+        assert!(err.contains("server clock") || err.contains("finite"), "{err}");
+        if !(skewed < now) {
+            let future = ContactEvent { time: skewed, ..history[0].clone() };
+            assert!(e.record_contact("p", future).is_err(), "a contact {skewed} is not stored");
+        }
+    }
+    assert_eq!(e.pending_decisions(), pending, "nothing expired");
+    assert_eq!(e.contact_history("p"), history, "history intact");
+    e.report_outcome(first.decision_id, None, 1.0, false).unwrap();
+    let old = ContactEvent { time: now - 2.0 * DAY, ..history[0].clone() };
+    e.record_contact("p", old).unwrap();
+    assert_eq!(e.contact_history("p").len(), 3, "a contact reported from the past is kept");
+}
+
+#[test]
 fn a_channel_declares_whether_it_needs_consent() {
     let json = r#"{"features": [], "channels": [{"id": "email", "consent": "not_required"}, {"id": "kiosk", "consent": "required"}, "web"],
       "placements": [], "offers": []}"#;
@@ -103,7 +133,8 @@ fn a_channel_declares_whether_it_needs_consent() {
 
 #[test]
 fn a_channel_cap_reserves_at_decision_time_and_release_gives_it_back() {
-    let e = Engine::new(catalog(r#"{"scope": "channel", "channel": "email", "max": 1, "window": 86400}"#, ""), 1);
+    let e = Engine::new(catalog(r#"{"scope": "channel", "channel": "email", "max": 1, "window": 86400}"#, ""), 1)
+        .simulated();
     let first = decide(&e, &["mail"], Some("p"), NOW).remove(0);
     assert_eq!(first.offers.len(), 1);
     let second = decide(&e, &["mail"], Some("p"), NOW + 10.0).remove(0);
@@ -123,7 +154,7 @@ fn a_channel_cap_reserves_at_decision_time_and_release_gives_it_back() {
 
 #[test]
 fn cooldowns_follow_conversions_and_dismissals() {
-    let e = Engine::new(catalog("", ""), 2);
+    let e = Engine::new(catalog("", ""), 2).simulated();
     let d = decide(&e, &["mail"], Some("p"), NOW).remove(0);
     let converted = d.offers[0].offer_id.clone();
     e.report_outcome(d.decision_id, None, 1.0, false).unwrap();
@@ -146,7 +177,7 @@ fn cooldowns_follow_conversions_and_dismissals() {
 
 #[test]
 fn purchased_products_are_suppressed() {
-    let e = Engine::new(catalog("", ""), 3);
+    let e = Engine::new(catalog("", ""), 3).simulated();
     let request = DecideRequest { purchases: &["card"], explain: true, ..DecideRequest::new(&["hero"], &[30.0], NOW) };
     let d = e.decide(&request).unwrap();
     assert!(!shown(&d).contains(&"card"));
@@ -155,7 +186,7 @@ fn purchased_products_are_suppressed() {
 
 #[test]
 fn request_history_counts_like_stored_history() {
-    let e = Engine::new(catalog(r#"{"scope": "all", "max": 2, "window": 604800}"#, ""), 4);
+    let e = Engine::new(catalog(r#"{"scope": "all", "max": 2, "window": 604800}"#, ""), 4).simulated();
     let event = |offer: &str| ContactEvent {
         time: NOW - DAY,
         offer: offer.into(),
@@ -173,7 +204,7 @@ fn request_history_counts_like_stored_history() {
 
 #[test]
 fn a_page_never_shows_an_offer_twice_and_keeps_group_limits() {
-    let e = Engine::new(catalog("", ""), 5);
+    let e = Engine::new(catalog("", ""), 5).simulated();
     for i in 0..200 {
         let page = decide(&e, &["hero", "side", "mail"], Some(&format!("p{i}")), NOW);
         let all: Vec<&str> = page.iter().flat_map(shown).collect();
@@ -194,7 +225,7 @@ fn a_page_never_shows_an_offer_twice_and_keeps_group_limits() {
 #[test]
 fn a_budget_is_never_exceeded_and_pacing_spreads_it() {
     let budget = r#", "budget": {"max": 10, "window": 86400, "counts": "impressions", "pacing": "none"}"#;
-    let e = Engine::new(catalog("", budget), 6);
+    let e = Engine::new(catalog("", budget), 6).simulated();
     let loans: usize = (0..300)
         .map(|_| decide(&e, &["mail"], None, NOW).iter().flat_map(shown).filter(|o| *o == "loan").count())
         .sum();
@@ -202,7 +233,7 @@ fn a_budget_is_never_exceeded_and_pacing_spreads_it() {
     assert_eq!(e.budget_usage("loan", NOW).unwrap(), Some((10, 10)));
 
     let paced = r#", "budget": {"max": 100, "window": 86400, "counts": "impressions", "pacing": "even"}"#;
-    let e = Engine::new(catalog("", paced), 7);
+    let e = Engine::new(catalog("", paced), 7).simulated();
     let quarter_day = NOW + DAY / 4.0;
     let early: usize = (0..2000)
         .map(|_| decide(&e, &["mail"], None, quarter_day).iter().flat_map(shown).filter(|o| *o == "loan").count())
@@ -213,7 +244,7 @@ fn a_budget_is_never_exceeded_and_pacing_spreads_it() {
 #[test]
 fn concurrent_decisions_never_overshoot_a_cap_or_a_budget() {
     let budget = r#", "budget": {"max": 50, "window": 86400, "counts": "impressions", "pacing": "none"}"#;
-    let e = Arc::new(Engine::new(catalog(r#"{"scope": "all", "max": 3, "window": 604800}"#, budget), 8));
+    let e = Arc::new(Engine::new(catalog(r#"{"scope": "all", "max": 3, "window": 604800}"#, budget), 8).simulated());
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let e = Arc::clone(&e);
@@ -268,7 +299,7 @@ proptest! {
                       {"scope": "offer", "max": 2, "window": 259200},
                       {"scope": "group", "group": "cards", "max": 1, "window": 172800}"#;
         let budget = r#", "budget": {"max": 5, "window": 86400, "counts": "impressions", "pacing": "none"}"#;
-        let e = Engine::new(catalog(caps, budget), 9);
+        let e = Engine::new(catalog(caps, budget), 9).simulated();
         let policy = e.current().catalog.contact.clone();
         let mut now = NOW;
         let mut decided: Vec<Decision> = Vec::new();

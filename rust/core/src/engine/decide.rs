@@ -10,6 +10,7 @@ use crate::catalog::Catalog;
 use crate::contact::{ContactCheck, ContactEvent, Counts, Exclusion, History};
 use crate::error::{Error, Result};
 use crate::experiment::Treatment;
+use crate::limits;
 use crate::pending::{NO_OFFER, PendingBatch};
 
 pub struct DecideRequest<'a> {
@@ -277,9 +278,20 @@ impl Engine {
         let _gate = self.begin_change()?;
         let loaded = self.current();
         let catalog = &loaded.catalog;
+        if request.placements.len() > limits::MAX_PLACEMENTS_PER_PAGE {
+            return Err(Error::InvalidInput(format!(
+                "a page may decide at most {} placements, got {}",
+                limits::MAX_PLACEMENTS_PER_PAGE,
+                request.placements.len()
+            )));
+        }
         let placements: Vec<usize> = request.placements.iter().map(|id| loaded.placement(id)).collect::<Result<_>>()?;
         if placements.is_empty() {
             return Err(Error::InvalidInput("a decision needs at least one placement".to_owned()));
+        }
+        self.clock.check(request.now)?;
+        if let Some(id) = request.profile_id {
+            limits::check_profile_id(id)?;
         }
         catalog.schema.check_row(request.features, None)?;
         let profile = Profile {

@@ -35,7 +35,8 @@ fn dir(name: &str) -> PathBuf {
 
 fn open(dir: &Path, snapshot_every: u64) -> (Engine, crate::durable::RecoveryReport) {
     let options = DurableOptions { dir: dir.to_path_buf(), fsync: Fsync::Never, snapshot_every };
-    Engine::open(catalog(), 7, 1000, options).unwrap()
+    let (engine, report) = Engine::open(catalog(), 7, 1000, options).unwrap();
+    (engine.simulated(), report)
 }
 
 /// Decides for `profile` in both placements and reports a reward for every other decision;
@@ -108,7 +109,7 @@ fn a_torn_last_record_is_skipped_with_a_warning() {
 
 #[test]
 fn pending_decisions_expire_after_the_attribution_window() {
-    let mut engine = Engine::with_max_pending(catalog(), 1, 1000);
+    let mut engine = Engine::with_max_pending(catalog(), 1, 1000).simulated();
     engine.set_attribution_window(100.0);
     let old = engine.decide(&DecideRequest::new(&["hero"], &[1.0], NOW)).unwrap();
     engine.decide(&DecideRequest::new(&["hero"], &[1.0], NOW + 101.0)).unwrap();

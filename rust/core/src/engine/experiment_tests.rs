@@ -37,7 +37,7 @@ fn group<'d>(d: &'d Decision, experiment: &str) -> Option<&'d str> {
 
 #[test]
 fn holdout_gets_the_highest_value_eligible_offer_deterministically() {
-    let e = Engine::new(Catalog::from_json(CATALOG).unwrap(), 1);
+    let e = Engine::new(Catalog::from_json(CATALOG).unwrap(), 1).simulated();
     let mut holdouts = 0;
     for i in 0..2000 {
         let d = decide(&e, "side", &format!("p{i}"), 40.0);
@@ -55,7 +55,7 @@ fn holdout_gets_the_highest_value_eligible_offer_deterministically() {
 
 #[test]
 fn a_policy_variant_learns_apart_from_the_placement_policy() {
-    let e = Engine::new(Catalog::from_json(CATALOG).unwrap(), 2);
+    let e = Engine::new(Catalog::from_json(CATALOG).unwrap(), 2).simulated();
     let (mut a, mut b) = (0, 0);
     for i in 0..400 {
         let d = decide(&e, "hero", &format!("q{i}"), 40.0);

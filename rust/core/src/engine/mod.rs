@@ -25,10 +25,12 @@ use crate::catalog::Catalog;
 use crate::contact::{Budget, ContactStore, Counts};
 pub use crate::contact::{ContactEvent, ContactKind};
 use crate::error::{Error, Result};
+use crate::limits::Clock;
 use crate::pending::{PendingBatch, PendingStore};
 
 /// Decisions kept awaiting outcomes before the oldest are dropped.
-pub const DEFAULT_MAX_PENDING: usize = 10_000_000;
+/// About 400 bytes each: 2M is about 800 MB held for outcomes at most.
+pub const DEFAULT_MAX_PENDING: usize = 2_000_000;
 
 /// A catalog and the learned state of its placements' policies.
 pub struct Loaded {
@@ -124,6 +126,8 @@ pub struct Engine {
     durable: Option<durable::Durable>,
     /// Seconds after which a decision no longer takes outcomes.
     attribution_window: f64,
+    /// Whose time requests run at: the server's (within a skew) or a simulation's.
+    clock: Clock,
 }
 
 /// Decisions take outcomes for a week unless told otherwise.
@@ -144,6 +148,7 @@ impl Engine {
             sharing: std::sync::atomic::AtomicBool::new(false),
             durable: None,
             attribution_window: DEFAULT_ATTRIBUTION_WINDOW,
+            clock: Clock::default(),
         }
     }
 
@@ -176,6 +181,21 @@ impl Engine {
     /// Each decision draws from its own stream, so results do not depend on thread count.
     fn rng_for(&self, decision_id: u64) -> Xoshiro256PlusPlus {
         Xoshiro256PlusPlus::seed_from_u64(self.seed ^ decision_id.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    /// Sets whose time requests run at (the wall clock by default).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    /// This engine with a simulated clock: requests say what time it is (tests, simulations).
+    pub fn simulated(mut self) -> Self {
+        self.clock = Clock::Simulated;
+        self
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.clock
     }
 
     /// Sets how long after a decision its outcomes still count (seconds).
@@ -333,6 +353,8 @@ impl Engine {
 
     /// Records contacts that happened elsewhere (other systems, a data platform).
     pub fn record_contact(&self, profile: &str, event: ContactEvent) -> Result<()> {
+        crate::limits::check_profile_id(profile)?;
+        self.clock.check_not_future(event.time)?;
         let _gate = self.begin_change()?;
         let horizon = self.current().catalog.contact.horizon();
         self.contacts.record(profile, event.clone(), horizon);

@@ -22,7 +22,7 @@ const CATALOG: &str = r#"{
 }"#;
 
 fn engine(seed: u64) -> Engine {
-    Engine::new(Catalog::from_json(CATALOG).unwrap(), seed)
+    Engine::new(Catalog::from_json(CATALOG).unwrap(), seed).simulated()
 }
 
 fn request<'a>(placement: &'a [&'a str], features: &'a [f32], consents: &'a [&'a str]) -> DecideRequest<'a> {
