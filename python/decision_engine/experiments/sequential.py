@@ -20,8 +20,16 @@ exactly when ``d`` is far from 0, and A/A tests reject two to three times too of
 (n_t + n_c)`` is kept and split by ``theta0``, ``p_t = P + theta0 n_c / N`` and ``p_c = P -
 theta0 n_t / N`` (clipped to [0, 1]). At ``theta0 = 0`` this is the pooled variance of the
 two-proportion z test; at the true ``theta0`` it is consistent, and in both cases it rests
-mostly on the large group, so a quiet holdout cannot shrink it. The bounds of the sequence
-are found by bisection (``V`` changes with ``theta0``, so there is no closed form).
+mostly on the large group, so a quiet holdout cannot shrink it.
+
+The sequence tests every ``theta0`` with its own mixture sd ``sqrt(tau^2 + (theta0 -
+null)^2)``: a fixed function of the hypothesis, chosen before any data, so each test keeps its
+level and the set keeps its coverage. Without it the set hardly closes on the far side: ``V``
+grows with ``|theta0|`` there, and with a narrow mixture the evidence against a far hypothesis
+stops growing (a 5% holdout gave sequences twice as wide, some spanning -40 points). At
+``theta0 = null`` it is ``tau``, so the sequence excludes ``null`` exactly when the p-value is
+at most alpha. The bounds are found by bisection (``V`` changes with ``theta0``, so there is
+no closed form).
 
 Decisions of one profile are correlated: ``deff_t`` and ``deff_c`` (design effects from
 ``stats.design_effects``, one per look) scale each group's variance, i.e. the test runs on
@@ -58,14 +66,14 @@ def default_mixture_sd(baseline_rate: float, relative_effect: float = 0.2) -> fl
 
 
 def log_mixture_likelihood_ratio(
-    difference: npt.ArrayLike, variance: npt.ArrayLike, mixture_sd: float, null: npt.ArrayLike = 0.0
+    difference: npt.ArrayLike, variance: npt.ArrayLike, mixture_sd: npt.ArrayLike, null: npt.ArrayLike = 0.0
 ) -> FloatArray:
     """log Lambda. An infinite variance (a group without decisions) carries no evidence (0);
     a zero variance gives 0 where ``difference == null`` and +inf elsewhere (the hypothesis
     says neither group can convert, or both always do, and the data disagree)."""
     d, v = np.asarray(difference, dtype=np.float64), np.asarray(variance, dtype=np.float64)
     gap = d - np.asarray(null, dtype=np.float64)
-    tau2 = mixture_sd**2
+    tau2 = np.asarray(mixture_sd, dtype=np.float64) ** 2
     usable = (v > 0) & np.isfinite(v)
     safe = np.where(usable, v, 1.0)
     log_lr = 0.5 * np.log(safe / (safe + tau2)) + tau2 * gap**2 / (2 * safe * (safe + tau2))
@@ -128,7 +136,8 @@ def msprt_difference_of_proportions(
     threshold = np.log(1 / alpha)
 
     def outside(theta: FloatArray) -> npt.NDArray[np.bool_]:
-        log_lr = log_mixture_likelihood_ratio(d, looks.variance(theta), mixture_sd, theta)
+        sd = np.sqrt(mixture_sd**2 + (theta - null) ** 2)
+        log_lr = log_mixture_likelihood_ratio(d, looks.variance(theta), sd, theta)
         return np.asarray(log_lr >= threshold, dtype=np.bool_)
 
     low, high = _boundary(outside, d, -1.0), _boundary(outside, d, 1.0)

@@ -4,8 +4,11 @@ Customers (a few very active, most occasional) arrive over several days, more by
 night, at three placements. The experiment's salted hash puts ``holdout_share`` of them in
 the holdout, which always gets a non-personalized default banner; the others get offers
 picked by a personalized policy, each offer with its own conversion rate, averaging
-``personalized_rate``. Conversions arrive after an exponential delay; the log is cut at
-the end of the last day, so the latest decisions have not had their whole window yet.
+``personalized_rate``. With ``rate_spread`` > 0 customers also differ in how readily they
+convert (a gamma multiplier of mean 1 and that coefficient of variation), so one customer's
+decisions are correlated, as they are in real logs. Conversions arrive after an exponential
+delay; the log is cut at the end of the last day, so the latest decisions have not had their
+whole window yet.
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ def simulate_experiment_log(
     personalized_rate: float = 0.04,
     mean_delay_days: float = 0.5,
     lost_holdout_customers: float = 0.0,
+    rate_spread: float = 0.0,
+    holdout_value: float = DEFAULT_VALUE,
     start: datetime = datetime(2026, 3, 2, tzinfo=UTC),
     seed: int = 0,
     experiment_id: str = "universal_holdout",
@@ -71,8 +76,11 @@ def simulate_experiment_log(
     """Writes the two Parquet files and returns what the simulation knew.
 
     ``lost_holdout_customers`` drops that fraction of holdout customers from the log, the
-    kind of logging bug a sample-ratio-mismatch check should catch.
+    kind of logging bug a sample-ratio-mismatch check should catch. ``holdout_value`` is the
+    mean value of a holdout conversion.
     """
+    if rate_spread < 0 or holdout_value < 0:
+        raise ValueError("rate_spread and holdout_value must not be negative")
     rng = np.random.default_rng(seed)
     experiment = Experiment.create(
         experiment_id,
@@ -85,6 +93,8 @@ def simulate_experiment_log(
     activity = rng.pareto(1.5, customers) + 1.0
     visible = ~((groups == "holdout") & (rng.random(customers) < lost_holdout_customers))
     activity = np.where(visible, activity, 0.0) / np.where(visible, activity, 0.0).sum()
+    shape = 1 / rate_spread**2 if rate_spread > 0 else 0.0
+    propensity = rng.gamma(shape, 1 / shape, customers) if rate_spread > 0 else np.ones(customers)
     offer_rates = OFFER_RELATIVE_RATES * personalized_rate / (OFFER_WEIGHTS @ OFFER_RELATIVE_RATES)
     end = start.timestamp() + days * DAY
 
@@ -100,8 +110,8 @@ def simulate_experiment_log(
             holdout = groups[who] == "holdout"
             pick = rng.choice(len(OFFERS), size=n, p=OFFER_WEIGHTS)
             offer = np.where(holdout, DEFAULT_OFFER, OFFERS[pick])
-            p_convert = np.where(holdout, holdout_rate, offer_rates[pick])
-            value = np.where(holdout, DEFAULT_VALUE, OFFER_VALUES[pick])
+            p_convert = np.minimum(np.where(holdout, holdout_rate, offer_rates[pick]) * propensity[who], 1.0)
+            value = np.where(holdout, holdout_value, OFFER_VALUES[pick])
             decision_ids = np.arange(next_id, next_id + n, dtype=np.uint64)
             next_id += n
             decisions.append(
