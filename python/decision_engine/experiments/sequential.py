@@ -28,8 +28,9 @@ level and the set keeps its coverage. Without it the set hardly closes on the fa
 grows with ``|theta0|`` there, and with a narrow mixture the evidence against a far hypothesis
 stops growing (a 5% holdout gave sequences twice as wide, some spanning -40 points). At
 ``theta0 = null`` it is ``tau``, so the sequence excludes ``null`` exactly when the p-value is
-at most alpha. The bounds are found by bisection (``V`` changes with ``theta0``, so there is
-no closed form).
+at most alpha. The bounds are found on a grid and by bisection (``V`` changes with
+``theta0``, so there is no closed form); the accepted set need not be an interval, and the
+sequence is its hull.
 
 Decisions of one profile are correlated: ``deff_t`` and ``deff_c`` (design effects from
 ``stats.design_effects``, one per look) scale each group's variance, i.e. the test runs on
@@ -47,7 +48,8 @@ import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
-BISECTION_STEPS = 48  # halves [-1, 1] down to about 1e-14
+GRID_POINTS = 64  # per side, geometric from 1e-7 to the whole range, then bisection
+BISECTION_STEPS = 40
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def msprt_difference_of_proportions(
     looks = _Looks(*arrays)
     d = looks.difference
     log_lr = log_mixture_likelihood_ratio(d, looks.variance(null), mixture_sd, null)
-    p_value = np.minimum.accumulate(np.minimum(1.0, np.exp(-log_lr)), axis=-1)
+    p_value = _running(np.minimum, np.minimum(1.0, np.exp(-log_lr)))
     threshold = np.log(1 / alpha)
 
     def outside(theta: FloatArray) -> npt.NDArray[np.bool_]:
@@ -140,22 +142,37 @@ def msprt_difference_of_proportions(
         log_lr = log_mixture_likelihood_ratio(d, looks.variance(theta), sd, theta)
         return np.asarray(log_lr >= threshold, dtype=np.bool_)
 
-    low, high = _boundary(outside, d, -1.0), _boundary(outside, d, 1.0)
-    return ConfidenceSequence(
-        d, p_value, np.maximum.accumulate(low, axis=-1), np.minimum.accumulate(high, axis=-1)
+    low, high = _outermost(outside, d, -1.0), _outermost(outside, d, 1.0)
+    # The accepted set need not be an interval (V and the mixture sd change with theta0): the
+    # sequence is its hull, cut at a rejected null on the far side from the estimate, so that it
+    # excludes the null exactly when the p-value of that look is at most alpha.
+    rejected = log_lr >= threshold
+    low = np.where(rejected & (d > null), np.maximum(low, np.nextafter(null, np.inf)), np.minimum(low, null))
+    high = np.where(
+        rejected & (d < null), np.minimum(high, np.nextafter(null, -np.inf)), np.maximum(high, null)
     )
+    return ConfidenceSequence(d, p_value, _running(np.maximum, low), _running(np.minimum, high))
 
 
-def _boundary(
-    outside: Callable[[FloatArray], npt.NDArray[np.bool_]], inside: FloatArray, limit: float
+def _running(step: np.ufunc, values: FloatArray) -> FloatArray:
+    """Running minimum or maximum over the looks (the last axis); a scalar is one look."""
+    return values if values.ndim == 0 else np.asarray(step.accumulate(values, axis=-1), dtype=np.float64)
+
+
+def _outermost(
+    outside: Callable[[FloatArray], npt.NDArray[np.bool_]], estimate: FloatArray, limit: float
 ) -> FloatArray:
-    """Where the set stops between ``inside`` (the estimate, always in it) and ``limit``."""
-    far = np.full(inside.shape, limit)
-    excluded = outside(far)
-    near = inside.copy()
+    """The farthest accepted point between ``estimate`` (always accepted) and ``limit``: the
+    last accepted point of a grid that is fine near the estimate, then bisection to the next."""
+    grid = np.concatenate([[0.0], np.geomspace(1e-7, 1.0, GRID_POINTS)])
+    last = np.zeros(estimate.shape, dtype=np.int64)
+    for k, step in enumerate(grid[1:], start=1):
+        last = np.where(outside(estimate + (limit - estimate) * step), last, k)
+    near = estimate + (limit - estimate) * grid[last]
+    far = estimate + (limit - estimate) * grid[np.minimum(last + 1, grid.size - 1)]
     for _ in range(BISECTION_STEPS):
         middle = (near + far) / 2
         out = outside(middle)
         far = np.where(out, middle, far)
         near = np.where(out, near, middle)
-    return np.where(excluded, far, limit)
+    return np.where(last == grid.size - 1, limit, far)
