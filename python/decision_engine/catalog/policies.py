@@ -1,6 +1,8 @@
 """The bandit policies a placement (or an experiment group) can use, as catalog models.
 
-Every policy takes `discount` (0 < d <= 1: weight past rewards keep at each new one);
+Every policy takes `discount` (0 < d <= 1: weight past rewards keep at each new one) and
+`rewards: [min, max]` (outcomes outside are refused; the core's default is [0, 1] for
+`thompson` and +-1e6 for the others);
 context-free ones also take `window` (learn from the last N rewards of each arm) and
 contextual ones `features` (the feature names they read; all when absent).
 """
@@ -27,16 +29,20 @@ __all__ = [
 
 Discount = Annotated[float, Field(gt=0, le=1)]
 Window = Annotated[int, Field(ge=1)]
+# [min, max]; the core checks the range and owns the default (left out of the JSON when unset)
+Rewards = Annotated[tuple[float, float] | None, Field(exclude_if=lambda v: v is None)]
 
 
 class _ContextFree(Model):
     discount: Discount = 1.0
     window: Window | None = None
+    rewards: Rewards = None
 
 
 class _Contextual(Model):
     discount: Discount = 1.0
     features: list[str] | None = Field(default=None, min_length=1)
+    rewards: Rewards = None
 
 
 class ThompsonPolicy(_ContextFree):

@@ -115,7 +115,7 @@ impl Feature {
             return Some(format!("{value} is not a finite number"));
         }
         if value.abs() > crate::limits::MAX_FEATURE_MAGNITUDE {
-            return Some(format!("{value} is beyond the limit of +-{:e}", crate::limits::MAX_FEATURE_MAGNITUDE));
+            return Some(format!("{value:e} is beyond the limit of +-{:e}", crate::limits::MAX_FEATURE_MAGNITUDE));
         }
         match &self.kind {
             FeatureKind::Float => None,

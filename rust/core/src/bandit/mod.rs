@@ -214,10 +214,8 @@ impl Bandit {
                 n_arms - 1
             )));
         }
-        let binary = matches!(self.model.config.kind, crate::policy::Kind::Thompson { .. });
-        if let Some(bad) = rewards.iter().position(|&r| !r.is_finite() || (binary && !(0.0..=1.0).contains(&r))) {
-            let range = if binary { "a number in [0, 1] (thompson is Beta-Bernoulli)" } else { "a finite number" };
-            return Err(Error::InvalidInput(format!("reward of row {bad} must be {range}, got {}", rewards[bad])));
+        for (row, &reward) in rewards.iter().enumerate() {
+            self.model.config.check_reward(reward, &format!("in row {row} ")).map_err(Error::InvalidInput)?;
         }
         let dim = self.model.dim;
         let rows = arms.iter().zip(rewards).enumerate().map(|(row, (&arm, &reward))| {

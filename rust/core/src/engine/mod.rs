@@ -238,13 +238,8 @@ impl Engine {
 
     fn learn_outcome(&self, decision_id: u64, offer_id: Option<&str>, reward: f64, dismissed: bool) -> Result<()> {
         let pick = |loaded: &Loaded, (placement, set): (usize, usize), shown: &[u32]| -> Result<usize> {
-            let binary = matches!(loaded.arm_sets[set].policy.kind, crate::policy::Kind::Thompson { .. });
-            if binary && !(0.0..=1.0).contains(&reward) {
-                return Err(Error::InvalidInput(format!(
-                    "reward must be a number in [0, 1] for placement '{}' (Beta-Bernoulli thompson), got {reward}",
-                    loaded.catalog.placements[placement].id
-                )));
-            }
+            let whose = format!("for placement '{}' ", loaded.catalog.placements[placement].id);
+            loaded.arm_sets[set].policy.check_reward(reward, &whose).map_err(Error::InvalidInput)?;
             let shown: Vec<usize> =
                 shown.iter().filter(|&&o| o != crate::pending::NO_OFFER).map(|&o| o as usize).collect();
             match (offer_id, shown.as_slice()) {

@@ -39,11 +39,25 @@ pub struct PolicyConfig {
     /// Contextual policies only: the feature names they use (all features when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub features: Option<Vec<String>>,
+    /// [min, max] of the rewards this policy learns from; an outcome outside it is refused, so
+    /// no single report can take over what a placement has learned. See [`Self::reward_range`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewards: Option<[f64; 2]>,
 }
+
+/// Rewards a policy takes unless its catalog entry says `rewards: [min, max]`: beyond this a
+/// single outcome would outweigh thousands of ordinary ones.
+pub const DEFAULT_REWARD_BOUND: f64 = 1e6;
 
 impl Default for PolicyConfig {
     fn default() -> Self {
-        Self { kind: Kind::Thompson { alpha: 1.0, beta: 1.0 }, discount: 1.0, window: None, features: None }
+        Self {
+            kind: Kind::Thompson { alpha: 1.0, beta: 1.0 },
+            discount: 1.0,
+            window: None,
+            features: None,
+            rewards: None,
+        }
     }
 }
 
@@ -66,6 +80,7 @@ struct Raw {
     discount: Option<f64>,
     window: Option<u32>,
     features: Option<Vec<String>>,
+    rewards: Option<[f64; 2]>,
 }
 
 pub const POLICY_TYPES: [&str; 7] =
@@ -124,12 +139,18 @@ impl PolicyConfig {
         };
         if let Some((name, _)) = given.iter().find(|(name, set)| *set && !takes.contains(name)) {
             return Err(format!(
-                "policy '{}' does not take '{name}' (it takes: {}, discount)",
+                "policy '{}' does not take '{name}' (it takes: {}, discount, rewards)",
                 raw.kind,
                 takes.join(", ")
             ));
         }
-        let config = Self { kind, discount: raw.discount.unwrap_or(1.0), window: raw.window, features: raw.features };
+        let config = Self {
+            kind,
+            discount: raw.discount.unwrap_or(1.0),
+            window: raw.window,
+            features: raw.features,
+            rewards: raw.rewards,
+        };
         config.validate()?;
         Ok(config)
     }
@@ -145,6 +166,31 @@ impl PolicyConfig {
             Kind::LinUcb { .. } => "lin_ucb",
             Kind::LinThompson { .. } => "lin_thompson",
         }
+    }
+
+    /// [min, max] of the rewards this policy learns from: as declared, else [0, 1] for a
+    /// Beta-Bernoulli `thompson` and +-[`DEFAULT_REWARD_BOUND`] for the others.
+    pub fn reward_range(&self) -> (f64, f64) {
+        match (self.rewards, &self.kind) {
+            (Some([lo, hi]), _) => (lo, hi),
+            (None, Kind::Thompson { .. }) => (0.0, 1.0),
+            (None, _) => (-DEFAULT_REWARD_BOUND, DEFAULT_REWARD_BOUND),
+        }
+    }
+
+    /// Unless `reward` is within [`Self::reward_range`]: "reward must be a number in [lo, hi]
+    /// {whose} (why), got {reward}", `whose` naming what the policy serves.
+    pub fn check_reward(&self, reward: f64, whose: &str) -> Result<(), String> {
+        let (lo, hi) = self.reward_range();
+        if reward.is_finite() && lo <= reward && reward <= hi {
+            return Ok(());
+        }
+        let why = match (self.rewards, &self.kind) {
+            (None, Kind::Thompson { .. }) => "Beta-Bernoulli thompson",
+            (None, _) => "the default range; the policy's `rewards: [min, max]` sets another",
+            (Some(_), _) => "the policy's `rewards`",
+        };
+        Err(format!("reward must be a number in [{lo}, {hi}] {whose}({why}), got {reward}"))
     }
 
     pub fn is_contextual(&self) -> bool {
@@ -192,6 +238,15 @@ impl PolicyConfig {
         {
             return Err(format!("{name} needs at least one feature when 'features' is given"));
         }
+        if let Some([lo, hi]) = self.rewards {
+            let binary = matches!(self.kind, Kind::Thompson { .. });
+            if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+                return Err(format!("{name} needs rewards [min, max] with finite min < max, got [{lo}, {hi}]"));
+            }
+            if binary && !(0.0 <= lo && hi <= 1.0) {
+                return Err(format!("{name} is Beta-Bernoulli: its rewards must lie within [0, 1], got [{lo}, {hi}]"));
+            }
+        }
         Ok(())
     }
 }
@@ -214,6 +269,21 @@ mod tests {
     }
 
     #[test]
+    fn rewards_have_a_range() {
+        let thompson = parse(r#"{"type": "thompson"}"#).unwrap();
+        assert_eq!(thompson.reward_range(), (0.0, 1.0));
+        let err = thompson.check_reward(2.0, "for placement 'p' ").unwrap_err();
+        assert_eq!(err, "reward must be a number in [0, 1] for placement 'p' (Beta-Bernoulli thompson), got 2");
+        let gauss = parse(r#"{"type": "gaussian_thompson"}"#).unwrap();
+        assert!(gauss.check_reward(1e5, "").is_ok());
+        assert!(gauss.check_reward(1e308, "").unwrap_err().contains("the default range"));
+        let declared = parse(r#"{"type": "lin_ucb", "rewards": [0, 500]}"#).unwrap();
+        assert!(declared.check_reward(499.0, "").is_ok());
+        assert!(declared.check_reward(-1.0, "").unwrap_err().contains("[0, 500] (the policy's `rewards`)"));
+        assert!(declared.check_reward(f64::NAN, "").is_err());
+    }
+
+    #[test]
     fn bad_parameters_are_named() {
         let cases = [
             (r#"{"type": "ucb1", "epsilon": 0.1}"#, "policy 'ucb1' does not take 'epsilon'"),
@@ -222,6 +292,8 @@ mod tests {
             (r#"{"type": "lin_ucb", "window": 10}"#, "does not take 'window'"),
             (r#"{"type": "softmax", "discount": 0}"#, "0 < discount <= 1"),
             (r#"{"type": "bogus"}"#, "unknown policy type 'bogus'"),
+            (r#"{"type": "ucb1", "rewards": [5, 1]}"#, "finite min < max, got [5, 1]"),
+            (r#"{"type": "thompson", "rewards": [0, 10]}"#, "must lie within [0, 1]"),
             (r#"{"type": "thompson", "alpah": 1}"#, "unknown field `alpah`"),
         ];
         for (json, expected) in cases {
