@@ -2,6 +2,7 @@
 
 - `loading`: read, parse and validate a file (`load_catalog`, `parse_catalog`, `LoadedCatalog`)
 - `issues`: one `CatalogIssue` per problem, all raised at once as a `CatalogError`
+- `limits`: what a file may ask of the YAML loader (size, depth, alias expansion, nodes)
 - `source_map`: YAML paths to line and column, core errors to file positions
 - `schema`: the catalog's models (offers, placements, features, caps, experiments)
 - `policies`: the bandit policies a placement or an experiment group can use
@@ -10,10 +11,14 @@
 """
 
 from decision_engine.catalog.issues import CatalogIssue, catalog_error
+from decision_engine.catalog.limits import MAX_CATALOG_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES
 from decision_engine.catalog.loading import LoadedCatalog, load_catalog, parse_catalog
 from decision_engine.catalog.source_map import SourceMap, locate_core_error
 
 __all__ = [
+    "MAX_CATALOG_BYTES",
+    "MAX_YAML_DEPTH",
+    "MAX_YAML_NODES",
     "CatalogIssue",
     "LoadedCatalog",
     "SourceMap",

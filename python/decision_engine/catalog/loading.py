@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from decision_engine.catalog.issues import CatalogIssue, catalog_error
+from decision_engine.catalog.limits import MAX_CATALOG_BYTES, CatalogLoader, YamlLimitError, check_expansion
 from decision_engine.catalog.schema import Catalog
 from decision_engine.catalog.source_map import (
     SourceMap,
@@ -76,7 +77,16 @@ def _duplicate_key_issues(source_map: SourceMap, file: str, root: yaml.Node) -> 
     return issues
 
 
+def _too_large(file: str, size: int) -> CatalogIssue:
+    message = (
+        f"the catalog is {size:,} bytes; the limit is {MAX_CATALOG_BYTES:,} ({MAX_CATALOG_BYTES >> 20} MiB)"
+    )
+    return CatalogIssue(file, None, None, "catalog", message)
+
+
 def _yaml_issue(file: str, text: str, exc: yaml.YAMLError) -> CatalogIssue:
+    if isinstance(exc, YamlLimitError) and (at := exc.problem_mark) is not None:
+        return CatalogIssue(file, at.line + 1, at.column + 1, "catalog", str(exc.problem))
     if isinstance(exc, yaml.MarkedYAMLError) and (mark := exc.problem_mark or exc.context_mark):
         message = f"invalid YAML: {exc.problem or exc.context}"
         if exc.context and exc.problem and exc.context_mark:
@@ -121,12 +131,16 @@ class LoadedCatalog:
 
 def parse_catalog(text: str, path: str = "<string>") -> LoadedCatalog:
     """Parse and validate catalog YAML `text`; `path` names it in error messages."""
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_CATALOG_BYTES:
+        raise catalog_error([_too_large(path, size)])
     try:
-        loader = yaml.SafeLoader(text)
+        loader = CatalogLoader(text)
         try:
             root = loader.get_single_node()
             issues, data = [], None
             if root is not None:  # duplicate keys are looked for before merges flatten
+                check_expansion(root, loader.aliases)  # before anything walks the expanded tree
                 issues = _duplicate_key_issues(SourceMap.build(text, root), path, root)
                 data = loader.construct_document(root)
         finally:
@@ -153,6 +167,9 @@ def load_catalog(path: str | os.PathLike[str]) -> LoadedCatalog:
     """Read, parse and validate the catalog file at `path`."""
     name = os.fspath(path)
     try:
+        size = os.stat(name).st_size
+        if size > MAX_CATALOG_BYTES:  # refused before it is read
+            raise catalog_error([_too_large(name, size)])
         text = Path(name).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         missing = isinstance(exc, FileNotFoundError)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import yaml
 
 from decision_engine.catalog.issues import CatalogIssue
+from decision_engine.catalog.limits import MAX_YAML_DEPTH, YamlLimitError
 
 __all__ = [
     "Position",
@@ -56,17 +57,26 @@ def _children(
             yield index, value, None
 
 
-def walk(
-    node: yaml.Node,
-    visit: Callable[[YamlPath, yaml.Node], None],
-    path: YamlPath = (),
-    active: frozenset[int] = frozenset(),
-) -> None:
-    if id(node) in active:  # recursive alias
-        return
-    visit(path, node)
-    for name, child, _ in _children(node):
-        walk(child, visit, (*path, name), active | {id(node)})
+def walk(root: yaml.Node, visit: Callable[[YamlPath, yaml.Node], None]) -> None:
+    """Calls `visit(path, node)` on every node under `root`, parents first, in document order.
+
+    Iterative, and bounded like the loader: a node deeper than `MAX_YAML_DEPTH` raises
+    `YamlLimitError` instead of recursing on. A recursive alias is not followed.
+    """
+    stack: list[tuple[yaml.Node, YamlPath, frozenset[int]]] = [(root, (), frozenset())]
+    while stack:
+        node, path, active = stack.pop()
+        if id(node) in active:  # recursive alias
+            continue
+        if len(path) >= MAX_YAML_DEPTH:
+            raise YamlLimitError(
+                problem=f"the catalog nests deeper than {MAX_YAML_DEPTH} levels (the limit)",
+                problem_mark=node.start_mark,
+            )
+        visit(path, node)
+        inner = active | {id(node)}
+        kids = [(child, (*path, name), inner) for name, child, _ in _children(node)]
+        stack.extend(reversed(kids))
 
 
 @dataclass(frozen=True, eq=False)
