@@ -37,10 +37,10 @@ class Limits:
         for name, value in vars(self).items():
             if not value > 0:
                 raise ValueError(f"limit {name} must be positive, got {value!r}")
-        if self.max_concurrent_rpcs < self.max_streams:
+        if self.max_concurrent_rpcs <= self.max_streams:
             raise ValueError(
-                f"max_concurrent_rpcs ({self.max_concurrent_rpcs}) must be at least max_streams "
-                f"({self.max_streams})"
+                f"max_concurrent_rpcs ({self.max_concurrent_rpcs}) must be more than max_streams "
+                f"({self.max_streams}), or streams could take every call"
             )
 
     @property

@@ -30,8 +30,6 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class _QuietHandler(WSGIRequestHandler):
-    timeout = 5.0  # seconds a connection may stay silent (socket timeout, set in setup())
-
     def log_message(self, format: str, *args: Any) -> None:  # no access log on stderr
         pass
 
@@ -39,12 +37,10 @@ class _QuietHandler(WSGIRequestHandler):
 class _BoundedServer(WSGIServer):
     """Requests on a pool of `workers` threads, at most `backlog` more queued."""
 
-    daemon_threads = True
-    timeout_seconds = _QuietHandler.timeout
-
-    def __init__(self, address: tuple[str, int], workers: int, backlog: int) -> None:
+    def __init__(self, address: tuple[str, int], workers: int, backlog: int, timeout: float) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _QuietHandler)
+        self.timeout_seconds = timeout
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metrics-http")
         self._slots = threading.BoundedSemaphore(workers + backlog)
         self.refused = 0  # connections closed because every slot was taken
@@ -113,9 +109,10 @@ def serve_metrics(
     tls: ssl.SSLContext | None = None,
     workers: int = 2,
     backlog: int = 8,
+    timeout: float = 5.0,
 ) -> MetricsHttp:
     """Starts /metrics for `registry` on host:port (port 0: any free port)."""
-    server = _BoundedServer((host, port), workers, backlog)
+    server = _BoundedServer((host, port), workers, backlog, timeout)
     app: WSGIApp = make_wsgi_app(registry)
     server.set_app(app if token is None else _with_token(app, token))
     if tls is not None:
