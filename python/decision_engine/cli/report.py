@@ -32,7 +32,7 @@ errors = Console(stderr=True)
     "--mixture-sd",
     type=click.FloatRange(0.0, min_open=True),
     default=None,
-    help="mSPRT mixture sd, in rate units (default: 0.2 x the control rate).",
+    help="mSPRT mixture sd, in rate units (default: 0.2 x the overall conversion rate).",
 )
 @click.option(
     "--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Write an HTML report."
