@@ -130,7 +130,7 @@ def build_report(
             )
         )
     start, end = int(table.time.min()), int(table.time.max())
-    notes.extend(_censoring_note(outcomes, end, window, label))
+    notes.extend(_censoring_note(outcomes, start, end, window, label))
     report = ExperimentReport(
         experiment=experiment,
         control=control,
@@ -220,12 +220,17 @@ def _sample_ratio(profiles: dict[str, int], shares: dict[str, float]) -> tuple[f
     return sample_ratio_mismatch([profiles.get(g, 0) for g in groups], [shares[g] for g in groups]), notes
 
 
-def _censoring_note(outcomes: pa.Table, end: int, window: timedelta, label: str) -> list[str]:
+def _censoring_note(outcomes: pa.Table, start: int, end: int, window: timedelta, label: str) -> list[str]:
     last_outcome = pc.max(outcomes["time"]).as_py() if outcomes.num_rows else None
     last_seen = max(end, int(last_outcome.timestamp() * 1e6)) if last_outcome else end
     complete_until = last_seen - int(window.total_seconds() * 1e6)
     if complete_until >= end:
         return []
+    if complete_until < start:
+        return [
+            f"no decision has had the whole {label} window yet (the logs end {iso(last_seen)}); "
+            "both groups are cut alike, so lift is unbiased"
+        ]
     return [
         f"decisions after {iso(complete_until)} have had less than the {label} window "
         f"(the logs end {iso(last_seen)}); both groups are cut alike, so lift is unbiased"

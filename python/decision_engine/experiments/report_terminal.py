@@ -67,7 +67,8 @@ def group_table(report: ExperimentReport) -> Table:
         table.add_column(name, justify="right", no_wrap=True)
     for g in report.groups:
         conversion, value = _rows(g)
-        table.add_row(g.name + (" (control)" if g.is_control else ""), style="bold")
+        control = g.is_control and g.name != "control"
+        table.add_row(g.name + (" (control)" if control else ""), style="bold")
         table.add_row(*conversion)
         table.add_row(*value, end_section=g is not report.groups[-1])
     return table
