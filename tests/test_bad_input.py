@@ -30,6 +30,10 @@ def unknown(decision_id):
     return f"unknown decision id {decision_id} (never issued, already settled, or it showed no offer)"
 
 
+def settled(decision_id):
+    return f"decision {decision_id} is settled: every offer it showed has its outcome, or it was released"
+
+
 def run(engine, call, features, now):
     if call == "decide_batch":
         return engine.decide_batch("feed", features, now=now)
@@ -188,8 +192,8 @@ def test_out_of_range_decision_id_is_an_unknown_decision(engine, now, decision_i
 def test_reporting_a_single_offer_decision_twice(engine, now):
     d = engine.decide("hero", np.array(GOOD, np.float32), now=now)
     engine.report_outcome(d.decision_id, 1.0)
-    for offer_id in (None, d.offer_ids[0]):
-        with raises(UnknownDecisionError, unknown(d.decision_id)):
+    for offer_id in (None, d.offer_ids[0]):  # a retry is told it was reported, as everywhere
+        with raises(OutcomeAlreadyReportedError, settled(d.decision_id)):
             engine.report_outcome(d.decision_id, 1.0, offer_id)
     assert sum(a.alpha for a in engine.policy_state("hero")) == 5.0, "counted once"
     assert_works(engine, now)
@@ -204,7 +208,7 @@ def test_reporting_the_same_offer_of_a_multi_slot_decision_twice(engine, now):
         engine.report_outcome(d.decision_id, 0.0, first)
     for offer_id in rest:
         engine.report_outcome(d.decision_id, 0.0, offer_id)
-    with raises(UnknownDecisionError, unknown(d.decision_id)):
+    with raises(OutcomeAlreadyReportedError, settled(d.decision_id)):
         engine.report_outcome(d.decision_id, 0.0, first)
     state = {a.offer_id: (a.alpha, a.beta) for a in engine.policy_state("feed")}
     assert state[first] == (2.0, 1.0)

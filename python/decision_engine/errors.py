@@ -7,8 +7,9 @@
     ├── InvalidInputError            malformed request input (feature count, NaN, ...)
     ├── UnknownPlacementError
     ├── UnknownOfferError
-    ├── UnknownDecisionError         never issued, or already settled
-    └── OutcomeAlreadyReportedError
+    ├── UnknownDecisionError         never issued, expired, or it showed nothing
+    ├── OutcomeAlreadyReportedError  a retried outcome (or release) of a settled decision
+    └── StorageError                 the engine's state could not be read or written
 """
 
 from decision_engine._core import (
@@ -16,6 +17,7 @@ from decision_engine._core import (
     DecisionEngineError,
     InvalidInputError,
     OutcomeAlreadyReportedError,
+    StorageError,
     UnknownDecisionError,
     UnknownOfferError,
     UnknownPlacementError,
@@ -26,6 +28,7 @@ __all__ = [
     "DecisionEngineError",
     "InvalidInputError",
     "OutcomeAlreadyReportedError",
+    "StorageError",
     "UnknownDecisionError",
     "UnknownOfferError",
     "UnknownPlacementError",

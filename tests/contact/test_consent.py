@@ -11,7 +11,7 @@ NOW = 1_800_000_000.0
 
 @pytest.fixture(scope="module")
 def demo() -> Engine:
-    return Engine(DEMO_CATALOG, seed=3)
+    return Engine(DEMO_CATALOG, seed=3, clock="simulated")
 
 
 def test_the_demo_declares_email_and_push_as_needing_consent(demo):
@@ -59,7 +59,7 @@ offers:
 """,
         "inline.yaml",
     )
-    engine = Engine(catalog)
+    engine = Engine(catalog, clock="simulated")
     assert engine.consent_channels == ["kiosk"]
     assert engine.decide("mail", {"age": 30}, now=NOW).offer_ids == ["a"]
     assert engine.decide("screen", {"age": 30}, now=NOW).offer_ids == []

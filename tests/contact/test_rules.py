@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from decision_engine import Contact, InvalidInputError, UnknownDecisionError
+from decision_engine import Contact, InvalidInputError, OutcomeAlreadyReportedError
 
 from tests.clock import DAY, NOW_SECONDS
 
@@ -29,7 +29,7 @@ def test_release_gives_the_reservation_back(make_contact_engine):
     first = engine.decide("mail", ROW, profile_id="p", now=NOW_SECONDS)
     engine.release(first.decision_id)
     assert [c.kind for c in engine.contact_history("p")] == []
-    with pytest.raises(UnknownDecisionError):
+    with pytest.raises(OutcomeAlreadyReportedError, match="is settled"):
         engine.report_outcome(first.decision_id, 1.0)
     assert len(engine.decide("mail", ROW, profile_id="p", now=NOW_SECONDS + 1).offers) == 1
 

@@ -170,8 +170,8 @@ def test_bad_outcomes(served):
     served.decisions.ReportOutcome(pb.ReportOutcomeRequest(decision_id=hero.decision_id, reward=1.0))
     error = rpc_error(lambda: served.decisions.Release(pb.ReleaseRequest(decision_id=hero.decision_id)))
     assert (error.code(), error.details()) == (
-        NOT_FOUND,
-        f"unknown decision id {hero.decision_id} (never issued, already settled, or it showed no offer)",
+        grpc.StatusCode.ALREADY_EXISTS,
+        f"decision {hero.decision_id} is settled: every offer it showed has its outcome, or it was released",
     )
 
 

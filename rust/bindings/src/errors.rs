@@ -6,7 +6,8 @@
 //! ├── UnknownPlacementError
 //! ├── UnknownOfferError
 //! ├── UnknownDecisionError
-//! └── OutcomeAlreadyReportedError
+//! ├── OutcomeAlreadyReportedError
+//! └── StorageError            (the engine's state could not be read or written)
 
 use decision_engine_core::Error;
 use pyo3::exceptions::PyException;
@@ -19,6 +20,7 @@ pyo3::create_exception!(_core, UnknownPlacementError, DecisionEngineError, "No p
 pyo3::create_exception!(_core, UnknownOfferError, DecisionEngineError, "No offer has that id.");
 pyo3::create_exception!(_core, UnknownDecisionError, DecisionEngineError, "No pending decision has that id.");
 pyo3::create_exception!(_core, OutcomeAlreadyReportedError, DecisionEngineError, "That outcome was reported before.");
+pyo3::create_exception!(_core, StorageError, DecisionEngineError, "The engine's state could not be read or written.");
 
 /// Converts a core error, attaching structured fields to catalog errors so the loader can
 /// point at the YAML line.
@@ -35,7 +37,8 @@ pub fn to_py(err: Error) -> PyErr {
         Error::UnknownPlacement(_) => UnknownPlacementError::new_err(message),
         Error::UnknownOffer(_) => UnknownOfferError::new_err(message),
         Error::UnknownDecision(_) => UnknownDecisionError::new_err(message),
-        Error::AlreadyReported { .. } => OutcomeAlreadyReportedError::new_err(message),
+        Error::AlreadyReported { .. } | Error::AlreadySettled(_) => OutcomeAlreadyReportedError::new_err(message),
+        Error::Storage(_) => StorageError::new_err(message),
     }
 }
 

@@ -424,7 +424,7 @@ mod _core {
     use super::decision::{PyBatchDecision, PyChosenOffer, PyDecision};
     #[pymodule_export]
     use super::errors::{
-        CatalogError, DecisionEngineError, InvalidInputError, OutcomeAlreadyReportedError, UnknownDecisionError,
-        UnknownOfferError, UnknownPlacementError,
+        CatalogError, DecisionEngineError, InvalidInputError, OutcomeAlreadyReportedError, StorageError,
+        UnknownDecisionError, UnknownOfferError, UnknownPlacementError,
     };
 }

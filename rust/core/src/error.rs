@@ -69,9 +69,22 @@ pub enum Error {
 
     #[error("outcome for offer '{offer}' of decision {decision_id} was already reported")]
     AlreadyReported { decision_id: u64, offer: String },
+
+    #[error("decision {0} is settled: every offer it showed has its outcome, or it was released")]
+    AlreadySettled(u64),
+
+    /// Reading or writing the engine's state failed (disk full, permissions, a damaged
+    /// file): the server's fault, not the request's.
+    #[error("{0}")]
+    Storage(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A storage error naming what was being done to which file.
+pub(crate) fn io_error(path: &std::path::Path, what: &str, err: std::io::Error) -> Error {
+    Error::Storage(format!("{what} {}: {err}", path.display()))
+}
 
 pub(crate) fn catalog_error(location: Location, detail: impl Into<String>) -> Error {
     Error::Catalog { location, detail: detail.into() }

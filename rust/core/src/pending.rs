@@ -134,6 +134,10 @@ pub struct Released<S> {
 
 pub struct PendingStore<S> {
     batches: BTreeMap<u64, PendingBatch<S>>,
+    /// Batches whose every offer was settled (first id -> rows, decision time), so a retried
+    /// outcome is told it was already reported instead of "unknown". Bounded like `batches`.
+    settled: BTreeMap<u64, (usize, f64)>,
+    settled_rows: usize,
     /// Rows held in memory (bounded by `max_rows`) and rows still awaiting an outcome.
     rows: usize,
     open_rows: usize,
@@ -143,7 +147,7 @@ pub struct PendingStore<S> {
 impl<S> PendingStore<S> {
     /// Keeps at most `max_rows` decisions; the oldest batches go first when full.
     pub fn new(max_rows: usize) -> Self {
-        Self { batches: BTreeMap::new(), rows: 0, open_rows: 0, max_rows }
+        Self { batches: BTreeMap::new(), settled: BTreeMap::new(), settled_rows: 0, rows: 0, open_rows: 0, max_rows }
     }
 
     /// The batches still awaiting outcomes, by first decision id.
@@ -153,6 +157,13 @@ impl<S> PendingStore<S> {
 
     /// Drops decisions made before `cutoff` (their attribution window has passed).
     pub fn expire_before(&mut self, cutoff: f64) {
+        self.settled.retain(|_, (rows, time)| {
+            let keep = *time >= cutoff;
+            if !keep {
+                self.settled_rows -= *rows;
+            }
+            keep
+        });
         let expired: Vec<u64> = self.batches.iter().filter(|(_, b)| b.time < cutoff).map(|(&id, _)| id).collect();
         for id in expired {
             if let Some(old) = self.batches.remove(&id) {
@@ -187,6 +198,25 @@ impl<S> PendingStore<S> {
         self.open_rows == 0
     }
 
+    /// Remembers that every offer of batch `first` was settled, dropping the oldest such
+    /// records past `max_rows`.
+    fn remember_settled(&mut self, first: u64, rows: usize, time: f64) {
+        self.settled.insert(first, (rows, time));
+        self.settled_rows += rows;
+        while self.settled_rows > self.max_rows {
+            let Some((_, (old, _))) = self.settled.pop_first() else { break };
+            self.settled_rows -= old;
+        }
+    }
+
+    /// `UnknownDecision`, or `AlreadySettled` when `id` belongs to a batch settled whole.
+    fn not_pending(&self, id: u64) -> Error {
+        match self.settled.range(..=id).next_back() {
+            Some((&first, &(rows, _))) if id - first < rows as u64 => Error::AlreadySettled(id),
+            _ => Error::UnknownDecision(id),
+        }
+    }
+
     /// Marks one offer of decision `id` as reported. `pick` chooses among the decision's
     /// local offer indices (`None` when the decision showed a single offer).
     pub fn settle(
@@ -196,11 +226,11 @@ impl<S> PendingStore<S> {
         offer_name: impl Fn(&S, usize, usize) -> String,
     ) -> Result<Settled<S>> {
         let Some((&first, batch)) = self.batches.range_mut(..=id).next_back() else {
-            return Err(Error::UnknownDecision(id));
+            return Err(self.not_pending(id));
         };
-        let row = usize::try_from(id - first).map_err(|_| Error::UnknownDecision(id))?;
+        let row = usize::try_from(id - first).unwrap_or(usize::MAX);
         if row >= batch.rows() {
-            return Err(Error::UnknownDecision(id));
+            return Err(self.not_pending(id));
         }
         let slots = batch.slots;
         let shown = &batch.offers[row * slots..(row + 1) * slots];
@@ -229,9 +259,10 @@ impl<S> PendingStore<S> {
             context: batch.contexts.get(row * batch.width..(row + 1) * batch.width).unwrap_or_default().to_vec(),
         };
         if batch.unreported == 0 {
-            let rows = batch.rows();
+            let (rows, time) = (batch.rows(), batch.time);
             self.batches.remove(&first);
             self.rows -= rows;
+            self.remember_settled(first, rows, time);
         }
         Ok(settled)
     }
@@ -240,12 +271,12 @@ impl<S> PendingStore<S> {
     /// the caller gives back what it reserved. Fails if an outcome was already reported.
     pub fn release(&mut self, id: u64) -> Result<Released<S>> {
         let Some((&first, batch)) = self.batches.range_mut(..=id).next_back() else {
-            return Err(Error::UnknownDecision(id));
+            return Err(self.not_pending(id));
         };
-        let row = usize::try_from(id - first).map_err(|_| Error::UnknownDecision(id))?;
+        let row = usize::try_from(id - first).unwrap_or(usize::MAX);
         let slots = batch.slots;
         if row >= batch.rows() {
-            return Err(Error::UnknownDecision(id));
+            return Err(self.not_pending(id));
         }
         let range = row * slots..(row + 1) * slots;
         let shown: Vec<usize> =
@@ -273,10 +304,62 @@ impl<S> PendingStore<S> {
             decided_at: batch.time,
         };
         if batch.unreported == 0 {
-            let rows = batch.rows();
+            let (rows, time) = (batch.rows(), batch.time);
             self.batches.remove(&first);
             self.rows -= rows;
+            self.remember_settled(first, rows, time);
         }
         Ok(released)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(offers: Vec<u32>, time: f64) -> PendingBatch<()> {
+        PendingBatch::new(Arc::new(()), 0, 1, offers).with_context(Vec::new(), time)
+    }
+
+    fn settle(store: &mut PendingStore<()>, id: u64) -> Result<usize> {
+        store.settle(id, |_, _, shown| Ok(shown[0] as usize), |_, _, l| format!("offer {l}")).map(|s| s.local)
+    }
+
+    #[test]
+    fn a_settled_decision_is_already_reported_until_it_expires() {
+        let mut store = PendingStore::new(100);
+        store.insert(10, batch(vec![3, NO_OFFER, 5], 1_000.0));
+        assert_eq!(store.len(), 2);
+        assert_eq!(settle(&mut store, 10).unwrap(), 3);
+        assert!(matches!(settle(&mut store, 10), Err(Error::AlreadyReported { decision_id: 10, .. })));
+        assert!(store.release(12).is_ok());
+        assert_eq!(store.len(), 0);
+        for id in [10, 12] {
+            assert!(matches!(settle(&mut store, id), Err(Error::AlreadySettled(i)) if i == id), "batch gone");
+        }
+        assert!(matches!(store.release(12), Err(Error::AlreadySettled(12))));
+        assert!(matches!(settle(&mut store, 13), Err(Error::UnknownDecision(13))));
+        store.expire_before(2_000.0);
+        assert!(matches!(settle(&mut store, 10), Err(Error::UnknownDecision(10))), "expired with its window");
+    }
+
+    #[test]
+    fn pending_and_settled_records_are_bounded() {
+        let mut store = PendingStore::new(4);
+        for first in 0..10u64 {
+            store.insert(first * 2, batch(vec![1, 1], first as f64));
+        }
+        assert_eq!(store.len(), 4, "the oldest batches went first");
+        assert!(matches!(settle(&mut store, 0), Err(Error::UnknownDecision(0))));
+        for id in 16..20 {
+            settle(&mut store, id).unwrap();
+        }
+        for first in 20..30u64 {
+            store.insert(first * 2, batch(vec![1, 1], 50.0));
+            settle(&mut store, first * 2).unwrap();
+            settle(&mut store, first * 2 + 1).unwrap();
+        }
+        assert!(store.settled_rows <= 4 && store.settled.len() <= 2, "{:?}", store.settled);
+        assert!(matches!(settle(&mut store, 58), Err(Error::AlreadySettled(58))));
     }
 }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io_error};
 
 const HEADER: usize = 8;
 /// A frame claiming more than this is corrupt, not a record (1 GiB).
@@ -33,10 +33,6 @@ pub struct Journal {
     stop: Arc<AtomicBool>,
     syncer: Option<JoinHandle<()>>,
     path: PathBuf,
-}
-
-fn io_error(path: &Path, what: &str, err: std::io::Error) -> Error {
-    Error::InvalidInput(format!("{what} {}: {err}", path.display()))
 }
 
 impl Journal {

@@ -17,7 +17,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io_error};
 
 /// Marks a snapshot file, before the version and the postcard body.
 const MAGIC: &[u8; 8] = b"DESNAP\x00\x01";
@@ -51,10 +51,6 @@ fn snapshot_path(dir: &Path) -> PathBuf {
     dir.join("snapshot.bin")
 }
 
-fn io_error(path: &Path, what: &str, err: std::io::Error) -> Error {
-    Error::InvalidInput(format!("{what} {}: {err}", path.display()))
-}
-
 /// Writes a snapshot atomically (temporary file, fsync, rename, fsync of the directory).
 pub fn write_snapshot(dir: &Path, snapshot: &Snapshot) -> Result<()> {
     let path = snapshot_path(dir);
@@ -82,13 +78,13 @@ pub fn read_snapshot(dir: &Path) -> Result<Option<Snapshot>> {
     }
     let version = u32::from_le_bytes(bytes[MAGIC.len()..MAGIC.len() + 4].try_into().expect("4 bytes"));
     if version != SNAPSHOT_VERSION {
-        return Err(Error::InvalidInput(format!(
+        return Err(Error::Storage(format!(
             "{} is snapshot version {version}; this build reads version {SNAPSHOT_VERSION}",
             path.display()
         )));
     }
     let snapshot: Snapshot = postcard::from_bytes(&bytes[MAGIC.len() + 4..])
-        .map_err(|e| Error::InvalidInput(format!("{} is damaged: {e}", path.display())))?;
+        .map_err(|e| Error::Storage(format!("{} is damaged: {e}", path.display())))?;
     Ok(Some(snapshot))
 }
 

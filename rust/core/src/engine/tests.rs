@@ -80,7 +80,9 @@ fn outcomes_update_once_and_only_for_shown_offers() {
     let state = e.policy_state("mail").unwrap();
     let arm = state.iter().find(|a| a.offer_id == shown).unwrap();
     assert_eq!((arm.alpha, arm.beta), (2.0, 1.0));
-    assert!(matches!(e.report_outcome(id, None, 1.0, false), Err(Error::UnknownDecision(_))));
+    // a retried outcome is told it was reported (ALREADY_EXISTS), not that the decision is unknown
+    assert!(matches!(e.report_outcome(id, None, 1.0, false), Err(Error::AlreadySettled(_))));
+    assert!(matches!(e.release(id), Err(Error::AlreadySettled(_))));
     assert!(matches!(e.report_outcome(999_999, None, 1.0, false), Err(Error::UnknownDecision(_))));
     let d = e.decide(&request(&["hero"], &[40.0, 0.0, 1.0], &["email"])).unwrap();
     let err = e.report_outcome(d.decision_id, None, 1.0, false).unwrap_err().to_string();
