@@ -192,10 +192,9 @@ def _comparison(reports: Sequence[ExperimentReport], i: int, j: int) -> Comparis
 
 def _final(looks: GroupLooks) -> GroupLooks:
     """The last look: the whole log."""
-    c, v = looks.conversion, looks.value
     return GroupLooks(
-        type(c)(*(np.asarray(getattr(c, f.name)[-1]) for f in dataclasses.fields(c))),
-        type(v)(*(np.asarray(getattr(v, f.name)[-1]) for f in dataclasses.fields(v))),
+        looks.conversion.look(-1),
+        looks.value.look(-1),
         np.asarray(looks.conversion_deff[-1]),
         np.asarray(looks.value_deff[-1]),
     )

@@ -32,7 +32,7 @@ so the lift and its interval are defined; the report says so when it happens.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import numpy.typing as npt
@@ -107,6 +107,10 @@ class ProfileSums:
             (n * n).sum(axis),
             squares.sum(axis),
         )
+
+    def look(self, index: int) -> ProfileSums:
+        """The sums at one look (an index on the last axis)."""
+        return ProfileSums(*(np.asarray(getattr(self, f.name)[..., index]) for f in fields(self)))
 
     @property
     def mean(self) -> FloatArray:
