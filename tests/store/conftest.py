@@ -19,7 +19,7 @@ CATALOG = """\
 version: 1
 features:
   - {name: age, type: int}
-channels: [web, email, app]
+channels: [web, {id: email, consent: not_required}, app]   # shared caps here; consent in tests/contact
 placements:
   - {id: hero, channel: web, slots: 1}
   - {id: mail, channel: email, slots: 2}
