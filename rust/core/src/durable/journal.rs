@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::error::{Error, Result, io_error};
+use crate::error::{Result, io_error};
 
 const HEADER: usize = 8;
 /// A frame claiming more than this is corrupt, not a record (1 GiB).

@@ -101,9 +101,12 @@ impl Engine {
                     match request.profile_ids {
                         Some(ids) => {
                             let mut shard = self.contacts.lock(ids[global]);
-                            decide(Some(shard.entry(ids[global].to_owned()).or_default()))
+                            decide(Some(shard.entry(ids[global].to_owned()).or_default()));
+                            self.contacts.tidy(&mut shard, ids[global], request.now, catalog.contact.horizon());
                         }
-                        None => decide(None),
+                        None => {
+                            decide(None);
+                        }
                     };
                     for (s, pick) in ws.picks.iter().enumerate() {
                         out_local[row * slots + s] = pick.local as u32;

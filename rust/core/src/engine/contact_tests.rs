@@ -109,7 +109,7 @@ fn no_request_time_rewrites_state_on_a_wall_clock() {
     for skewed in [now + 365.0 * DAY, now - 30.0 * DAY, now + 3600.0, f64::NAN] {
         let err = e.decide_page(&at(skewed)).unwrap_err().to_string();
         assert!(err.contains("server clock") || err.contains("finite"), "{err}");
-        if !(skewed < now) {
+        if skewed >= now || skewed.is_nan() {
             let future = ContactEvent { time: skewed, ..history[0].clone() };
             assert!(e.record_contact("p", future).is_err(), "a contact {skewed} is not stored");
         }
@@ -120,6 +120,27 @@ fn no_request_time_rewrites_state_on_a_wall_clock() {
     let old = ContactEvent { time: now - 2.0 * DAY, ..history[0].clone() };
     e.record_contact("p", old).unwrap();
     assert_eq!(e.contact_history("p").len(), 3, "a contact reported from the past is kept");
+}
+
+#[test]
+fn profiles_that_were_shown_nothing_leave_nothing_behind() {
+    let e = Engine::new(catalog("", ""), 1).simulated();
+    let ids: Vec<String> = (0..500).map(|i| format!("c{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let rows = vec![30.0f32; ids.len()];
+    // mail is on email, which needs consent: nothing is shown, nothing is kept
+    let request = BatchRequest {
+        placement: "mail",
+        features: &rows,
+        consents: None,
+        now: NOW,
+        propensities: false,
+        profile_ids: Some(&ids),
+    };
+    e.decide_batch(&request).unwrap();
+    assert_eq!(e.contacts.profiles(), 0);
+    e.decide_batch(&BatchRequest { placement: "hero", ..request }).unwrap();
+    assert_eq!(e.contacts.profiles(), 500, "profiles shown an offer keep their history");
 }
 
 #[test]

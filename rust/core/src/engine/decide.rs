@@ -357,6 +357,9 @@ impl Engine {
                 .collect();
             decisions.push(decision);
         }
+        if let Some((id, guard)) = shard.as_mut() {
+            self.contacts.tidy(guard, id, request.now, catalog.contact.horizon());
+        }
         Ok(decisions)
     }
 

@@ -142,7 +142,7 @@ impl Engine {
         Self {
             loaded: RwLock::new(Arc::new(Loaded::new(catalog, None))),
             pending: Mutex::new(PendingStore::new(max_pending)),
-            contacts: ContactStore::new(DEFAULT_MAX_CONTACTS_PER_PROFILE),
+            contacts: ContactStore::new(DEFAULT_MAX_CONTACTS_PER_PROFILE, crate::limits::MAX_CONTACT_PROFILES),
             next_id: AtomicU64::new(1),
             seed,
             sharing: std::sync::atomic::AtomicBool::new(false),
