@@ -9,6 +9,7 @@ import time
 
 import grpc
 import pytest
+from decision_engine.errors import StorageError
 from decision_engine.server.errors import handle_errors, status_of
 from decision_engine.v1 import admin_pb2 as admin
 from decision_engine.v1 import decision_pb2 as pb
@@ -132,4 +133,5 @@ def test_storage_errors_are_unavailable(served, monkeypatch, caplog):
     )
     assert "storage error" in caplog.text and "No space left on device" in caplog.text
     assert status_of(PermissionError(13, "denied"))[0] == grpc.StatusCode.UNAVAILABLE
+    assert status_of(StorageError("journal: damaged record"))[0] == grpc.StatusCode.UNAVAILABLE
     assert served.admin.GetStats(admin.GetStatsRequest(), timeout=5).placements == 3

@@ -1,8 +1,8 @@
 """One decorator that turns exceptions into gRPC status codes with a useful message.
 
 Engine exceptions map by type; `RequestError` carries a code chosen by the server (batch
-limit, deadline); a storage failure (the engine's `StorageError` when it has one, an
-`OSError`) is UNAVAILABLE; anything else is INTERNAL, logged with its traceback, and the
+limit, deadline); a storage failure (the engine's `StorageError`, or an `OSError`) is
+UNAVAILABLE; anything else is INTERNAL, logged with its traceback, and the
 server keeps serving. A request body that does not parse reaches the method as a
 `MalformedRequest` (see `tolerant`) and is INVALID_ARGUMENT; a call the client cancelled is
 logged at debug level, not as an error.
@@ -18,12 +18,12 @@ from typing import Any, TypeVar
 
 import grpc
 
-from decision_engine import errors as engine_errors
 from decision_engine.errors import (
     CatalogError,
     DecisionEngineError,
     InvalidInputError,
     OutcomeAlreadyReportedError,
+    StorageError,
     UnknownDecisionError,
     UnknownOfferError,
     UnknownPlacementError,
@@ -56,11 +56,9 @@ _CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (OutcomeAlreadyReportedError, grpc.StatusCode.ALREADY_EXISTS),
 )
 _PASS_THROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit)
-# Storage failures: the core's own kind once it has one, and the OS's. Neither is the client's
-# fault (not INVALID_ARGUMENT); UNAVAILABLE tells it to retry later.
-# (getattr until decision_engine.errors has StorageError; then import it with the others)
-_StorageError: type[BaseException] | None = getattr(engine_errors, "StorageError", None)
-_STORAGE_ERRORS: tuple[type[BaseException], ...] = (*((_StorageError,) if _StorageError else ()), OSError)
+# Storage failures, the core's own kind and the OS's: not the client's fault (not
+# INVALID_ARGUMENT); UNAVAILABLE tells it to retry later.
+_STORAGE_ERRORS: tuple[type[BaseException], ...] = (StorageError, OSError)
 
 
 @dataclass(frozen=True)
