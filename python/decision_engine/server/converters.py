@@ -36,7 +36,6 @@ __all__ = [
     "outcome",
     "policy_state_response",
     "profile_ids",
-    "rejected",
     "sample_rows",
     "seconds",
     "stats_response",
@@ -150,12 +149,6 @@ def outcome(request: pb.ReportOutcomeRequest, ids: DecisionIds) -> tuple[int, fl
     """(engine decision id, reward, offer id or None); `request.dismissed` goes as is."""
     offer_id = request.offer_id if request.HasField("offer_id") else None
     return ids.from_wire(request.decision_id), request.reward, offer_id
-
-
-def rejected(
-    index: int, request: pb.ReportOutcomeRequest, code: grpc.StatusCode, message: str
-) -> pb.RejectedOutcome:
-    return pb.RejectedOutcome(index=index, decision_id=request.decision_id, code=code.name, message=message)
 
 
 # --- admin ---
