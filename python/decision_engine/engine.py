@@ -19,6 +19,8 @@ from decision_engine.catalog import LoadedCatalog, load_catalog
 from decision_engine.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from decision_engine._core import BatchDecision, Decision
 
 ProfileValue = float | int | bool | str
@@ -325,6 +327,35 @@ class Engine:
         ids = None if profile_ids is None else list(profile_ids)
         return self._core.decide_batch(
             placement, rows, mask, unix_seconds(now), threads, propensities, ids, allocate_budgets
+        )
+
+    def decide_arrow(
+        self,
+        placement: str,
+        data: object,
+        *,
+        id_column: str | None = "profile_id",
+        consents: Mapping[str, str] | Sequence[str] | None = None,
+        now: Timestamp = None,
+        propensities: bool = True,
+        threads: int | None = None,
+    ) -> pa.RecordBatch:
+        """Decides for every row of an Arrow table or record batch (pyarrow, polars, anything
+        with ``__arrow_c_stream__``) whose feature columns are named as the catalog's; returns
+        a record batch of profile_id, decision_id, offer/score/propensity per slot and
+        experiment_group (null: the batch path assigns none). See
+        `decision_engine.batch.arrow.decide_arrow`."""
+        from decision_engine.batch.arrow import decide_arrow
+
+        return decide_arrow(
+            self,
+            placement,
+            data,
+            id_column=id_column,
+            consents=consents,
+            now=now,
+            propensities=propensities,
+            threads=threads,
         )
 
     def evaluate_rules(self, features: npt.ArrayLike, *, threads: int | None = None) -> npt.NDArray[np.bool_]:
