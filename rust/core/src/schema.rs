@@ -145,6 +145,16 @@ pub enum NamedValue<'a> {
     Category(&'a str),
 }
 
+impl std::fmt::Display for NamedValue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Number(n) => write!(f, "the number {n}"),
+            Self::Flag(b) => write!(f, "the flag {b}"),
+            Self::Category(c) => write!(f, "the category value '{c}'"),
+        }
+    }
+}
+
 impl Schema {
     /// Lays out a profile given by feature name into the vector; every feature must be given.
     pub fn encode_named<'a>(&self, values: impl IntoIterator<Item = (&'a str, NamedValue<'a>)>) -> Result<Vec<f32>> {
@@ -167,7 +177,7 @@ impl Schema {
                         FeatureKind::Bool => "a flag (bool)",
                         FeatureKind::Category(_) => "a category value name",
                     };
-                    return Err(Error::InvalidInput(format!("feature '{name}' takes {expected}, got {value:?}")));
+                    return Err(Error::InvalidInput(format!("feature '{name}' takes {expected}, got {value}")));
                 }
             };
             given[index] = true;

@@ -27,7 +27,7 @@ impl Typed {
             Self::Number(_) => "a number".to_owned(),
             Self::Bool(_) => "a bool".to_owned(),
             Self::Category(f, _) => format!("category '{}'", schema.features()[*f].name),
-            Self::Str(s) => format!("the string {s:?}"),
+            Self::Str(s) => format!("the string '{s}'"),
         }
     }
 }
@@ -194,7 +194,7 @@ impl Compiler<'_> {
         f.category_code(value).map_or_else(
             || {
                 let FeatureKind::Category(values) = &f.kind else { unreachable!() };
-                err(span, format!("category '{}' has no value {value:?}; its values are {}", f.name, values.join(", ")))
+                err(span, format!("category '{}' has no value '{value}'; its values are {}", f.name, values.join(", ")))
             },
             Ok,
         )
