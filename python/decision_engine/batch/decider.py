@@ -92,7 +92,9 @@ class BatchDecider:
         self.propensities, self.features_hash, self.threads = propensities, features_hash, threads
         self.rows = 0
 
-    def __call__(self, batch: Any) -> pa.RecordBatch | pa.Table:
+    def decide(self, batch: Any, *, row_offset: int = 0) -> pa.RecordBatch:
+        """The decisions for one batch as a record batch; error messages count its rows
+        from ``row_offset`` (its first row's number in a larger input)."""
         decided = decide_arrow(
             self.engine,
             self.placement,
@@ -103,12 +105,17 @@ class BatchDecider:
             propensities=self.propensities,
             threads=self.threads,
             features_hash=self.features_hash,
+            row_offset=row_offset,
         )
         self.rows += decided.num_rows
         if self._tag:
             ids = decided.column("decision_id").to_numpy() | np.uint64(self._tag << _TAG_SHIFT)
             position = decided.schema.get_field_index("decision_id")
             decided = decided.set_column(position, self.schema.field(position), pa.array(ids, pa.uint64()))
+        return decided
+
+    def __call__(self, batch: Any) -> pa.RecordBatch | pa.Table:
+        decided = self.decide(batch)
         return pa.Table.from_batches([decided]) if isinstance(batch, pa.Table) else decided
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -1,11 +1,11 @@
-"""`decision-engine`: validate catalogs, run the demo, serve decisions over gRPC, evaluate
-policies off-line and report experiments. One module per command."""
+"""`decision-engine`: validate catalogs, run the demo, serve decisions over gRPC, decide batch
+campaigns, evaluate policies off-line and report experiments. One module per command."""
 
 from __future__ import annotations
 
 import click
 
-from decision_engine.cli import demo, evaluate, report, serve, validate
+from decision_engine.cli import campaign, demo, evaluate, report, serve, validate
 
 __all__ = ["main"]
 
@@ -16,5 +16,12 @@ def main() -> None:
     """Real-time next-best-offer decision engine."""
 
 
-for _command in (validate.validate, demo.demo, serve.serve, report.report, evaluate.evaluate):
+for _command in (
+    validate.validate,
+    demo.demo,
+    serve.serve,
+    report.report,
+    evaluate.evaluate,
+    campaign.campaign,
+):
     main.add_command(_command)

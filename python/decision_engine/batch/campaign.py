@@ -1,0 +1,285 @@
+"""A campaign: a Parquet file of profiles through the engine to a Parquet file of decisions.
+
+`run_campaign` streams the input's batches (``ParquetFile.iter_batches``, only the columns it
+reads) through one `BatchDecider` on all cores and appends each result to the output with a
+``ParquetWriter``, so memory holds a batch or two, never the input. `run_ray_campaign` runs the
+same decider on Ray Data (``read_parquet -> map_batches -> write_parquet``); its output is a
+directory of Parquet files, as Ray writes them. Either can write the decision log
+(`decision_engine.decision_log`) that ``decision-engine evaluate`` reads: one row per chosen
+offer, with the features' hash, and an empty outcomes file for the outcomes to come.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pds
+import pyarrow.parquet as pq
+
+from decision_engine.batch.arrow import Consents
+from decision_engine.batch.decider import BatchDecider
+from decision_engine.decision_log.format import DecisionLogWriter, OutcomeLogWriter
+from decision_engine.engine import Engine, Timestamp, unix_seconds
+from decision_engine.errors import InvalidInputError
+
+BATCH_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class CampaignResult:
+    rows: int
+    seconds: float
+    out: Path
+    log: Path | None
+    # (arms loaded, arms skipped) of the policy state; None without one
+    policy_state_loaded: tuple[int, int] | None
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("nan")
+
+
+def input_columns(engine: Engine, id_column: str, consents: Consents) -> list[str]:
+    """The columns a campaign reads: the profile id, the catalog's features, the consents."""
+    names = [id_column, *engine.feature_names]
+    if isinstance(consents, str):
+        names.append(consents)
+    elif isinstance(consents, Mapping):
+        names += list(consents.values())
+    elif consents is not None:
+        names += list(consents)
+    return list(dict.fromkeys(names))
+
+
+def _check_columns(schema: pa.Schema, wanted: Sequence[str], source: str | os.PathLike[str]) -> None:
+    missing = [name for name in wanted if name not in schema.names]
+    if missing:
+        raise InvalidInputError(f"{source}: missing columns {', '.join(missing)}")
+
+
+class _Output:
+    """A Parquet file appended to batch by batch, moved to its name only when complete."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path = path
+        self._partial = path.with_name(path.name + ".partial")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = pq.ParquetWriter(self._partial, schema)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._writer.write_batch(batch)
+
+    def close(self, *, publish: bool) -> None:
+        self._writer.close()
+        if publish:
+            os.replace(self._partial, self.path)
+
+
+class _Log:
+    """The decision log of a campaign: one row per chosen offer of each decided batch."""
+
+    def __init__(self, directory: Path, placement: str, policy_version: str, slots: int) -> None:
+        self._decisions = DecisionLogWriter(directory / "decisions.parquet", ope=True)
+        self._outcomes = OutcomeLogWriter(directory / "outcomes.parquet")
+        self.placement, self.policy_version, self.slots = placement, policy_version, slots
+
+    def append(self, batch: pa.RecordBatch | pa.Table, now: float) -> None:
+        parts = []
+        for slot in range(self.slots):
+            shown = pc.is_valid(batch.column(f"offer_{slot}"))
+            rows = batch.filter(shown)
+            parts.append(
+                {
+                    "decision_id": rows.column("decision_id"),
+                    "profile_id": rows.column("profile_id"),
+                    "offer_id": rows.column(f"offer_{slot}"),
+                    "propensity": rows.column(f"propensity_{slot}").cast(pa.float64()),
+                    "features_hash": rows.column("features_hash"),
+                    "slot": pa.array(np.full(rows.num_rows, slot, np.int32)),
+                }
+            )
+        n = sum(len(p["slot"]) for p in parts)
+        columns: dict[str, Any] = {
+            name: pa.concat_arrays([_array(p[name]) for p in parts]).to_numpy(zero_copy_only=False)
+            for name in parts[0]
+        }
+        columns.update(
+            time=np.full(n, now),
+            placement=np.full(n, self.placement, dtype=object),
+            experiment=np.full(n, "", dtype=object),
+            group=np.full(n, "", dtype=object),
+            policy_version=np.full(n, self.policy_version, dtype=object),
+        )
+        self._decisions.append(columns)
+
+    def close(self, *, publish: bool) -> None:
+        self._decisions.close(publish=publish)
+        self._outcomes.close(publish=publish)
+
+
+def _array(values: pa.Array[Any] | pa.ChunkedArray[Any]) -> pa.Array[Any]:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def run_campaign(
+    catalog: str | os.PathLike[str],
+    placement: str,
+    profiles: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    batch_rows: int = BATCH_ROWS,
+    seed: int = 0,
+    policy_state: str | os.PathLike[str] | None = None,
+    log: str | os.PathLike[str] | None = None,
+    now: Timestamp = None,
+    id_column: str = "profile_id",
+    consents: Consents = None,
+    threads: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> CampaignResult:
+    """Decides ``placement`` for every profile of the Parquet file ``profiles`` into ``out``.
+
+    ``progress(rows done, rows in all)`` is called after each batch. The output appears at
+    ``out`` (and the log in ``log``) only once every row is decided; a bad row stops the run
+    with an InvalidInputError naming its column and its row in the file.
+    """
+    if batch_rows < 1:
+        raise InvalidInputError(f"batch_rows must be at least 1, got {batch_rows}")
+    started = time.perf_counter()
+    # Nobody reports outcomes to a campaign's engine: it keeps only about a batch of decisions.
+    decider = BatchDecider(
+        catalog,
+        placement,
+        seed=seed,
+        policy_state=policy_state,
+        id_column=id_column,
+        consents=consents,
+        now=now,
+        features_hash=log is not None,
+        threads=threads,
+        max_pending=batch_rows,
+    )
+    source = pq.ParquetFile(os.fspath(profiles))
+    wanted = input_columns(decider.engine, id_column, consents)
+    _check_columns(source.schema_arrow, wanted, profiles)
+    total = source.metadata.num_rows
+    output = _Output(Path(out), decider.schema)
+    slots = decider.engine.placements[placement][1]
+    logged = None if log is None else _Log(Path(log), placement, decider.engine.policy_version, slots)
+    done, ok = 0, False
+    try:
+        for batch in source.iter_batches(batch_size=batch_rows, columns=wanted):
+            decided = decider.decide(batch, row_offset=done)
+            output.write(decided)
+            if logged is not None:
+                logged.append(decided, _seconds(now))
+            done += batch.num_rows
+            if progress is not None:
+                progress(done, total)
+        ok = True
+    finally:
+        output.close(publish=ok)
+        if logged is not None:
+            logged.close(publish=ok)
+    return CampaignResult(
+        done,
+        time.perf_counter() - started,
+        Path(out),
+        None if log is None else Path(log),
+        decider.policy_state_loaded,
+    )
+
+
+def _seconds(now: Timestamp) -> float:
+    seconds = unix_seconds(now)
+    return time.time() if seconds is None else seconds
+
+
+def run_ray_campaign(
+    address: str,
+    catalog: str | os.PathLike[str],
+    placement: str,
+    profiles: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    batch_rows: int = BATCH_ROWS,
+    seed: int = 0,
+    policy_state: str | os.PathLike[str] | None = None,
+    log: str | os.PathLike[str] | None = None,
+    now: Timestamp = None,
+    id_column: str = "profile_id",
+    consents: Consents = None,
+    concurrency: int | None = None,
+) -> CampaignResult:
+    """The same job on Ray Data: ``read_parquet -> map_batches(BatchDecider) -> write_parquet``.
+
+    ``address`` is a Ray cluster's address, or "local" for a cluster on this machine (a Ray
+    already initialised in this process is used as it is). ``concurrency`` actors (default:
+    the cluster's CPUs) each hold one engine; their decision ids carry a per-actor tag
+    (`BatchDecider`, ``unique_ids``). ``out`` becomes a directory of Parquet files; the log, if
+    asked for, is written from them afterwards. Needs the ``ray`` extra.
+    """
+    import ray
+    import ray.data
+
+    if not ray.is_initialized():
+        ray.init(address=None if address == "local" else address, include_dashboard=False)
+    started = time.perf_counter()
+    options: dict[str, Any] = dict(
+        seed=seed,
+        policy_state=None if policy_state is None else os.fspath(policy_state),
+        id_column=id_column,
+        consents=consents,
+        now=now,
+        features_hash=log is not None,
+        max_pending=batch_rows,
+    )
+    probe = BatchDecider(os.fspath(catalog), placement, **options)  # bad arguments fail here, not in an actor
+    wanted = input_columns(probe.engine, id_column, consents)
+    _check_columns(pq.read_schema(os.fspath(profiles)), wanted, profiles)
+    workers = concurrency or max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
+    dataset = ray.data.read_parquet(os.fspath(profiles), columns=wanted)
+    decided = dataset.map_batches(
+        BatchDecider,
+        fn_constructor_args=(os.fspath(catalog), placement),
+        fn_constructor_kwargs=dict(options, unique_ids=True),
+        batch_format="pyarrow",
+        batch_size=batch_rows,
+        concurrency=workers,
+    )
+    decided.write_parquet(os.fspath(out))
+    written = pds.dataset(os.fspath(out), format="parquet")
+    rows = written.count_rows()
+    if log is not None:
+        slots = probe.engine.placements[placement][1]
+        logged = _Log(Path(log), placement, probe.engine.policy_version, slots)
+        ok = False
+        try:
+            for batch in _batches(written, batch_rows):
+                logged.append(batch, _seconds(now))
+            ok = True
+        finally:
+            logged.close(publish=ok)
+    return CampaignResult(
+        rows,
+        time.perf_counter() - started,
+        Path(out),
+        None if log is None else Path(log),
+        probe.policy_state_loaded,
+    )
+
+
+def _batches(dataset: pds.Dataset, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    batches: Iterable[pa.RecordBatch] = dataset.to_batches(batch_size=batch_rows)
+    yield from batches
+
+
+__all__ = ["BATCH_ROWS", "CampaignResult", "input_columns", "run_campaign", "run_ray_campaign"]
