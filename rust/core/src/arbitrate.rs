@@ -33,6 +33,8 @@ pub struct Workspace {
     taken: Vec<bool>,
     competitors: Vec<ArmScore>,
     candidates: Vec<usize>,
+    /// The candidates' choice probabilities under a point-score picker.
+    pmf: Vec<f64>,
     context: Vec<f32>,
     lifted: Vec<f32>,
     pub picks: Vec<Pick>,
@@ -52,6 +54,7 @@ impl Default for Workspace {
             taken: Vec::new(),
             competitors: Vec::new(),
             candidates: Vec::new(),
+            pmf: Vec::new(),
             context: Vec::new(),
             lifted: Vec::new(),
             picks: Vec::new(),
@@ -174,7 +177,8 @@ fn fill_slots<R: Rng + ?Sized>(
 }
 
 /// One slot's pick among `ws.candidates` (positions in `eligible`), `best` the candidate
-/// with the highest score, and the probability the policy had of making it.
+/// with the highest score, and the probability the policy had of making it. Point-score
+/// pickers draw from the same pmf that reports the probability ([`point_pmf`]).
 fn pick_at_slot<R: Rng + ?Sized>(
     ws: &mut Workspace,
     picker: Picker,
@@ -182,53 +186,53 @@ fn pick_at_slot<R: Rng + ?Sized>(
     propensities: bool,
     rng: &mut R,
 ) -> (usize, f64) {
-    let n = ws.candidates.len();
+    if picker == Picker::Sampled {
+        let k = ws.candidates[best];
+        let p = if propensities { sampled_win_probability(ws, k) } else { f64::NAN };
+        return (k, p);
+    }
+    let mut pmf = std::mem::take(&mut ws.pmf);
+    point_pmf(ws.candidates.iter().map(|&k| ws.scores[k]), picker, &mut pmf);
+    let chosen = sample_pmf(&pmf, rng);
+    let picked = (ws.candidates[chosen], pmf[chosen]);
+    ws.pmf = pmf;
+    picked
+}
+
+/// scores -> pmf for the point-score pickers, in Vowpal Wabbit's `explore.h` shape: greedy
+/// (ties share), epsilon-greedy (epsilon spread evenly, the rest on the best), softmax
+/// (exp(score / temperature)). The one place these rules are written: the pick samples from
+/// it and off-policy evaluation reads it.
+pub fn point_pmf(scores: impl Iterator<Item = f64> + Clone, picker: Picker, out: &mut Vec<f64>) {
+    out.clear();
+    let top = scores.clone().fold(f64::NEG_INFINITY, f64::max);
+    let n = scores.clone().count() as f64;
+    let ties = scores.clone().filter(|&s| s == top).count() as f64;
     match picker {
-        Picker::Sampled => {
-            let k = ws.candidates[best];
-            let p = if propensities { sampled_win_probability(ws, k) } else { f64::NAN };
-            (k, p)
-        }
-        Picker::Greedy => {
-            let (k, ties) = break_ties(ws, best, rng);
-            (k, 1.0 / ties as f64)
-        }
+        // A sampled policy's pmf has no closed form (see `win_probability`); its mode is the best.
+        Picker::Greedy | Picker::Sampled => out.extend(scores.map(|s| if s == top { 1.0 / ties } else { 0.0 })),
         Picker::EpsilonGreedy(epsilon) => {
-            let (greedy, ties) = break_ties(ws, best, rng);
-            let k = if rng.random::<f64>() < epsilon { ws.candidates[rng.random_range(0..n)] } else { greedy };
-            let top = ws.scores[ws.candidates[best]];
-            let is_top = ws.scores[k] == top;
-            let p = epsilon / n as f64 + if is_top { (1.0 - epsilon) / ties as f64 } else { 0.0 };
-            (k, p)
+            out.extend(scores.map(|s| epsilon / n + if s == top { (1.0 - epsilon) / ties } else { 0.0 }));
         }
         Picker::Softmax(temperature) => {
-            let top = ws.scores[ws.candidates[best]];
-            let weight = |s: f64| ((s - top) / temperature).exp();
-            let total: f64 = ws.candidates.iter().map(|&k| weight(ws.scores[k])).sum();
-            let mut target = rng.random::<f64>() * total;
-            let mut chosen = ws.candidates[n - 1];
-            for &k in &ws.candidates {
-                target -= weight(ws.scores[k]);
-                if target <= 0.0 {
-                    chosen = k;
-                    break;
-                }
-            }
-            (chosen, weight(ws.scores[chosen]) / total)
+            out.extend(scores.map(|s| ((s - top) / temperature).exp()));
+            let total: f64 = out.iter().sum();
+            out.iter_mut().for_each(|p| *p /= total);
         }
     }
 }
 
-/// A uniformly random candidate among those tied with the best score, and how many tie.
-fn break_ties<R: Rng + ?Sized>(ws: &Workspace, best: usize, rng: &mut R) -> (usize, usize) {
-    let top = ws.scores[ws.candidates[best]];
-    let ties = ws.candidates.iter().filter(|&&k| ws.scores[k] == top).count();
-    if ties == 1 {
-        return (ws.candidates[best], 1);
+/// An index drawn with the probabilities `pmf` (one uniform draw, by inverse CDF).
+fn sample_pmf<R: Rng + ?Sized>(pmf: &[f64], rng: &mut R) -> usize {
+    let mut target = rng.random::<f64>() * pmf.iter().sum::<f64>();
+    let last = pmf.iter().rposition(|&p| p > 0.0).unwrap_or(pmf.len() - 1);
+    for (k, &p) in pmf.iter().enumerate().take(last) {
+        target -= p;
+        if target < 0.0 && p > 0.0 {
+            return k;
+        }
     }
-    let nth = rng.random_range(0..ties);
-    let k = ws.candidates.iter().copied().filter(|&k| ws.scores[k] == top).nth(nth).expect("nth < ties");
-    (k, ties)
+    last
 }
 
 /// The chance that eligible offer `k`'s sampled score beats every other candidate's.
@@ -248,8 +252,6 @@ pub fn first_slot_probabilities(scores: &[f64], moments: &[ArmScore], picker: Pi
     if n == 0 {
         return;
     }
-    let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let ties = scores.iter().filter(|&&s| s == top).count() as f64;
     match picker {
         Picker::Sampled => {
             let mut others = Vec::with_capacity(n);
@@ -261,21 +263,10 @@ pub fn first_slot_probabilities(scores: &[f64], moments: &[ArmScore], picker: Pi
             let total: f64 = out[..n].iter().sum();
             out[..n].iter_mut().for_each(|p| *p /= total);
         }
-        Picker::Greedy => {
-            for k in 0..n {
-                out[k] = if scores[k] == top { 1.0 / ties } else { 0.0 };
-            }
-        }
-        Picker::EpsilonGreedy(epsilon) => {
-            for k in 0..n {
-                out[k] = epsilon / n as f64 + if scores[k] == top { (1.0 - epsilon) / ties } else { 0.0 };
-            }
-        }
-        Picker::Softmax(temperature) => {
-            let total: f64 = scores.iter().map(|&s| ((s - top) / temperature).exp()).sum();
-            for k in 0..n {
-                out[k] = ((scores[k] - top) / temperature).exp() / total;
-            }
+        Picker::Greedy | Picker::EpsilonGreedy(_) | Picker::Softmax(_) => {
+            let mut pmf = Vec::with_capacity(n);
+            point_pmf(scores.iter().copied(), picker, &mut pmf);
+            out[..n].copy_from_slice(&pmf);
         }
     }
 }
@@ -300,6 +291,27 @@ mod tests {
     use super::*;
     use crate::policy::{Arm, Counts, PolicyConfig};
     use rand::SeedableRng;
+
+    #[test]
+    fn one_pmf_serves_the_pick_and_its_probability() {
+        let scores = [0.3, 0.5, 0.5, 0.1];
+        let mut pmf = Vec::new();
+        point_pmf(scores.iter().copied(), Picker::Greedy, &mut pmf);
+        assert_eq!(pmf, [0.0, 0.5, 0.5, 0.0]);
+        point_pmf(scores.iter().copied(), Picker::EpsilonGreedy(0.2), &mut pmf);
+        assert_eq!(pmf, [0.05, 0.45, 0.45, 0.05]);
+        point_pmf(scores.iter().copied(), Picker::Softmax(0.1), &mut pmf);
+        assert!((pmf.iter().sum::<f64>() - 1.0).abs() < 1e-12 && pmf[1] == pmf[2] && pmf[0] > pmf[3]);
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
+        let mut seen = [0u32; 4];
+        for _ in 0..40_000 {
+            seen[sample_pmf(&pmf, &mut rng)] += 1;
+        }
+        for (k, &n) in seen.iter().enumerate() {
+            assert!((f64::from(n) / 40_000.0 - pmf[k]).abs() < 0.01, "{seen:?} {pmf:?}");
+        }
+        assert_eq!(sample_pmf(&[0.0, 1.0, 0.0], &mut rng), 1, "a zero is never drawn");
+    }
 
     /// Thompson arms with Beta(a, b) posteriors (a Beta(1, 1) prior plus the counts).
     fn model(posteriors: &[(f64, f64)]) -> Model {
