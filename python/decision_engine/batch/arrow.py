@@ -81,7 +81,15 @@ def _column(table: pa.Table, name: str, row_offset: int) -> pa.ChunkedArray[Any]
 def _codes(
     column: pa.ChunkedArray[Any], name: str, values: Sequence[str], row_offset: int
 ) -> npt.NDArray[Any]:
-    codes = pc.index_in(column.cast(pa.string()), value_set=pa.array(list(values), pa.string()))
+    names = pa.array(list(values), pa.string())
+    if pa.types.is_dictionary(column.type):  # look the dictionary up, then take by index
+        looked_up = [
+            pc.index_in(c.dictionary.cast(pa.string()), value_set=names).take(c.indices)
+            for c in column.chunks
+        ]
+        codes = pa.chunked_array(looked_up, pa.int32())
+    else:
+        codes = pc.index_in(column.cast(pa.string()), value_set=names)
     if codes.null_count:
         row = _first(pc.is_null(codes))
         value = column[row].as_py()
