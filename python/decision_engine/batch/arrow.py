@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -82,10 +82,11 @@ def _codes(
     column: pa.ChunkedArray[Any], name: str, values: Sequence[str], row_offset: int
 ) -> npt.NDArray[Any]:
     names = pa.array(list(values), pa.string())
+    codes: pa.ChunkedArray[Any] | pa.Array[Any]
     if pa.types.is_dictionary(column.type):  # look the dictionary up, then take by index
+        chunks = cast("list[pa.DictionaryArray[Any, Any]]", column.chunks)
         looked_up = [
-            pc.index_in(c.dictionary.cast(pa.string()), value_set=names).take(c.indices)
-            for c in column.chunks
+            pc.take(pc.index_in(c.dictionary.cast(pa.string()), value_set=names), c.indices) for c in chunks
         ]
         codes = pa.chunked_array(looked_up, pa.int32())
     else:
