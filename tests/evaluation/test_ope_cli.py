@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -156,17 +155,9 @@ def test_seed_reaches_the_estimators(
     assert seen == [Options(seed=7)]
 
 
-def test_policy_features_absent_from_the_log_are_reported(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """An OBD log has hashed user-feature columns, not the catalog's features: a catalog
-    policy's `features` cannot select columns, which the table, the JSON and the log say."""
-    catalog = tmp_path / "catalog.yaml"
-    catalog.write_text(
-        CATALOG.replace("policy: {type: thompson}", "policy: {type: lin_ucb, features: [age]}")
-    )
+def obd_like_log(tmp_path: Path, n: int = 90) -> Path:
+    """A small CSV in the Open Bandit Dataset's format (three items, four user features)."""
     rng = np.random.default_rng(1)
-    n = 90
     lines = [
         "timestamp,item_id,position,click,propensity_score," + ",".join(f"user_feature_{j}" for j in range(4))
     ]
@@ -176,19 +167,127 @@ def test_policy_features_absent_from_the_log_are_reported(
         lines.append(f"2019-11-24 00:{i // 60:02d}:{i % 60:02d}+00:00,{i % 3},1,{click},0.3333,{users}")
     log = tmp_path / "obd.csv"
     log.write_text("\n".join(lines) + "\n")
-    runner = CliRunner()
-    base = ["evaluate", "--catalog", str(catalog), "--log", str(log), "--chunk-size", "30"]
-    with caplog.at_level(logging.WARNING, logger="decision_engine.cli.evaluate"):
-        result = runner.invoke(main, base)
-    assert result.exit_code == 0, result.output
-    expected = (
-        "lin_ucb: features ['age'] ignored: the logged vectors have 32 columns, "
-        "not one per catalog feature (2)"
+    return log
+
+
+def test_policy_features_absent_from_the_log_are_an_error(tmp_path: Path) -> None:
+    """An OBD log has hashed user-feature columns, not the catalog's features: a catalog
+    policy's `features: [age]` is refused, naming the features the log has."""
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(
+        CATALOG.replace("policy: {type: thompson}", "policy: {type: lin_ucb, features: [age]}")
     )
-    assert expected in " ".join(result.stdout.split())
-    assert "reads all 32 logged columns instead" in " ".join(result.stdout.split())
-    assert any(expected in record.getMessage() for record in caplog.records)
-    result = runner.invoke(main, [*base, "--format", "json"])
+    log = obd_like_log(tmp_path)
+    runner = CliRunner()
+    base = ["evaluate", "--log", str(log), "--chunk-size", "30"]
+    result = runner.invoke(main, [*base, "--catalog", str(catalog)])
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert (
+        "error: lin_ucb policy: the log has no feature 'age' (asked for ['age']); it has: "
+        "user_feature_0, user_feature_1, user_feature_2, user_feature_3"
+    ) in message
+    # the log's own features are selected by name (all eight hashed columns of one)
+    policy = '{"type": "lin_ucb", "features": ["user_feature_1"]}'
+    result = runner.invoke(main, [*base, "--policy", policy, "--format", "json"])
     assert result.exit_code == 0, result.output
     (placement,) = json.loads(result.stdout)["placements"]
-    assert placement["policies"][0]["note"].startswith(expected)
+    assert placement["policies"][0]["policy"]["features"] == ["user_feature_1"]
+    assert placement["policies"][0]["estimates"]["ips"]["n"] == 90
+
+
+def test_features_of_an_engine_log_are_named_by_the_catalog(logged: tuple[Path, Path, float]) -> None:
+    catalog, folder, _ = logged
+    runner = CliRunner()
+    good = '{"type": "lin_ucb", "features": ["spend"]}'
+    result = runner.invoke(
+        main, ["evaluate", "--catalog", str(catalog), "--log", str(folder), "--policy", good]
+    )
+    assert result.exit_code == 0, result.output
+    bad = '{"type": "lin_ucb", "features": ["income"]}'
+    result = runner.invoke(
+        main, ["evaluate", "--catalog", str(catalog), "--log", str(folder), "--policy", bad]
+    )
+    assert result.exit_code == 1
+    assert "the log has no feature 'income' (asked for ['income']); it has: age, spend" in result.output
+    # without the catalog the logged vectors have no names: naming features is an error
+    result = runner.invoke(main, ["evaluate", "--log", str(folder), "--policy", good])
+    assert result.exit_code == 1
+    assert "does not name its 2 feature columns (give the catalog it was logged with)" in result.output
+
+
+def run_json(args: list[str]) -> dict[str, Any]:
+    result = CliRunner().invoke(main, ["evaluate", *args, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def test_policy_specs_alone_without_a_catalog(logged: tuple[Path, Path, float]) -> None:
+    _, folder, rate = logged
+    document = run_json(["--log", str(folder), "--policy", '{"type": "epsilon_greedy"}'])
+    (placement,) = document["placements"]
+    assert placement["placement"] == "hero" and placement["logging"]["value"] == pytest.approx(rate)
+    assert [p["source"] for p in placement["policies"]] == ["--policy"]
+    assert placement["policies"][0]["estimates"]["ips"]["n"] == 600
+    result = CliRunner().invoke(main, ["evaluate", "--log", str(folder)])
+    assert result.exit_code == 2 and "give --catalog, or at least one --policy to evaluate" in result.output
+
+
+def test_train_fraction_evaluates_on_the_later_part(logged: tuple[Path, Path, float]) -> None:
+    catalog, folder, _ = logged
+    document = run_json(["--catalog", str(catalog), "--log", str(folder), "--train-fraction", "0.25"])
+    (placement,) = document["placements"]
+    assert document["settings"]["train_fraction"] == 0.25
+    assert placement["logging"]["n"] == 450  # the last 75% of 600 rows
+    estimates = placement["policies"][0]["estimates"]
+    assert estimates["ips"]["n"] == estimates["dr"]["n"] == 450
+    result = CliRunner().invoke(
+        main, ["evaluate", "--log", str(folder), "--policy", "{}", "--train-fraction", "1"]
+    )
+    assert result.exit_code == 2 and "--train-fraction" in result.output
+
+
+def test_bootstrap_intervals_and_weight_clipping(logged: tuple[Path, Path, float]) -> None:
+    _, folder, _ = logged
+    policy = '{"type": "epsilon_greedy", "epsilon": 0.1}'  # mostly offer b: weights near 3
+    base = ["--log", str(folder), "--policy", policy, "--seed", "3", "--chunk-size", "50"]
+
+    def ips_of(document: dict[str, Any]) -> dict[str, Any]:
+        estimates: dict[str, Any] = document["placements"][0]["policies"][0]["estimates"]["ips"]
+        return estimates
+
+    normal = run_json(base)
+    boot = run_json([*base, "--bootstrap", "200"])
+    assert boot["settings"]["interval"] == "bootstrap" and boot["settings"]["n_bootstrap"] == 200
+    assert ips_of(boot)["value"] == ips_of(normal)["value"]
+    assert (ips_of(boot)["lower"], ips_of(boot)["upper"]) != (
+        ips_of(normal)["lower"],
+        ips_of(normal)["upper"],
+    )
+    assert ips_of(boot)["lower"] < ips_of(boot)["value"] < ips_of(boot)["upper"]
+    clipped = run_json([*base, "--clip", "1.2"])  # weights up to 3 (1 / (1/3)) are cut to 1.2
+    assert clipped["settings"]["max_weight"] == 1.2
+    assert ips_of(clipped)["value"] < ips_of(normal)["value"]
+    assert ips_of(clipped)["ess"] > ips_of(normal)["ess"]
+    result = CliRunner().invoke(main, ["evaluate", *base, "--clip", "0"])
+    assert result.exit_code == 2 and "--clip" in result.output
+
+
+def test_warnings_are_printed_under_the_table(tmp_path: Path) -> None:
+    """A log without a single click: every interval has zero width, and the table says so."""
+    log = obd_like_log(tmp_path)
+    text = log.read_text().splitlines()
+    log.write_text("\n".join([text[0]] + [_no_click(line) for line in text[1:]]) + "\n")
+    result = CliRunner().invoke(main, ["evaluate", "--log", str(log), "--policy", '{"type": "thompson"}'])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.stdout.split())
+    assert "warning: logging policy: interval [0, 0] has zero width" in output
+    assert "warning: --policy: thompson() ips: interval [0, 0] has zero width" in output
+    assert "ips !" in output  # the row is flagged
+
+
+def _no_click(line: str) -> str:
+    fields = line.split(",")
+    fields[3] = "0"
+    return ",".join(fields)

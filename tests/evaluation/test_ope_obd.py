@@ -3,10 +3,13 @@ agrees with its own (on-policy) click rate."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
+from decision_engine.cli import main
 from decision_engine.errors import InvalidInputError
 from decision_engine.evaluation import (
     LoggedBandit,
@@ -72,3 +75,30 @@ def test_not_an_obd_file(tmp_path: Path) -> None:
     path.write_text("a,b\n1,2\n")
     with pytest.raises(InvalidInputError, match="missing OBD columns"):
         load_obd(path)
+
+
+def test_evaluate_on_the_obd_log_refuses_absent_features_and_warns() -> None:
+    """`decision-engine evaluate` on the real log: a catalog feature name is an error; a sparse
+    click log gives intervals that reach below 0, which the table says."""
+    log = str(OBD / "random" / "all" / "all.csv")
+    runner = CliRunner()
+    result = runner.invoke(
+        main, ["evaluate", "--log", log, "--policy", '{"type": "lin_ucb", "features": ["age"]}']
+    )
+    assert result.exit_code == 1
+    assert "lin_ucb policy: the log has no feature 'age'" in " ".join(result.output.split())
+    policy = '{"type": "lin_thompson", "scale": 0.1}'
+    result = runner.invoke(main, ["evaluate", "--log", log, "--policy", policy])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.stdout.split())
+    assert "10,000 logged rows" in output
+    assert "leaves the possible range [0, 1] of the value" in output
+    args = ["evaluate", "--log", log, "--policy", policy, "--train-fraction", "0.7", "--bootstrap", "100"]
+    result = runner.invoke(main, [*args, "--clip", "20", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    (placement,) = json.loads(result.stdout)["placements"]
+    assert placement["logging"]["n"] == 3000
+    ips_estimate = placement["policies"][0]["estimates"]["ips"]
+    assert (
+        ips_estimate["n"] == 3000 and ips_estimate["lower"] <= ips_estimate["value"] <= ips_estimate["upper"]
+    )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,13 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 _PROBABILITY_TOLERANCE = 1e-6
+_COLUMN = re.compile(r"^(.*)\[\d+\]$")
+
+
+def _base(column: str) -> str:
+    """``f[3]`` -> ``f``: the feature a column of a multi-column feature belongs to."""
+    match = _COLUMN.match(column)
+    return match.group(1) if match else column
 
 
 def _vector(values: Any, name: str, dtype: type[Any], n: int | None) -> npt.NDArray[Any]:
@@ -35,7 +44,9 @@ class LoggedBandit:
     ``action`` indexes ``0..n_actions-1``; ``propensity`` is the logging policy's probability of
     that action (at that position), in (0, 1]. Optional: a context matrix ``X`` (n, d), an
     eligibility ``mask`` (n, n_actions), the ``position`` (slot, 0-based) and ``time`` (any
-    sortable number, e.g. unix seconds) of each row, and ``action_ids`` naming the actions.
+    sortable number, e.g. unix seconds) of each row, ``action_ids`` naming the actions and
+    ``feature_names`` naming the columns of ``X`` (a one-hot or hashed feature spread over
+    several columns names them ``feature[k]``).
     Arrays are converted (float64 / int64 / bool) and checked on construction; a problem raises
     `InvalidInputError` saying what was expected.
     """
@@ -49,6 +60,7 @@ class LoggedBandit:
     position: IntArray | None = None
     time: FloatArray | None = None
     action_ids: tuple[str, ...] | None = field(default=None)
+    feature_names: tuple[str, ...] | None = field(default=None)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -111,6 +123,12 @@ class LoggedBandit:
             if len(ids) != self.n_actions:
                 raise InvalidInputError(f"action_ids must name {self.n_actions} actions, got {len(ids)}")
             set_(self, "action_ids", ids)
+        if self.feature_names is not None:
+            names = tuple(str(f) for f in self.feature_names)
+            width = 0 if self.X is None else self.X.shape[1]
+            if len(names) != width:
+                raise InvalidInputError(f"feature_names must name the {width} columns of X, got {len(names)}")
+            set_(self, "feature_names", names)
 
     @property
     def n(self) -> int:
@@ -132,6 +150,39 @@ class LoggedBandit:
             position=pick(self.position),
             time=pick(self.time),
             action_ids=self.action_ids,
+            feature_names=self.feature_names,
+        )
+
+    def features(self) -> list[str]:
+        """The features of ``X`` by name, each once (``f[0]``, ``f[1]``, ... count as ``f``)."""
+        seen: dict[str, None] = {}
+        for name in self.feature_names or ():
+            seen[_base(name)] = None
+        return list(seen)
+
+    def select_features(self, names: Sequence[str]) -> LoggedBandit:
+        """The log with ``X`` restricted to the columns of the named features, in that order.
+
+        Raises `InvalidInputError` when a name is not a feature of the log, or when the log does
+        not name its columns: a policy's ``features`` must not fall silently on other columns.
+        """
+        if self.X is None:
+            raise InvalidInputError(f"features {list(names)} asked for, but the log has no feature vectors")
+        if self.feature_names is None:
+            raise InvalidInputError(
+                f"features {list(names)} asked for, but the log does not name its {self.X.shape[1]} "
+                "feature columns (give the catalog it was logged with)"
+            )
+        known = self.features()
+        missing = [n for n in names if n not in known]
+        if missing:
+            shown = ", ".join(known[:12]) + (f", ... ({len(known)} in all)" if len(known) > 12 else "")
+            raise InvalidInputError(
+                f"the log has no feature {missing[0]!r} (asked for {list(names)}); it has: {shown}"
+            )
+        columns = [j for n in names for j, c in enumerate(self.feature_names) if _base(c) == n]
+        return replace(
+            self, X=self.X[:, columns], feature_names=tuple(self.feature_names[j] for j in columns)
         )
 
     def time_order(self) -> IntArray:

@@ -14,12 +14,17 @@ dr            sum_a pi(a|x_i) q(x_i, a) + w_i (r_i - q_i)  1
 with ``w_i = pi(a_i|x_i) / p_i`` (optionally clipped at ``max_weight``). The 95% interval is the
 delta-method normal interval of that ratio (for IPS and DR simply the mean of the per-row
 contributions plus or minus 1.96 standard errors), or a percentile bootstrap over rows.
+
+Every estimate carries ``warnings`` (`diagnose`) when it should not be trusted as it stands: an
+effective sample size below ``MIN_ESS``, an interval that reaches values no policy can have
+(outside the range of the rewards, ``[min(0, min reward), max reward]`` of the log unless
+``Options.reward_range`` says otherwise), or an interval of zero width.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -32,6 +37,8 @@ from decision_engine.evaluation.reward_model import cross_fit_rewards
 
 Interval = Literal["normal", "bootstrap"]
 ESTIMATORS = ("replay", "ips", "snips", "dr")
+# Below this effective sample size an estimate rests on a handful of rows.
+MIN_ESS = 100.0
 # Resampled row indices held at once (int64: 8 MB); one bootstrap draw at a time past that many rows.
 _BOOTSTRAP_ELEMENTS = 2**20
 
@@ -47,8 +54,9 @@ class PolicyValueEstimate:
     n: int
     ess: float | None = None
     estimator: str = ""
+    warnings: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, float | int | str | None]:
+    def to_dict(self) -> dict[str, float | int | str | list[str] | None]:
         return {
             "estimator": self.estimator,
             "value": self.value,
@@ -56,7 +64,41 @@ class PolicyValueEstimate:
             "upper": self.upper,
             "n": self.n,
             "ess": self.ess,
+            "warnings": list(self.warnings),
         }
+
+
+def diagnose(estimate: PolicyValueEstimate, reward_range: tuple[float, float]) -> tuple[str, ...]:
+    """What makes ``estimate`` untrustworthy as it stands (module docstring); empty when nothing."""
+    found: list[str] = []
+    if estimate.ess is not None and estimate.ess < MIN_ESS:
+        found.append(
+            f"effective sample size {estimate.ess:.1f} (< {MIN_ESS:.0f}) of {estimate.n:,} rows: "
+            "a few rows with large weights carry the estimate; its interval is not reliable"
+        )
+    low, high = reward_range
+    if np.isfinite(estimate.lower) and (estimate.lower < low - 1e-12 or estimate.upper > high + 1e-12):
+        found.append(
+            f"interval [{estimate.lower:.4g}, {estimate.upper:.4g}] leaves the possible range "
+            f"[{low:.4g}, {high:.4g}] of the value: the normal approximation is poor here "
+            "(try bootstrap intervals or weight clipping)"
+        )
+    if np.isfinite(estimate.lower) and estimate.upper - estimate.lower <= 1e-12 * max(
+        1.0, abs(estimate.value)
+    ):
+        found.append(
+            f"interval [{estimate.lower:.4g}, {estimate.upper:.4g}] has zero width: no variation among the "
+            "rows that count (e.g. no reward where the policy puts its weight), not certainty"
+        )
+    return tuple(found)
+
+
+def reward_range(data: LoggedBandit, options: Options) -> tuple[float, float]:
+    """The values a policy can have: ``options.reward_range``, else the log's reward range
+    widened to include 0."""
+    if options.reward_range is not None:
+        return options.reward_range
+    return min(0.0, float(data.reward.min())), max(0.0, float(data.reward.max()))
 
 
 def _ratio_estimate(
@@ -130,15 +172,39 @@ class Options:
     n_bootstrap: int = 1000
     seed: int = 0
     max_weight: float | None = None
+    reward_range: tuple[float, float] | None = None  # (min, max) possible reward; default: the log's
 
     def __post_init__(self) -> None:
         if not 0 < self.level < 1:
             raise InvalidInputError(f"level must be in (0, 1), got {self.level}")
         if self.interval not in ("normal", "bootstrap"):
             raise InvalidInputError(f"interval must be 'normal' or 'bootstrap', got {self.interval!r}")
+        if self.max_weight is not None and not self.max_weight > 0:
+            raise InvalidInputError(f"max_weight must be positive, got {self.max_weight}")
+        if self.reward_range is not None and not self.reward_range[0] <= self.reward_range[1]:
+            raise InvalidInputError(
+                f"reward_range must be (min, max) with min <= max, got {self.reward_range}"
+            )
 
 
 def _finish(
+    a: FloatArray,
+    b: FloatArray,
+    name: str,
+    n: int,
+    ess: float | None,
+    options: Options,
+    data: LoggedBandit,
+) -> PolicyValueEstimate:
+    return _checked(_ratio(a, b, name, n, ess, options), data, options)
+
+
+def _checked(estimate: PolicyValueEstimate, data: LoggedBandit, options: Options) -> PolicyValueEstimate:
+    found = diagnose(estimate, reward_range(data, options))
+    return replace(estimate, warnings=found) if found else estimate
+
+
+def _ratio(
     a: FloatArray, b: FloatArray, name: str, n: int, ess: float | None, options: Options
 ) -> PolicyValueEstimate:
     return _ratio_estimate(
@@ -171,10 +237,13 @@ def replay(data: LoggedBandit, target: npt.ArrayLike, options: Options | None = 
     if options.interval == "normal" and binary and rewards.size:
         # Kept rows are a plain sample of the target's rewards: the Wilson interval stays
         # sensible with few kept rows or no clicks among them, where the normal one collapses.
-        return _wilson(float(rewards.mean()), rewards.size, options.level)
+        return _checked(_wilson(float(rewards.mean()), rewards.size, options.level), data, options)
     # Only the kept rows enter the estimate (their mean reward), so the interval is that of a
     # sample of rewards.size rows: its variance correction and bootstrap use those rows alone.
-    return _finish(rewards, np.ones(rewards.size), "replay", rewards.size, None, options)
+    if rewards.size == 0:
+        empty = PolicyValueEstimate(float("nan"), float("nan"), float("nan"), 0, None, "replay")
+        return replace(empty, warnings=("no logged action matches the policy's: replay has no rows",))
+    return _finish(rewards, np.ones(rewards.size), "replay", rewards.size, None, options, data)
 
 
 def _wilson(rate: float, n: int, level: float) -> PolicyValueEstimate:
@@ -188,14 +257,14 @@ def ips(data: LoggedBandit, target: npt.ArrayLike, options: Options | None = Non
     """Inverse propensity scoring: the mean of ``w_i r_i``."""
     options = options or Options()
     weights = importance_weights(data, target_probabilities(data, target), options.max_weight)
-    return _finish(weights * data.reward, np.ones(data.n), "ips", data.n, _ess(weights), options)
+    return _finish(weights * data.reward, np.ones(data.n), "ips", data.n, _ess(weights), options, data)
 
 
 def snips(data: LoggedBandit, target: npt.ArrayLike, options: Options | None = None) -> PolicyValueEstimate:
     """Self-normalised IPS: ``sum(w r) / sum(w)``; unchanged when all weights are scaled alike."""
     options = options or Options()
     weights = importance_weights(data, target_probabilities(data, target), options.max_weight)
-    return _finish(weights * data.reward, weights, "snips", data.n, _ess(weights), options)
+    return _finish(weights * data.reward, weights, "snips", data.n, _ess(weights), options, data)
 
 
 def dr(
@@ -219,7 +288,7 @@ def dr(
     weights = importance_weights(data, pi, options.max_weight)
     logged_q = q[np.arange(data.n), data.action]
     contributions = (pi * q).sum(axis=1) + weights * (data.reward - logged_q)
-    return _finish(contributions, np.ones(data.n), "dr", data.n, _ess(weights), options)
+    return _finish(contributions, np.ones(data.n), "dr", data.n, _ess(weights), options, data)
 
 
 Estimator = Callable[[LoggedBandit, npt.ArrayLike, Options], PolicyValueEstimate]
@@ -253,4 +322,4 @@ def estimate(
 def on_policy(data: LoggedBandit, options: Options | None = None) -> PolicyValueEstimate:
     """The logging policy's own value: the mean logged reward with its interval."""
     options = options or Options()
-    return _finish(data.reward, np.ones(data.n), "on-policy", data.n, None, options)
+    return _finish(data.reward, np.ones(data.n), "on-policy", data.n, None, options, data)

@@ -4,7 +4,8 @@ Columns: ``timestamp, item_id, position, click, propensity_score, user_feature_0
 user-item_affinity_0..79``. The action is ``item_id``, the reward ``click``, the position is
 made 0-based. The hashed categorical user features are one-hot encoded by hashing
 ``"user_feature_<j>=<value>"`` (xxh3) into ``buckets`` columns per feature, so two files give
-the same columns; ``affinity=True`` appends the 80 user-item affinities.
+the same columns, named ``user_feature_<j>[<bucket>]`` (a policy's ``features`` selects them by
+``user_feature_<j>``); ``affinity=True`` appends the 80 user-item affinities.
 """
 
 from __future__ import annotations
@@ -61,9 +62,11 @@ def load_obd(path: str | os.PathLike[str], *, buckets: int = 8, affinity: bool =
         raise InvalidInputError(f"buckets must be at least 1, got {buckets}")
     table = table.sort_by("timestamp")
     parts = [_hashed_one_hot(table, buckets)]
+    columns = [f"{name}[{k}]" for name in USER_FEATURES for k in range(buckets)]
     if affinity:
         names = [n for n in table.column_names if n.startswith("user-item_affinity_")]
         names.sort(key=lambda n: int(n.rsplit("_", 1)[1]))
+        columns += names
         parts.append(np.column_stack([table.column(n).to_numpy() for n in names]).astype(np.float64))
     seconds = table.column("timestamp").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy() / 1e6
     return LoggedBandit(
@@ -74,6 +77,7 @@ def load_obd(path: str | os.PathLike[str], *, buckets: int = 8, affinity: bool =
         X=np.hstack(parts),
         position=table.column("position").to_numpy().astype(np.int64) - 1,
         time=seconds,
+        feature_names=tuple(columns),
     )
 
 
