@@ -41,7 +41,9 @@ def with_policy(text: str, budget: int | None = None) -> Engine:
             offer["budget"] = {"max": budget, "pacing": "none"}
     document |= yaml.safe_load(POLICY)
     return Engine(
-        parse_catalog(yaml.safe_dump(document, sort_keys=False), "<bench with contact policy>"), seed=1, clock="simulated"
+        parse_catalog(yaml.safe_dump(document, sort_keys=False), "<bench with contact policy>"),
+        seed=1,
+        clock="simulated",
     )
 
 

@@ -52,7 +52,11 @@ def _engine(url: str, seed: int) -> Engine:
     document = yaml.safe_load(workload.build(100, 50).yaml_text)
     document |= yaml.safe_load(POLICY)
     document["store"] = {"type": "redis", "url": url, "key_prefix": "bench"}
-    return Engine(parse_catalog(yaml.safe_dump(document, sort_keys=False), "<bench with redis>"), seed=seed, clock="simulated")
+    return Engine(
+        parse_catalog(yaml.safe_dump(document, sort_keys=False), "<bench with redis>"),
+        seed=seed,
+        clock="simulated",
+    )
 
 
 @pytest.fixture(scope="module")

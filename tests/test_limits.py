@@ -90,11 +90,15 @@ def test_feature_values_are_bounded(wall):
 
 def test_one_outcome_cannot_take_over_a_placement(wall):
     feed = wall.decide("feed", ROW)
-    with pytest.raises(InvalidInputError, match=r"in \[-1000000, 1000000\] for placement 'feed' \(the default range"):
+    with pytest.raises(
+        InvalidInputError, match=r"in \[-1000000, 1000000\] for placement 'feed' \(the default range"
+    ):
         wall.report_outcome(feed.decision_id, 1e308)
     wall.report_outcome(feed.decision_id, 250.0)
     linear = wall.decide("linear", ROW)
-    with pytest.raises(InvalidInputError, match=r"\[0, 500\] for placement 'linear' \(the policy's `rewards`\)"):
+    with pytest.raises(
+        InvalidInputError, match=r"\[0, 500\] for placement 'linear' \(the policy's `rewards`\)"
+    ):
         wall.report_outcome(linear.decision_id, 501.0)
     wall.report_outcome(linear.decision_id, 500.0)
 

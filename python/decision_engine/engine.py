@@ -251,7 +251,10 @@ class Engine:
         ``purchases`` the products bought (for purchase suppression) and ``exclude`` offer
         ids to leave out (their reason is "excluded by the caller").
         """
-        if not (consents or explain or profile_id is not None or history or purchases or exclude) and now is None:
+        if (
+            not (consents or explain or profile_id is not None or history or purchases or exclude)
+            and now is None
+        ):
             return self._core.decide(placement, self._vector(profile))  # the hot path: no extras
         extras = _extras(consents, now, explain, profile_id, history, purchases, exclude)
         return self._core.decide(placement, self._vector(profile), *extras)
@@ -370,8 +373,9 @@ class Engine:
     ) -> None:
         """Reports a reward for an offer a decision showed, within its policy's ``rewards``
         range: [0, 1] under a ``thompson`` policy, +-1e6 under the others unless the catalog
-        declares another (``gaussian_thompson`` learns real rewards such as revenue). A positive reward is a conversion and ``dismissed`` a dismissal: each
-        starts its cooldown for the profile."""
+        declares another (``gaussian_thompson`` learns real rewards such as revenue). A
+        positive reward is a conversion and ``dismissed`` a dismissal: each starts its
+        cooldown for the profile."""
         self._core.report_outcome(int(decision_id), float(reward), offer_id, dismissed)
 
     def policy_state(self, placement: str) -> list[ArmState]:

@@ -58,7 +58,11 @@ def test_no_sequence_exceeds_a_cap_or_budget(make_contact_engine, ops):
             try:
                 engine.release(decisions[-1 - arg].decision_id)
             except Exception as exc:
-                assert type(exc).__name__ in {"UnknownDecisionError", "InvalidInputError", "OutcomeAlreadyReportedError"}
+                assert type(exc).__name__ in {
+                    "UnknownDecisionError",
+                    "InvalidInputError",
+                    "OutcomeAlreadyReportedError",
+                }
         elif kind == "wait":
             now += arg * 3600.0
         for profile in ("p0", "p1", "p2"):

@@ -124,7 +124,9 @@ def test_a_contextual_policy_must_read_known_features():
 
 
 def test_gaussian_thompson_learns_real_rewards_and_thompson_refuses_them():
-    engine = Engine(catalog({"type": "gaussian_thompson", "prior_variance": 100.0}), seed=4, clock="simulated")
+    engine = Engine(
+        catalog({"type": "gaussian_thompson", "prior_variance": 100.0}), seed=4, clock="simulated"
+    )
     for revenue in (25.0, 35.0):
         d = engine.decide("hero", np.zeros(3, np.float32))
         engine.report_outcome(d.decision_id, reward=revenue)

@@ -29,7 +29,9 @@ def bearer(token):
 
 @pytest.fixture
 def secured(start_server, inline_catalog):
-    return start_server(Engine(inline_catalog, seed=7, clock="simulated"), tokens=Tokens(decision=DECISION, admin=ADMIN))
+    return start_server(
+        Engine(inline_catalog, seed=7, clock="simulated"), tokens=Tokens(decision=DECISION, admin=ADMIN)
+    )
 
 
 def ping(running, metadata=None):
@@ -76,7 +78,9 @@ def test_health_needs_no_token(secured):
 
 
 def test_only_a_decision_token_closes_admin(start_server, inline_catalog):
-    running = start_server(Engine(inline_catalog, seed=7, clock="simulated"), tokens=Tokens(decision=DECISION))
+    running = start_server(
+        Engine(inline_catalog, seed=7, clock="simulated"), tokens=Tokens(decision=DECISION)
+    )
     assert ping(running, bearer(DECISION)) == pb.PingResponse()
     assert rpc_error(lambda: stats(running, bearer(DECISION))).code() == PERMISSION_DENIED
 
