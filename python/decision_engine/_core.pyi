@@ -7,6 +7,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "LIMITS",
     "Bandit",
     "BatchDecision",
     "CatalogError",
@@ -14,7 +15,6 @@ __all__ = [
     "Decision",
     "DecisionEngineError",
     "Engine",
-    "LIMITS",
     "InvalidInputError",
     "OutcomeAlreadyReportedError",
     "StorageError",
