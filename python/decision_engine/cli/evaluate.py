@@ -23,7 +23,6 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from decision_engine.catalog import LoadedCatalog, load_catalog
 from decision_engine.decision_log.reader import load_decision_log
@@ -185,7 +184,6 @@ def _print(results: dict[str, tuple[PolicyValueEstimate, list[PolicyResult]]], l
         table = Table(
             title=f"{placement}: {logged.n:,} logged rows, logging policy {logged.value:.4f} "
             f"{_interval(logged)}",
-            caption=Text("\n".join(notes), style="yellow") if notes else None,
         )
         for column in ("policy", "estimator", "value", f"{level:.0%} interval", "n", "ESS"):
             table.add_column(column, justify="left" if column in ("policy", "estimator") else "right")
@@ -200,6 +198,8 @@ def _print(results: dict[str, tuple[PolicyValueEstimate, list[PolicyResult]]], l
                 table.add_row(label, name + flag, f"{e.value:.4f}", _interval(e), f"{e.n:,}", ess)
                 label = ""
         console.print(table)
+        if notes:
+            console.print("\n".join(notes), style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
 @click.command("evaluate")

@@ -68,7 +68,9 @@ class PolicyValueEstimate:
         }
 
 
-def diagnose(estimate: PolicyValueEstimate, reward_range: tuple[float, float]) -> tuple[str, ...]:
+def diagnose(
+    estimate: PolicyValueEstimate, reward_range: tuple[float, float], interval: Interval = "normal"
+) -> tuple[str, ...]:
     """What makes ``estimate`` untrustworthy as it stands (module docstring); empty when nothing."""
     found: list[str] = []
     if estimate.ess is not None and estimate.ess < MIN_ESS:
@@ -80,8 +82,12 @@ def diagnose(estimate: PolicyValueEstimate, reward_range: tuple[float, float]) -
     if np.isfinite(estimate.lower) and (estimate.lower < low - 1e-12 or estimate.upper > high + 1e-12):
         found.append(
             f"interval [{estimate.lower:.4g}, {estimate.upper:.4g}] leaves the possible range "
-            f"[{low:.4g}, {high:.4g}] of the value: the normal approximation is poor here "
-            "(try bootstrap intervals or weight clipping)"
+            f"[{low:.4g}, {high:.4g}] of the value: "
+            + (
+                "the normal approximation is poor here (try bootstrap intervals or weight clipping)"
+                if interval == "normal"
+                else "the estimator's per-row terms reach past it (large weights or residuals)"
+            )
         )
     if np.isfinite(estimate.lower) and estimate.upper - estimate.lower <= 1e-12 * max(
         1.0, abs(estimate.value)
@@ -200,7 +206,7 @@ def _finish(
 
 
 def _checked(estimate: PolicyValueEstimate, data: LoggedBandit, options: Options) -> PolicyValueEstimate:
-    found = diagnose(estimate, reward_range(data, options))
+    found = diagnose(estimate, reward_range(data, options), options.interval)
     return replace(estimate, warnings=found) if found else estimate
 
 
