@@ -373,7 +373,7 @@ def test_locate_core_error_double_quoted() -> None:
 
 
 def test_locate_core_error_plain() -> None:
-    loaded = rule_catalog("    rule: age >= 21 && agx < 3\n")
+    loaded = rule_catalog("    rule: age >= 21 && age < 3\n")
     assert locate(loaded, 1, 1) == at("12:11", "offer 'gold_card'", "boom")
     assert locate(loaded, 1, 14) == at("12:24", "offer 'gold_card'", "boom")
 
@@ -392,7 +392,7 @@ def test_locate_core_error_folded_and_multiline_plain() -> None:
 
 
 def test_locate_core_error_without_rule_position() -> None:
-    source_map = rule_catalog("    rule: age\n").source_map
+    source_map = rule_catalog("    rule: age > 0\n").source_map
     issue = locate_core_error(source_map, "cat.yaml", "offer", "gold_card", None, None, "not a bool")
     assert issue == CatalogIssue("cat.yaml", 10, 9, "offer 'gold_card'", "not a bool")
     issue = locate_core_error(source_map, "cat.yaml", "feature", "segment", None, None, "bad")
@@ -409,8 +409,29 @@ def test_core_error_from_exception_attributes() -> None:
         rule_column = 5
         detail = "unknown identifier 'agx'"
 
-    loaded = rule_catalog("    rule: age + agx > 3\n")
+    loaded = rule_catalog("    rule: age + age > 3\n")
     err = loaded.core_error(FakeCoreError("x"))
     assert isinstance(err, CatalogError)
     assert str(err) == at("12:15", "offer 'gold_card'", "unknown identifier 'agx'")
     assert issues_of(err)[0].line == 12
+
+
+def test_every_rule_error_is_reported_beside_structural_errors() -> None:
+    text = """\
+version: 1
+features: [{name: age, type: int}]
+channels: [web]
+placements:
+  - {id: p, channel: web, slots: 1, policy: {type: thompson, alpah: 2}}
+offers:
+  - {id: a, placements: [p], rule: 'agee > 3'}
+  - {id: b, placements: [p], rule: 'age >>= 3'}
+  - {id: c, placements: [p], rule: 'age > 3'}
+"""
+    with pytest.raises(CatalogError) as err:
+        parse_catalog(text, "x.yaml")
+    lines = str(err.value).splitlines()
+    assert lines[0].startswith("x.yaml:5:") and "unknown field 'alpah'" in lines[0]
+    assert lines[1] == "x.yaml:7:37: offer 'a': unknown feature 'agee'; did you mean 'age'?"
+    assert lines[2].startswith("x.yaml:8:42: offer 'b': syntax error")
+    assert len(lines) == 3, "offer c is fine"

@@ -22,6 +22,7 @@ __all__ = [
     "UnknownOfferError",
     "UnknownPlacementError",
     "allocate",
+    "check_rules",
 ]
 
 LIMITS: dict[str, float]
@@ -163,6 +164,9 @@ class Engine:
     @property
     def placements(self) -> list[tuple[str, str, int, list[str]]]: ...
 
+def check_rules(
+    features_json: str, rules: list[tuple[str, str]]
+) -> list[tuple[str | None, int | None, int | None, str]]: ...
 def allocate(
     scores: npt.NDArray[np.float64], capacity: list[int], slots: int = 1, method: str = "price"
 ) -> npt.NDArray[np.int32]: ...

@@ -4,6 +4,7 @@ Every problem is raised as one `CatalogError` whose `issues` lists all of them, 
 whose message has one `file:LINE:COL: where: message` line per issue.
 """
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,9 +13,10 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from decision_engine import _core
 from decision_engine.catalog.issues import CatalogIssue, catalog_error
 from decision_engine.catalog.limits import MAX_CATALOG_BYTES, CatalogLoader, YamlLimitError, check_expansion
-from decision_engine.catalog.schema import Catalog
+from decision_engine.catalog.schema import Catalog, Feature
 from decision_engine.catalog.source_map import (
     SourceMap,
     YamlPath,
@@ -158,9 +160,35 @@ def parse_catalog(text: str, path: str = "<string>") -> LoadedCatalog:
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         issues += [_validation_issue(source_map, path, e) for e in errors]
+    issues += _rule_issues(source_map, path, data)  # every rule error, beside the structural ones
     if issues:
         raise catalog_error(issues)
     return LoadedCatalog(path, model, source_map)
+
+
+def _rule_issues(source_map: SourceMap, path: str, data: dict[object, object]) -> list[CatalogIssue]:
+    """Every offer's rule checked by the core on its own against the features, so one bad rule
+    (or a structural error elsewhere) does not hide the others. Needs valid features: against
+    broken ones every rule would report unknown names."""
+    features, offers = data.get("features"), data.get("offers")
+    if not isinstance(features, list) or not isinstance(offers, list):
+        return []
+    try:
+        specs = [Feature.model_validate(f).model_dump(mode="json") for f in features]
+    except ValidationError:
+        return []
+    rules = [
+        (o["id"], o["rule"])
+        for o in offers
+        if isinstance(o, dict) and isinstance(o.get("id"), str) and isinstance(o.get("rule"), str)
+    ]
+    if not rules:
+        return []
+    found = _core.check_rules(json.dumps(specs), rules)
+    return [
+        locate_core_error(source_map, path, "offer", item, line, col, detail)
+        for item, line, col, detail in found
+    ]
 
 
 def load_catalog(path: str | os.PathLike[str]) -> LoadedCatalog:

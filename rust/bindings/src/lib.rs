@@ -6,6 +6,7 @@ mod bandit;
 mod convert;
 mod decision;
 mod errors;
+mod rules;
 mod wire;
 
 use std::sync::Arc;
@@ -427,4 +428,6 @@ mod _core {
         CatalogError, DecisionEngineError, InvalidInputError, OutcomeAlreadyReportedError, StorageError,
         UnknownDecisionError, UnknownOfferError, UnknownPlacementError,
     };
+    #[pymodule_export]
+    use super::rules::check_rules;
 }

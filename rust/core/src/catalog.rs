@@ -342,6 +342,21 @@ fn offer(spec: &OfferSpec, channels: &HashMap<String, usize>, groups: &mut Vec<S
     })
 }
 
+/// Every rule error of `rules` ((offer id, rule text) pairs) against the feature schema in
+/// `features_json`, each rule compiled on its own: a loader reports them all at once, even
+/// when another part of the catalog does not validate.
+pub fn check_rules(features_json: &str, rules: &[(String, String)]) -> Result<Vec<crate::Error>> {
+    let specs: Vec<FeatureSpec> = serde_json::from_str(features_json)
+        .map_err(|e| catalog_error(Location::Catalog, format!("features JSON does not match the schema: {e}")))?;
+    let schema = Schema::new(specs.into_iter().map(feature).collect::<Result<_>>()?)?;
+    Ok(rules
+        .iter()
+        .filter_map(|(offer, text)| {
+            RuleSet::compile(&schema, [(Location::Offer(offer.clone()), Some(text.as_str()))]).err()
+        })
+        .collect())
+}
+
 /// A contextual policy's `features` must name features of the schema.
 pub(crate) fn check_policy_features(policy: &PolicyConfig, schema: &Schema) -> std::result::Result<(), String> {
     for name in policy.features.iter().flatten() {
