@@ -8,6 +8,9 @@ feature's ``values`` list), bools as 0/1 and ints as whole numbers.
 ``ResponseModel`` is the ground truth that simulations and tests learn
 against: every offer has a base logit and a weight vector over standardized
 features, so the true click probability of any (profile, offer) pair is known.
+``ResponseModel(kind="rich")`` adds what each offer is about: preferences driven by segment,
+life stage and behaviour (`seeds.preferences` documents them), so the best offer differs much
+more from one customer to the next; ``kind="basic"`` (the default) is the original model.
 
 Example::
 
@@ -22,16 +25,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import yaml
 
 from seeds.population import CATEGORY_VALUES, sample_columns, sigmoid
+from seeds.preferences import theme_effects
 
 __all__ = [
     "DEMO_CATALOG",
+    "RESPONSE_MODELS",
     "ResponseModel",
     "draw_clicks",
     "generate_profiles",
@@ -43,6 +48,9 @@ DEMO_CATALOG: Path = Path(__file__).resolve().parent / "demo_catalog.yaml"
 
 F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
+
+ResponseKind = Literal["basic", "rich"]
+RESPONSE_MODELS: tuple[ResponseKind, ...] = ("basic", "rich")
 
 FEATURE_TYPES = frozenset({"int", "float", "bool", "category"})
 
@@ -56,6 +64,10 @@ _REFERENCE_SIZE = 50_000
 _MIN_RATE = 0.012
 _MAX_RATE = 0.15
 _RATE_SKEW = 1.5
+# The rich model reads standardized features clipped to +-this many standard deviations.
+_RICH_CLIP = 2.5
+# Share of the basic model's random tastes the rich model keeps.
+TASTES = 1.0
 
 
 def _read_catalog(path: str | Path) -> dict[str, Any]:
@@ -191,6 +203,11 @@ class ResponseModel:
     that the offer's mean click rate over the population equals its target.
     Offer order is the catalog's offer order.
 
+    ``kind="rich"`` halves those random tastes and adds each offer's preferences from
+    `seeds.preferences` (theme weights by group and id keywords, and per-value effects of life
+    stage and segment that are not linear in their codes); the base logits are calibrated the
+    same way, so every offer keeps its mean click rate and only who clicks changes.
+
     Attributes:
         offer_ids: offer ids in catalog order.
         feature_names: feature names in catalog order.
@@ -198,16 +215,29 @@ class ResponseModel:
         base_logits: (n_offers,) intercepts.
         weights: (n_offers, n_features) weights over standardized features.
         target_rates: (n_offers,) population mean click rates.
+        stage_effects, segment_effects: (n_offers, 5) and (n_offers, 4) per-value logit
+            effects of life stage and segment (zero in the basic model).
     """
 
-    def __init__(self, catalog_path: str | Path = DEMO_CATALOG, seed: int = 0) -> None:
+    def __init__(
+        self, catalog_path: str | Path = DEMO_CATALOG, seed: int = 0, kind: ResponseKind = "basic"
+    ) -> None:
         """Build the model for the catalog's offers, deterministically from ``seed``."""
+        if kind not in RESPONSE_MODELS:
+            raise ValueError(f"kind must be one of {list(RESPONSE_MODELS)}, got {kind!r}")
+        self.kind: ResponseKind = kind
         catalog = _read_catalog(catalog_path)
         offers = catalog.get("offers")
         if not isinstance(offers, list) or not offers:
             raise ValueError(f"{catalog_path}: 'offers' must be a non-empty list")
         self.offer_ids: list[str] = [str(o["id"]) for o in offers]
-        self.feature_names: list[str] = [f["name"] for f in load_feature_schema(catalog_path)]
+        schema = load_feature_schema(catalog_path)
+        self.feature_names: list[str] = [f["name"] for f in schema]
+        self._codes = {
+            f["name"]: np.array([CATEGORY_VALUES[f["name"]].index(v) for v in f["values"]])
+            for f in schema
+            if f["type"] == "category" and f["name"] in ("life_stage", "segment")
+        }
 
         reference = generate_profiles(_REFERENCE_SIZE, _REFERENCE_SEED, catalog_path).astype(np.float64)
         self.feature_mean: F64 = reference.mean(axis=0)
@@ -228,9 +258,15 @@ class ResponseModel:
         for name, w in shared.items():
             if name in self.feature_names:
                 weights[:, self.feature_names.index(name)] += w
+        self.stage_effects: F64 = np.zeros((n_offers, 5))
+        self.segment_effects: F64 = np.zeros((n_offers, 4))
+        if kind == "rich":
+            themed, self.stage_effects, self.segment_effects = theme_effects(offers, self.feature_names)
+            weights = themed + TASTES * weights
         self.weights: F64 = weights
         self.target_rates: F64 = _assign_rates(offers, rng)
-        self.base_logits: F64 = self._calibrate(self._standardize(reference) @ weights.T)
+        self.base_logits: F64 = np.zeros(n_offers)
+        self.base_logits = self._calibrate(self._logits(reference))
 
     def _calibrate(self, linear: F64) -> F64:
         """Bisect each offer's intercept so its mean click rate hits the target."""
@@ -242,6 +278,26 @@ class ResponseModel:
             hi = np.where(too_high, mid, hi)
             lo = np.where(too_high, lo, mid)
         return np.asarray((lo + hi) / 2, dtype=np.float64)
+
+    def _category(self, x: F64, name: str) -> npt.NDArray[np.int64]:
+        """The population's code (index into ``CATEGORY_VALUES[name]``) of each row."""
+        codes = np.clip(x[:, self.feature_names.index(name)].astype(np.int64), 0, len(self._codes[name]) - 1)
+        return np.asarray(self._codes[name][codes], dtype=np.int64)
+
+    def _logits(self, profiles: npt.ArrayLike) -> F64:
+        """(n, n_offers) logits of every offer for every row."""
+        x = np.asarray(profiles, dtype=np.float64)
+        z = self._standardize(x)
+        if self.kind == "rich":
+            # Heavy-tailed amounts (balances, spend) would make a few customers certain to
+            # click; preferences saturate instead.
+            z = np.clip(z, -_RICH_CLIP, _RICH_CLIP)
+        logits = z @ self.weights.T + self.base_logits
+        if "life_stage" in self._codes:
+            logits += self.stage_effects.T[self._category(x, "life_stage")]
+        if "segment" in self._codes:
+            logits += self.segment_effects.T[self._category(x, "segment")]
+        return np.asarray(logits, dtype=np.float64)
 
     def _standardize(self, profiles: npt.ArrayLike) -> F64:
         x = np.asarray(profiles, dtype=np.float64)
@@ -265,18 +321,17 @@ class ResponseModel:
         Returns:
             (n,) float64 probabilities.
         """
-        z = self._standardize(profiles)
+        logits = self._logits(profiles)
         idx = np.asarray(offer_index)
-        if idx.shape != (z.shape[0],) or not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError(f"offer_index must be an integer array of shape ({z.shape[0]},)")
+        if idx.shape != (logits.shape[0],) or not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError(f"offer_index must be an integer array of shape ({logits.shape[0]},)")
         if idx.size and (idx.min() < 0 or idx.max() >= self.n_offers):
             raise ValueError(f"offer_index out of range 0..{self.n_offers - 1}")
-        logits = self.base_logits[idx] + np.einsum("ij,ij->i", z, self.weights[idx])
-        return sigmoid(logits)
+        return sigmoid(logits[np.arange(idx.size), idx])
 
     def click_probabilities(self, profiles: npt.ArrayLike) -> F64:
         """Return the true click probabilities of all offers: shape (n, n_offers)."""
-        return sigmoid(self._standardize(profiles) @ self.weights.T + self.base_logits)
+        return sigmoid(self._logits(profiles))
 
 
 def draw_clicks(probabilities: npt.ArrayLike, rng: np.random.Generator) -> npt.NDArray[np.bool_]:

@@ -167,7 +167,16 @@ def decisions(engine, profiles, now):
     ]
 
 
-def test_same_seed_same_decisions_different_seed_different(make_demo_engine, demo_profiles, now):
+def test_same_seed_same_decisions_different_seed_different(demo_profiles, now):
+    from seeds.generator import DEMO_CATALOG
+
+    # a sampling policy at every placement (the demo catalog's lin_ucb draws nothing)
+    text = DEMO_CATALOG.read_text().replace("policy: {type: lin_ucb, alpha: 0.3}", "policy: thompson")
+    sampling = parse_catalog(text)
+
+    def make_demo_engine(seed):
+        return Engine(sampling, seed=seed, clock="simulated")
+
     profiles = demo_profiles[:200]
     first = decisions(make_demo_engine(21), profiles, now)
     assert decisions(make_demo_engine(21), profiles, now) == first
@@ -272,13 +281,13 @@ def test_apply_catalog_keeps_learning_and_rejects_bad_catalogs(make_demo_engine,
     engine = make_demo_engine(5)
     decision = engine.decide("push_daily", demo_profiles[0], consents=["push"])
     engine.report_outcome(decision.decision_id, 1.0)
-    learned = {a.offer_id: (a.alpha, a.beta) for a in engine.policy_state("push_daily")}
+    learned = {a.offer_id: (a.pulls, a.mean) for a in engine.policy_state("push_daily")}
 
     text = DEMO_CATALOG.read_text()
     with pytest.raises(CatalogError, match="unknown feature 'agee'"):
         engine.apply_catalog(parse_catalog(text.replace("age >= ", "agee >= ", 1)))
-    assert {a.offer_id: (a.alpha, a.beta) for a in engine.policy_state("push_daily")} == learned
+    assert {a.offer_id: (a.pulls, a.mean) for a in engine.policy_state("push_daily")} == learned
 
     engine.apply_catalog(parse_catalog(text.replace("value: 8.0", "value: 9.0")))
-    assert {a.offer_id: (a.alpha, a.beta) for a in engine.policy_state("push_daily")} == learned
+    assert {a.offer_id: (a.pulls, a.mean) for a in engine.policy_state("push_daily")} == learned
     assert engine.decide("push_daily", demo_profiles[1], consents=["push"]).offers

@@ -1,12 +1,13 @@
 """`decision-engine demo`: customers arrive at placements, the engine decides, a known response
-model clicks or not, outcomes flow back, and the learned policy is compared with baselines."""
+model clicks or not, outcomes flow back, and the learned policy is compared, on the same
+customers, with the per-customer oracle, the best fixed ranking and uniform random
+(`decision_engine.cli.demo_baselines`)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from decision_engine.catalog import LoadedCatalog, load_catalog, parse_catalog
+from decision_engine.cli.demo_baselines import Simulation, best_fixed_keys, fill
 from decision_engine.engine import Engine
 from decision_engine.experiments.assignment import Experiment
 
@@ -26,11 +28,10 @@ if TYPE_CHECKING:
 
 F64 = npt.NDArray[np.float64]
 
-# Share of customers who consented to each channel; web and app need none in the demo catalog.
-CONSENT_RATES = {"web": 1.0, "app": 1.0, "email": 0.6, "push": 0.4}
 # With a holdout the simulated arrivals spread over this many days, so contact caps see time pass.
 SIMULATED_DAYS = 28
 HOLDOUT_ID = "universal_holdout"
+ORACLE, FIXED, RANDOM = "oracle (true response)", "best fixed ranking", "uniform random"
 
 console = Console()
 
@@ -54,52 +55,47 @@ def with_holdout(catalog: Path, share: float) -> tuple[LoadedCatalog, Experiment
 
 @dataclass(frozen=True)
 class SimulatedPolicyResult:
+    """A policy's expected clicks per offer shown and expected value per decision under the
+    true response model, over the run; ``per_decision`` is the expected value of each decision."""
+
     name: str
     click_rate: float
     value_per_decision: float
+    per_decision: F64 = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True)
 class DemoResult:
     decisions: int
-    results: list[SimulatedPolicyResult]
+    results: list[SimulatedPolicyResult]  # learned first, then oracle, best fixed, random
     decide_seconds: float
     batch_decisions_per_second: float
+    response_model: str
+    by_placement: dict[str, dict[str, float]]  # placement -> policy name -> value per decision
 
+    def result(self, name: str) -> SimulatedPolicyResult:
+        return next(r for r in self.results if r.name == name)
 
-@dataclass
-class Simulation:
-    """Everything the response model knows: profiles, consents, true click probabilities."""
-
-    engine: Engine
-    profiles: npt.NDArray[np.float32]
-    consents: npt.NDArray[np.bool_]
-    click_p: F64
-    eligible: npt.NDArray[np.bool_]
-    values: F64
-
-    @classmethod
-    def build(cls, engine: Engine, catalog: Path, customers: int, seed: int) -> Simulation:
-        from seeds.generator import ResponseModel, generate_profiles
-
-        profiles = generate_profiles(customers, seed=seed, catalog_path=catalog)
-        rng = np.random.default_rng(seed)
-        consents = np.column_stack(
-            [rng.random(customers) < CONSENT_RATES.get(c, 1.0) for c in engine.channels]
+    def gap_captured(self, upto: int | None = None, window: int | None = None) -> float:
+        """Share of the oracle-over-best-fixed gap the learned policy captures, over all
+        decisions or over the ``window`` decisions before decision ``upto``."""
+        end = self.decisions if upto is None else min(upto, self.decisions)
+        start = 0 if window is None else max(end - window, 0)
+        learned, oracle, fixed = (
+            float(self.result(n).per_decision[start:end].mean())
+            for n in (self.results[0].name, ORACLE, FIXED)
         )
-        click_p = ResponseModel(catalog, seed=seed).click_probabilities(profiles)
-        offers = engine.catalog.model.offers
-        now = time.time()
-        active = np.array([_active(o.active_from, o.active_to, now) for o in offers])
-        needs = [engine.channels.index(o.consent) if o.consent else -1 for o in offers]
-        consented = np.column_stack([consents[:, c] if c >= 0 else np.ones(customers, bool) for c in needs])
-        eligible = engine.evaluate_rules(profiles) & active & consented
-        values = np.array([o.value * o.weight for o in offers])
-        return cls(engine, profiles, consents, click_p, eligible, values)
+        return (learned - fixed) / (oracle - fixed) if oracle > fixed else float("nan")
 
 
-def _active(start: datetime | None, end: datetime | None, now: float) -> bool:
-    return (start is None or start.timestamp() <= now) and (end is None or now < end.timestamp())
+def policy_label(catalog: LoadedCatalog) -> str:
+    """ "learned (thompson)" or "learned (thompson / lin_ucb by placement)": the catalog's
+    real policy types, in placement order."""
+    kinds: list[str] = []
+    for placement in catalog.model.placements:
+        if placement.policy.type not in kinds:
+            kinds.append(placement.policy.type)
+    return f"learned ({' / '.join(kinds)}{' by placement' if len(kinds) > 1 else ''})"
 
 
 def run_demo(
@@ -110,15 +106,21 @@ def run_demo(
     progress: Callable[[int, float], None] | None = None,
     log: DecisionLog | None = None,
     holdout: float = 0.0,
+    response_model: str = "rich",
 ) -> DemoResult:
     """Simulates `decisions` arrivals; returns click rate and value per decision by policy.
 
+    The engine learns from clicks drawn from the true response model; every policy, the
+    learned one included, is scored by the expected value of what it showed (the true click
+    probability x value x weight), which has the same mean as the drawn clicks and less noise.
     With a `holdout` share, customers are identified (so the contact policy applies over
     simulated weeks), a universal holdout gets the non-personalized default, and `log`
     receives every decision and outcome for the experiment report.
     """
-    engine = Engine(with_holdout(catalog, holdout)[0] if holdout > 0 else catalog, seed=seed, clock="simulated")
-    sim = Simulation.build(engine, catalog, customers, seed)
+    engine = Engine(
+        with_holdout(catalog, holdout)[0] if holdout > 0 else catalog, seed=seed, clock="simulated"
+    )
+    sim = Simulation.build(engine, catalog, customers, seed, response_model)
     rng = np.random.default_rng(seed + 1)
     placements = engine.placements
     placement_ids = list(placements)
@@ -127,7 +129,8 @@ def run_demo(
 
     who = rng.integers(0, customers, decisions)
     where = rng.integers(0, len(placement_ids), decisions)
-    learned_clicks = learned_value = shown = 0.0
+    value = np.zeros(decisions)
+    clicks = shown = drawn = 0.0
     engine_seconds = 0.0
     start_time, step = time.time(), SIMULATED_DAYS * 86_400 / max(decisions, 1)
     for t in range(decisions):
@@ -144,9 +147,11 @@ def run_demo(
             log.decision(decision, profile_id, now, features=sim.profiles[customer])
         for chosen in decision.offers:
             o = offer_index[chosen.offer_id]
-            clicked = rng.random() < sim.click_p[customer, o]
-            learned_clicks += clicked
-            learned_value += clicked * sim.values[o]
+            p = sim.click_p[customer, o]
+            clicked = rng.random() < p
+            value[t] += p * sim.values[o]
+            clicks += p
+            drawn += clicked
             shown += 1
             started = time.perf_counter()
             engine.report_outcome(decision.decision_id, float(clicked), chosen.offer_id)
@@ -154,48 +159,59 @@ def run_demo(
             if clicked and log is not None and now is not None:
                 log.outcome(decision.decision_id, chosen.offer_id, now + 3600.0, float(sim.values[o]))
         if progress is not None and (t + 1) % 1000 == 0:
-            progress(1000, learned_clicks / max(shown, 1))
+            progress(1000, drawn / max(shown, 1))
 
-    baselines = _baselines(sim, placements, placement_ids, who, where, rng)
-    name = "learned (Thompson)" if holdout == 0 else f"engine ({holdout:.0%} holdout)"
-    learned = SimulatedPolicyResult(name, learned_clicks / max(shown, 1), learned_value / decisions)
+    name = policy_label(engine.catalog) if holdout == 0 else f"engine ({holdout:.0%} holdout)"
+    learned = SimulatedPolicyResult(name, clicks / max(shown, 1), float(value.mean()), value)
+    baselines = _baselines(sim, placement_ids, who, where, rng)
+    by_placement = {
+        pid: {r.name: float(r.per_decision[where == p].mean()) for r in (learned, *baselines)}
+        for p, pid in enumerate(placement_ids)
+        if (where == p).any()
+    }
     started = time.perf_counter()
     engine.decide_batch(placement_ids[0], sim.profiles, consents=sim.consents)
     batch_rate = customers / (time.perf_counter() - started)
-    return DemoResult(decisions, [learned, *baselines], engine_seconds, batch_rate)
+    return DemoResult(
+        decisions, [learned, *baselines], engine_seconds, batch_rate, response_model, by_placement
+    )
 
 
 def _baselines(
     sim: Simulation,
-    placements: dict[str, tuple[str, int, list[str]]],
     placement_ids: list[str],
     who: npt.NDArray[np.int64],
     where: npt.NDArray[np.int64],
     rng: np.random.Generator,
 ) -> list[SimulatedPolicyResult]:
-    """Uniform random among eligible offers, and the best fixed ranking per placement (by true
-    mean value per impression, the objective the engine's arbitration optimises)."""
-    offer_index = {o: i for i, o in enumerate(sim.engine.offer_ids)}
-    mean_value = (sim.click_p * sim.values).mean(axis=0)
-    totals = {"uniform random": [0.0, 0.0, 0], "best fixed offer": [0.0, 0.0, 0]}
+    """The oracle, the best fixed ranking and uniform random on the same arrivals
+    (`decision_engine.cli.demo_baselines`)."""
+    names = (ORACLE, FIXED, RANDOM)
+    value = {n: np.zeros(len(who)) for n in names}
+    clicks = dict.fromkeys(names, 0.0)
+    shown = dict.fromkeys(names, 0)
     for p, pid in enumerate(placement_ids):
-        _, slots, offer_ids = placements[pid]
-        members = np.array([offer_index[o] for o in offer_ids])
-        customers = who[where == p]
-        elig = sim.eligible[np.ix_(customers, members)]
-        p_click = sim.click_p[np.ix_(customers, members)]
-        # Uniform: `slots` distinct eligible offers at random (random keys, ineligible last).
-        keys = np.where(elig, rng.random(elig.shape), -1.0)
-        fixed_keys = np.where(elig, mean_value[members], -1.0)
-        for name, k in (("uniform random", keys), ("best fixed offer", fixed_keys)):
-            top = np.argsort(-k, axis=1)[:, :slots]
-            picked = np.take_along_axis(elig, top, 1)
-            probs = np.take_along_axis(p_click, top, 1) * picked
-            totals[name][0] += probs.sum()
-            totals[name][1] += (probs * sim.values[members][top]).sum()
-            totals[name][2] += picked.sum()
-    decisions = len(who)
-    return [SimulatedPolicyResult(n, c / max(s, 1), v / decisions) for n, (c, v, s) in totals.items()]
+        slots = sim.engine.placements[pid][1]
+        rows = np.flatnonzero(where == p)
+        members = sim.members(pid)
+        allowed = sim.allowed(pid, who[rows])
+        p_click = sim.click_p[np.ix_(who[rows], members)]
+        expected = p_click * sim.values[members]
+        groups = sim.groups[members]
+        keys = {
+            ORACLE: expected,
+            FIXED: np.broadcast_to(best_fixed_keys(expected, allowed, groups, slots), expected.shape),
+            RANDOM: rng.random(expected.shape),
+        }
+        for n in names:
+            picked = fill(keys[n], allowed, groups, slots)
+            value[n][rows] = (picked * expected).sum(axis=1)
+            clicks[n] += float((picked * p_click).sum())
+            shown[n] += int(picked.sum())
+    return [
+        SimulatedPolicyResult(n, clicks[n] / max(shown[n], 1), float(value[n].mean()), value[n])
+        for n in names
+    ]
 
 
 def _demo_catalog() -> Path:
@@ -214,6 +230,21 @@ def _demo_catalog() -> Path:
     default=None,
     help="Catalog to use (default: the demo catalog in seeds/).",
 )
+@click.option(
+    "--response-model",
+    type=click.Choice(["basic", "rich"]),
+    default="rich",
+    show_default=True,
+    help="The customers' true response: 'rich' with preferences by segment, life stage and "
+    "behaviour (seeds/preferences.py), 'basic' with random tastes.",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the learning curve (rolling value per decision) to this image file.",
+)
+@click.option("--by-placement", is_flag=True, help="Also print value per decision by placement.")
 @click.option(
     "--holdout",
     type=click.FloatRange(0.0, 0.5),
@@ -241,15 +272,22 @@ def demo(
     customers: int,
     seed: int,
     catalog: Path | None,
+    response_model: str,
+    plot: Path | None,
+    by_placement: bool,
     holdout: float,
     log_dir: Path,
     html_path: Path | None,
 ) -> None:
-    """Simulate customers with a known response model; compare the learned policy with baselines."""
+    """Simulate customers with a known response model; compare the learned policy with the
+    oracle, the best fixed ranking and uniform random."""
     from contextlib import nullcontext
 
     catalog = catalog or _demo_catalog()
-    console.print(f"catalog {catalog}, {decisions:,} decisions over {customers:,} customers, seed {seed}")
+    console.print(
+        f"catalog {catalog}, {decisions:,} decisions over {customers:,} customers, seed {seed}, "
+        f"{response_model} response model"
+    )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     log_context = nullcontext(None)
     if holdout > 0:
@@ -262,30 +300,96 @@ def demo(
         def advance(steps: int, click_rate: float) -> None:
             bar.update(task, advance=steps, description=f"deciding (click rate {click_rate:.2%})")
 
-        result = run_demo(catalog, decisions, seed, customers, progress=advance, log=log, holdout=holdout)
+        result = run_demo(
+            catalog,
+            decisions,
+            seed,
+            customers,
+            progress=advance,
+            log=log,
+            holdout=holdout,
+            response_model=response_model,
+        )
+    print_results(result, holdout)
+    if by_placement:
+        print_by_placement(result)
+    if plot is not None:
+        plot_learning_curve(result, plot)
+        console.print(f"wrote {plot}")
+    if holdout > 0:
+        _holdout_report(log_dir, HOLDOUT_ID, html_path)
 
-    table = Table(title="Policies on the same simulated customers")
-    table.add_column("policy")
-    table.add_column("click rate", justify="right")
-    table.add_column("value / decision", justify="right")
-    table.add_column("vs random (value)", justify="right")
-    random_value = next(r.value_per_decision for r in result.results if r.name == "uniform random")
+
+def print_results(result: DemoResult, holdout: float = 0.0) -> None:
+    """The policies table, the share of the oracle's gap captured and the engine's speed."""
+    caption = (
+        "expected under the true response model; baselines obey eligibility, consent, one offer per group"
+    )
+    if holdout > 0:
+        caption += "; only the engine also meets contact caps over time"
+    table = Table(title="Policies on the same simulated customers", caption=caption)
+    for column in ("policy", "click rate", "value / decision", "vs best fixed", "gap captured"):
+        table.add_column(
+            column, justify="left" if column == "policy" else "right", no_wrap=column == "policy"
+        )
+    oracle, fixed = (result.result(n).value_per_decision for n in (ORACLE, FIXED))
     for r in result.results:
+        captured = (r.value_per_decision - fixed) / (oracle - fixed) if oracle > fixed else float("nan")
         table.add_row(
             r.name,
             f"{r.click_rate:.2%}",
             f"{r.value_per_decision:.3f}",
-            f"{r.value_per_decision / random_value:.2f}x",
+            f"{r.value_per_decision / fixed - 1:+.1%}",
+            f"{captured:.0%}",
         )
     console.print(table)
+    window = max(result.decisions // 20, 1)
+    checkpoints = [c for c in (50_000, 200_000) if c <= result.decisions] or [result.decisions]
+    for end in checkpoints:
+        console.print(
+            f"share of the oracle-over-best-fixed gap captured in decisions "
+            f"{max(end - window, 0):,}-{end:,}: {result.gap_captured(end, window):.0%}"
+        )
     per_second = result.decisions / result.decide_seconds
     console.print(
         f"engine time {result.decide_seconds:.2f} s for {result.decisions:,} decisions with outcomes "
         f"({per_second:,.0f} decide+report/s from Python, one thread); "
         f"decide_batch: {result.batch_decisions_per_second:,.0f} decisions/s"
     )
-    if holdout > 0:
-        _holdout_report(log_dir, HOLDOUT_ID, html_path)
+
+
+def print_by_placement(result: DemoResult) -> None:
+    table = Table(title="Value per decision by placement")
+    names = [r.name for r in result.results]
+    table.add_column("placement")
+    for name in names:
+        table.add_column(name.split(" (")[0], justify="right")
+    for pid, values in result.by_placement.items():
+        table.add_row(pid, *(f"{values[n]:.3f}" for n in names))
+    console.print(table)
+
+
+def plot_learning_curve(result: DemoResult, path: Path) -> None:
+    """Rolling value per decision of the learned policy, the oracle and the best fixed ranking."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    window = max(min(10_000, result.decisions // 10), 1)
+    x = np.arange(window, result.decisions + 1)
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    for r, style in zip(result.results, ("-", "--", ":", "-."), strict=True):
+        cumulative = np.concatenate([[0.0], np.cumsum(r.per_decision)])
+        axes.plot(x, (cumulative[window:] - cumulative[:-window]) / window, style, label=r.name)
+    axes.set_xlabel("decisions")
+    axes.set_ylabel(f"value per decision (rolling mean over {window:,})")
+    axes.set_title(f"Learning curve on the {result.response_model} response model")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def _holdout_report(log_dir: Path, experiment: str, html_path: Path | None) -> None:
