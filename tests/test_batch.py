@@ -214,3 +214,38 @@ def test_batch_without_propensities_decides_the_same(make_demo_engine, demo_prof
     assert with_p.propensities is not None
     np.testing.assert_array_equal(with_p.offers, without.offers)
     np.testing.assert_array_equal(with_p.scores, without.scores)
+
+
+def test_batch_with_profile_ids_assigns_experiment_groups_like_single_decisions():
+    from decision_engine import Engine, parse_catalog
+
+    catalog = parse_catalog(
+        """
+version: 1
+features: [{name: age, type: int}]
+channels: [web]
+placements: [{id: hero, channel: web, slots: 1}]
+offers:
+  - {id: rich, placements: [hero], value: 10}
+  - {id: cheap, placements: [hero], value: 1}
+experiments:
+  - id: universal_holdout
+    layer: global
+    groups: [{name: holdout, share: 0.2, treatment: default}, {name: personalized, share: 0.8}]
+""",
+        "inline.yaml",
+    )
+    engine = Engine(catalog, seed=5, clock="simulated")
+    ids = [f"c{i}" for i in range(400)]
+    rows = np.full((len(ids), 1), 30, np.float32)
+    batch = engine.decide_batch("hero", rows, profile_ids=ids, now=1_000.0)
+    assert engine.experiments == [("universal_holdout", ["holdout", "personalized"])]
+    assert batch.groups is not None and batch.groups.shape == (len(ids), 1)
+    holdout = batch.groups[:, 0] == 0
+    assert 40 < holdout.sum() < 120
+    for i in range(0, len(ids), 7):
+        single = engine.decide("hero", rows[i], profile_id=ids[i], now=1_000.0)
+        assert dict(single.experiments)["universal_holdout"] == ("holdout" if holdout[i] else "personalized")
+    rich = engine.offer_ids.index("rich")
+    assert (batch.offers[holdout, 0] == rich).all() and (batch.propensities[holdout, 0] == 1.0).all()
+    assert engine.decide_batch("hero", rows, now=1_000.0).groups is None, "no ids, no experiments"

@@ -170,6 +170,8 @@ class Engine:
         self.channels: list[str] = self._core.channels
         # placements on these decide nothing for a profile without the channel's consent
         self.consent_channels: list[str] = self._core.consent_channels
+        # (experiment id, group names), in the order of a batch decision's `groups` columns
+        self.experiments: list[tuple[str, list[str]]] = self._core.experiments
         self._feature_index = {name: i for i, name in enumerate(self.feature_names)}
         # Names the catalog (and so the policies) decisions are made with, for decision logs.
         self.policy_version: str = xxhash.xxh3_64_hexdigest(self.catalog.to_core_json().encode("utf-8"))

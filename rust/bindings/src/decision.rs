@@ -104,6 +104,9 @@ pub struct PyBatchDecision {
     pub scores: Py<PyArray2<f32>>,
     /// (rows, slots) float32, or None when not asked for.
     pub propensities: Option<Py<PyArray2<f32>>>,
+    /// With profile ids: (rows, experiments) int32, each row's group index in each of the
+    /// catalog's experiments (`Engine.experiments` order), -1 where it is in none.
+    pub groups: Option<Py<PyArray2<i32>>>,
 }
 
 impl PyBatchDecision {
@@ -115,6 +118,12 @@ impl PyBatchDecision {
             offers: grid(py, shape, b.offers)?,
             scores: grid(py, shape, b.scores)?,
             propensities: b.propensities.map(|p| grid(py, shape, p)).transpose()?,
+            groups: if b.groups.is_empty() {
+                None
+            } else {
+                let experiments = b.groups.len() / b.rows.max(1);
+                Some(grid(py, (b.rows, experiments), b.groups)?)
+            },
         })
     }
 }

@@ -374,6 +374,18 @@ impl PyEngine {
         self.inner.current().catalog.channels.clone()
     }
 
+    /// The catalog's experiments in order: (id, group names), the columns of a batch's `groups`.
+    #[getter]
+    fn experiments(&self) -> Vec<(String, Vec<String>)> {
+        let loaded = self.inner.current();
+        loaded
+            .catalog
+            .experiments
+            .iter()
+            .map(|x| (x.id.clone(), x.groups.iter().map(|g| g.name.clone()).collect()))
+            .collect()
+    }
+
     /// The channels a profile must have consented to before a placement on them decides.
     #[getter]
     fn consent_channels(&self) -> Vec<String> {

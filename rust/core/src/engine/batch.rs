@@ -9,6 +9,7 @@ use super::decide::{Profile, Slotting};
 use super::{Engine, Loaded};
 use crate::arbitrate::{ArmView, Workspace};
 use crate::error::{Error, Result};
+use crate::experiment::Treatment;
 use crate::pending::{NO_OFFER, PendingBatch};
 use crate::rules::{ChunkScratch, LANES};
 
@@ -36,6 +37,9 @@ pub struct BatchDecision {
     pub scores: Vec<f32>,
     /// `None` unless the request asked for propensities.
     pub propensities: Option<Vec<f32>>,
+    /// With profile ids: `rows x catalog experiments`, each row's group index in each
+    /// experiment of the placement, -1 where it is in none. Empty without ids.
+    pub groups: Vec<i32>,
 }
 
 impl Engine {
@@ -54,6 +58,29 @@ impl Engine {
         let view = ArmView { model: &model, columns, scale: &loaded.scales[p], group: &loaded.groups[p] };
         let consent_mask = |row: usize| consent_mask(request.consents, channels, row);
         let no_clause = |_: usize| String::new();
+
+        // Experiments, as in a single decision: a holdout gets the non-personalized default.
+        let assigned: Vec<Vec<(usize, usize)>> = match request.profile_ids {
+            Some(ids) => ids.par_iter().map(|id| loaded.assignments(p, Some(id))).collect(),
+            None => Vec::new(),
+        };
+        let experiments = &catalog.experiments;
+        if let Some((row, &(e, g))) = assigned
+            .iter()
+            .enumerate()
+            .find_map(|(r, a)| a.iter().find(|&&(e, g)| experiments[e].groups[g].policy.is_some()).map(|x| (r, x)))
+        {
+            return Err(Error::InvalidInput(format!(
+                "row {row}: profile is in group '{}' of experiment '{}', which runs its own policy; a batch \
+                 decides with the placement's policy only, so decide such profiles one at a time (decide_page)",
+                experiments[e].groups[g].name, experiments[e].id
+            )));
+        }
+        let by_value = |row: usize| {
+            assigned
+                .get(row)
+                .is_some_and(|a| a.iter().any(|&(e, g)| experiments[e].groups[g].treatment == Treatment::Default))
+        };
 
         let first_id = self.allocate_ids(rows);
         let mut local = vec![NO_OFFER; rows * slots];
@@ -83,7 +110,7 @@ impl Engine {
                     };
                     let rules = placement.rules.rules();
                     let rule_holds = |l: usize| scratch.truth(rules[l].root)[row] != 0;
-                    let slotting = Slotting { view: &view, decision_id, on_page: &[], by_value: false };
+                    let slotting = Slotting { view: &view, decision_id, on_page: &[], by_value: by_value(global) };
                     let mut rng = self.rng_for(decision_id);
                     let mut decide = |history| {
                         loaded.decide_placement(
@@ -133,7 +160,13 @@ impl Engine {
                 .with_contexts(contexts, columns.len()),
         )?;
         let propensities = request.propensities.then_some(propensities);
-        Ok(BatchDecision { first_id, rows, slots, offers, scores, propensities })
+        let mut groups = vec![-1i32; if assigned.is_empty() { 0 } else { rows * experiments.len() }];
+        for (row, a) in assigned.iter().enumerate() {
+            for &(e, g) in a {
+                groups[row * experiments.len() + e] = g as i32;
+            }
+        }
+        Ok(BatchDecision { first_id, rows, slots, offers, scores, propensities, groups })
     }
 
     /// Every offer's rule over a batch: row-major `rows x offers` of 0/1 (rules only; no

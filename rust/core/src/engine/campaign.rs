@@ -115,6 +115,6 @@ impl Engine {
             first_id,
             PendingBatch::new(Arc::clone(&loaded), p, slots, local).with_context(Vec::new(), request.now),
         )?;
-        Ok(BatchDecision { first_id, rows, slots, offers, scores, propensities })
+        Ok(BatchDecision { first_id, rows, slots, offers, scores, propensities, groups: Vec::new() })
     }
 }

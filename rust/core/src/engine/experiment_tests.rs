@@ -76,3 +76,44 @@ fn a_policy_variant_learns_apart_from_the_placement_policy() {
     let learned: f64 = loaded.arm_sets[variant].arms.read().unwrap().arms().iter().map(|arm| arm.counts.sum).sum();
     assert!(base > 100.0 && learned > 100.0, "both arm sets learned: base {base}, variant {learned}");
 }
+
+#[test]
+fn a_batch_with_profile_ids_assigns_groups_and_keeps_the_holdout_on_the_default() {
+    let e = Engine::new(Catalog::from_json(CATALOG).unwrap(), 3).simulated();
+    let ids: Vec<String> = (0..300).map(|i| format!("b{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let rows = vec![40.0f32; ids.len()];
+    let request = BatchRequest {
+        placement: "side",
+        features: &rows,
+        consents: None,
+        now: 0.0,
+        propensities: true,
+        profile_ids: Some(&ids),
+    };
+    let batch = e.decide_batch(&request).unwrap();
+    let n_exp = 2;
+    assert_eq!(batch.groups.len(), ids.len() * n_exp);
+    let rich =
+        e.current().catalog.placements[1].offers.iter().position(|&o| e.current().catalog.offers[o].id == "rich");
+    let mut holdouts = 0;
+    for (row, id) in ids.iter().enumerate() {
+        let single = decide(&e, "side", id, 40.0);
+        let expected = match group(&single, "holdout") {
+            Some("holdout") => 0,
+            Some("personalized") => 1,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(batch.groups[row * n_exp], expected, "the batch assigns as a single decision does");
+        assert_eq!(batch.groups[row * n_exp + 1], -1, "prior_ab is not on this placement");
+        if expected == 0 {
+            holdouts += 1;
+            assert_eq!(batch.offers[row], rich.unwrap() as i32, "the holdout gets the highest-value default");
+            assert_eq!(batch.propensities.as_ref().unwrap()[row], 1.0);
+        }
+    }
+    assert!(holdouts > 30, "{holdouts}");
+    // A policy variant cannot run inside a batch: a clear error, not a silent wrong policy.
+    let err = e.decide_batch(&BatchRequest { placement: "hero", ..request }).unwrap_err().to_string();
+    assert!(err.contains("runs its own policy") && err.contains("experiment 'prior_ab'"), "{err}");
+}
