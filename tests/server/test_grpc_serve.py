@@ -53,7 +53,8 @@ class Child:
             except json.JSONDecodeError:
                 self.lines.put({"message": line.rstrip()})
 
-    def wait_log(self, message: str, timeout: float = 15.0) -> dict[str, Any]:
+    def wait_log(self, message: str, timeout: float = 60.0) -> dict[str, Any]:
+        # a bound, not a timing claim: a loaded 2-core machine can take many seconds to start serve
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
