@@ -13,7 +13,7 @@ use crate::policy::{Model, lift, lifted_len};
 const MIN_SIDE: usize = 8;
 
 #[derive(Default)]
-pub(super) struct Moments {
+pub(crate) struct Moments {
     /// `n x arms` column-major: sqrt(x' A^-1 x) (after [`Self::compute`]), then theta'x.
     quads: DMatrix<f32>,
     means: DMatrix<f32>,

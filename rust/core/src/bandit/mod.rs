@@ -3,7 +3,7 @@
 //! benchmarks and off-policy evaluation drive directly.
 
 mod file;
-mod linear_batch;
+pub(crate) mod linear_batch;
 
 pub(crate) use file::check_header;
 pub use file::{BANDIT_FORMAT, BANDIT_VERSION};

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use super::decide::{Profile, Slotting};
 use super::{Engine, Loaded};
 use crate::arbitrate::{ArmView, Workspace};
+use crate::bandit::linear_batch::Moments;
 use crate::error::{Error, Result};
 use crate::experiment::Treatment;
 use crate::pending::{NO_OFFER, PendingBatch};
@@ -90,14 +91,31 @@ impl Engine {
             .par_chunks_mut(LANES * slots)
             .zip(scores.par_chunks_mut(LANES * slots))
             .zip(propensities.par_chunks_mut(LANES * slots));
+        let width = columns.len();
         request.features.par_chunks(dim * LANES).zip(outputs).enumerate().for_each_init(
-            || (ChunkScratch::new(placement.rules.program()), Workspace::default(), Vec::new()),
-            |(scratch, ws, eligible), (chunk, (values, ((out_local, out_score), out_prop)))| {
+            || {
+                let scratch = ChunkScratch::new(placement.rules.program());
+                (scratch, Workspace::default(), Vec::new(), Moments::default(), Vec::new())
+            },
+            |(scratch, ws, eligible, moments, block), (chunk, (values, ((out_local, out_score), out_prop)))| {
                 let n = values.len() / dim;
                 crate::rules::eval_chunk(placement.rules.program(), values, dim, n, scratch);
+                // A linear policy scores the whole chunk's contexts by two matrix products,
+                // as `Bandit` does, instead of row by row.
+                if width > 0 {
+                    block.clear();
+                    block.extend(values.chunks_exact(dim).flat_map(|row| columns.iter().map(|&c| row[c])));
+                    moments.compute(&model, block, width, n);
+                }
                 for row in 0..n {
                     let global = chunk * LANES + row;
                     let decision_id = first_id + global as u64;
+                    let context = if width > 0 { &block[row * width..(row + 1) * width] } else { &[][..] };
+                    if width > 0 {
+                        moments.start_row(&model, context);
+                    }
+                    let moments = &*moments;
+                    let linear = |i: usize| moments.get(&model, row, i, context);
                     let profile = Profile {
                         features: &values[row * dim..(row + 1) * dim],
                         now: request.now,
@@ -107,6 +125,7 @@ impl Engine {
                         exclude: &[],
                         explain: false,
                         propensities: request.propensities,
+                        linear: (width > 0).then_some(&linear as &dyn Fn(usize) -> (f64, f64)),
                     };
                     let rules = placement.rules.rules();
                     let rule_holds = |l: usize| scratch.truth(rules[l].root)[row] != 0;

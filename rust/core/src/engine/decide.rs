@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rand::Rng;
 
 use super::{Engine, Loaded, Reason};
-use crate::arbitrate::{ArmView, Workspace, choose, choose_by_value};
+use crate::arbitrate::{ArmView, Workspace, choose, choose_by_value, choose_with};
 use crate::catalog::Catalog;
 use crate::contact::{ContactCheck, ContactEvent, Counts, Exclusion, History};
 use crate::error::{Error, Result};
@@ -112,6 +112,9 @@ pub(crate) struct Profile<'a> {
     pub exclude: &'a [&'a str],
     pub explain: bool,
     pub propensities: bool,
+    /// A linear policy's (theta'x, width) per arm, when a batch computed them for a whole
+    /// block of profiles by matrix products; otherwise the arms score this row themselves.
+    pub linear: Option<&'a dyn Fn(usize) -> (f64, f64)>,
 }
 
 /// What arbitration of one placement needs besides the profile.
@@ -208,6 +211,11 @@ impl Loaded {
         loop {
             if slotting.by_value {
                 choose_by_value(slotting.view, eligible, placement.slots, rng, ws);
+            } else if let Some(linear) = profile.linear {
+                let view = slotting.view;
+                choose_with(view, eligible, placement.slots, profile.propensities, rng, ws, |scores, moments, rng| {
+                    view.model.score_with(eligible, view.scale, linear, rng, scores, moments)
+                });
             } else {
                 choose(slotting.view, profile.features, eligible, placement.slots, profile.propensities, rng, ws);
             }
@@ -303,6 +311,7 @@ impl Engine {
             exclude: request.exclude,
             explain: request.explain,
             propensities: true,
+            linear: None,
         };
 
         // The profile's shard stays locked from checking caps to reserving contacts.

@@ -159,3 +159,43 @@ fn replacing_the_catalog_keeps_what_was_learned() {
     let learned: f64 = state.iter().map(|a| a.alpha + a.beta - 2.0).sum();
     assert_eq!(learned, 2.0, "both outcomes reach the new catalog's arms: {state:?}");
 }
+
+/// 8 features and 10 offers on `lin_ucb`: big enough for the batch's blocked matrix path.
+fn linear_engine() -> Engine {
+    let features: Vec<String> = (0..8).map(|i| format!(r#"{{"name": "f{i}", "type": "float"}}"#)).collect();
+    let offers: Vec<String> = (0..10).map(|i| format!(r#"{{"id": "o{i}", "placements": ["p"]}}"#)).collect();
+    let json = format!(
+        r#"{{"features": [{}], "channels": ["web"], "offers": [{}],
+            "placements": [{{"id": "p", "channel": "web", "slots": 2, "policy": {{"type": "lin_ucb", "alpha": 0.5}}}}]}}"#,
+        features.join(","),
+        offers.join(",")
+    );
+    Engine::new(Catalog::from_json(&json).unwrap(), 11).simulated()
+}
+
+#[test]
+fn the_blocked_linear_batch_decides_like_single_decisions() {
+    use rand::{RngExt, SeedableRng};
+    let e = linear_engine();
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
+    let row = |rng: &mut rand_xoshiro::Xoshiro256PlusPlus| (0..8).map(|_| rng.random::<f32>()).collect::<Vec<f32>>();
+    for _ in 0..400 {
+        let x = row(&mut rng);
+        let d = e.decide(&DecideRequest::new(&["p"], &x, 0.0)).unwrap();
+        let reward = f64::from(u8::from(x[0] > 0.5 && d.offers[0].offer_id == "o3"));
+        e.report_outcome(d.decision_id, Some(&d.offers[0].offer_id), reward, false).unwrap();
+    }
+    let rows: Vec<f32> = (0..600).flat_map(|_| row(&mut rng)).collect();
+    let request =
+        BatchRequest { placement: "p", features: &rows, consents: None, now: 0.0, propensities: true, profile_ids: None };
+    let batch = e.decide_batch(&request).unwrap();
+    let ids = e.current().catalog.placements[0].offers.clone();
+    for (r, x) in rows.chunks_exact(8).enumerate() {
+        let single = e.decide(&DecideRequest::new(&["p"], x, 0.0)).unwrap();
+        for (slot, chosen) in single.offers.iter().enumerate() {
+            let local = batch.offers[r * 2 + slot] as usize;
+            assert_eq!(e.current().catalog.offers[ids[local]].id, chosen.offer_id, "row {r} slot {slot}");
+            assert!((f64::from(batch.scores[r * 2 + slot]) - chosen.score).abs() < 1e-4, "row {r}");
+        }
+    }
+}
