@@ -20,6 +20,7 @@ from rich.table import Table
 
 from decision_engine.catalog import LoadedCatalog, load_catalog, parse_catalog
 from decision_engine.cli.demo_baselines import Simulation, best_fixed_keys, fill
+from decision_engine.cli.seeds import seeds_module
 from decision_engine.engine import Engine
 from decision_engine.experiments.assignment import Experiment
 
@@ -215,9 +216,8 @@ def _baselines(
 
 
 def _demo_catalog() -> Path:
-    from seeds.generator import DEMO_CATALOG
-
-    return DEMO_CATALOG
+    catalog: Path = seeds_module("generator").DEMO_CATALOG
+    return catalog
 
 
 @click.command("demo")

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from decision_engine.cli.seeds import seeds_module
 from decision_engine.engine import Engine
 
 F64 = npt.NDArray[np.float64]
@@ -51,14 +52,14 @@ class Simulation:
     def build(
         cls, engine: Engine, catalog: Path, customers: int, seed: int, response_model: str
     ) -> Simulation:
-        from seeds.generator import ResponseModel, generate_profiles
-
+        generator = seeds_module("generator")
+        ResponseModel, generate_profiles = generator.ResponseModel, generator.generate_profiles
         profiles = generate_profiles(customers, seed=seed, catalog_path=catalog)
         rng = np.random.default_rng(seed)
         consents = np.column_stack(
             [rng.random(customers) < CONSENT_RATES.get(c, 1.0) for c in engine.channels]
         )
-        model = ResponseModel(catalog, seed=seed, kind=response_model)  # type: ignore[arg-type]
+        model = ResponseModel(catalog, seed=seed, kind=response_model)
         click_p = model.click_probabilities(profiles)
         offers = engine.catalog.model.offers
         now = time.time()
