@@ -246,14 +246,17 @@ def run_ray_campaign(
     wanted = input_columns(probe.engine, id_column, consents)
     _check_columns(pq.read_schema(os.fspath(profiles)), wanted, profiles)
     workers = concurrency or max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
-    dataset = ray.data.read_parquet(os.fspath(profiles), columns=wanted)
+    dataset = ray.data.read_parquet(os.fspath(profiles)).select_columns(wanted)
     decided = dataset.map_batches(
         BatchDecider,
         fn_constructor_args=(os.fspath(catalog), placement),
-        fn_constructor_kwargs=dict(options, unique_ids=True),
+        fn_constructor_kwargs=dict(options, unique_ids=True, threads=1),
         batch_format="pyarrow",
         batch_size=batch_rows,
-        concurrency=workers,
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        # Each actor decides on one thread; half a logical CPU each leaves the read tasks room
+        # to run when there are as many actors as CPUs.
+        num_cpus=0.5,
     )
     decided.write_parquet(os.fspath(out))
     written = pds.dataset(os.fspath(out), format="parquet")
