@@ -4,8 +4,8 @@ PIP = $(PY) -m pip install --disable-pip-version-check -q
 
 .PHONY: install redis-server demo test test-rust test-python lint bench generate
 
-install:                 ## build the extension (release) and install the package with test/dev tools
-	$(PIP) -e '.[test,dev]'
+install:                 ## build the extension (release) and install the package with test/dev tools and Ray
+	$(PIP) -e '.[test,dev,ray]'
 
 demo:                    ## set up and run the main job: the embedded demo
 	$(PIP) .
