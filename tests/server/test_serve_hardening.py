@@ -96,3 +96,22 @@ def test_metrics_token(serve_child) -> None:
     request = urllib.request.Request(url, headers={"Authorization": "Bearer scrape-secret"})
     with urllib.request.urlopen(request, timeout=5) as response:
         assert b"process_resident_memory_bytes" in response.read()
+
+
+def test_serve_runs_on_its_own_clock(serve_child) -> None:
+    import time
+
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    child = serve_child("--address", "127.0.0.1:0", "--max-clock-skew", "60")
+    serving = child.wait_log("serving")
+    channel, decisions, _ = stubs(serving["port"])
+    profile = pb.Profile(features=[30, 2000, 0, 2], id="c-1")
+    with channel:
+        now = Timestamp(seconds=int(time.time()))
+        assert decisions.Decide(pb.DecideRequest(profile=profile, placements=["hero"], now=now), timeout=5)
+        ahead = Timestamp(seconds=int(time.time()) + 365 * 86_400)
+        request = pb.DecideRequest(profile=profile, placements=["hero"], now=ahead)
+        error = rpc_error(lambda: decisions.Decide(request, timeout=5))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "ahead of the server clock" in error.details() and "at most 60 s" in error.details()

@@ -13,6 +13,7 @@ import click
 # GRPC_VERBOSITY=ERROR in the environment brings them back.
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
+from decision_engine import _core
 from decision_engine.server.limits import Limits
 
 DEFAULTS = Limits()
@@ -150,6 +151,20 @@ DEFAULTS = Limits()
 )
 @click.option("--seed", default=0, show_default=True, help="Engine seed (worker i uses SEED + i).")
 @click.option(
+    "--max-pending",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Decisions kept awaiting outcomes per worker, about 400 bytes each; the oldest go first "
+    f"(default {int(_core.LIMITS['default_max_pending']):,}).",
+)
+@click.option(
+    "--max-clock-skew",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds a request's own time may differ from this server's clock "
+    f"(default {_core.LIMITS['default_max_clock_skew_seconds']:.0f}); past it the request is refused.",
+)
+@click.option(
     "--store",
     "store_url",
     default=None,
@@ -185,6 +200,8 @@ def serve(
     metrics_token: str | None,
     metrics_tls: bool,
     seed: int,
+    max_pending: int | None,
+    max_clock_skew: float | None,
     store_url: str | None,
     log_level: str,
 ) -> None:
@@ -235,6 +252,8 @@ def serve(
         grace=grace,
         limits=limits,
         seed=seed,
+        max_pending=max_pending,
+        max_clock_skew=max_clock_skew,
         store=store_url,
     )
     sys.exit(run_server(options))

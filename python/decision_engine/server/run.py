@@ -55,6 +55,8 @@ class ServeOptions:
     grace: float = 10.0
     limits: Limits = field(default_factory=Limits)
     seed: int = 0  # worker i seeds its engine with seed + i
+    max_pending: int | None = None  # None: the core's default
+    max_clock_skew: float | None = None  # None: the core's default
     store: str | None = None  # redis://... overrides the catalog's `store:` section
 
 
@@ -104,7 +106,13 @@ def _serve_worker(options: ServeOptions, worker: int, *, reuse_port: bool) -> in
     context = {"worker": worker, "pid": os.getpid()}
     try:
         catalog = load_catalog(options.catalog)
-        engine = Engine(catalog, seed=options.seed + worker, state_dir=_state_dir(options, catalog, worker))
+        engine = Engine(
+            catalog,
+            seed=options.seed + worker,
+            state_dir=_state_dir(options, catalog, worker),
+            max_pending=options.max_pending,
+            max_clock_skew=options.max_clock_skew,
+        )
     except CatalogError as exc:
         log.error("invalid catalog: %s", exc, extra={**context, "issues": [str(i) for i in issues_of(exc)]})
         return 1
