@@ -69,12 +69,8 @@ def test_campaign_ray_2_workers(
     result = benchmark.pedantic(run, rounds=3)
     assert result.rows == ROWS
     RATES["ray"] = record("campaign.ray.w2", ROWS).rate / CORES
-
-
-def test_ray_per_core_ratio(capsys: pytest.CaptureFixture[str]) -> None:
-    assert set(RATES) == {"in_process", "ray"}, "both campaigns ran"
-    ratio = RATES["ray"] / RATES["in_process"]
-    with capsys.disabled():
+    if "in_process" in RATES:  # the ratio, printed with -s (run both tests together)
+        ratio = RATES["ray"] / RATES["in_process"]
         print(
             f"\ncampaign {ROWS:,} rows: in-process {RATES['in_process']:,.0f} rows/s per core, "
             f"Ray 2 workers {RATES['ray']:,.0f} rows/s per core, ratio {ratio:.2f}x (target 0.8x)"
