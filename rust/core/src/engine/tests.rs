@@ -186,8 +186,14 @@ fn the_blocked_linear_batch_decides_like_single_decisions() {
         e.report_outcome(d.decision_id, Some(&d.offers[0].offer_id), reward, false).unwrap();
     }
     let rows: Vec<f32> = (0..600).flat_map(|_| row(&mut rng)).collect();
-    let request =
-        BatchRequest { placement: "p", features: &rows, consents: None, now: 0.0, propensities: true, profile_ids: None };
+    let request = BatchRequest {
+        placement: "p",
+        features: &rows,
+        consents: None,
+        now: 0.0,
+        propensities: true,
+        profile_ids: None,
+    };
     let batch = e.decide_batch(&request).unwrap();
     let ids = e.current().catalog.placements[0].offers.clone();
     for (r, x) in rows.chunks_exact(8).enumerate() {
