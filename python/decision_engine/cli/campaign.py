@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -91,38 +92,23 @@ def campaign(
 ) -> None:
     """Decide PLACEMENT for every profile of a Parquet file into a Parquet file of decisions."""
     try:
+        # what both ways of running the job take alike
+        job: dict[str, Any] = {
+            "batch_rows": batch_rows,
+            "seed": seed,
+            "policy_state": policy_state,
+            "log": log,
+            "now": now,
+            "id_column": id_column,
+            "consents": _consents(consents),
+        }
         if ray_address is not None:
             result = run_ray_campaign(
-                ray_address,
-                catalog,
-                placement,
-                profiles,
-                out,
-                batch_rows=batch_rows,
-                seed=seed,
-                policy_state=policy_state,
-                log=log,
-                now=now,
-                id_column=id_column,
-                consents=_consents(consents),
-                concurrency=workers,
+                ray_address, catalog, placement, profiles, out, concurrency=workers, **job
             )
         else:
             with _progress(placement) as advance:
-                result = run_campaign(
-                    catalog,
-                    placement,
-                    profiles,
-                    out,
-                    batch_rows=batch_rows,
-                    seed=seed,
-                    policy_state=policy_state,
-                    log=log,
-                    now=now,
-                    id_column=id_column,
-                    consents=_consents(consents),
-                    progress=advance,
-                )
+                result = run_campaign(catalog, placement, profiles, out, progress=advance, **job)
     except (DecisionEngineError, OSError, ImportError) as exc:
         errors.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
