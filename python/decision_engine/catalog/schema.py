@@ -40,6 +40,7 @@ from decision_engine.catalog.policies import (
     Ucb1Policy,
 )
 from decision_engine.catalog.policies import normalize_policy as _normalize_policy
+from decision_engine.catalog.profiles import Computed, EventSpec, FeatureDefault, ProfilesConfig
 from decision_engine.catalog.store import EmbeddedStoreConfig, RedisStoreConfig, StoreConfig
 
 __all__ = [
@@ -47,9 +48,11 @@ __all__ = [
     "Budget",
     "Cap",
     "Catalog",
+    "Computed",
     "ContactPolicy",
     "EmbeddedStoreConfig",
     "EpsilonGreedyPolicy",
+    "EventSpec",
     "ExperimentConfig",
     "ExperimentGroup",
     "Feature",
@@ -59,6 +62,7 @@ __all__ = [
     "Offer",
     "Placement",
     "Policy",
+    "ProfilesConfig",
     "RedisStoreConfig",
     "SoftmaxPolicy",
     "StoreConfig",
@@ -168,6 +172,13 @@ def _non_empty(what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _without(data: object, *optional: str) -> object:
+    """`data` (a model's JSON) without the `optional` keys that are absent (None)."""
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if not (v is None and k in optional)}
+    return data
+
+
 def _first_duplicate(values: tuple[str, ...]) -> str | None:
     seen: set[str] = set()
     for value in values:
@@ -182,6 +193,14 @@ class Feature(_Model):
     name: Annotated[FeatureName, _declare("features", "feature name")]
     type: Literal["int", "float", "bool", "category"]
     values: tuple[Text, ...] | None = None
+    # what a profile without a stored value has (a number, a bool or a category value name)
+    default: FeatureDefault | None = None
+    # computed from the profile's events; never written by upserts
+    computed: Computed | None = None
+
+    @model_serializer(mode="wrap")
+    def _sparse(self, handler: SerializerFunctionWrapHandler) -> object:
+        return _without(handler(self), "default", "computed")
 
     @field_validator("values")
     @classmethod
@@ -354,6 +373,12 @@ class Catalog(_Model):
     contact_policy: ContactPolicy | None = None
     experiments: tuple[ExperimentConfig, ...] = ()
     store: StoreConfig = Field(default_factory=EmbeddedStoreConfig)
+    events: tuple[EventSpec, ...] | None = None
+    profiles: ProfilesConfig | None = None
+
+    @model_serializer(mode="wrap")
+    def _sparse(self, handler: SerializerFunctionWrapHandler) -> object:
+        return _without(handler(self), "events", "profiles")
 
     @model_validator(mode="wrap")
     @classmethod

@@ -32,7 +32,10 @@ _ITEMS: dict[str, tuple[str, str | None]] = {
     "placements": ("placement", "id"),
     "features": ("feature", "name"),
     "channels": ("channel", None),
+    "events": ("event", "type"),
 }
+# top-level sections the core reports errors of by name (not an item of a list)
+_SECTIONS = frozenset({"profiles"})
 
 
 def mark_position(node: yaml.Node) -> Position:
@@ -189,8 +192,10 @@ def locate_core_error(
     where = f"{kind} '{item}'" if item is not None and kind != "catalog" else kind
     item_path = source_map.find_item(kind, item) if item is not None else None
     position = source_map.get(())
+    if kind in _SECTIONS:  # a top-level section such as `profiles:`, at its key
+        position = source_map.key_position((kind,)) or position
     if item_path is not None:
-        name_key = "name" if kind == "feature" else "id"
+        name_key = next((key for label, key in _ITEMS.values() if label == kind and key), "id")
         position = source_map.get((*item_path, name_key), source_map.get(item_path))
         rule = source_map.nodes.get((*item_path, "rule"))
         if rule_line is not None and isinstance(rule, yaml.ScalarNode):
