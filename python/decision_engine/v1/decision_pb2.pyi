@@ -21,6 +21,123 @@ CONTACT_KIND_SHOWN: ContactKind
 CONTACT_KIND_CONVERTED: ContactKind
 CONTACT_KIND_DISMISSED: ContactKind
 
+class ProfileUpsert(_message.Message):
+    __slots__ = ("id", "features", "consents", "revoked_consents", "purchases")
+    class FeaturesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: FeatureValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[FeatureValue, _Mapping]] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    CONSENTS_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_CONSENTS_FIELD_NUMBER: _ClassVar[int]
+    PURCHASES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    features: _containers.MessageMap[str, FeatureValue]
+    consents: _containers.RepeatedScalarFieldContainer[str]
+    revoked_consents: _containers.RepeatedScalarFieldContainer[str]
+    purchases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., features: _Optional[_Mapping[str, FeatureValue]] = ..., consents: _Optional[_Iterable[str]] = ..., revoked_consents: _Optional[_Iterable[str]] = ..., purchases: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class UpsertProfilesRequest(_message.Message):
+    __slots__ = ("profiles",)
+    PROFILES_FIELD_NUMBER: _ClassVar[int]
+    profiles: _containers.RepeatedCompositeFieldContainer[ProfileUpsert]
+    def __init__(self, profiles: _Optional[_Iterable[_Union[ProfileUpsert, _Mapping]]] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("id", "profile_id", "type", "time", "properties")
+    class PropertiesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: FeatureValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[FeatureValue, _Mapping]] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    profile_id: str
+    type: str
+    time: _timestamp_pb2.Timestamp
+    properties: _containers.MessageMap[str, FeatureValue]
+    def __init__(self, id: _Optional[str] = ..., profile_id: _Optional[str] = ..., type: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., properties: _Optional[_Mapping[str, FeatureValue]] = ...) -> None: ...
+
+class TrackEventsRequest(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+
+class WriteResponse(_message.Message):
+    __slots__ = ("accepted", "duplicates", "rejected", "refused")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    accepted: int
+    duplicates: int
+    rejected: _containers.RepeatedCompositeFieldContainer[RowError]
+    refused: int
+    def __init__(self, accepted: _Optional[int] = ..., duplicates: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[RowError, _Mapping]]] = ..., refused: _Optional[int] = ...) -> None: ...
+
+class RowError(_message.Message):
+    __slots__ = ("index", "id", "message")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    id: str
+    message: str
+    def __init__(self, index: _Optional[int] = ..., id: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class GetProfileRequest(_message.Message):
+    __slots__ = ("id", "now")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    now: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class StoredProfile(_message.Message):
+    __slots__ = ("id", "features", "consents", "purchases", "history")
+    class FeaturesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: FeatureValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[FeatureValue, _Mapping]] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    CONSENTS_FIELD_NUMBER: _ClassVar[int]
+    PURCHASES_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    features: _containers.MessageMap[str, FeatureValue]
+    consents: _containers.RepeatedScalarFieldContainer[str]
+    purchases: _containers.RepeatedScalarFieldContainer[str]
+    history: _containers.RepeatedCompositeFieldContainer[Contact]
+    def __init__(self, id: _Optional[str] = ..., features: _Optional[_Mapping[str, FeatureValue]] = ..., consents: _Optional[_Iterable[str]] = ..., purchases: _Optional[_Iterable[str]] = ..., history: _Optional[_Iterable[_Union[Contact, _Mapping]]] = ...) -> None: ...
+
+class DeleteProfileRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DeleteProfileResponse(_message.Message):
+    __slots__ = ("found",)
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    def __init__(self, found: _Optional[bool] = ...) -> None: ...
+
 class Profile(_message.Message):
     __slots__ = ("id", "features", "consents", "named_features", "history", "purchases")
     class NamedFeaturesEntry(_message.Message):
@@ -110,16 +227,20 @@ class ExperimentGroup(_message.Message):
     def __init__(self, experiment: _Optional[str] = ..., group: _Optional[str] = ...) -> None: ...
 
 class DecideRequest(_message.Message):
-    __slots__ = ("profile", "placements", "explain", "now")
+    __slots__ = ("profile", "placements", "explain", "now", "events", "upsert")
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     PLACEMENTS_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     NOW_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    UPSERT_FIELD_NUMBER: _ClassVar[int]
     profile: Profile
     placements: _containers.RepeatedScalarFieldContainer[str]
     explain: bool
     now: _timestamp_pb2.Timestamp
-    def __init__(self, profile: _Optional[_Union[Profile, _Mapping]] = ..., placements: _Optional[_Iterable[str]] = ..., explain: _Optional[bool] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    upsert: ProfileUpsert
+    def __init__(self, profile: _Optional[_Union[Profile, _Mapping]] = ..., placements: _Optional[_Iterable[str]] = ..., explain: _Optional[bool] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., upsert: _Optional[_Union[ProfileUpsert, _Mapping]] = ...) -> None: ...
 
 class DecideResponse(_message.Message):
     __slots__ = ("decisions",)

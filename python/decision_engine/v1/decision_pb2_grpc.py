@@ -320,3 +320,259 @@ class DecisionService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ProfileServiceStub:
+    """The customer plane: the customer data platform writes profiles and events, every channel
+    then decides by id (a Decide with only `profile.id`).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.UpsertProfiles = channel.unary_unary(
+                '/decision_engine.v1.ProfileService/UpsertProfiles',
+                request_serializer=decision__engine_dot_v1_dot_decision__pb2.UpsertProfilesRequest.SerializeToString,
+                response_deserializer=decision__engine_dot_v1_dot_decision__pb2.WriteResponse.FromString,
+                _registered_method=True)
+        self.UpsertProfileStream = channel.stream_unary(
+                '/decision_engine.v1.ProfileService/UpsertProfileStream',
+                request_serializer=decision__engine_dot_v1_dot_decision__pb2.UpsertProfilesRequest.SerializeToString,
+                response_deserializer=decision__engine_dot_v1_dot_decision__pb2.WriteResponse.FromString,
+                _registered_method=True)
+        self.TrackEvents = channel.stream_unary(
+                '/decision_engine.v1.ProfileService/TrackEvents',
+                request_serializer=decision__engine_dot_v1_dot_decision__pb2.TrackEventsRequest.SerializeToString,
+                response_deserializer=decision__engine_dot_v1_dot_decision__pb2.WriteResponse.FromString,
+                _registered_method=True)
+        self.GetProfile = channel.unary_unary(
+                '/decision_engine.v1.ProfileService/GetProfile',
+                request_serializer=decision__engine_dot_v1_dot_decision__pb2.GetProfileRequest.SerializeToString,
+                response_deserializer=decision__engine_dot_v1_dot_decision__pb2.StoredProfile.FromString,
+                _registered_method=True)
+        self.DeleteProfile = channel.unary_unary(
+                '/decision_engine.v1.ProfileService/DeleteProfile',
+                request_serializer=decision__engine_dot_v1_dot_decision__pb2.DeleteProfileRequest.SerializeToString,
+                response_deserializer=decision__engine_dot_v1_dot_decision__pb2.DeleteProfileResponse.FromString,
+                _registered_method=True)
+
+
+class ProfileServiceServicer:
+    """The customer plane: the customer data platform writes profiles and events, every channel
+    then decides by id (a Decide with only `profile.id`).
+    """
+
+    def UpsertProfiles(self, request, context):
+        """Writes profiles (partial updates: only the features given change).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpsertProfileStream(self, request_iterator, context):
+        """The same over a stream of batches, for bulk loads.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TrackEvents(self, request_iterator, context):
+        """Applies events to their profiles' computed attributes, consents and purchases. Every
+        event has an id; a repeated id is applied once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProfile(self, request, context):
+        """A stored profile, its computed attributes evaluated now; NOT_FOUND when not held.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteProfile(self, request, context):
+        """Erases a profile: its features, events, contact history and pending decisions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ProfileServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'UpsertProfiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertProfiles,
+                    request_deserializer=decision__engine_dot_v1_dot_decision__pb2.UpsertProfilesRequest.FromString,
+                    response_serializer=decision__engine_dot_v1_dot_decision__pb2.WriteResponse.SerializeToString,
+            ),
+            'UpsertProfileStream': grpc.stream_unary_rpc_method_handler(
+                    servicer.UpsertProfileStream,
+                    request_deserializer=decision__engine_dot_v1_dot_decision__pb2.UpsertProfilesRequest.FromString,
+                    response_serializer=decision__engine_dot_v1_dot_decision__pb2.WriteResponse.SerializeToString,
+            ),
+            'TrackEvents': grpc.stream_unary_rpc_method_handler(
+                    servicer.TrackEvents,
+                    request_deserializer=decision__engine_dot_v1_dot_decision__pb2.TrackEventsRequest.FromString,
+                    response_serializer=decision__engine_dot_v1_dot_decision__pb2.WriteResponse.SerializeToString,
+            ),
+            'GetProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProfile,
+                    request_deserializer=decision__engine_dot_v1_dot_decision__pb2.GetProfileRequest.FromString,
+                    response_serializer=decision__engine_dot_v1_dot_decision__pb2.StoredProfile.SerializeToString,
+            ),
+            'DeleteProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteProfile,
+                    request_deserializer=decision__engine_dot_v1_dot_decision__pb2.DeleteProfileRequest.FromString,
+                    response_serializer=decision__engine_dot_v1_dot_decision__pb2.DeleteProfileResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'decision_engine.v1.ProfileService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('decision_engine.v1.ProfileService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ProfileService:
+    """The customer plane: the customer data platform writes profiles and events, every channel
+    then decides by id (a Decide with only `profile.id`).
+    """
+
+    @staticmethod
+    def UpsertProfiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/decision_engine.v1.ProfileService/UpsertProfiles',
+            decision__engine_dot_v1_dot_decision__pb2.UpsertProfilesRequest.SerializeToString,
+            decision__engine_dot_v1_dot_decision__pb2.WriteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertProfileStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/decision_engine.v1.ProfileService/UpsertProfileStream',
+            decision__engine_dot_v1_dot_decision__pb2.UpsertProfilesRequest.SerializeToString,
+            decision__engine_dot_v1_dot_decision__pb2.WriteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TrackEvents(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/decision_engine.v1.ProfileService/TrackEvents',
+            decision__engine_dot_v1_dot_decision__pb2.TrackEventsRequest.SerializeToString,
+            decision__engine_dot_v1_dot_decision__pb2.WriteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/decision_engine.v1.ProfileService/GetProfile',
+            decision__engine_dot_v1_dot_decision__pb2.GetProfileRequest.SerializeToString,
+            decision__engine_dot_v1_dot_decision__pb2.StoredProfile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/decision_engine.v1.ProfileService/DeleteProfile',
+            decision__engine_dot_v1_dot_decision__pb2.DeleteProfileRequest.SerializeToString,
+            decision__engine_dot_v1_dot_decision__pb2.DeleteProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
