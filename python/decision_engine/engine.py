@@ -21,7 +21,7 @@ from decision_engine.errors import InvalidInputError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from decision_engine._core import BatchDecision, Decision
+    from decision_engine._core import BatchDecision, Decision, WriteReport
 
 ProfileValue = float | int | bool | str
 Timestamp = float | datetime | None
@@ -71,6 +71,12 @@ def unix_seconds(now: Timestamp) -> float | None:
 
 
 _log = logging.getLogger(__name__)
+
+
+def _no_context(context: Mapping[str, ProfileValue] | None) -> None:
+    if context:
+        raise InvalidInputError("context features go with deciding by id (profile None and a profile_id)")
+
 
 _Extras = tuple[
     list[str],
@@ -236,7 +242,7 @@ class Engine:
     def decide(
         self,
         placement: str,
-        profile: npt.ArrayLike | Mapping[str, ProfileValue],
+        profile: npt.ArrayLike | Mapping[str, ProfileValue] | None,
         *,
         consents: Iterable[str] = (),
         now: Timestamp = None,
@@ -245,6 +251,7 @@ class Engine:
         history: Iterable[Contact] = (),
         purchases: Iterable[str] = (),
         exclude: Iterable[str] = (),
+        context: Mapping[str, ProfileValue] | None = None,
     ) -> Decision:
         """Chooses offers for one profile (a feature vector or a mapping by feature name).
 
@@ -252,7 +259,15 @@ class Engine:
         reserves this decision's contacts; ``history`` adds contacts known elsewhere,
         ``purchases`` the products bought (for purchase suppression) and ``exclude`` offer
         ids to leave out (their reason is "excluded by the caller").
+
+        With ``profile`` None the engine decides by id on the stored profile ``profile_id``
+        (its features, computed attributes, consents and purchases); ``context`` features
+        by name override stored values for this decision only.
         """
+        if profile is None:
+            stored = (consents, history, purchases)
+            return self._decide_stored([placement], profile_id, context, now, explain, exclude, *stored)[0]
+        _no_context(context)
         if (
             not (consents or explain or profile_id is not None or history or purchases or exclude)
             and now is None
@@ -264,7 +279,7 @@ class Engine:
     def decide_page(
         self,
         placements: Sequence[str],
-        profile: npt.ArrayLike | Mapping[str, ProfileValue],
+        profile: npt.ArrayLike | Mapping[str, ProfileValue] | None,
         *,
         consents: Iterable[str] = (),
         now: Timestamp = None,
@@ -273,11 +288,117 @@ class Engine:
         history: Iterable[Contact] = (),
         purchases: Iterable[str] = (),
         exclude: Iterable[str] = (),
+        context: Mapping[str, ProfileValue] | None = None,
     ) -> list[Decision]:
         """Decides several placements of one page together: no offer appears twice, group
-        limits and caps hold across the page. One decision per placement, in order."""
+        limits and caps hold across the page. One decision per placement, in order. With
+        ``profile`` None it decides by id, as :meth:`decide` does."""
+        if profile is None:
+            stored = (history, purchases, consents)
+            return self._decide_stored(list(placements), profile_id, context, now, explain, exclude, *stored)
+        _no_context(context)
         extras = _extras(consents, now, explain, profile_id, history, purchases, exclude)
         return self._core.decide_page(list(placements), self._vector(profile), *extras)
+
+    def _decide_stored(
+        self,
+        placements: list[str],
+        profile_id: str | None,
+        context: Mapping[str, ProfileValue] | None,
+        now: Timestamp,
+        explain: bool,
+        exclude: Iterable[str],
+        *given: Iterable[object],
+    ) -> list[Decision]:
+        if profile_id is None:
+            raise InvalidInputError(
+                "give a profile (features), or profile_id to decide on the stored profile"
+            )
+        if any(given):
+            raise InvalidInputError(
+                "deciding by id reads consents, purchases and history from the stored profile: "
+                "write them with upsert_profiles or track, or give the profile's features"
+            )
+        ctx = dict(context) if context else {}
+        leave_out = list(exclude) if exclude else []
+        return self._core.decide_stored(placements, profile_id, ctx, unix_seconds(now), explain, leave_out)
+
+    # --- the profile store ---
+
+    def upsert_profiles(
+        self,
+        data: Sequence[Mapping[str, object]] | object = None,
+        *,
+        ids: Sequence[str] | None = None,
+        features: npt.ArrayLike | None = None,
+    ) -> WriteReport:
+        """Writes profiles (partial updates: only the features given change) and returns the
+        core's report: accepted rows, and each rejected row's index, id and reason (nothing of
+        a rejected row is written).
+
+        ``data`` is a list of dicts (``"id"``, feature names -> values, optionally
+        ``"consents"``, ``"revoked_consents"`` and ``"purchases"``), or an Arrow table or
+        record batch (pyarrow, polars, anything with ``__arrow_c_stream__``) with an ``id``
+        column and feature columns by name (a null leaves the value unchanged). Or
+        ``ids=`` with ``features=``, a (profiles x features) array whose columns are the
+        stored features in schema order (``stored_features``: computed ones left out), or
+        every feature (``feature_names``) with NaN in the computed columns; NaN leaves a
+        value unchanged and category columns hold the value's index in the catalog's list.
+        """
+        from decision_engine.ingest import upsert
+
+        return upsert(self, data, ids, features)
+
+    @property
+    def stored_features(self) -> list[str]:
+        """Features upserts write (the schema's, in order, without the computed ones)."""
+        computed = {f.name for f in self.catalog.model.features if f.computed is not None}
+        return [name for name in self.feature_names if name not in computed]
+
+    def track(self, events: Iterable[Mapping[str, object]]) -> WriteReport:
+        """Applies events to their profiles (computed attributes, consents, purchases). Each
+        event: ``"id"`` (a repeated id is applied once, and counted in ``duplicates``),
+        ``"profile_id"``, ``"type"``, ``"time"`` (a datetime, naive as UTC, or unix seconds)
+        and optional ``"properties"`` by name."""
+        rows: list[dict[str, object]] = []
+        for event in events:
+            row = dict(event)
+            if isinstance(row.get("time"), datetime):
+                row["time"] = unix_seconds(row["time"])  # type: ignore[arg-type]
+            rows.append(row)
+        return self._core.track(rows)
+
+    def profile(self, profile_id: str, now: Timestamp = None) -> dict[str, object] | None:
+        """The stored profile: ``{"id", "features", "consents", "purchases"}`` with computed
+        attributes evaluated at ``now`` (the engine's clock when None); None when not held."""
+        return self._core.profile(profile_id, unix_seconds(now))
+
+    def delete_profile(self, profile_id: str) -> bool:
+        """Erases a profile: features, events, consents, purchases, contact history and pending
+        decisions. True when the engine held anything of it."""
+        return self._core.delete_profile(profile_id)
+
+    @property
+    def profile_count(self) -> int:
+        """Profiles the store holds."""
+        return self._core.profile_count()
+
+    def upsert_profiles_wire(self, request: bytes) -> bytes:
+        """Serialized ``UpsertProfilesRequest`` -> serialized ``WriteResponse``."""
+        return self._core.upsert_profiles_wire(request)
+
+    def track_events_wire(self, request: bytes) -> bytes:
+        """Serialized ``TrackEventsRequest`` -> serialized ``WriteResponse``."""
+        return self._core.track_events_wire(request)
+
+    def get_profile_wire(self, request: bytes) -> bytes:
+        """Serialized ``GetProfileRequest`` -> serialized ``StoredProfile`` (UnknownProfileError
+        when not held)."""
+        return self._core.get_profile_wire(request)
+
+    def delete_profile_wire(self, request: bytes) -> bytes:
+        """Serialized ``DeleteProfileRequest`` -> serialized ``DeleteProfileResponse``."""
+        return self._core.delete_profile_wire(request)
 
     def decide_wire(self, request: bytes, id_tag: int = 0) -> tuple[bytes, list[tuple[str, list[str]]]]:
         """Decide on a serialized ``decision_engine.v1.DecideRequest``; returns the serialized
