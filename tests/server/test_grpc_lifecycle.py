@@ -22,7 +22,11 @@ from tests.server.server_helpers import GOOD, rpc_error
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-SERVICES = ["decision_engine.v1.DecisionService", "decision_engine.v1.AdminService"]
+SERVICES = [
+    "decision_engine.v1.DecisionService",
+    "decision_engine.v1.AdminService",
+    "decision_engine.v1.ProfileService",
+]
 
 
 def wait_for(condition, timeout=5.0):
@@ -52,6 +56,14 @@ def test_reflection_lists_the_services(served):
     assert methods == ["Decide", "DecideBatch", "ReportOutcome", "ReportOutcomes", "Release", "Ping"]
     admin_methods = [m.name for m in pool.FindServiceByName(SERVICES[1]).methods]
     assert admin_methods == ["GetCatalog", "ValidateCatalog", "ApplyCatalog", "GetPolicyState", "GetStats"]
+    profile_methods = [m.name for m in pool.FindServiceByName(SERVICES[2]).methods]
+    assert profile_methods == [
+        "UpsertProfiles",
+        "UpsertProfileStream",
+        "TrackEvents",
+        "GetProfile",
+        "DeleteProfile",
+    ]
 
 
 def v1_reflection(channel, **request):
@@ -76,7 +88,10 @@ def test_reflection_v1(served):
         f.name: f
         for f in map(FileDescriptorProto.FromString, found.file_descriptor_response.file_descriptor_proto)
     }
-    assert [s.name for s in files["decision_engine/v1/decision.proto"].service] == ["DecisionService"]
+    assert [s.name for s in files["decision_engine/v1/decision.proto"].service] == [
+        "DecisionService",
+        "ProfileService",
+    ]
     itself = v1_reflection(served.channel, file_containing_symbol="grpc.reflection.v1.ServerReflection")
     (file,) = map(FileDescriptorProto.FromString, itself.file_descriptor_response.file_descriptor_proto)
     assert (file.name, file.package) == ("grpc/reflection/v1/reflection.proto", "grpc.reflection.v1")

@@ -1,4 +1,4 @@
-"""The gRPC server: DecisionService and AdminService over one engine, with the standard
+"""The gRPC server: DecisionService, AdminService and ProfileService over one engine, with the standard
 health service, reflection (v1 and v1alpha), auth, metrics and stream-limit interceptors,
 TLS, and the limits of `Limits` (connections, calls, streams, message sizes).
 
@@ -33,6 +33,12 @@ from decision_engine.server.interceptors import (
 )
 from decision_engine.server.limits import Limits
 from decision_engine.server.metrics import Metrics
+from decision_engine.server.profiles import (
+    PROFILE_SERVICE,
+    ProfileServicer,
+    RedisProfileServicer,
+    register_profile_service,
+)
 from decision_engine.server.reflection import enable_reflection
 from decision_engine.server.servicers import AdminServicer, DecisionServicer
 from decision_engine.server.store_servicer import STORE_SERVICE, StoreDecisionServicer
@@ -44,7 +50,7 @@ __all__ = ["DecisionServer", "Limits", "TlsConfig", "create_server"]
 
 log = logging.getLogger("decision_engine.server")
 
-SERVICES = (DECISION_SERVICE, ADMIN_SERVICE)
+SERVICES = (DECISION_SERVICE, ADMIN_SERVICE, PROFILE_SERVICE)
 
 
 @dataclass(frozen=True, repr=False)
@@ -228,6 +234,8 @@ def create_server(
     else:
         servicer = StoreDecisionServicer(store, metrics, limits)
     register_decision_service(server, servicer)
+    profiles = ProfileServicer(engine) if store is None else RedisProfileServicer()
+    register_profile_service(server, profiles, _register)
     add_admin = admin_pb2_grpc.add_AdminServiceServicer_to_server
     _register(server, ADMIN_SERVICE, add_admin, AdminServicer(engine, catalogs, metrics, limits))
     health_servicer = health.HealthServicer()
