@@ -1,11 +1,12 @@
 """`decision-engine`: validate catalogs, run the demo, serve decisions over gRPC, decide batch
-campaigns, evaluate policies off-line and report experiments. One module per command."""
+campaigns, load profiles, evaluate policies off-line and report experiments. One module per
+command."""
 
 from __future__ import annotations
 
 import click
 
-from decision_engine.cli import campaign, demo, evaluate, report, serve, validate
+from decision_engine.cli import campaign, demo, evaluate, load, report, serve, validate
 
 __all__ = ["main"]
 
@@ -23,5 +24,6 @@ for _command in (
     report.report,
     evaluate.evaluate,
     campaign.campaign,
+    load.load,
 ):
     main.add_command(_command)
