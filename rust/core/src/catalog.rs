@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use crate::contact::{BudgetSpec, ContactPolicy, ContactPolicySpec};
+use crate::customer::{ComputedSpec, CustomerRules, DefaultSpec, EventSpec, ProfilesSpec};
 use crate::error::{Location, Result, catalog_error};
 use crate::experiment::{Experiment, ExperimentSpec};
 use crate::policy::PolicyConfig;
@@ -22,6 +23,10 @@ pub struct CatalogSpec {
     pub contact_policy: Option<ContactPolicySpec>,
     #[serde(default)]
     pub experiments: Option<Vec<ExperimentSpec>>,
+    #[serde(default)]
+    pub events: Option<Vec<EventSpec>>,
+    #[serde(default)]
+    pub profiles: Option<ProfilesSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -31,6 +36,10 @@ pub struct FeatureSpec {
     pub kind: String,
     #[serde(default)]
     pub values: Option<Vec<String>>,
+    #[serde(default)]
+    pub default: Option<DefaultSpec>,
+    #[serde(default)]
+    pub computed: Option<ComputedSpec>,
 }
 
 /// A channel: its name, or `{id, consent}` where `consent` says whether a profile must have
@@ -156,6 +165,8 @@ pub struct Catalog {
     pub rules: RuleSet,
     pub contact: ContactPolicy,
     pub experiments: Vec<Experiment>,
+    /// Defaults, computed attributes, event effects and the profile store's bounds.
+    pub customers: CustomerRules,
     offer_index: HashMap<String, usize>,
     placement_index: HashMap<String, usize>,
 }
@@ -180,6 +191,8 @@ impl Catalog {
                 return Err(catalog_error(Location::Catalog, format!("{n} {what}; a catalog may have at most {max}")));
             }
         }
+        let defaults: Vec<Option<DefaultSpec>> = spec.features.iter().map(|f| f.default.clone()).collect();
+        let computed: Vec<Option<ComputedSpec>> = spec.features.iter().map(|f| f.computed.clone()).collect();
         let schema = Schema::new(spec.features.into_iter().map(feature).collect::<Result<_>>()?)?;
         let consent_required = spec.channels.iter().map(ChannelSpec::consent_required).collect();
         let channels: Vec<String> = spec.channels.iter().map(|c| c.id().to_owned()).collect();
@@ -187,6 +200,14 @@ impl Catalog {
         if channels.len() > 64 {
             return Err(catalog_error(Location::Catalog, "at most 64 channels are supported"));
         }
+        let customers = CustomerRules::compile(
+            &schema,
+            &defaults,
+            &computed,
+            spec.events.as_deref().unwrap_or_default(),
+            &spec.profiles.unwrap_or_default(),
+            &channel_index,
+        )?;
 
         let mut groups: Vec<String> = Vec::new();
         let mut offers = Vec::with_capacity(spec.offers.len());
@@ -249,6 +270,7 @@ impl Catalog {
             rules,
             contact,
             experiments,
+            customers,
             offer_index,
             placement_index,
         })

@@ -10,6 +10,10 @@ pub enum Location {
     Channel(String),
     Placement(String),
     Offer(String),
+    /// An entry of the catalog's `events:` section, by event type.
+    Event(String),
+    /// The catalog's `profiles:` section.
+    Profiles,
 }
 
 impl Location {
@@ -20,13 +24,15 @@ impl Location {
             Self::Channel(_) => "channel",
             Self::Placement(_) => "placement",
             Self::Offer(_) => "offer",
+            Self::Event(_) => "event",
+            Self::Profiles => "profiles",
         }
     }
 
     pub fn item(&self) -> Option<&str> {
         match self {
-            Self::Catalog => None,
-            Self::Feature(s) | Self::Channel(s) | Self::Placement(s) | Self::Offer(s) => Some(s),
+            Self::Catalog | Self::Profiles => None,
+            Self::Feature(s) | Self::Channel(s) | Self::Placement(s) | Self::Offer(s) | Self::Event(s) => Some(s),
         }
     }
 }
@@ -35,7 +41,7 @@ impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.item() {
             Some(item) => write!(f, "{} '{item}'", self.kind()),
-            None => f.write_str("catalog"),
+            None => f.write_str(self.kind()),
         }
     }
 }
@@ -63,6 +69,9 @@ pub enum Error {
 
     #[error("unknown offer '{0}'")]
     UnknownOffer(String),
+
+    #[error("unknown profile '{0}' (never written, deleted, or let go after its idle time)")]
+    UnknownProfile(String),
 
     #[error("unknown decision id {0} (never issued, already settled, or it showed no offer)")]
     UnknownDecision(u64),

@@ -6,6 +6,7 @@ pub mod arbitrate;
 pub mod bandit;
 pub mod catalog;
 pub mod contact;
+pub mod customer;
 pub mod durable;
 pub mod engine;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod pending;
 pub mod policy;
 pub mod rules;
 pub mod schema;
+pub mod store;
 
 pub use catalog::Catalog;
 pub use engine::{BatchDecision, BatchRequest, ChosenOffer, DecideRequest, Decision, Engine, Reason};

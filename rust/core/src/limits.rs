@@ -21,6 +21,28 @@ pub const MAX_EXPERIMENTS: usize = 256;
 /// Profiles whose contact history the embedded store keeps in memory (about 200 bytes each
 /// with one contact); past it the longest idle go first.
 pub const MAX_CONTACT_PROFILES: usize = 2_000_000;
+/// Profiles the embedded store may be asked to hold (`profiles.capacity`), and what it holds
+/// when the catalog does not say.
+pub const MAX_PROFILES: usize = 50_000_000;
+pub const DEFAULT_PROFILE_CAPACITY: usize = 1_000_000;
+/// A profile nobody wrote or decided for in this long is let go, unless the catalog says.
+pub const DEFAULT_PROFILE_IDLE_TTL: f64 = 365.0 * 86_400.0;
+/// Longest event id and event type, in bytes.
+pub const MAX_EVENT_ID_BYTES: usize = 256;
+/// Event ids remembered per profile to apply a repeated id once: a retry of any of the
+/// profile's last this-many events is recognised.
+pub const EVENT_IDS_PER_PROFILE: usize = 64;
+/// Purchases remembered per profile (the most recent), for purchase suppression.
+pub const MAX_PURCHASES_PER_PROFILE: usize = 64;
+/// Properties one event may carry.
+pub const MAX_EVENT_PROPERTIES: usize = 64;
+/// A windowed computed attribute keeps this many time buckets per window: memory stays
+/// bounded per profile, and the window's far edge is exact to 1/64 of its length.
+pub const WINDOW_BUCKETS: usize = 64;
+/// Longest window of a computed attribute.
+pub const MAX_WINDOW: f64 = 400.0 * 86_400.0;
+/// Rejections listed in one write's report (all are counted).
+pub const MAX_LISTED_REJECTIONS: usize = 1_000;
 /// Seconds a request's own `now` may differ from the server clock.
 pub const DEFAULT_MAX_CLOCK_SKEW: f64 = 300.0;
 
@@ -127,6 +149,16 @@ pub fn all() -> Vec<(&'static str, f64)> {
         ("max_rule_depth", crate::rules::MAX_RULE_DEPTH as f64),
         ("max_rule_bytes", crate::rules::MAX_RULE_BYTES as f64),
         ("default_max_clock_skew_seconds", DEFAULT_MAX_CLOCK_SKEW),
+        ("max_profiles", MAX_PROFILES as f64),
+        ("default_profile_capacity", DEFAULT_PROFILE_CAPACITY as f64),
+        ("default_profile_idle_ttl_seconds", DEFAULT_PROFILE_IDLE_TTL),
+        ("max_event_id_bytes", MAX_EVENT_ID_BYTES as f64),
+        ("event_ids_per_profile", EVENT_IDS_PER_PROFILE as f64),
+        ("max_purchases_per_profile", MAX_PURCHASES_PER_PROFILE as f64),
+        ("max_event_properties", MAX_EVENT_PROPERTIES as f64),
+        ("window_buckets", WINDOW_BUCKETS as f64),
+        ("max_window_seconds", MAX_WINDOW),
+        ("max_listed_rejections", MAX_LISTED_REJECTIONS as f64),
         ("default_max_pending", crate::engine::DEFAULT_MAX_PENDING as f64),
     ]
 }

@@ -267,6 +267,45 @@ impl<S> PendingStore<S> {
         Ok(settled)
     }
 
+    /// Erases a profile from the decisions awaiting outcomes (the right to erasure): its
+    /// rows take no outcome any more and no longer name it. Returns how many rows it had.
+    pub fn forget_profile(&mut self, profile: &str) -> usize {
+        let erased: Arc<str> = Arc::from("");
+        let mut forgotten = 0;
+        let mut emptied = Vec::new();
+        for (&first, batch) in &mut self.batches {
+            for row in 0..batch.profiles.len() {
+                if &*batch.profiles[row] != profile {
+                    continue;
+                }
+                batch.profiles[row] = Arc::clone(&erased);
+                forgotten += 1;
+                let range = row * batch.slots..(row + 1) * batch.slots;
+                let mut open = 0;
+                for (offer, reported) in batch.offers[range.clone()].iter().zip(&mut batch.reported[range]) {
+                    if *offer != NO_OFFER && !*reported {
+                        *reported = true;
+                        open += 1;
+                    }
+                }
+                if open > 0 {
+                    batch.unreported -= open;
+                    batch.open_rows -= 1;
+                    self.open_rows -= 1;
+                }
+            }
+            if batch.unreported == 0 {
+                emptied.push(first);
+            }
+        }
+        for first in emptied {
+            if let Some(batch) = self.batches.remove(&first) {
+                self.rows -= batch.rows();
+            }
+        }
+        forgotten
+    }
+
     /// Withdraws a decision whose offers were not shown: none of them may be reported, and
     /// the caller gives back what it reserved. Fails if an outcome was already reported.
     pub fn release(&mut self, id: u64) -> Result<Released<S>> {

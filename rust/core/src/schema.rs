@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Location, Result, catalog_error};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum FeatureKind {
     Float,
     Int,
@@ -13,7 +13,7 @@ pub enum FeatureKind {
     Category(Vec<String>),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Feature {
     pub name: String,
     pub kind: FeatureKind,
@@ -156,30 +156,39 @@ impl std::fmt::Display for NamedValue<'_> {
 }
 
 impl Schema {
+    /// One feature's value in the vector's encoding: numbers for int and float features,
+    /// flags for bools, value names for categories, each checked like a vector's entry.
+    pub fn encode_value(&self, index: usize, value: NamedValue<'_>) -> Result<f32> {
+        let feature = &self.features[index];
+        let name = &feature.name;
+        let encoded = match (&feature.kind, value) {
+            (FeatureKind::Float | FeatureKind::Int, NamedValue::Number(n)) => n as f32,
+            (FeatureKind::Bool, NamedValue::Flag(b)) => f32::from(u8::from(b)),
+            (FeatureKind::Category(values), NamedValue::Category(v)) => feature.category_code(v).ok_or_else(|| {
+                Error::InvalidInput(format!("feature '{name}' must be one of {}, got '{v}'", values.join(", ")))
+            })?,
+            (kind, value) => {
+                let expected = match kind {
+                    FeatureKind::Float | FeatureKind::Int => "a number",
+                    FeatureKind::Bool => "a flag (bool)",
+                    FeatureKind::Category(_) => "a category value name",
+                };
+                return Err(Error::InvalidInput(format!("feature '{name}' takes {expected}, got {value}")));
+            }
+        };
+        match feature.value_problem(encoded) {
+            Some(problem) => Err(Error::InvalidInput(format!("feature '{name}': {problem}"))),
+            None => Ok(encoded),
+        }
+    }
+
     /// Lays out a profile given by feature name into the vector; every feature must be given.
     pub fn encode_named<'a>(&self, values: impl IntoIterator<Item = (&'a str, NamedValue<'a>)>) -> Result<Vec<f32>> {
         let mut row = vec![f32::NAN; self.features.len()];
         let mut given = vec![false; self.features.len()];
         for (name, value) in values {
             let index = self.index_of(name).ok_or_else(|| Error::InvalidInput(format!("unknown feature '{name}'")))?;
-            let feature = &self.features[index];
-            row[index] = match (&feature.kind, value) {
-                (FeatureKind::Float | FeatureKind::Int, NamedValue::Number(n)) => n as f32,
-                (FeatureKind::Bool, NamedValue::Flag(b)) => f32::from(u8::from(b)),
-                (FeatureKind::Category(values), NamedValue::Category(v)) => {
-                    feature.category_code(v).ok_or_else(|| {
-                        Error::InvalidInput(format!("feature '{name}' must be one of {}, got '{v}'", values.join(", ")))
-                    })?
-                }
-                (kind, value) => {
-                    let expected = match kind {
-                        FeatureKind::Float | FeatureKind::Int => "a number",
-                        FeatureKind::Bool => "a flag (bool)",
-                        FeatureKind::Category(_) => "a category value name",
-                    };
-                    return Err(Error::InvalidInput(format!("feature '{name}' takes {expected}, got {value}")));
-                }
-            };
+            row[index] = self.encode_value(index, value)?;
             given[index] = true;
         }
         let missing: Vec<&str> =

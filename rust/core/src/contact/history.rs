@@ -115,6 +115,11 @@ impl ContactStore {
     }
 
     /// Every profile's history (for a snapshot).
+    /// Forgets a profile's history; true when there was one.
+    pub fn remove(&self, profile: &str) -> bool {
+        self.lock(profile).remove(profile).is_some()
+    }
+
     pub fn export(&self) -> Vec<(String, Vec<ContactEvent>)> {
         let mut all = Vec::new();
         for shard in &self.shards {

@@ -77,15 +77,16 @@ pub fn read_snapshot(dir: &Path) -> Result<Option<Snapshot>> {
         return Err(Error::InvalidInput(format!("{} is not a decision-engine snapshot", path.display())));
     }
     let version = u32::from_le_bytes(bytes[MAGIC.len()..MAGIC.len() + 4].try_into().expect("4 bytes"));
-    if version != SNAPSHOT_VERSION {
-        return Err(Error::Storage(format!(
-            "{} is snapshot version {version}; this build reads version {SNAPSHOT_VERSION}",
+    let body = &bytes[MAGIC.len() + 4..];
+    let damaged = |e: postcard::Error| Error::Storage(format!("{} is damaged: {e}", path.display()));
+    match version {
+        SNAPSHOT_VERSION => Ok(Some(postcard::from_bytes::<Snapshot>(body).map_err(damaged)?)),
+        1 => Ok(Some(postcard::from_bytes::<records::SnapshotV1>(body).map_err(damaged)?.into())),
+        _ => Err(Error::Storage(format!(
+            "{} is snapshot version {version}; this build reads versions 1 to {SNAPSHOT_VERSION}",
             path.display()
-        )));
+        ))),
     }
-    let snapshot: Snapshot = postcard::from_bytes(&bytes[MAGIC.len() + 4..])
-        .map_err(|e| Error::Storage(format!("{} is damaged: {e}", path.display())))?;
-    Ok(Some(snapshot))
 }
 
 /// Deletes journals of generations other than `keep`.

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::contact::ContactEvent;
+use crate::engine::{Event, ProfileWrite};
+use crate::store::{Layout, StoredProfile};
 
 /// Decisions awaiting outcomes: one decision or a batch with consecutive ids.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +49,15 @@ pub enum Record {
         profile: String,
         event: ContactEvent,
     },
+    /// Profile writes that were accepted, by feature name, at `time`.
+    Profiles {
+        time: f64,
+        rows: Vec<ProfileWrite>,
+    },
+    /// Events that were applied (duplicates and rejected ones are not journaled).
+    Events(Vec<Event>),
+    /// A profile erased, with its history and pending decisions.
+    ProfileDeleted(String),
 }
 
 /// Everything the engine holds, at one moment.
@@ -63,10 +74,43 @@ pub struct Snapshot {
     pub contacts: Vec<(String, Vec<ContactEvent>)>,
     /// (offer id, window index, units used).
     pub budgets: Vec<(String, i64, u64)>,
+    /// The layout `profiles` are written in, and the profiles, least recently used first.
+    pub profile_layout: Option<Layout>,
+    pub profiles: Vec<(String, StoredProfile)>,
+}
+
+/// A version 1 snapshot: everything but profiles.
+#[derive(Debug, Deserialize)]
+pub struct SnapshotV1 {
+    pub format: String,
+    pub version: u32,
+    pub generation: u64,
+    pub next_id: u64,
+    pub policy_state: String,
+    pub pending: Vec<PendingRecord>,
+    pub contacts: Vec<(String, Vec<ContactEvent>)>,
+    pub budgets: Vec<(String, i64, u64)>,
+}
+
+impl From<SnapshotV1> for Snapshot {
+    fn from(v1: SnapshotV1) -> Self {
+        Self {
+            format: v1.format,
+            version: v1.version,
+            generation: v1.generation,
+            next_id: v1.next_id,
+            policy_state: v1.policy_state,
+            pending: v1.pending,
+            contacts: v1.contacts,
+            budgets: v1.budgets,
+            profile_layout: None,
+            profiles: Vec::new(),
+        }
+    }
 }
 
 pub const SNAPSHOT_FORMAT: &str = "decision-engine/snapshot";
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).expect("records serialize")

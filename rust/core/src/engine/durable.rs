@@ -125,6 +125,8 @@ impl Engine {
             pending,
             contacts: self.contacts.export(),
             budgets,
+            profile_layout: Some(loaded.layout.clone_parts()),
+            profiles: self.profiles.export(&loaded.layout),
         };
         let dir = &durable.options.dir;
         write_snapshot(dir, &snapshot)?;
@@ -151,6 +153,12 @@ impl Engine {
             }
         }
         self.next_id.fetch_max(snapshot.next_id, Ordering::Relaxed);
+        if let Some(layout) = &snapshot.profile_layout {
+            let generation = self.profiles.adopt_layout(layout.clone_parts());
+            for (id, profile) in &snapshot.profiles {
+                self.profiles.restore(id, profile.clone(), generation);
+            }
+        }
         Ok(())
     }
 
@@ -163,6 +171,9 @@ impl Engine {
             }
             Record::Released { decision_id } => self.release(decision_id).is_ok(),
             Record::Contact { profile, event } => self.record_contact(&profile, event).is_ok(),
+            profiles @ (Record::Profiles { .. } | Record::Events(_) | Record::ProfileDeleted(_)) => {
+                self.replay_profiles(profiles)
+            }
         }
     }
 

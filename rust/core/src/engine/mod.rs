@@ -7,11 +7,13 @@ mod campaign;
 mod decide;
 mod durable;
 mod persist;
+mod profiles;
 mod reason;
 
 pub use batch::{BatchDecision, BatchRequest};
 pub use decide::{ChosenOffer, DecideRequest, Decision};
 pub use persist::{LoadReport, POLICY_STATE_FORMAT, POLICY_STATE_VERSION};
+pub use profiles::{Column, Event, ProfileView, ProfileWrite, RowError, StoredDecideRequest, WriteReport};
 pub use reason::Reason;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +29,7 @@ pub use crate::contact::{ContactEvent, ContactKind};
 use crate::error::{Error, Result};
 use crate::limits::Clock;
 use crate::pending::{PendingBatch, PendingStore};
+use crate::store::{Layout, ProfileStore};
 
 /// Decisions kept awaiting outcomes before the oldest are dropped.
 /// About 400 bytes each: 2M is about 800 MB held for outcomes at most.
@@ -45,12 +48,15 @@ pub struct Loaded {
     /// Per placement, per local offer: value x weight, and exclusion group.
     scales: Vec<Vec<f64>>,
     groups: Vec<Vec<Option<usize>>>,
+    /// How this catalog lays out stored profiles.
+    layout: Arc<Layout>,
 }
 
 impl Loaded {
     /// A fresh state; arms whose (placement, offer) ids exist in `previous` with the same
     /// policy keep what they learned there.
-    fn new(catalog: Catalog, previous: Option<&Loaded>) -> Self {
+    fn new(catalog: Catalog, previous: Option<&Loaded>, profiles: &ProfileStore) -> Self {
+        let layout = profiles.layout_for(&catalog);
         let arm_sets = arms::build(&catalog, previous);
         let per_offer = |f: &dyn Fn(usize) -> f64| -> Vec<Vec<f64>> {
             catalog.placements.iter().map(|p| p.offers.iter().map(|&o| f(o)).collect()).collect()
@@ -72,7 +78,7 @@ impl Loaded {
         let offer_names = names(&mut catalog.offers.iter().map(|o| o.id.as_str()));
         let channel_names = names(&mut catalog.channels.iter().map(String::as_str));
         let group_names = names(&mut catalog.groups.iter().map(String::as_str));
-        Self { catalog, arm_sets, budgets, offer_names, channel_names, group_names, scales, groups }
+        Self { catalog, arm_sets, budgets, offer_names, channel_names, group_names, scales, groups, layout }
     }
 
     fn placement(&self, id: &str) -> Result<usize> {
@@ -118,6 +124,8 @@ pub struct Engine {
     loaded: RwLock<Arc<Loaded>>,
     pending: Mutex<PendingStore<Loaded>>,
     contacts: ContactStore,
+    /// The customers' profiles (the embedded store).
+    profiles: ProfileStore,
     next_id: AtomicU64,
     seed: u64,
     /// Keep what the policies learn for [`Engine::take_policy_delta`] (servers sharing a model).
@@ -139,8 +147,10 @@ impl Engine {
     }
 
     pub fn with_max_pending(catalog: Catalog, seed: u64, max_pending: usize) -> Self {
+        let profiles = ProfileStore::new(catalog.customers.capacity);
         Self {
-            loaded: RwLock::new(Arc::new(Loaded::new(catalog, None))),
+            loaded: RwLock::new(Arc::new(Loaded::new(catalog, None, &profiles))),
+            profiles,
             pending: Mutex::new(PendingStore::new(max_pending)),
             contacts: ContactStore::new(DEFAULT_MAX_CONTACTS_PER_PROFILE, crate::limits::MAX_CONTACT_PROFILES),
             next_id: AtomicU64::new(1),
@@ -162,7 +172,8 @@ impl Engine {
     /// on the catalog they started with, and their outcomes still count.
     pub fn replace_catalog(&self, catalog: Catalog) {
         let mut current = self.loaded.write().unwrap_or_else(PoisonError::into_inner);
-        let next = Loaded::new(catalog, Some(&current));
+        self.profiles.resize(catalog.customers.capacity);
+        let next = Loaded::new(catalog, Some(&current), &self.profiles);
         if self.sharing.load(Ordering::Relaxed) {
             next.share_with(&current.take_learned());
         }
@@ -390,5 +401,7 @@ mod contact_tests;
 mod durable_tests;
 #[cfg(test)]
 mod experiment_tests;
+#[cfg(test)]
+mod profile_tests;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,612 @@
+//! The customer plane: profiles written by the data platform, events applied to them, and
+//! decisions by customer id on what the store holds.
+//!
+//! Every write is checked row by row against the catalog before anything of the row is
+//! applied: a bad row is reported with its index and reason, and the others go through.
+
+use serde::{Deserialize, Serialize};
+
+use super::{DecideRequest, Decision, Engine, Loaded};
+use crate::customer::{Aggregate, UnknownProfile};
+use crate::durable::Record;
+use crate::error::{Error, Result};
+use crate::limits::{self, Clock, MAX_EVENT_ID_BYTES, MAX_EVENT_PROPERTIES, MAX_LISTED_REJECTIONS};
+use crate::schema::{FeatureKind, NamedValue};
+use crate::store::Value;
+use crate::store::profiles::{Aggregated, StoredProfile};
+
+/// A write of one profile: the features given are set, the others keep their values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProfileWrite {
+    pub id: String,
+    pub features: Vec<(String, Value)>,
+    pub consents: Vec<String>,
+    pub revoked_consents: Vec<String>,
+    pub purchases: Vec<String>,
+}
+
+/// Something a customer did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unique per event: a repeated id is applied once.
+    pub id: String,
+    pub profile_id: String,
+    pub kind: String,
+    /// Unix seconds.
+    pub time: f64,
+    pub properties: Vec<(String, Value)>,
+}
+
+/// One column of a columnar write: numbers (bools as 0 or 1) with an optional mask of the
+/// rows that have a value (Arrow's validity: a row without one keeps its stored value; a
+/// NaN where a value is given is an error), or value names with a code per row (-1: no
+/// value).
+#[derive(Debug, Clone)]
+pub enum Column {
+    Numbers { values: Vec<f64>, present: Option<Vec<bool>> },
+    Categories { names: Vec<String>, codes: Vec<i32> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowError {
+    pub index: u64,
+    pub id: String,
+    pub message: String,
+}
+
+/// What a write did with each of its rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteReport {
+    pub accepted: u64,
+    /// Events whose id the profile had seen before.
+    pub duplicates: u64,
+    /// The first [`MAX_LISTED_REJECTIONS`] rejected rows.
+    pub rejected: Vec<RowError>,
+    /// Every rejected row.
+    pub refused: u64,
+}
+
+impl WriteReport {
+    fn reject(&mut self, index: usize, id: &str, error: &Error) {
+        self.refused += 1;
+        if self.rejected.len() < MAX_LISTED_REJECTIONS {
+            self.rejected.push(RowError { index: index as u64, id: id.to_owned(), message: error.to_string() });
+        }
+    }
+}
+
+/// A stored profile as a reader sees it, computed attributes evaluated at the read's time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileView {
+    pub id: String,
+    /// Every feature with a value (stored, computed or defaulted), in schema order.
+    pub features: Vec<(String, Value)>,
+    pub consents: Vec<String>,
+    pub purchases: Vec<String>,
+}
+
+/// A decision by customer id on the stored profile.
+pub struct StoredDecideRequest<'a> {
+    pub placements: &'a [&'a str],
+    pub profile_id: &'a str,
+    /// Request-time features that override stored ones for this decision only.
+    pub context: &'a [(&'a str, NamedValue<'a>)],
+    /// Added to the stored consents and purchases for this decision.
+    pub consents: &'a [&'a str],
+    pub purchases: &'a [&'a str],
+    pub now: f64,
+    pub explain: bool,
+    pub exclude: &'a [&'a str],
+}
+
+/// A profile write checked against the catalog: feature indices and encoded values.
+struct Change {
+    values: Vec<(usize, f32)>,
+    grant: u64,
+    revoke: u64,
+    purchases: Vec<String>,
+}
+
+fn invalid(message: String) -> Error {
+    Error::InvalidInput(message)
+}
+
+fn check_name(what: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(invalid(format!("{what} must not be empty")));
+    }
+    if value.len() > MAX_EVENT_ID_BYTES {
+        return Err(invalid(format!("{what} is {} bytes long; the limit is {MAX_EVENT_ID_BYTES}", value.len())));
+    }
+    Ok(())
+}
+
+impl Loaded {
+    fn channel_bits(&self, names: &[String]) -> Result<u64> {
+        names.iter().try_fold(0u64, |mask, name| match self.catalog.channel_index(name) {
+            Some(c) => Ok(mask | (1 << c)),
+            None => {
+                Err(invalid(format!("unknown channel '{name}'; channels are {}", self.catalog.channels.join(", "))))
+            }
+        })
+    }
+
+    /// The names of the channels whose bits are set.
+    fn channels_of(&self, bits: u64) -> Vec<&str> {
+        let channels = self.catalog.channels.iter().enumerate();
+        channels.filter(|(c, _)| bits & (1 << c) != 0).map(|(_, n)| n.as_str()).collect()
+    }
+
+    /// The feature `name` as a writable one: known, and not computed from events.
+    fn writable(&self, name: &str) -> Result<usize> {
+        let index = self.catalog.schema.index_of(name).ok_or_else(|| invalid(format!("unknown feature '{name}'")))?;
+        if self.catalog.customers.computed_of[index].is_some() {
+            return Err(invalid(format!("feature '{name}' is computed from events; it cannot be written")));
+        }
+        Ok(index)
+    }
+
+    fn encode_write(&self, row: &ProfileWrite) -> Result<Change> {
+        limits::check_profile_id(&row.id)?;
+        let schema = &self.catalog.schema;
+        let values = row
+            .features
+            .iter()
+            .map(|(name, value)| {
+                let index = self.writable(name)?;
+                Ok((index, schema.encode_value(index, value.named())?))
+            })
+            .collect::<Result<_>>()?;
+        let grant = self.channel_bits(&row.consents)?;
+        let revoke = self.channel_bits(&row.revoked_consents)?;
+        if grant & revoke != 0 {
+            return Err(invalid("a channel's consent is both given and revoked".to_owned()));
+        }
+        for product in &row.purchases {
+            check_name("a purchase's product id", product)?;
+        }
+        Ok(Change { values, grant, revoke, purchases: row.purchases.clone() })
+    }
+
+    /// What an event does, checked: per computed attribute the value it adds, and the
+    /// product it records. `None` when the catalog gives its type nothing to do.
+    fn encode_event(&self, event: &Event) -> Result<Option<(Vec<(usize, f32)>, Option<String>, u64, u64)>> {
+        check_name("an event's id", &event.id)?;
+        limits::check_profile_id(&event.profile_id)?;
+        check_name("an event's type", &event.kind)?;
+        if !event.time.is_finite() {
+            return Err(invalid(format!("event '{}' needs a time (finite unix seconds)", event.id)));
+        }
+        if event.properties.len() > MAX_EVENT_PROPERTIES {
+            return Err(invalid(format!(
+                "event '{}' has {} properties; the limit is {MAX_EVENT_PROPERTIES}",
+                event.id,
+                event.properties.len()
+            )));
+        }
+        let rules = &self.catalog.customers;
+        let Some(effects) = rules.events.get(&event.kind) else { return Ok(None) };
+        let property = |name: &str| event.properties.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+        let missing = |name: &str, reader: &str| {
+            invalid(format!("event '{}' ({}) has no property '{name}', which {reader} reads", event.id, event.kind))
+        };
+        let mut adds = Vec::with_capacity(effects.computed.len());
+        for &c in &effects.computed {
+            let spec = &rules.computed[c];
+            let feature = &self.catalog.schema.features()[spec.feature].name;
+            let value = match (spec.aggregate, spec.property.as_deref()) {
+                (Aggregate::Count | Aggregate::TimeSince, _) | (_, None) => 0.0,
+                (Aggregate::Sum, Some(name)) => match property(name) {
+                    Some(Value::Number(n)) if n.is_finite() && n.abs() <= f64::from(limits::MAX_FEATURE_MAGNITUDE) => {
+                        *n as f32
+                    }
+                    Some(other) => {
+                        return Err(invalid(format!(
+                            "event '{}' property '{name}' must be a finite number within +-{:e} (feature '{feature}' \
+                             sums it), got {other:?}",
+                            event.id,
+                            limits::MAX_FEATURE_MAGNITUDE
+                        )));
+                    }
+                    None => return Err(missing(name, &format!("feature '{feature}'"))),
+                },
+                (Aggregate::Last, Some(name)) => {
+                    let value = property(name).ok_or_else(|| missing(name, &format!("feature '{feature}'")))?;
+                    self.catalog
+                        .schema
+                        .encode_value(spec.feature, value.named())
+                        .map_err(|e| invalid(format!("event '{}' property '{name}': {e}", event.id)))?
+                }
+            };
+            adds.push((c, value));
+        }
+        let purchase = match effects.purchase.as_deref() {
+            Some(name) => match property(name) {
+                Some(Value::Text(product)) => {
+                    check_name("a purchase's product id", product)?;
+                    Some(product.clone())
+                }
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "event '{}' property '{name}' names the product bought: it must be text, got {other:?}",
+                        event.id
+                    )));
+                }
+                None => return Err(missing(name, "the purchase record")),
+            },
+            None => None,
+        };
+        let bit = |c: Option<usize>| c.map_or(0, |c| 1u64 << c);
+        Ok(Some((adds, purchase, bit(effects.grant), bit(effects.revoke))))
+    }
+
+    /// The stored profile's full feature vector, consents and purchases at `now`.
+    fn stored_vector(&self, profile: &StoredProfile, now: f64) -> (Vec<f32>, u64, Vec<Box<str>>) {
+        (profile.vector(&self.catalog.customers, now), profile.consents, profile.purchases.clone())
+    }
+}
+
+impl Engine {
+    /// Writes profiles: each row's features, consents and purchases, checked first; a bad
+    /// row is rejected whole and the others are written. `now` is the write's time (the
+    /// server's when `None`).
+    pub fn upsert_profiles(&self, rows: &[ProfileWrite], now: Option<f64>) -> Result<WriteReport> {
+        let now = self.clock.resolve(now)?;
+        let _gate = self.begin_change()?;
+        let report = self.upsert_at(rows, now);
+        self.journal_accepted(&report, || Record::Profiles { time: now, rows: accepted(rows, &report) })?;
+        Ok(report)
+    }
+
+    fn upsert_at(&self, rows: &[ProfileWrite], now: f64) -> WriteReport {
+        let loaded = self.current();
+        let mut report = WriteReport::default();
+        for (index, row) in rows.iter().enumerate() {
+            match loaded.encode_write(row) {
+                Ok(change) => {
+                    self.apply(&loaded, &row.id, &change, now);
+                    report.accepted += 1;
+                }
+                Err(e) => report.reject(index, &row.id, &e),
+            }
+        }
+        report
+    }
+
+    fn apply(&self, loaded: &Loaded, id: &str, change: &Change, now: f64) {
+        let ttl = loaded.catalog.customers.idle_ttl;
+        self.profiles.with(id, &loaded.layout, now, ttl, true, |p| {
+            for &(index, value) in &change.values {
+                p.values[index] = value;
+            }
+            p.consents = (p.consents | change.grant) & !change.revoke;
+            change.purchases.iter().for_each(|product| p.add_purchase(product));
+        });
+    }
+
+    /// Writes profiles from columns (Arrow or numpy, by feature name): row `r` is
+    /// `ids[r]` with every column's value at `r` that is not missing.
+    pub fn upsert_columns(
+        &self,
+        ids: &[String],
+        columns: &[(String, Column)],
+        now: Option<f64>,
+    ) -> Result<WriteReport> {
+        let now = self.clock.resolve(now)?;
+        let loaded = self.current();
+        let schema = &loaded.catalog.schema;
+        let mut encoded: Vec<(usize, &Column, Vec<f32>)> = Vec::with_capacity(columns.len());
+        for (name, column) in columns {
+            let index = loaded.writable(name)?;
+            let rows = match column {
+                Column::Numbers { values, present } => {
+                    if present.as_ref().is_some_and(|p| p.len() != values.len()) {
+                        return Err(invalid(format!("column '{name}': its validity mask and values differ in length")));
+                    }
+                    values.len()
+                }
+                Column::Categories { codes, .. } => codes.len(),
+            };
+            if rows != ids.len() {
+                return Err(invalid(format!("column '{name}' has {rows} rows, ids has {}", ids.len())));
+            }
+            // A dictionary's value names are encoded once (NaN: not a value of the feature).
+            let table = match (column, &schema.features()[index].kind) {
+                (Column::Categories { names, .. }, FeatureKind::Category(_)) => {
+                    names.iter().map(|n| schema.features()[index].category_code(n).unwrap_or(f32::NAN)).collect()
+                }
+                (Column::Categories { .. }, _) => {
+                    return Err(invalid(format!("feature '{name}' is a number or flag; its column has text")));
+                }
+                (Column::Numbers { .. }, FeatureKind::Category(_)) => {
+                    return Err(invalid(format!("feature '{name}' is a category; its column must hold value names")));
+                }
+                (Column::Numbers { .. }, _) => Vec::new(),
+            };
+            encoded.push((index, column, table));
+        }
+        let _gate = self.begin_change()?;
+        let mut report = WriteReport::default();
+        let mut journaled = Vec::new();
+        let durable = self.durable.is_some();
+        for (row, id) in ids.iter().enumerate() {
+            match column_change(&loaded, id, row, &encoded) {
+                Ok(change) => {
+                    self.apply(&loaded, id, &change, now);
+                    report.accepted += 1;
+                    if durable {
+                        journaled.push(write_of(&loaded, id, &change));
+                    }
+                }
+                Err(e) => report.reject(row, id, &e),
+            }
+        }
+        self.journal_accepted(&report, || Record::Profiles { time: now, rows: journaled })?;
+        Ok(report)
+    }
+
+    /// Applies events to their profiles: computed attributes, consents, purchases. An event
+    /// whose id its profile has seen is counted as a duplicate and changes nothing.
+    pub fn track(&self, events: &[Event]) -> Result<WriteReport> {
+        let _gate = self.begin_change()?;
+        let (report, applied) = self.track_at(events, true);
+        self.journal_accepted(&report, || Record::Events(applied))?;
+        Ok(report)
+    }
+
+    /// `check_time`: refuse events from the future, and touch profiles at the server's time
+    /// (off only when replaying the journal).
+    fn track_at(&self, events: &[Event], check_time: bool) -> (WriteReport, Vec<Event>) {
+        let loaded = self.current();
+        let ttl = loaded.catalog.customers.idle_ttl;
+        let mut report = WriteReport::default();
+        let mut applied = Vec::new();
+        for (index, event) in events.iter().enumerate() {
+            let checked = loaded.encode_event(event).and_then(|effects| {
+                if check_time {
+                    self.clock.check_not_future(event.time)?;
+                }
+                Ok(effects)
+            });
+            let (adds, purchase, grant, revoke) = match checked {
+                Ok(Some(effects)) => effects,
+                // Nothing in the catalog reads this event type.
+                Ok(None) => {
+                    report.accepted += 1;
+                    continue;
+                }
+                Err(e) => {
+                    report.reject(index, &event.id, &e);
+                    continue;
+                }
+            };
+            // A live write touches the profile now; a replayed one when it happened.
+            let touch = match self.clock {
+                Clock::Wall { .. } if check_time => limits::wall_seconds().max(event.time),
+                _ => event.time,
+            };
+            let first = self
+                .profiles
+                .with(&event.profile_id, &loaded.layout, touch, ttl, true, |p| {
+                    if !p.first_sight(&event.id) {
+                        return false;
+                    }
+                    for &(c, value) in &adds {
+                        Aggregated::add(p.aggregate_mut(c), &loaded.catalog.customers.computed[c], event.time, value);
+                    }
+                    p.consents = (p.consents | grant) & !revoke;
+                    if let Some(product) = &purchase {
+                        p.add_purchase(product);
+                    }
+                    true
+                })
+                .unwrap_or(false);
+            if first {
+                report.accepted += 1;
+                if self.durable.is_some() {
+                    applied.push(event.clone());
+                }
+            } else {
+                report.duplicates += 1;
+            }
+        }
+        (report, applied)
+    }
+
+    /// Journals what a write accepted (nothing when it accepted nothing).
+    fn journal_accepted(&self, report: &WriteReport, record: impl FnOnce() -> Record) -> Result<()> {
+        if report.accepted == 0 {
+            return Ok(());
+        }
+        self.journal(record)
+    }
+
+    /// A stored profile, its computed attributes evaluated at `now` (the server's time when
+    /// `None`); `None` when the store does not hold it.
+    pub fn profile(&self, id: &str, now: Option<f64>) -> Result<Option<ProfileView>> {
+        limits::check_profile_id(id)?;
+        let now = self.clock.resolve(now)?;
+        let loaded = self.current();
+        let ttl = loaded.catalog.customers.idle_ttl;
+        let Some((row, consents, purchases)) =
+            self.profiles.with(id, &loaded.layout, now, ttl, false, |p| loaded.stored_vector(p, now))
+        else {
+            return Ok(None);
+        };
+        let schema = &loaded.catalog.schema;
+        let features = schema
+            .features()
+            .iter()
+            .zip(&row)
+            .filter(|(_, v)| !v.is_nan())
+            .map(|(f, &v)| {
+                let value = match &f.kind {
+                    FeatureKind::Float | FeatureKind::Int => Value::Number(f64::from(v)),
+                    FeatureKind::Bool => Value::Flag(v != 0.0),
+                    FeatureKind::Category(values) => Value::Text(values[v as usize].clone()),
+                };
+                (f.name.clone(), value)
+            })
+            .collect();
+        Ok(Some(ProfileView {
+            id: id.to_owned(),
+            features,
+            consents: loaded.channels_of(consents).into_iter().map(str::to_owned).collect(),
+            purchases: purchases.iter().map(|p| p.to_string()).collect(),
+        }))
+    }
+
+    /// Profiles the store holds.
+    pub fn profile_count(&self) -> usize {
+        self.profiles.len()
+    }
+
+    /// Erases a profile: features, events, contact history and its pending decisions (which
+    /// take no outcome afterwards). True when the engine held anything of it.
+    pub fn delete_profile(&self, id: &str) -> Result<bool> {
+        limits::check_profile_id(id)?;
+        let _gate = self.begin_change()?;
+        let found = self.erase(id);
+        self.journal(|| Record::ProfileDeleted(id.to_owned()))?;
+        Ok(found)
+    }
+
+    fn erase(&self, id: &str) -> bool {
+        let profile = self.profiles.remove(id);
+        let history = self.contacts.remove(id);
+        let pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).forget_profile(id) > 0;
+        profile || history || pending
+    }
+
+    /// Decides by customer id: the stored profile (or, for a never-seen id, the declared
+    /// defaults when the catalog says so), with the request's context features over it.
+    pub fn decide_stored(&self, request: &StoredDecideRequest<'_>) -> Result<Vec<Decision>> {
+        let id = request.profile_id;
+        limits::check_profile_id(id)?;
+        let now = self.clock.check(request.now)?;
+        let loaded = self.current();
+        let rules = &loaded.catalog.customers;
+        let stored =
+            self.profiles.with(id, &loaded.layout, now, rules.idle_ttl, false, |p| loaded.stored_vector(p, now));
+        let (mut row, consent_bits, purchases) = match (stored, rules.unknown) {
+            (Some(found), _) => found,
+            (None, UnknownProfile::Defaults) => loaded.stored_vector(&StoredProfile::new(&loaded.layout, now), now),
+            (None, UnknownProfile::NotFound) => return Err(Error::UnknownProfile(id.to_owned())),
+        };
+        let schema = &loaded.catalog.schema;
+        for &(name, value) in request.context {
+            let index = schema.index_of(name).ok_or_else(|| invalid(format!("unknown context feature '{name}'")))?;
+            row[index] = schema.encode_value(index, value)?;
+        }
+        let missing: Vec<&str> =
+            schema.features().iter().zip(&row).filter(|(_, v)| v.is_nan()).map(|(f, _)| f.name.as_str()).collect();
+        if !missing.is_empty() {
+            return Err(invalid(format!(
+                "profile '{id}' has no value for {} and the catalog declares no default; write them or send them as \
+                 context",
+                missing.join(", ")
+            )));
+        }
+        let mut consents = loaded.channels_of(consent_bits);
+        consents.extend_from_slice(request.consents);
+        let mut bought: Vec<&str> = purchases.iter().map(|p| &**p).collect();
+        bought.extend_from_slice(request.purchases);
+        self.decide_page(&DecideRequest {
+            placements: request.placements,
+            features: &row,
+            consents: &consents,
+            now,
+            explain: request.explain,
+            profile_id: Some(id),
+            history: &[],
+            purchases: &bought,
+            exclude: request.exclude,
+        })
+    }
+
+    /// Replays a journaled profile change.
+    pub(super) fn replay_profiles(&self, record: Record) -> bool {
+        match record {
+            Record::Profiles { time, rows } => self.upsert_at(&rows, time).accepted > 0,
+            Record::Events(events) => self.track_at(&events, false).0.accepted > 0,
+            Record::ProfileDeleted(id) => {
+                self.erase(&id);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The rows of `rows` a report accepted.
+fn accepted(rows: &[ProfileWrite], report: &WriteReport) -> Vec<ProfileWrite> {
+    let mut rejected = report.rejected.iter().map(|r| r.index as usize).peekable();
+    rows.iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            if rejected.peek() == Some(i) {
+                rejected.next();
+                false
+            } else {
+                true
+            }
+        })
+        .map(|(_, r)| r.clone())
+        .collect()
+}
+
+fn column_change(loaded: &Loaded, id: &str, row: usize, columns: &[(usize, &Column, Vec<f32>)]) -> Result<Change> {
+    limits::check_profile_id(id)?;
+    let schema = &loaded.catalog.schema;
+    let mut values = Vec::with_capacity(columns.len());
+    for (index, column, table) in columns {
+        let feature = &schema.features()[*index];
+        let value = match column {
+            Column::Numbers { present: Some(present), .. } if !present[row] => continue,
+            Column::Numbers { values, .. } if feature.kind == FeatureKind::Bool => match values[row] {
+                0.0 => 0.0,
+                1.0 => 1.0,
+                other => return Err(invalid(format!("feature '{}' takes a flag (0 or 1), got {other}", feature.name))),
+            },
+            Column::Numbers { values, .. } => schema.encode_value(*index, NamedValue::Number(values[row]))?,
+            Column::Categories { codes, .. } if codes[row] < 0 => continue,
+            Column::Categories { names, codes } => {
+                let code = usize::try_from(codes[row]).unwrap_or(usize::MAX);
+                match (table.get(code), names.get(code)) {
+                    (Some(v), _) if !v.is_nan() => *v,
+                    (_, Some(given)) => schema.encode_value(*index, NamedValue::Category(given))?,
+                    (_, None) => {
+                        return Err(invalid(format!(
+                            "feature '{}': code {code} is not in the column's dictionary of {} values",
+                            feature.name,
+                            names.len()
+                        )));
+                    }
+                }
+            }
+        };
+        values.push((*index, value));
+    }
+    Ok(Change { values, grant: 0, revoke: 0, purchases: Vec::new() })
+}
+
+/// A columnar row as a write by name, for the journal.
+fn write_of(loaded: &Loaded, id: &str, change: &Change) -> ProfileWrite {
+    let features = loaded.catalog.schema.features();
+    ProfileWrite {
+        id: id.to_owned(),
+        features: change
+            .values
+            .iter()
+            .map(|&(i, v)| {
+                let value = match &features[i].kind {
+                    FeatureKind::Float | FeatureKind::Int => Value::Number(f64::from(v)),
+                    FeatureKind::Bool => Value::Flag(v != 0.0),
+                    FeatureKind::Category(values) => Value::Text(values[v as usize].clone()),
+                };
+                (features[i].name.clone(), value)
+            })
+            .collect(),
+        ..ProfileWrite::default()
+    }
+}
