@@ -1,7 +1,7 @@
 """Type stubs of the Rust extension (kept in step by `python -m mypy.stubtest decision_engine._core`)."""
 
 import os
-from typing import final
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
@@ -145,21 +145,25 @@ class Engine:
         self,
         placements: list[str],
         profile_id: str,
-        context: dict[str, float | int | bool | str] = ...,
+        context: dict[str, float | int | bool | str] | None = None,
+        consents: list[str] = ...,
+        purchases: list[str] = ...,
         now: float | None = None,
         explain: bool = False,
         exclude: list[str] = ...,
+        history: list[tuple[str, str, float, str, str | None, int]] = ...,
     ) -> list[Decision]: ...
-    def upsert_profiles(self, rows: list[dict[str, object]]) -> WriteReport: ...
+    def upsert_profiles(self, rows: list[dict[str, object]], now: float | None = None) -> WriteReport: ...
     def upsert_columns(
         self,
         ids: list[str],
-        numeric: dict[str, npt.NDArray[np.float64]],
+        numeric: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_] | None]],
         categorical: dict[str, tuple[list[str], npt.NDArray[np.int32]]],
+        now: float | None = None,
     ) -> WriteReport: ...
     def track(self, events: list[dict[str, object]]) -> WriteReport: ...
-    def profile(self, id: str, now: float | None = None) -> dict[str, object] | None: ...
-    def delete_profile(self, id: str) -> bool: ...
+    def profile(self, profile_id: str, now: float | None = None) -> dict[str, Any] | None: ...
+    def delete_profile(self, profile_id: str) -> bool: ...
     def profile_count(self) -> int: ...
     def upsert_profiles_wire(self, request: bytes) -> bytes: ...
     def track_events_wire(self, request: bytes) -> bytes: ...

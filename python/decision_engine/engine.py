@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -261,8 +261,9 @@ class Engine:
         ids to leave out (their reason is "excluded by the caller").
 
         With ``profile`` None the engine decides by id on the stored profile ``profile_id``
-        (its features, computed attributes, consents and purchases); ``context`` features
-        by name override stored values for this decision only.
+        (its features, computed attributes, consents, purchases and contact history);
+        ``context`` features by name override stored values for this decision only, and
+        ``consents``, ``history`` and ``purchases`` add to the stored ones.
         """
         if profile is None:
             stored = (consents, history, purchases)
@@ -294,7 +295,7 @@ class Engine:
         limits and caps hold across the page. One decision per placement, in order. With
         ``profile`` None it decides by id, as :meth:`decide` does."""
         if profile is None:
-            stored = (history, purchases, consents)
+            stored = (consents, history, purchases)
             return self._decide_stored(list(placements), profile_id, context, now, explain, exclude, *stored)
         _no_context(context)
         extras = _extras(consents, now, explain, profile_id, history, purchases, exclude)
@@ -308,20 +309,29 @@ class Engine:
         now: Timestamp,
         explain: bool,
         exclude: Iterable[str],
-        *given: Iterable[object],
+        consents: Iterable[str],
+        history: Iterable[Contact],
+        purchases: Iterable[str],
     ) -> list[Decision]:
+        """Decides by id; consents, history and purchases given add to the stored ones."""
         if profile_id is None:
             raise InvalidInputError(
-                "give a profile (features), or profile_id to decide on the stored profile"
+                "give the profile's features, or profile_id to decide on the stored profile"
             )
-        if any(given):
-            raise InvalidInputError(
-                "deciding by id reads consents, purchases and history from the stored profile: "
-                "write them with upsert_profiles or track, or give the profile's features"
-            )
-        ctx = dict(context) if context else {}
-        leave_out = list(exclude) if exclude else []
-        return self._core.decide_stored(placements, profile_id, ctx, unix_seconds(now), explain, leave_out)
+        channels, at, explain, _, contacts, bought, leave_out = _extras(
+            consents, now, explain, profile_id, history, purchases, exclude
+        )
+        return self._core.decide_stored(
+            placements,
+            profile_id,
+            dict(context) if context else None,
+            channels,
+            bought,
+            at,
+            explain,
+            leave_out,
+            contacts,
+        )
 
     # --- the profile store ---
 
@@ -331,6 +341,7 @@ class Engine:
         *,
         ids: Sequence[str] | None = None,
         features: npt.ArrayLike | None = None,
+        now: Timestamp = None,
     ) -> WriteReport:
         """Writes profiles (partial updates: only the features given change) and returns the
         core's report: accepted rows, and each rejected row's index, id and reason (nothing of
@@ -344,10 +355,11 @@ class Engine:
         stored features in schema order (``stored_features``: computed ones left out), or
         every feature (``feature_names``) with NaN in the computed columns; NaN leaves a
         value unchanged and category columns hold the value's index in the catalog's list.
+        ``now`` is the write's time (the engine's clock when None).
         """
         from decision_engine.ingest import upsert
 
-        return upsert(self, data, ids, features)
+        return upsert(self, data, ids, features, unix_seconds(now))
 
     @property
     def stored_features(self) -> list[str]:
@@ -368,7 +380,7 @@ class Engine:
             rows.append(row)
         return self._core.track(rows)
 
-    def profile(self, profile_id: str, now: Timestamp = None) -> dict[str, object] | None:
+    def profile(self, profile_id: str, now: Timestamp = None) -> dict[str, Any] | None:
         """The stored profile: ``{"id", "features", "consents", "purchases"}`` with computed
         attributes evaluated at ``now`` (the engine's clock when None); None when not held."""
         return self._core.profile(profile_id, unix_seconds(now))

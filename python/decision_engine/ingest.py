@@ -1,7 +1,9 @@
 """Profiles into the engine's store: rows of dicts, Arrow tables, or an id list with a numpy
 array. Arrow and numpy go columnar (`_core.Engine.upsert_columns`): numeric and bool columns
-as float64 with NaN for "leave unchanged", text columns dictionary-encoded with code -1 for a
-null. The core checks every value (names, types, categories, ids) and reports per row."""
+as float64 with a validity mask (an Arrow null, or a NaN of a numpy array, leaves the value
+unchanged; a NaN in an Arrow column is a bad value), text columns dictionary-encoded with code
+-1 for a null. The core checks every value (names, types, categories, ids) and reports per
+row."""
 
 from __future__ import annotations
 
@@ -25,24 +27,29 @@ ID_COLUMN = "id"
 # per-profile lists a row of dicts may carry; an Arrow table with one of them goes row by row
 LIST_COLUMNS = ("consents", "revoked_consents", "purchases")
 
-Numeric = dict[str, npt.NDArray[np.float64]]
+# feature -> (values, which are present: None for all)
+Numeric = dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_] | None]]
 Categorical = dict[str, tuple[list[str], npt.NDArray[np.int32]]]
 
 
 def upsert(
-    engine: Engine, data: object, ids: Sequence[str] | None, features: npt.ArrayLike | None
+    engine: Engine,
+    data: object,
+    ids: Sequence[str] | None,
+    features: npt.ArrayLike | None,
+    now: float | None = None,
 ) -> WriteReport:
     if ids is not None or features is not None:
         if data is not None:
             raise InvalidInputError("give the profiles as data, or as ids= and features=, not both")
         if ids is None or features is None:
             raise InvalidInputError("ids= and features= go together: one id per row of features")
-        return _upsert_array(engine, list(ids), features)
+        return _upsert_array(engine, list(ids), features, now)
     if isinstance(data, list | tuple):
-        return engine._core.upsert_profiles([dict(row) for row in _mappings(data)])
+        return engine._core.upsert_profiles([dict(row) for row in _mappings(data)], now)
     if data is None:
         raise InvalidInputError("no profiles given: a list of dicts, an Arrow table, or ids= and features=")
-    return _upsert_arrow(engine, data)
+    return _upsert_arrow(engine, data, now)
 
 
 def _mappings(rows: Sequence[object]) -> Sequence[Mapping[str, object]]:
@@ -52,7 +59,7 @@ def _mappings(rows: Sequence[object]) -> Sequence[Mapping[str, object]]:
     return rows  # type: ignore[return-value]
 
 
-def _upsert_array(engine: Engine, ids: list[str], features: npt.ArrayLike) -> WriteReport:
+def _upsert_array(engine: Engine, ids: list[str], features: npt.ArrayLike, now: float | None) -> WriteReport:
     matrix = np.asarray(features, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[0] != len(ids):
         raise InvalidInputError(
@@ -76,8 +83,9 @@ def _upsert_array(engine: Engine, ids: list[str], features: npt.ArrayLike) -> Wr
         if name in categories:
             categorical[name] = (categories[name], _codes(name, values, len(categories[name])))
         else:
-            numeric[name] = values
-    return engine._core.upsert_columns(ids, numeric, categorical)
+            present = ~np.isnan(values)
+            numeric[name] = (values, None if present.all() else present)
+    return engine._core.upsert_columns(ids, numeric, categorical, now)
 
 
 def _codes(name: str, values: npt.NDArray[np.float64], count: int) -> npt.NDArray[np.int32]:
@@ -92,7 +100,7 @@ def _codes(name: str, values: npt.NDArray[np.float64], count: int) -> npt.NDArra
     return np.where(known, values, -1).astype(np.int32)
 
 
-def _upsert_arrow(engine: Engine, data: object) -> WriteReport:
+def _upsert_arrow(engine: Engine, data: object, now: float | None) -> WriteReport:
     from decision_engine.batch.arrow import as_table
 
     table = as_table(data)
@@ -101,14 +109,14 @@ def _upsert_arrow(engine: Engine, data: object) -> WriteReport:
             f"the profiles need an '{ID_COLUMN}' column (found: {', '.join(table.column_names) or 'none'})"
         )
     if any(name in table.column_names for name in LIST_COLUMNS):
-        return engine._core.upsert_profiles(_rows(table))
+        return engine._core.upsert_profiles(_rows(table), now)
     ids = [("" if v is None else str(v)) for v in table.column(ID_COLUMN).to_pylist()]
     numeric: Numeric = {}
     categorical: Categorical = {}
     for name in table.column_names:
         if name != ID_COLUMN:
             _arrow_column(name, table.column(name), numeric, categorical)
-    return engine._core.upsert_columns(ids, numeric, categorical)
+    return engine._core.upsert_columns(ids, numeric, categorical, now)
 
 
 def _arrow_column(
@@ -126,8 +134,12 @@ def _arrow_column(
         codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
         categorical[name] = (encoded.dictionary.to_pylist(), codes)
     elif pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind):
-        as_float = column.cast(pa.float64()).fill_null(pa.scalar(np.nan))
-        numeric[name] = np.ascontiguousarray(as_float.to_numpy(), dtype=np.float64)
+        as_float = column.cast(pa.float64())
+        present = None
+        if as_float.null_count:  # a null leaves the value unchanged (a NaN is a bad value)
+            present = np.ascontiguousarray(as_float.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_)
+            as_float = as_float.fill_null(pa.scalar(0.0))
+        numeric[name] = (np.ascontiguousarray(as_float.to_numpy(), dtype=np.float64), present)
     else:
         raise InvalidInputError(
             f"column '{name}' is {kind}: profile columns are numbers, booleans or text (category value names)"
