@@ -6,6 +6,7 @@
 //! ├── UnknownPlacementError
 //! ├── UnknownOfferError
 //! ├── UnknownDecisionError
+//! ├── UnknownProfileError     (decide by id, or read, of a profile the store does not hold)
 //! ├── OutcomeAlreadyReportedError
 //! └── StorageError            (the engine's state could not be read or written)
 
@@ -18,6 +19,7 @@ pyo3::create_exception!(_core, CatalogError, DecisionEngineError, "The catalog i
 pyo3::create_exception!(_core, InvalidInputError, DecisionEngineError, "A request's input is malformed.");
 pyo3::create_exception!(_core, UnknownPlacementError, DecisionEngineError, "No placement has that id.");
 pyo3::create_exception!(_core, UnknownOfferError, DecisionEngineError, "No offer has that id.");
+pyo3::create_exception!(_core, UnknownProfileError, DecisionEngineError, "The store holds no profile with that id.");
 pyo3::create_exception!(_core, UnknownDecisionError, DecisionEngineError, "No pending decision has that id.");
 pyo3::create_exception!(_core, OutcomeAlreadyReportedError, DecisionEngineError, "That outcome was reported before.");
 pyo3::create_exception!(_core, StorageError, DecisionEngineError, "The engine's state could not be read or written.");
@@ -37,6 +39,7 @@ pub fn to_py(err: Error) -> PyErr {
         Error::UnknownPlacement(_) => UnknownPlacementError::new_err(message),
         Error::UnknownOffer(_) => UnknownOfferError::new_err(message),
         Error::UnknownDecision(_) => UnknownDecisionError::new_err(message),
+        Error::UnknownProfile(_) => UnknownProfileError::new_err(message),
         Error::AlreadyReported { .. } | Error::AlreadySettled(_) => OutcomeAlreadyReportedError::new_err(message),
         Error::Storage(_) => StorageError::new_err(message),
     }

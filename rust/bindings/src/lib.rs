@@ -6,6 +6,7 @@ mod bandit;
 mod convert;
 mod decision;
 mod errors;
+mod profiles;
 mod rules;
 mod wire;
 
@@ -13,10 +14,12 @@ use std::sync::Arc;
 
 use decision_engine_core::durable::{DurableOptions, Fsync, RecoveryReport};
 use decision_engine_core::engine::{DEFAULT_ATTRIBUTION_WINDOW, DEFAULT_MAX_PENDING};
+use decision_engine_core::engine::{StoredDecideRequest, WriteReport};
 use decision_engine_core::limits::Clock;
 use decision_engine_core::{BatchRequest, Catalog, DecideRequest, Engine};
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 use convert::{
     DecisionSummary, HistoryItem, check_consents, check_features, contact_event, contiguous, decision_id_of, kind_name,
@@ -196,6 +199,134 @@ impl PyEngine {
         exclude: Vec<String>,
     ) -> PyResult<Vec<PyDecision>> {
         self.page(py, &placements, features, consents, now, explain, profile_id, history, purchases, exclude)
+    }
+
+    /// Writes profiles given as dicts (`id`, feature names, `consents`, `revoked_consents`,
+    /// `purchases`); a bad row is rejected whole and reported, the others are written.
+    #[pyo3(signature = (rows, now = None))]
+    fn upsert_profiles(
+        &self,
+        py: Python<'_>,
+        rows: Vec<Bound<'_, PyAny>>,
+        now: Option<f64>,
+    ) -> PyResult<profiles::PyWriteReport> {
+        let rows: Vec<_> = rows.iter().map(profiles::profile_write).collect();
+        let report = py.detach(|| WriteReport::with_unreadable(rows, |rows| self.inner.upsert_profiles(rows, now)));
+        report.map(Into::into).map_err(to_py)
+    }
+
+    /// Writes profiles from columns: `numeric` maps a feature to (float64 values, validity
+    /// mask or None), `categorical` to (value names, int32 codes, -1 for none).
+    #[pyo3(signature = (ids, numeric, categorical, now = None))]
+    fn upsert_columns(
+        &self,
+        py: Python<'_>,
+        ids: Vec<String>,
+        numeric: Bound<'_, pyo3::types::PyDict>,
+        categorical: Bound<'_, pyo3::types::PyDict>,
+        now: Option<f64>,
+    ) -> PyResult<profiles::PyWriteReport> {
+        let columns = profiles::columns(&numeric, &categorical)?;
+        py.detach(|| self.inner.upsert_columns(&ids, &columns, now)).map(Into::into).map_err(to_py)
+    }
+
+    /// Applies events (dicts: `id`, `profile_id`, `type`, `time`, `properties`).
+    fn track(&self, py: Python<'_>, events: Vec<Bound<'_, PyAny>>) -> PyResult<profiles::PyWriteReport> {
+        let events: Vec<_> = events.iter().map(profiles::event).collect();
+        let report = py.detach(|| WriteReport::with_unreadable(events, |events| self.inner.track(events)));
+        report.map(Into::into).map_err(to_py)
+    }
+
+    /// The stored profile (computed attributes at `now`), or None.
+    #[pyo3(signature = (profile_id, now = None))]
+    fn profile<'py>(
+        &self,
+        py: Python<'py>,
+        profile_id: &str,
+        now: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
+        let view = py.detach(|| self.inner.profile(profile_id, now)).map_err(to_py)?;
+        view.map(|v| profiles::view(py, &v, &self.inner.current().catalog.schema)).transpose()
+    }
+
+    /// Erases a profile, its history and pending decisions; True if anything was held.
+    fn delete_profile(&self, py: Python<'_>, profile_id: &str) -> PyResult<bool> {
+        py.detach(|| self.inner.delete_profile(profile_id)).map_err(to_py)
+    }
+
+    /// Profiles held by the store.
+    fn profile_count(&self) -> usize {
+        self.inner.profile_count()
+    }
+
+    /// Decides by customer id on the stored profile, with `context` features over it.
+    #[pyo3(signature = (placements, profile_id, context = None, consents = Vec::new(), purchases = Vec::new(),
+                        now = None, explain = false, exclude = Vec::new(), history = Vec::new()))]
+    #[expect(clippy::too_many_arguments, reason = "one per Python keyword argument")]
+    fn decide_stored(
+        &self,
+        py: Python<'_>,
+        placements: Vec<String>,
+        profile_id: &str,
+        context: Option<Bound<'_, pyo3::types::PyDict>>,
+        consents: Vec<String>,
+        purchases: Vec<String>,
+        now: Option<f64>,
+        explain: bool,
+        exclude: Vec<String>,
+        history: Vec<HistoryItem>,
+    ) -> PyResult<Vec<PyDecision>> {
+        let mut values = Vec::new();
+        for (name, item) in context.iter().flat_map(|c| c.iter()) {
+            let name: String = name.extract()?;
+            let value =
+                profiles::value(&item).map_err(|m| InvalidInputError::new_err(format!("context '{name}': {m}")))?;
+            values.push((name, value));
+        }
+        let context: Vec<(&str, _)> = values.iter().map(|(n, v)| (n.as_str(), v.named())).collect();
+        fn strs(v: &[String]) -> Vec<&str> {
+            v.iter().map(String::as_str).collect()
+        }
+        let (placements, consents, purchases, exclude) =
+            (strs(&placements), strs(&consents), strs(&purchases), strs(&exclude));
+        let history = history.into_iter().map(contact_event).collect::<PyResult<Vec<_>>>()?;
+        let request = StoredDecideRequest {
+            placements: &placements,
+            profile_id,
+            context: &context,
+            consents: &consents,
+            purchases: &purchases,
+            history: &history,
+            now: now_or(now),
+            explain,
+            exclude: &exclude,
+        };
+        let decisions = py.detach(|| self.inner.decide_stored(&request)).map_err(to_py)?;
+        Ok(decisions.into_iter().map(PyDecision::from_core).collect())
+    }
+
+    /// ProfileService on wire bytes: `UpsertProfilesRequest` in, `WriteResponse` out.
+    fn upsert_profiles_wire<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let response = py.detach(|| wire::upsert_profiles(&self.inner, request)).map_err(to_py)?;
+        Ok(PyBytes::new(py, &response))
+    }
+
+    /// `TrackEventsRequest` in, `WriteResponse` out.
+    fn track_events_wire<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let response = py.detach(|| wire::track_events(&self.inner, request)).map_err(to_py)?;
+        Ok(PyBytes::new(py, &response))
+    }
+
+    /// `GetProfileRequest` in, `StoredProfile` out; UnknownProfileError when not held.
+    fn get_profile_wire<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let response = py.detach(|| wire::get_profile(&self.inner, request)).map_err(to_py)?;
+        Ok(PyBytes::new(py, &response))
+    }
+
+    /// `DeleteProfileRequest` in, `DeleteProfileResponse` out.
+    fn delete_profile_wire<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let response = py.detach(|| wire::delete_profile(&self.inner, request)).map_err(to_py)?;
+        Ok(PyBytes::new(py, &response))
     }
 
     /// The Decide RPC on wire bytes: a serialized `DecideRequest` in, a serialized
@@ -438,8 +569,10 @@ mod _core {
     #[pymodule_export]
     use super::errors::{
         CatalogError, DecisionEngineError, InvalidInputError, OutcomeAlreadyReportedError, StorageError,
-        UnknownDecisionError, UnknownOfferError, UnknownPlacementError,
+        UnknownDecisionError, UnknownOfferError, UnknownPlacementError, UnknownProfileError,
     };
+    #[pymodule_export]
+    use super::profiles::PyWriteReport;
     #[pymodule_export]
     use super::rules::check_rules;
 }

@@ -67,6 +67,36 @@ pub struct WriteReport {
 }
 
 impl WriteReport {
+    /// Runs `write` on the rows that could be read, and reports the others (id, reason) as
+    /// rejected: indices count over all of `rows`, as the caller sent them.
+    pub fn with_unreadable<T>(
+        rows: Vec<std::result::Result<T, (String, String)>>,
+        write: impl FnOnce(&[T]) -> Result<WriteReport>,
+    ) -> Result<WriteReport> {
+        let mut readable = Vec::with_capacity(rows.len());
+        let mut origin = Vec::with_capacity(rows.len());
+        let mut unreadable = Vec::new();
+        for (index, row) in rows.into_iter().enumerate() {
+            match row {
+                Ok(row) => {
+                    readable.push(row);
+                    origin.push(index as u64);
+                }
+                Err((id, message)) => unreadable.push(RowError { index: index as u64, id, message }),
+            }
+        }
+        let mut report = write(&readable)?;
+        if unreadable.is_empty() {
+            return Ok(report);
+        }
+        report.rejected.iter_mut().for_each(|r| r.index = origin[r.index as usize]);
+        report.refused += unreadable.len() as u64;
+        report.rejected.extend(unreadable);
+        report.rejected.sort_by_key(|r| r.index);
+        report.rejected.truncate(MAX_LISTED_REJECTIONS);
+        Ok(report)
+    }
+
     fn reject(&mut self, index: usize, id: &str, error: &Error) {
         self.refused += 1;
         if self.rejected.len() < MAX_LISTED_REJECTIONS {
@@ -94,6 +124,8 @@ pub struct StoredDecideRequest<'a> {
     /// Added to the stored consents and purchases for this decision.
     pub consents: &'a [&'a str],
     pub purchases: &'a [&'a str],
+    /// Contacts the caller knows of, counted with the stored history.
+    pub history: &'a [crate::contact::ContactEvent],
     pub now: f64,
     pub explain: bool,
     pub exclude: &'a [&'a str],
@@ -518,7 +550,7 @@ impl Engine {
             now,
             explain: request.explain,
             profile_id: Some(id),
-            history: &[],
+            history: request.history,
             purchases: &bought,
             exclude: request.exclude,
         })
