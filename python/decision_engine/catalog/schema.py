@@ -42,6 +42,7 @@ from decision_engine.catalog.policies import (
 from decision_engine.catalog.policies import normalize_policy as _normalize_policy
 from decision_engine.catalog.profiles import Computed, EventSpec, FeatureDefault, ProfilesConfig
 from decision_engine.catalog.store import EmbeddedStoreConfig, RedisStoreConfig, StoreConfig
+from decision_engine.catalog.triggers import Trigger
 
 __all__ = [
     "POLICY_TYPES",
@@ -375,10 +376,11 @@ class Catalog(_Model):
     store: StoreConfig = Field(default_factory=EmbeddedStoreConfig)
     events: tuple[EventSpec, ...] | None = None
     profiles: ProfilesConfig | None = None
+    triggers: tuple[Trigger, ...] | None = None
 
     @model_serializer(mode="wrap")
     def _sparse(self, handler: SerializerFunctionWrapHandler) -> object:
-        return _without(handler(self), "events", "profiles")
+        return _without(handler(self), "events", "profiles", "triggers")
 
     @model_validator(mode="wrap")
     @classmethod

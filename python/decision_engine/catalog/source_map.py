@@ -33,7 +33,10 @@ _ITEMS: dict[str, tuple[str, str | None]] = {
     "features": ("feature", "name"),
     "channels": ("channel", None),
     "events": ("event", "type"),
+    "triggers": ("trigger", "id"),
 }
+# the key holding the rule text whose rule_line/rule_column a core error gives, by kind
+_RULE_KEYS = {"trigger": "filter"}
 # top-level sections the core reports errors of by name (not an item of a list)
 _SECTIONS = frozenset({"profiles"})
 
@@ -197,7 +200,7 @@ def locate_core_error(
     if item_path is not None:
         name_key = next((key for label, key in _ITEMS.values() if label == kind and key), "id")
         position = source_map.get((*item_path, name_key), source_map.get(item_path))
-        rule = source_map.nodes.get((*item_path, "rule"))
+        rule = source_map.nodes.get((*item_path, _RULE_KEYS.get(kind, "rule")))
         if rule_line is not None and isinstance(rule, yaml.ScalarNode):
             lines = str(rule.value).split("\n")
             row = min(max(rule_line, 1), len(lines)) - 1
