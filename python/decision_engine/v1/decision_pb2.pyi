@@ -21,6 +21,72 @@ CONTACT_KIND_SHOWN: ContactKind
 CONTACT_KIND_CONVERTED: ContactKind
 CONTACT_KIND_DISMISSED: ContactKind
 
+class SubscribeDecisionsRequest(_message.Message):
+    __slots__ = ("channel", "visibility_timeout_seconds", "max_in_flight")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    VISIBILITY_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    visibility_timeout_seconds: float
+    max_in_flight: int
+    def __init__(self, channel: _Optional[str] = ..., visibility_timeout_seconds: _Optional[float] = ..., max_in_flight: _Optional[int] = ...) -> None: ...
+
+class TriggeredDecision(_message.Message):
+    __slots__ = ("decision", "trigger", "profile_id", "channel", "attempt", "decided_at")
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    decision: Decision
+    trigger: str
+    profile_id: str
+    channel: str
+    attempt: int
+    decided_at: _timestamp_pb2.Timestamp
+    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ..., trigger: _Optional[str] = ..., profile_id: _Optional[str] = ..., channel: _Optional[str] = ..., attempt: _Optional[int] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AckDecisionsRequest(_message.Message):
+    __slots__ = ("decision_ids",)
+    DECISION_IDS_FIELD_NUMBER: _ClassVar[int]
+    decision_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, decision_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class AckDecisionsResponse(_message.Message):
+    __slots__ = ("acknowledged",)
+    ACKNOWLEDGED_FIELD_NUMBER: _ClassVar[int]
+    acknowledged: int
+    def __init__(self, acknowledged: _Optional[int] = ...) -> None: ...
+
+class GetTriggerHistoryRequest(_message.Message):
+    __slots__ = ("profile_id",)
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    profile_id: str
+    def __init__(self, profile_id: _Optional[str] = ...) -> None: ...
+
+class TriggerOutcome(_message.Message):
+    __slots__ = ("trigger", "key", "time", "outcome", "detail", "decision_id")
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    trigger: str
+    key: str
+    time: _timestamp_pb2.Timestamp
+    outcome: str
+    detail: str
+    decision_id: int
+    def __init__(self, trigger: _Optional[str] = ..., key: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[str] = ..., detail: _Optional[str] = ..., decision_id: _Optional[int] = ...) -> None: ...
+
+class GetTriggerHistoryResponse(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[TriggerOutcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[TriggerOutcome, _Mapping]]] = ...) -> None: ...
+
 class ProfileUpsert(_message.Message):
     __slots__ = ("id", "features", "consents", "revoked_consents", "purchases")
     class FeaturesEntry(_message.Message):

@@ -576,3 +576,173 @@ class ProfileService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class TriggerServiceStub:
+    """Outbound decisions made by triggers (an event, a delay, cancel-on events, quiet hours),
+    delivered at least once to the channels' senders.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.SubscribeDecisions = channel.unary_stream(
+                '/decision_engine.v1.TriggerService/SubscribeDecisions',
+                request_serializer=decision__engine_dot_v1_dot_decision__pb2.SubscribeDecisionsRequest.SerializeToString,
+                response_deserializer=decision__engine_dot_v1_dot_decision__pb2.TriggeredDecision.FromString,
+                _registered_method=True)
+        self.AckDecisions = channel.unary_unary(
+                '/decision_engine.v1.TriggerService/AckDecisions',
+                request_serializer=decision__engine_dot_v1_dot_decision__pb2.AckDecisionsRequest.SerializeToString,
+                response_deserializer=decision__engine_dot_v1_dot_decision__pb2.AckDecisionsResponse.FromString,
+                _registered_method=True)
+        self.GetTriggerHistory = channel.unary_unary(
+                '/decision_engine.v1.TriggerService/GetTriggerHistory',
+                request_serializer=decision__engine_dot_v1_dot_decision__pb2.GetTriggerHistoryRequest.SerializeToString,
+                response_deserializer=decision__engine_dot_v1_dot_decision__pb2.GetTriggerHistoryResponse.FromString,
+                _registered_method=True)
+
+
+class TriggerServiceServicer:
+    """Outbound decisions made by triggers (an event, a delay, cancel-on events, quiet hours),
+    delivered at least once to the channels' senders.
+    """
+
+    def SubscribeDecisions(self, request, context):
+        """Streams the decisions triggers made for one channel. A decision not acknowledged within
+        the visibility timeout is delivered again (decision_id is the idempotency key); one
+        never acknowledged within the trigger's delivery time to live is released, giving back
+        its caps and budgets.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AckDecisions(self, request, context):
+        """Acknowledges delivered decisions: they are sent and will not come again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTriggerHistory(self, request, context):
+        """What became of a profile's trigger instances: delivered, or why not.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_TriggerServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'SubscribeDecisions': grpc.unary_stream_rpc_method_handler(
+                    servicer.SubscribeDecisions,
+                    request_deserializer=decision__engine_dot_v1_dot_decision__pb2.SubscribeDecisionsRequest.FromString,
+                    response_serializer=decision__engine_dot_v1_dot_decision__pb2.TriggeredDecision.SerializeToString,
+            ),
+            'AckDecisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.AckDecisions,
+                    request_deserializer=decision__engine_dot_v1_dot_decision__pb2.AckDecisionsRequest.FromString,
+                    response_serializer=decision__engine_dot_v1_dot_decision__pb2.AckDecisionsResponse.SerializeToString,
+            ),
+            'GetTriggerHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTriggerHistory,
+                    request_deserializer=decision__engine_dot_v1_dot_decision__pb2.GetTriggerHistoryRequest.FromString,
+                    response_serializer=decision__engine_dot_v1_dot_decision__pb2.GetTriggerHistoryResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'decision_engine.v1.TriggerService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('decision_engine.v1.TriggerService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class TriggerService:
+    """Outbound decisions made by triggers (an event, a delay, cancel-on events, quiet hours),
+    delivered at least once to the channels' senders.
+    """
+
+    @staticmethod
+    def SubscribeDecisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/decision_engine.v1.TriggerService/SubscribeDecisions',
+            decision__engine_dot_v1_dot_decision__pb2.SubscribeDecisionsRequest.SerializeToString,
+            decision__engine_dot_v1_dot_decision__pb2.TriggeredDecision.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AckDecisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/decision_engine.v1.TriggerService/AckDecisions',
+            decision__engine_dot_v1_dot_decision__pb2.AckDecisionsRequest.SerializeToString,
+            decision__engine_dot_v1_dot_decision__pb2.AckDecisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTriggerHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/decision_engine.v1.TriggerService/GetTriggerHistory',
+            decision__engine_dot_v1_dot_decision__pb2.GetTriggerHistoryRequest.SerializeToString,
+            decision__engine_dot_v1_dot_decision__pb2.GetTriggerHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
