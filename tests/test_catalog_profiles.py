@@ -5,6 +5,7 @@ what they mean and its errors point at the feature, the event or the section."""
 import json
 
 import pytest
+from decision_engine import Engine
 from decision_engine.catalog import parse_catalog
 from decision_engine.errors import CatalogError
 
@@ -162,3 +163,38 @@ def test_structure_errors_have_positions(old: str, new: str, expected: str) -> N
 def test_events_must_be_a_list() -> None:
     errors = errors_of(PROFILE_YAML.split("events:")[0] + "events: {type: purchase}\n")
     assert errors == ["p.yaml:23:9: catalog: events: Input should be a list"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "words"),
+    [
+        # `last` and `time_since` need a default (the core's rule)
+        (
+            "    default: 0\n    computed: {event: cart_add, aggregate: last",
+            "    computed: {event: cart_add, aggregate: last",
+            "p.yaml:11:11: feature 'last_cart_value'",
+            "default",
+        ),
+        (
+            "aggregate: sum, property: amount",
+            "aggregate: sum",
+            "p.yaml:8:11: feature 'spend_30d'",
+            "property",
+        ),
+        (
+            "{type: email_opt_in, grant: email}",
+            "{type: email_opt_in, grant: sms}",
+            "p.yaml:25:12: event 'email_opt_in'",
+            "sms",
+        ),
+        ("default: basic}", "default: platinum}", "p.yaml:4:12: feature 'segment'", "platinum"),
+    ],
+)
+def test_meaning_errors_come_from_the_core_at_the_item(old: str, new: str, where: str, words: str) -> None:
+    assert old in PROFILE_YAML
+    loaded = parse_catalog(PROFILE_YAML.replace(old, new, 1), "p.yaml")  # the structure is fine
+    with pytest.raises(CatalogError) as info:
+        Engine(loaded)
+    message = str(info.value)
+    assert message.startswith(where), message
+    assert words in message

@@ -4,7 +4,7 @@ Eligibility rules, bandit policies and contact policy in a Rust core, with a thi
 layer that loads catalogs, serves decisions and gives Python code the same engine.
 """
 
-from decision_engine._core import Bandit, BatchDecision, ChosenOffer, Decision
+from decision_engine._core import Bandit, BatchDecision, ChosenOffer, Decision, WriteReport
 from decision_engine.catalog import LoadedCatalog, load_catalog, parse_catalog
 from decision_engine.engine import ArmState, Contact, Engine
 from decision_engine.errors import (
@@ -16,6 +16,7 @@ from decision_engine.errors import (
     UnknownDecisionError,
     UnknownOfferError,
     UnknownPlacementError,
+    UnknownProfileError,
 )
 
 __all__ = [
@@ -35,6 +36,8 @@ __all__ = [
     "UnknownDecisionError",
     "UnknownOfferError",
     "UnknownPlacementError",
+    "UnknownProfileError",
+    "WriteReport",
     "load_catalog",
     "parse_catalog",
 ]

@@ -8,6 +8,7 @@
     ├── UnknownPlacementError
     ├── UnknownOfferError
     ├── UnknownDecisionError         never issued, expired, or it showed nothing
+    ├── UnknownProfileError          decide by id, or read, of a profile the store does not hold
     ├── OutcomeAlreadyReportedError  a retried outcome (or release) of a settled decision
     └── StorageError                 the engine's state could not be read or written
 """
@@ -21,6 +22,7 @@ from decision_engine._core import (
     UnknownDecisionError,
     UnknownOfferError,
     UnknownPlacementError,
+    UnknownProfileError,
 )
 
 __all__ = [
@@ -32,4 +34,5 @@ __all__ = [
     "UnknownDecisionError",
     "UnknownOfferError",
     "UnknownPlacementError",
+    "UnknownProfileError",
 ]

@@ -76,10 +76,13 @@ def _upsert_array(engine: Engine, ids: list[str], features: npt.ArrayLike, now: 
             f"({', '.join(stored)}) in schema order, or all {len(engine.feature_names)}"
         )
     categories = {f.name: list(f.values) for f in engine.catalog.model.features if f.values}
+    computed = set(engine.feature_names) - set(stored)
     numeric: Numeric = {}
     categorical: Categorical = {}
     for column, name in enumerate(names):
         values = np.ascontiguousarray(matrix[:, column])
+        if name in computed and np.isnan(values).all():
+            continue  # nothing given (the core refuses any value of a computed feature)
         if name in categories:
             categorical[name] = (categories[name], _codes(name, values, len(categories[name])))
         else:

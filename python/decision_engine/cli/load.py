@@ -86,7 +86,7 @@ def load(
     """Load the profiles of a Parquet file (an id column, feature columns by name; a null
     leaves a value unchanged) into a server or an embedded state directory."""
     embedded = catalog is not None or state_dir is not None
-    if (address is None) == embedded or (embedded and (catalog is None or state_dir is None)):
+    if (address is not None) == embedded or (embedded and (catalog is None or state_dir is None)):
         raise click.UsageError("give --server HOST:PORT, or --catalog FILE with --state-dir DIR")
     try:
         import pyarrow.parquet as pq

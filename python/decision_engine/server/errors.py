@@ -27,6 +27,7 @@ from decision_engine.errors import (
     UnknownDecisionError,
     UnknownOfferError,
     UnknownPlacementError,
+    UnknownProfileError,
 )
 
 __all__ = [
@@ -53,6 +54,7 @@ _CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (UnknownPlacementError, grpc.StatusCode.NOT_FOUND),
     (UnknownOfferError, grpc.StatusCode.NOT_FOUND),
     (UnknownDecisionError, grpc.StatusCode.NOT_FOUND),
+    (UnknownProfileError, grpc.StatusCode.NOT_FOUND),
     (OutcomeAlreadyReportedError, grpc.StatusCode.ALREADY_EXISTS),
 )
 _PASS_THROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit)
