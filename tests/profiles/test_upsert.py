@@ -204,3 +204,21 @@ def test_bad_arrow_rows_are_rejected_per_row(engine: Engine) -> None:
     ]
     assert "silver" in report.rejected[2][2]
     assert engine.profile_count == 1
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "message"),
+    [
+        ("nope", [1, 2], "unknown feature 'nope'"),
+        ("age", ["x", "y"], "feature 'age' is a number or flag; its column has text"),
+        ("segment", [1, 0], "feature 'segment' is a category; its column must hold value names"),
+        ("cart_adds_7d", [1, 2], "feature 'cart_adds_7d' is computed from events; it cannot be written"),
+    ],
+)
+def test_a_bad_arrow_column_refuses_the_whole_table(
+    engine: Engine, column: str, values: list[object], message: str
+) -> None:
+    table = pa.table({"id": ["a", "b"], "spend": [1.0, 2.0], column: values})
+    with pytest.raises(InvalidInputError, match=message):
+        engine.upsert_profiles(table)
+    assert engine.profile_count == 0
