@@ -37,8 +37,9 @@ class Workload:
 
 
 def feature_schema() -> list[dict[str, Any]]:
-    """The 32 features: name, type (int/float/bool/category) and category values."""
-    return load_feature_schema(DEMO_CATALOG)
+    """The demo catalog's 32 stored features: name, type (int/float/bool/category) and
+    category values (its computed features, fed by events, are left out)."""
+    return load_feature_schema(DEMO_CATALOG, stored_only=True)
 
 
 def feature_names() -> list[str]:
@@ -47,7 +48,7 @@ def feature_names() -> list[str]:
 
 def profiles(n: int, seed: int = SEED) -> npt.NDArray[np.float32]:
     """(n, 32) float32 profiles consistent with the schema (categories as codes, bools 0/1)."""
-    return generate_profiles(n, seed)
+    return generate_profiles(n, seed, stored_only=True)
 
 
 def frame(rows: npt.NDArray[np.float32]) -> pl.DataFrame:

@@ -78,11 +78,13 @@ def _read_catalog(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_feature_schema(path: str | Path = DEMO_CATALOG) -> list[dict[str, Any]]:
+def load_feature_schema(path: str | Path = DEMO_CATALOG, *, stored_only: bool = False) -> list[dict[str, Any]]:
     """Return the ``features`` list of a catalog, in order.
 
     Each entry is a dict with ``name``, ``type`` (int, float, bool or
-    category) and, for categories, ``values``.
+    category), for categories ``values``, and for a feature the catalog computes
+    from events (e.g. ``visits_7d``) its ``computed`` mapping; ``stored_only``
+    leaves those out (the features a customer data platform loads).
 
     Raises:
         ValueError: if the features section is missing or malformed.
@@ -98,6 +100,10 @@ def load_feature_schema(path: str | Path = DEMO_CATALOG) -> list[dict[str, Any]]
             kind = feature.get("type")
             raise ValueError(f"{path}: feature {feature['name']!r} has bad type {kind!r}")
         entry: dict[str, Any] = {"name": feature["name"], "type": feature["type"]}
+        if feature.get("computed") is not None:
+            if stored_only:
+                continue
+            entry["computed"] = feature["computed"]
         if feature["type"] == "category":
             values = feature.get("values")
             if not isinstance(values, list) or not values:
@@ -133,12 +139,15 @@ def _layout(columns: Mapping[str, F64], schema: list[dict[str, Any]]) -> F32:
     return out
 
 
-def generate_profiles(n: int, seed: int, catalog_path: str | Path = DEMO_CATALOG) -> F32:
+def generate_profiles(
+    n: int, seed: int, catalog_path: str | Path = DEMO_CATALOG, *, stored_only: bool = False
+) -> F32:
     """Generate ``n`` synthetic customer profiles.
 
     Rows are independent draws (the same seed gives the same rows for a given
-    ``n``). Columns follow the catalog's feature order; see the module
-    docstring for the encoding. Features are correlated: income follows life
+    ``n``). Columns follow the catalog's feature order (only the stored
+    features with ``stored_only``: the computed ones come from events); see
+    the module docstring for the encoding. Features are correlated: income follows life
     stage and region, segment follows income, spend and products follow
     segment, app usage follows device and age, churn follows tenure and
     engagement.
@@ -152,7 +161,7 @@ def generate_profiles(n: int, seed: int, catalog_path: str | Path = DEMO_CATALOG
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    schema = load_feature_schema(catalog_path)
+    schema = load_feature_schema(catalog_path, stored_only=stored_only)
     if n == 0:
         return np.empty((0, len(schema)), dtype=np.float32)
     return _layout(sample_columns(n, np.random.default_rng(seed)), schema)
@@ -233,6 +242,9 @@ class ResponseModel:
         self.offer_ids: list[str] = [str(o["id"]) for o in offers]
         schema = load_feature_schema(catalog_path)
         self.feature_names: list[str] = [f["name"] for f in schema]
+        # The truth reads the stored features only: computed ones (recent visits) tell the
+        # policy when a customer was last seen, not what the customer wants.
+        stored = np.array([j for j, f in enumerate(schema) if "computed" not in f], dtype=np.int64)
         self._codes = {
             f["name"]: np.array([CATEGORY_VALUES[f["name"]].index(v) for v in f["values"]])
             for f in schema
@@ -248,7 +260,7 @@ class ResponseModel:
         n_offers, n_features = len(self.offer_ids), len(self.feature_names)
         weights = np.zeros((n_offers, n_features))
         for i in range(n_offers):
-            active = rng.choice(n_features, size=min(5, n_features), replace=False)
+            active = stored[rng.choice(stored.size, size=min(5, stored.size), replace=False)]
             weights[i, active] = rng.normal(0.0, 0.4, size=active.size)
         shared = {
             "app_sessions_30d": 0.15,

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CATEGORY_VALUES", "sample_columns"]
+__all__ = ["CATEGORY_VALUES", "RECENT_DEFAULT", "sample_columns"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -33,6 +33,8 @@ _STUDENT, _YOUNG, _FAMILY, _ESTABLISHED, _RETIRED = range(5)
 _CAPITAL = 4
 _GOLD = 2
 _EMAIL = 2
+# days_since_visit of a customer with no visit in 90 days (the demo catalog's default)
+RECENT_DEFAULT = 90.0
 
 
 def sigmoid(x: F64) -> F64:
@@ -165,6 +167,20 @@ def _digital(c: dict[str, F64], n: int, rng: np.random.Generator) -> None:
     c["churn_score"] = np.round(sigmoid(churn), 4)
 
 
+def _recent_visits(c: dict[str, F64], n: int, rng: np.random.Generator) -> None:
+    """What the channels' visit events add up to (the catalog computes these from events):
+    visits arrive as a Poisson process at the customer's 90-day rate, so the last 7 days hold
+    Poisson(7 x rate) of them, and the last one lies uniformly within those days, or, with none,
+    an exponential wait further back; 90 days (the catalog's default) means none in 90 days.
+    Drawn after every other column, so those stay as they were."""
+    rate = c["visits_90d"] / 90.0  # per day
+    week = rng.poisson(7.0 * rate)
+    latest = 7.0 * rng.beta(1.0, np.maximum(week, 1).astype(np.float64))  # min of `week` uniforms
+    older = 7.0 + rng.exponential(1.0 / np.maximum(rate, 1e-9))
+    c["visits_7d"] = week.astype(np.float64)
+    c["days_since_visit"] = np.round(np.where(week > 0, latest, np.minimum(older, RECENT_DEFAULT)), 3)
+
+
 def sample_columns(n: int, rng: np.random.Generator) -> dict[str, F64]:
     """Draw every known feature for ``n`` customers.
 
@@ -176,4 +192,5 @@ def sample_columns(n: int, rng: np.random.Generator) -> dict[str, F64]:
     _demographics(columns, n, rng)
     _banking(columns, n, rng)
     _digital(columns, n, rng)
+    _recent_visits(columns, n, rng)
     return columns
