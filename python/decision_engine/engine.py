@@ -318,6 +318,8 @@ class Engine:
             raise InvalidInputError(
                 "give the profile's features, or profile_id to decide on the stored profile"
             )
+        if not (context or explain or exclude or consents or history or purchases):  # the common case
+            return self._core.decide_stored(placements, profile_id, None, now=unix_seconds(now))
         channels, at, explain, _, contacts, bought, leave_out = _extras(
             consents, now, explain, profile_id, history, purchases, exclude
         )
