@@ -8,6 +8,7 @@ mod decision;
 mod errors;
 mod profiles;
 mod rules;
+mod triggers;
 mod wire;
 
 use std::sync::Arc;
@@ -303,6 +304,50 @@ impl PyEngine {
         };
         let decisions = py.detach(|| self.inner.decide_stored(&request)).map_err(to_py)?;
         Ok(decisions.into_iter().map(PyDecision::from_core).collect())
+    }
+
+    /// Fires the trigger instances due at `now` (the server clock when None) and releases
+    /// deliveries past their time to live; returns how many instances fired.
+    #[pyo3(signature = (now = None))]
+    fn fire_due(&self, py: Python<'_>, now: Option<f64>) -> PyResult<usize> {
+        py.detach(|| self.inner.fire_due(now)).map_err(to_py)
+    }
+
+    /// Triggered decisions ready to send on `channel`; each is in flight for `visibility`
+    /// seconds, then delivered again unless acknowledged.
+    #[pyo3(signature = (channel, max = 100, visibility = 30.0, now = None))]
+    fn poll_deliveries<'py>(
+        &self,
+        py: Python<'py>,
+        channel: &str,
+        max: usize,
+        visibility: f64,
+        now: Option<f64>,
+    ) -> PyResult<Vec<Bound<'py, pyo3::types::PyDict>>> {
+        let deliveries = py.detach(|| self.inner.poll_deliveries(channel, max, visibility, now)).map_err(to_py)?;
+        deliveries.iter().map(|d| triggers::delivery(py, d)).collect()
+    }
+
+    /// Acknowledges delivered decisions; returns how many were waiting.
+    fn ack_deliveries(&self, py: Python<'_>, decision_ids: Vec<u64>) -> PyResult<usize> {
+        py.detach(|| self.inner.ack_deliveries(&decision_ids)).map_err(to_py)
+    }
+
+    /// What became of a profile's trigger instances, oldest first.
+    fn trigger_history<'py>(
+        &self,
+        py: Python<'py>,
+        profile_id: &str,
+    ) -> PyResult<Vec<Bound<'py, pyo3::types::PyDict>>> {
+        self.inner.trigger_history(profile_id).iter().map(|e| triggers::history_entry(py, e)).collect()
+    }
+
+    fn pending_timers(&self) -> usize {
+        self.inner.pending_timers()
+    }
+
+    fn pending_deliveries(&self) -> usize {
+        self.inner.pending_deliveries()
     }
 
     /// ProfileService on wire bytes: `UpsertProfilesRequest` in, `WriteResponse` out.

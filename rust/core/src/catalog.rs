@@ -12,6 +12,7 @@ use crate::experiment::{Experiment, ExperimentSpec};
 use crate::policy::PolicyConfig;
 use crate::rules::RuleSet;
 use crate::schema::{Feature, FeatureKind, Schema};
+use crate::triggers::{TriggerSet, TriggerSpec};
 
 #[derive(Debug, Deserialize)]
 pub struct CatalogSpec {
@@ -27,9 +28,11 @@ pub struct CatalogSpec {
     pub events: Option<Vec<EventSpec>>,
     #[serde(default)]
     pub profiles: Option<ProfilesSpec>,
+    #[serde(default)]
+    pub triggers: Option<Vec<TriggerSpec>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct FeatureSpec {
     pub name: String,
     #[serde(rename = "type")]
@@ -167,6 +170,7 @@ pub struct Catalog {
     pub experiments: Vec<Experiment>,
     /// Defaults, computed attributes, event effects and the profile store's bounds.
     pub customers: CustomerRules,
+    pub triggers: TriggerSet,
     offer_index: HashMap<String, usize>,
     placement_index: HashMap<String, usize>,
 }
@@ -260,7 +264,9 @@ impl Catalog {
                 }
             }
         }
+        let triggers = TriggerSet::compile(spec.triggers.unwrap_or_default(), &schema, &placement_index, feature)?;
         Ok(Self {
+            triggers,
             schema,
             channels,
             consent_required,

@@ -14,6 +14,7 @@ pub enum Location {
     Event(String),
     /// The catalog's `profiles:` section.
     Profiles,
+    Trigger(String),
 }
 
 impl Location {
@@ -26,13 +27,19 @@ impl Location {
             Self::Offer(_) => "offer",
             Self::Event(_) => "event",
             Self::Profiles => "profiles",
+            Self::Trigger(_) => "trigger",
         }
     }
 
     pub fn item(&self) -> Option<&str> {
         match self {
             Self::Catalog | Self::Profiles => None,
-            Self::Feature(s) | Self::Channel(s) | Self::Placement(s) | Self::Offer(s) | Self::Event(s) => Some(s),
+            Self::Feature(s)
+            | Self::Channel(s)
+            | Self::Placement(s)
+            | Self::Offer(s)
+            | Self::Event(s)
+            | Self::Trigger(s) => Some(s),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod policy;
 pub mod rules;
 pub mod schema;
 pub mod store;
+pub mod triggers;
 
 pub use catalog::Catalog;
 pub use engine::{BatchDecision, BatchRequest, ChosenOffer, DecideRequest, Decision, Engine, Reason};

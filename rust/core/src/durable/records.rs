@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::contact::ContactEvent;
 use crate::engine::{Event, ProfileWrite};
 use crate::store::{Layout, StoredProfile};
+use crate::triggers::{Delivery, HistoryEntry, TimersRecord};
 
 /// Decisions awaiting outcomes: one decision or a batch with consecutive ids.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +59,25 @@ pub enum Record {
     Events(Vec<Event>),
     /// A profile erased, with its history and pending decisions.
     ProfileDeleted(String),
+    /// A trigger instance ended (fired into a delivery, or why not).
+    TriggerEnded {
+        instance: u64,
+        profile: String,
+        entry: HistoryEntry,
+        delivery: Option<Delivery>,
+    },
+    /// Quiet hours moved an instance's fire time.
+    TriggerRescheduled {
+        instance: u64,
+        fire_at: f64,
+    },
+    DeliveryAcked(Vec<u64>),
+    /// A delivery never acknowledged: its decision's reservations were given back.
+    DeliveryReleased {
+        decision_id: u64,
+        profile: String,
+        entry: HistoryEntry,
+    },
 }
 
 /// Everything the engine holds, at one moment.
@@ -77,6 +97,8 @@ pub struct Snapshot {
     /// The layout `profiles` are written in, and the profiles, least recently used first.
     pub profile_layout: Option<Layout>,
     pub profiles: Vec<(String, StoredProfile)>,
+    /// Trigger instances, deliveries, entry times and outcomes.
+    pub triggers: TimersRecord,
 }
 
 /// A version 1 snapshot: everything but profiles.
@@ -105,6 +127,7 @@ impl From<SnapshotV1> for Snapshot {
             budgets: v1.budgets,
             profile_layout: None,
             profiles: Vec::new(),
+            triggers: TimersRecord::default(),
         }
     }
 }

@@ -127,6 +127,7 @@ impl Engine {
             budgets,
             profile_layout: Some(loaded.layout.clone_parts()),
             profiles: self.profiles.export(&loaded.layout),
+            triggers: self.timers.lock().unwrap_or_else(PoisonError::into_inner).export(),
         };
         let dir = &durable.options.dir;
         write_snapshot(dir, &snapshot)?;
@@ -153,6 +154,7 @@ impl Engine {
             }
         }
         self.next_id.fetch_max(snapshot.next_id, Ordering::Relaxed);
+        self.timers.lock().unwrap_or_else(PoisonError::into_inner).restore(snapshot.triggers.clone());
         if let Some(layout) = &snapshot.profile_layout {
             let generation = self.profiles.adopt_layout(layout.clone_parts());
             for (id, profile) in &snapshot.profiles {
@@ -174,6 +176,10 @@ impl Engine {
             profiles @ (Record::Profiles { .. } | Record::Events(_) | Record::ProfileDeleted(_)) => {
                 self.replay_profiles(profiles)
             }
+            triggers @ (Record::TriggerEnded { .. }
+            | Record::TriggerRescheduled { .. }
+            | Record::DeliveryAcked(_)
+            | Record::DeliveryReleased { .. }) => self.replay_trigger(triggers),
         }
     }
 

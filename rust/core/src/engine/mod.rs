@@ -9,6 +9,7 @@ mod durable;
 mod persist;
 mod profiles;
 mod reason;
+mod triggers;
 
 pub use batch::{BatchDecision, BatchRequest};
 pub use decide::{ChosenOffer, DecideRequest, Decision};
@@ -126,6 +127,8 @@ pub struct Engine {
     contacts: ContactStore,
     /// The customers' profiles (the embedded store).
     profiles: ProfileStore,
+    /// Trigger instances waiting to fire and decisions waiting for their acknowledgement.
+    timers: Mutex<crate::triggers::Timers>,
     next_id: AtomicU64,
     seed: u64,
     /// Keep what the policies learn for [`Engine::take_policy_delta`] (servers sharing a model).
@@ -151,6 +154,7 @@ impl Engine {
         Self {
             loaded: RwLock::new(Arc::new(Loaded::new(catalog, None, &profiles))),
             profiles,
+            timers: Mutex::default(),
             pending: Mutex::new(PendingStore::new(max_pending)),
             contacts: ContactStore::new(DEFAULT_MAX_CONTACTS_PER_PROFILE, crate::limits::MAX_CONTACT_PROFILES),
             next_id: AtomicU64::new(1),
@@ -405,3 +409,5 @@ mod experiment_tests;
 mod profile_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trigger_tests;

@@ -139,6 +139,16 @@ struct Change {
     purchases: Vec<String>,
 }
 
+/// An event checked against the catalog: per computed attribute the value it adds, the
+/// product it records, and the consents it grants and revokes.
+#[derive(Default)]
+struct EventChange {
+    adds: Vec<(usize, f32)>,
+    purchase: Option<String>,
+    grant: u64,
+    revoke: u64,
+}
+
 fn invalid(message: String) -> Error {
     Error::InvalidInput(message)
 }
@@ -202,7 +212,7 @@ impl Loaded {
 
     /// What an event does, checked: per computed attribute the value it adds, and the
     /// product it records. `None` when the catalog gives its type nothing to do.
-    fn encode_event(&self, event: &Event) -> Result<Option<(Vec<(usize, f32)>, Option<String>, u64, u64)>> {
+    fn encode_event(&self, event: &Event) -> Result<Option<EventChange>> {
         check_name("an event's id", &event.id)?;
         limits::check_profile_id(&event.profile_id)?;
         check_name("an event's type", &event.kind)?;
@@ -217,7 +227,11 @@ impl Loaded {
             )));
         }
         let rules = &self.catalog.customers;
-        let Some(effects) = rules.events.get(&event.kind) else { return Ok(None) };
+        let Some(effects) = rules.events.get(&event.kind) else {
+            // A type only triggers read still goes to its profile (once per id).
+            let triggered = self.catalog.triggers.mentions(&event.kind);
+            return Ok(triggered.then(EventChange::default));
+        };
         let property = |name: &str| event.properties.iter().find(|(n, _)| n == name).map(|(_, v)| v);
         let missing = |name: &str, reader: &str| {
             invalid(format!("event '{}' ({}) has no property '{name}', which {reader} reads", event.id, event.kind))
@@ -269,7 +283,7 @@ impl Loaded {
             None => None,
         };
         let bit = |c: Option<usize>| c.map_or(0, |c| 1u64 << c);
-        Ok(Some((adds, purchase, bit(effects.grant), bit(effects.revoke))))
+        Ok(Some(EventChange { adds, purchase, grant: bit(effects.grant), revoke: bit(effects.revoke) }))
     }
 
     /// The stored profile's full feature vector, consents and purchases at `now`.
@@ -400,7 +414,7 @@ impl Engine {
                 }
                 Ok(effects)
             });
-            let (adds, purchase, grant, revoke) = match checked {
+            let EventChange { adds, purchase, grant, revoke } = match checked {
                 Ok(Some(effects)) => effects,
                 // Nothing in the catalog reads this event type.
                 Ok(None) => {
@@ -434,6 +448,7 @@ impl Engine {
                 })
                 .unwrap_or(false);
             if first {
+                self.on_event(&loaded, event);
                 report.accepted += 1;
                 if self.durable.is_some() {
                     applied.push(event.clone());
@@ -504,10 +519,11 @@ impl Engine {
     }
 
     fn erase(&self, id: &str) -> bool {
+        let triggers = self.erase_triggers(id);
         let profile = self.profiles.remove(id);
         let history = self.contacts.remove(id);
         let pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).forget_profile(id) > 0;
-        profile || history || pending
+        profile || history || pending || triggers
     }
 
     /// Decides by customer id: the stored profile (or, for a never-seen id, the declared

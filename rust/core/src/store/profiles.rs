@@ -281,8 +281,11 @@ fn migrate(profile: &mut StoredProfile, from: &Layout, to: &Layout) {
     profile.layout = to.generation;
 }
 
+/// One shard of the store: profiles by id, least recently used last.
+type Shard = Mutex<LruCache<Box<str>, StoredProfile>>;
+
 pub struct ProfileStore {
-    shards: Box<[Mutex<LruCache<Box<str>, StoredProfile>>]>,
+    shards: Box<[Shard]>,
     /// Every layout profiles may still be in, by generation.
     layouts: RwLock<Vec<Arc<Layout>>>,
 }
