@@ -26,6 +26,7 @@ SERVICES = [
     "decision_engine.v1.DecisionService",
     "decision_engine.v1.AdminService",
     "decision_engine.v1.ProfileService",
+    "decision_engine.v1.TriggerService",
 ]
 
 
@@ -64,6 +65,8 @@ def test_reflection_lists_the_services(served):
         "GetProfile",
         "DeleteProfile",
     ]
+    trigger_methods = [m.name for m in pool.FindServiceByName(SERVICES[3]).methods]
+    assert trigger_methods == ["SubscribeDecisions", "AckDecisions", "GetTriggerHistory"]
 
 
 def v1_reflection(channel, **request):
@@ -91,6 +94,7 @@ def test_reflection_v1(served):
     assert [s.name for s in files["decision_engine/v1/decision.proto"].service] == [
         "DecisionService",
         "ProfileService",
+        "TriggerService",
     ]
     itself = v1_reflection(served.channel, file_containing_symbol="grpc.reflection.v1.ServerReflection")
     (file,) = map(FileDescriptorProto.FromString, itself.file_descriptor_response.file_descriptor_proto)

@@ -5,6 +5,7 @@
     server.py        create_server, DecisionServer (health, reflection, graceful stop, reload)
     servicers.py     DecisionService and AdminService: convert, call the engine, convert back
     profiles.py      ProfileService: profile and event writes, wire bytes to the core and back
+    triggers.py      TriggerService: triggered decisions streamed, acknowledged; the ticker
     converters.py    protobuf messages <-> engine arguments and results
     interceptors.py  bearer-token auth (AdminService closed without its token), per-RPC metrics
     limits.py        what one client can take: connections, calls, streams, message sizes

@@ -45,9 +45,12 @@ class Tokens:
 
 
 def _rewrap(
-    handler: grpc.RpcMethodHandler[Any, Any], wrap: Callable[[Callable[..., Any]], Callable[..., Any]]
+    handler: grpc.RpcMethodHandler[Any, Any],
+    wrap: Callable[[Callable[..., Any]], Callable[..., Any]],
+    streams: bool = False,
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    """The same handler with its behaviour wrapped; response-streaming handlers are kept."""
+    """The same handler with its behaviour wrapped; response-streaming handlers are kept
+    unless `streams` (a refusal wraps them too: SubscribeDecisions needs its token)."""
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
             wrap(handler.unary_unary), handler.request_deserializer, handler.response_serializer
@@ -55,6 +58,10 @@ def _rewrap(
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(
             wrap(handler.stream_unary), handler.request_deserializer, handler.response_serializer
+        )
+    if streams and handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            wrap(handler.unary_stream), handler.request_deserializer, handler.response_serializer
         )
     return handler
 
@@ -121,7 +128,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         key = (handler_call_details.method or "", *refusal)
         refusing = self._refusals.get(key)
         if refusing is None:
-            refusing = self._refusals[key] = _rewrap(handler, _refuse(*refusal))
+            refusing = self._refusals[key] = _rewrap(handler, _refuse(*refusal), streams=True)
         return refusing
 
 

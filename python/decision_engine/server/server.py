@@ -1,6 +1,7 @@
-"""The gRPC server: DecisionService, AdminService and ProfileService over one engine, with the standard
-health service, reflection (v1 and v1alpha), auth, metrics and stream-limit interceptors,
-TLS, and the limits of `Limits` (connections, calls, streams, message sizes).
+"""The gRPC server: DecisionService, AdminService, ProfileService and TriggerService over one
+engine, with the standard health service, reflection (v1 and v1alpha), auth, metrics and
+stream-limit interceptors, TLS, the limits of `Limits` (connections, calls, streams, message
+sizes) and the ticker that fires due trigger instances.
 
 >>> server, port = create_server("127.0.0.1:0", engine)  # doctest: +SKIP
 >>> server.start()  # doctest: +SKIP
@@ -43,6 +44,12 @@ from decision_engine.server.reflection import enable_reflection
 from decision_engine.server.servicers import AdminServicer, DecisionServicer
 from decision_engine.server.store_servicer import STORE_SERVICE, StoreDecisionServicer
 from decision_engine.server.streams import StreamGuard, StreamLimitInterceptor
+from decision_engine.server.triggers import (
+    TRIGGER_SERVICE,
+    RedisTriggerServicer,
+    TriggerServicer,
+    register_trigger_service,
+)
 from decision_engine.store import RedisStore
 from decision_engine.v1 import admin_pb2_grpc, decision_pb2_grpc
 
@@ -50,7 +57,7 @@ __all__ = ["DecisionServer", "Limits", "TlsConfig", "create_server"]
 
 log = logging.getLogger("decision_engine.server")
 
-SERVICES = (DECISION_SERVICE, ADMIN_SERVICE, PROFILE_SERVICE)
+SERVICES = (DECISION_SERVICE, ADMIN_SERVICE, PROFILE_SERVICE, TRIGGER_SERVICE)
 
 
 @dataclass(frozen=True, repr=False)
@@ -81,8 +88,10 @@ class DecisionServer:
         streams: StreamGuard,
         store: RedisStore | None = None,
         insecure_admin: bool = False,
+        triggers: TriggerServicer | RedisTriggerServicer | None = None,
     ) -> None:
         self.grpc_server = server
+        self.triggers = triggers
         self.health = health
         self.engine = engine
         self.catalogs = catalogs
@@ -99,6 +108,8 @@ class DecisionServer:
                 "this port can read and replace the catalog; give an admin token instead"
             )
         self.streams.start()
+        if self.triggers is not None:
+            self.triggers.start()  # the ticker that fires due trigger instances
         self.grpc_server.start()
         self._started = True
         for service in ("", *SERVICES):
@@ -119,6 +130,8 @@ class DecisionServer:
         `grace` seconds (None: cancels them at once). The event is set when all is done."""
         self._started = False
         self.health.enter_graceful_shutdown()
+        if self.triggers is not None:
+            self.triggers.stop()  # subscriptions end at their next poll
         stopped = self.grpc_server.stop(grace)
         self.streams.close()
         return stopped
@@ -236,6 +249,8 @@ def create_server(
     register_decision_service(server, servicer)
     profiles = ProfileServicer(engine) if store is None else RedisProfileServicer()
     register_profile_service(server, profiles, _register)
+    triggers = TriggerServicer(engine) if store is None else RedisTriggerServicer()
+    register_trigger_service(server, triggers, _register)
     add_admin = admin_pb2_grpc.add_AdminServiceServicer_to_server
     _register(server, ADMIN_SERVICE, add_admin, AdminServicer(engine, catalogs, metrics, limits))
     health_servicer = health.HealthServicer()
@@ -249,6 +264,14 @@ def create_server(
     else:
         port = server.add_insecure_port(address)
     decision_server = DecisionServer(
-        server, health_servicer, engine, catalogs, metrics, streams, store, insecure_admin=insecure_admin
+        server,
+        health_servicer,
+        engine,
+        catalogs,
+        metrics,
+        streams,
+        store,
+        insecure_admin=insecure_admin,
+        triggers=triggers,
     )
     return decision_server, port
