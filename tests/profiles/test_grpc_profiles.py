@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 from click.testing import CliRunner
-from decision_engine import Engine, LoadedCatalog
+from decision_engine import Engine, LoadedCatalog, _core
 from decision_engine.cli import main
 from decision_engine.server import Tokens, create_server
 from decision_engine.server.server import DecisionServer
@@ -255,3 +255,20 @@ def test_load_command_over_grpc(serve: Callable[..., Served], tmp_path: Path) ->
     refused = CliRunner().invoke(main, args)  # no token
     assert refused.exit_code == 1
     assert "UNAUTHENTICATED" in refused.output
+
+
+def test_upsert_stream_lists_the_first_rejections_and_counts_all(served: Served) -> None:
+    listed = int(_core.LIMITS["max_listed_rejections"])
+    per_message = listed * 3 // 5 + 1  # two messages reject more than can be listed
+    messages = [
+        pb.UpsertProfilesRequest(
+            profiles=[upsert(f"m{m}r{i}", segment="platinum") for i in range(per_message)]
+        )
+        for m in range(2)
+    ]
+    response = served.profiles.UpsertProfileStream(iter(messages), timeout=TIMEOUT)
+    assert (response.accepted, response.refused) == (0, 2 * per_message)
+    assert len(response.rejected) == listed
+    assert [r.index for r in response.rejected] == list(range(listed))
+    assert response.rejected[per_message].id == "m1r0"  # the second message's rows follow the first's
+    assert served.server.engine.profile_count == 0
