@@ -18,7 +18,7 @@ from decision_engine.catalog.profiles import SparseModel
 __all__ = ["CancelOn", "EventProperty", "QuietHours", "Trigger"]
 
 _Text = Annotated[str, Strict(), Field(min_length=1)]
-_Int = Annotated[int, Strict()]
+_Count = Annotated[int, Strict(), Field(ge=0)]  # the core checks the range
 
 
 def _rule_text(value: object) -> object:
@@ -49,8 +49,8 @@ class QuietHours(SparseModel):
     """Local hours (from `start` to `end`, may wrap midnight) when nothing is sent, in the
     profile's time zone: `time_zone` names a numeric feature holding its UTC offset in hours."""
 
-    start: _Int
-    end: _Int
+    start: _Count
+    end: _Count
     time_zone: _Text
     without_time_zone: Literal["utc", "ignore", "discard"]
     action: Literal["queue", "discard"]
@@ -68,5 +68,5 @@ class Trigger(SparseModel):
     placement: _Text
     quiet_hours: QuietHours | None = None
     reentry: Duration | None = None
-    max_live: _Int | None = None
+    max_live: _Count | None = None
     delivery_ttl: Duration | None = None
