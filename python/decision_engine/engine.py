@@ -414,6 +414,56 @@ class Engine:
         """Serialized ``DeleteProfileRequest`` -> serialized ``DeleteProfileResponse``."""
         return self._core.delete_profile_wire(request)
 
+    # --- triggers ---
+
+    def fire_due(self, now: Timestamp = None) -> int:
+        """Fires every trigger instance due at ``now`` (the engine's clock when None): each
+        decides its placement on the profile as it is then, or ends saying why not (see
+        :meth:`trigger_history`). Also releases deliveries left unacknowledged past their
+        trigger's ``delivery_ttl``. Returns how many instances ended or were delivered."""
+        return self._core.fire_due(unix_seconds(now))
+
+    def poll_deliveries(
+        self,
+        channel: str,
+        *,
+        max: int | None = None,
+        visibility: float | None = None,
+        now: Timestamp = None,
+    ) -> list[dict[str, Any]]:
+        """Up to ``max`` triggered decisions ready to send on ``channel``: never delivered, or
+        delivered and not acknowledged within ``visibility`` seconds (None: the core's
+        defaults). Each is in flight until ``now + visibility``; a dict of ``decision_id``,
+        ``trigger``, ``profile_id``, ``placement``, ``channel``, ``offers`` ((offer id, score,
+        propensity) by slot), ``attempt`` (1 on the first delivery) and ``decided_at``."""
+        options: dict[str, Any] = {"now": unix_seconds(now)}
+        if max is not None:
+            options["max"] = max
+        if visibility is not None:
+            options["visibility"] = visibility
+        return self._core.poll_deliveries(channel, **options)
+
+    def ack_deliveries(self, decision_ids: Iterable[int]) -> int:
+        """Acknowledges delivered decisions (sent: they will not come again); returns how many
+        were acknowledged now (an unknown or already acknowledged id counts nothing)."""
+        return self._core.ack_deliveries([int(i) for i in decision_ids])
+
+    def trigger_history(self, profile_id: str) -> list[dict[str, Any]]:
+        """What became of the profile's trigger instances, newest last: dicts of ``trigger``,
+        ``key``, ``time``, ``outcome`` (delivered, acknowledged, cancelled, capped, ...),
+        ``detail`` (why, in words) and ``decision_id`` (0 when none)."""
+        return self._core.trigger_history(profile_id)
+
+    @property
+    def pending_timers(self) -> int:
+        """Trigger instances waiting to fire."""
+        return self._core.pending_timers()
+
+    @property
+    def pending_deliveries(self) -> int:
+        """Triggered decisions waiting for their acknowledgement."""
+        return self._core.pending_deliveries()
+
     def decide_wire(self, request: bytes, id_tag: int = 0) -> tuple[bytes, list[tuple[str, list[str]]]]:
         """Decide on a serialized ``decision_engine.v1.DecideRequest``; returns the serialized
         ``DecideResponse`` (decision ids OR-ed with ``id_tag``) and (placement, offer ids) per
