@@ -1,0 +1,301 @@
+"""TriggerService on a real server (127.0.0.1, port 0, the wall clock): an event sent with
+TrackEvents starts a zero-delay trigger, the server's ticker fires it, a SubscribeDecisions
+client receives the decision, disconnects without acknowledging, gets it again (attempt 2),
+acknowledges it, and it does not come again. Request bounds, the stream budget, auth, stop and
+the Redis store's refusal."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from decision_engine import Engine
+from decision_engine.server import Limits, Tokens, create_server
+from decision_engine.server.server import DecisionServer
+from decision_engine.server.triggers import TriggerServicer
+from decision_engine.store import open_store
+from decision_engine.v1 import decision_pb2 as pb
+from decision_engine.v1 import decision_pb2_grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from tests.store.conftest import catalog_yaml
+from tests.store.redis_server import RedisServer
+from tests.triggers.conftest import catalog
+
+TIMEOUT = 10  # a bound for a loaded machine, not a timing claim
+AT_ONCE = "  - {id: cart_now, event: cart_add, key: cart_id, delay: 0s, placement: email_cart}\n"
+
+
+@dataclass
+class Served:
+    server: DecisionServer
+    engine: Engine
+    channel: grpc.Channel
+    triggers: decision_pb2_grpc.TriggerServiceStub
+    profiles: decision_pb2_grpc.ProfileServiceStub
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Served]]:
+    started: list[Served] = []
+
+    def start(**options: object) -> Served:
+        engine = Engine(catalog(AT_ONCE), seed=7)  # the wall clock, as a server runs
+        server, port = create_server("127.0.0.1:0", engine, **options)  # type: ignore[arg-type]
+        server.start()
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        served = Served(
+            server,
+            engine,
+            channel,
+            decision_pb2_grpc.TriggerServiceStub(channel),
+            decision_pb2_grpc.ProfileServiceStub(channel),
+        )
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.channel.close()
+        served.server.stop(None).wait(5)
+
+
+@pytest.fixture
+def served(serve: Callable[..., Served]) -> Served:
+    return serve()
+
+
+class Subscriber:
+    """A SubscribeDecisions call read on a thread of its own, into a queue."""
+
+    def __init__(self, stub: decision_pb2_grpc.TriggerServiceStub, **request: object) -> None:
+        self.call = stub.SubscribeDecisions(
+            pb.SubscribeDecisionsRequest(channel="email", **request), timeout=60
+        )
+        self.received: queue.Queue[pb.TriggeredDecision] = queue.Queue()
+        self.error: grpc.RpcError | None = None
+        self.ended = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            for message in self.call:
+                self.received.put(message)
+        except grpc.RpcError as exc:
+            self.error = exc
+        finally:
+            self.ended.set()
+
+    def next(self, timeout: float = TIMEOUT) -> pb.TriggeredDecision:
+        return self.received.get(timeout=timeout)
+
+    def nothing_for(self, seconds: float) -> bool:
+        try:
+            self.received.get(timeout=seconds)
+        except queue.Empty:
+            return True
+        return False
+
+    def close(self) -> None:
+        self.call.cancel()
+        self.thread.join(TIMEOUT)
+        assert not self.thread.is_alive()
+
+
+def stamp(seconds: float) -> Timestamp:
+    message = Timestamp()
+    message.FromNanoseconds(round(seconds * 1e9))
+    return message
+
+
+def add_cart(served: Served, profile_id: str, event_id: str) -> float:
+    """Sends a cart_add through TrackEvents (a client stream); returns its time."""
+    now = time.time()
+    event = pb.Event(id=event_id, profile_id=profile_id, type="cart_add", time=stamp(now))
+    event.properties["cart_id"].category = f"cart-{event_id}"
+    response = served.profiles.TrackEvents(iter([pb.TrackEventsRequest(events=[event])]), timeout=TIMEOUT)
+    assert (response.accepted, response.refused) == (1, 0), response
+    return now
+
+
+def customers(served: Served, *profile_ids: str) -> None:
+    rows = [{"id": pid, "consents": ["email"]} for pid in profile_ids]
+    assert served.engine.upsert_profiles(rows).accepted == len(profile_ids)
+
+
+def test_a_subscriber_that_disconnects_without_acknowledging_gets_the_decision_again(served: Served) -> None:
+    customers(served, "p1")
+    first_subscriber = Subscriber(served.triggers, visibility_timeout_seconds=1)
+    sent = add_cart(served, "p1", "e1")
+    first = first_subscriber.next()
+    latency = time.time() - sent
+    assert (first.trigger, first.profile_id, first.channel, first.attempt) == ("cart_now", "p1", "email", 1)
+    assert first.decision.placement == "email_cart"
+    assert [o.offer_id for o in first.decision.offers] == ["cart_reminder"]
+    assert abs(first.decided_at.ToNanoseconds() / 1e9 - sent) < TIMEOUT
+    first_subscriber.close()  # gone without acknowledging
+
+    second_subscriber = Subscriber(served.triggers, visibility_timeout_seconds=1)
+    again = second_subscriber.next()
+    assert (again.decision.decision_id, again.attempt) == (first.decision.decision_id, 2)
+    assert again.decision == first.decision
+    acked = served.triggers.AckDecisions(
+        pb.AckDecisionsRequest(decision_ids=[again.decision.decision_id]), timeout=TIMEOUT
+    )
+    assert acked.acknowledged == 1
+    assert second_subscriber.nothing_for(2.5)  # past the visibility timeout: not again
+    second_subscriber.close()
+    assert served.engine.pending_deliveries == 0
+
+    history = served.triggers.GetTriggerHistory(pb.GetTriggerHistoryRequest(profile_id="p1"), timeout=TIMEOUT)
+    assert [(o.trigger, o.key, o.outcome) for o in history.outcomes] == [
+        ("cart_now", "cart-e1", "delivered"),
+        ("cart_now", "cart-e1", "acknowledged"),
+    ]
+    assert {o.decision_id for o in history.outcomes} == {first.decision.decision_id}
+    again_ack = pb.AckDecisionsRequest(decision_ids=[first.decision.decision_id])
+    assert served.triggers.AckDecisions(again_ack, timeout=TIMEOUT).acknowledged == 0
+    ticker = served.server.triggers
+    assert isinstance(ticker, TriggerServicer) and ticker.ticker.fired >= 1 and ticker.ticker.errors == 0
+    print(f"event to received decision over gRPC (TrackEvents -> ticker -> stream): {latency * 1e3:.1f} ms")
+
+
+def test_a_subscription_holds_at_most_max_in_flight_unacknowledged(served: Served) -> None:
+    customers(served, "a", "b", "c")
+    for n, pid in enumerate("abc"):
+        add_cart(served, pid, f"e{n}")
+    subscriber = Subscriber(served.triggers, max_in_flight=2, visibility_timeout_seconds=60)
+    try:
+        got = [subscriber.next(), subscriber.next()]
+        assert subscriber.nothing_for(1.0)  # the third waits for room
+        ack = pb.AckDecisionsRequest(decision_ids=[got[0].decision.decision_id])
+        assert served.triggers.AckDecisions(ack, timeout=TIMEOUT).acknowledged == 1
+        third = subscriber.next()
+        assert {m.profile_id for m in [*got, third]} == {"a", "b", "c"}
+        assert third.attempt == 1
+    finally:
+        subscriber.close()
+
+
+def rpc_error(call: Callable[[], object]) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    return info.value
+
+
+def subscribe_error(stub: decision_pb2_grpc.TriggerServiceStub, **request: object) -> grpc.RpcError:
+    return rpc_error(
+        lambda: next(stub.SubscribeDecisions(pb.SubscribeDecisionsRequest(**request), timeout=TIMEOUT))
+    )
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "message"),
+    [
+        ({"channel": "fax"}, "unknown channel 'fax'; channels are web, email, push"),
+        ({}, "needs the channel"),
+        (
+            {"channel": "email", "visibility_timeout_seconds": 0.5},
+            "visibility_timeout_seconds must be 1..3600",
+        ),
+        (
+            {"channel": "email", "visibility_timeout_seconds": 3601},
+            "visibility_timeout_seconds must be 1..3600",
+        ),
+        ({"channel": "email", "max_in_flight": 10_001}, "max_in_flight must be 1..10000"),
+    ],
+)
+def test_subscription_bounds(served: Served, request_fields: dict[str, object], message: str) -> None:
+    error = subscribe_error(served.triggers, **request_fields)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in (error.details() or "")
+
+
+def test_history_needs_a_profile_id(served: Served) -> None:
+    error = rpc_error(
+        lambda: served.triggers.GetTriggerHistory(pb.GetTriggerHistoryRequest(), timeout=TIMEOUT)
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_subscriptions_take_slots_of_the_stream_budget(serve: Callable[..., Served]) -> None:
+    served = serve(limits=Limits(max_streams=2))
+    held = [Subscriber(served.triggers), Subscriber(served.triggers)]
+    try:
+        time.sleep(0.5)  # both calls have started on the server
+        error = subscribe_error(served.triggers, channel="email")
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        for subscriber in held:
+            subscriber.close()
+
+
+def test_a_subscription_needs_the_decision_token(serve: Callable[..., Served]) -> None:
+    served = serve(tokens=Tokens(decision="secret"))
+    error = subscribe_error(served.triggers, channel="email")
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    call = served.triggers.SubscribeDecisions(
+        pb.SubscribeDecisionsRequest(channel="email"),
+        timeout=1.0,
+        metadata=[("authorization", "Bearer secret")],
+    )
+    assert (
+        rpc_error(lambda: next(call)).code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    )  # let in: nothing to send
+
+
+def test_stopping_the_server_ends_subscriptions_and_the_ticker(served: Served) -> None:
+    subscriber = Subscriber(served.triggers)
+    time.sleep(0.3)
+    servicer = served.server.triggers
+    assert isinstance(servicer, TriggerServicer) and servicer.ticker.running
+    start = time.monotonic()
+    served.server.stop(grace=5).wait(TIMEOUT)
+    assert subscriber.ended.wait(TIMEOUT)
+    assert time.monotonic() - start < 5  # ended at its next poll, not by the grace period
+    assert not servicer.ticker.running and servicer.ticker.ticks > 0
+    subscriber.close()
+
+
+def test_a_redis_store_server_refuses_triggers(tmp_path: Path) -> None:
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        path = tmp_path / "catalog.yaml"
+        path.write_text(catalog_yaml(redis.url), encoding="utf-8")
+        engine = Engine(path, clock="simulated")
+        store = open_store(engine)
+        assert store is not None
+        server, port = create_server("127.0.0.1:0", engine, store=store)
+        server.start()
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = decision_pb2_grpc.TriggerServiceStub(channel)
+                errors = [
+                    subscribe_error(stub, channel="email"),
+                    rpc_error(
+                        lambda: stub.AckDecisions(pb.AckDecisionsRequest(decision_ids=[1]), timeout=TIMEOUT)
+                    ),
+                    rpc_error(
+                        lambda: stub.GetTriggerHistory(
+                            pb.GetTriggerHistoryRequest(profile_id="a"), timeout=TIMEOUT
+                        )
+                    ),
+                ]
+                for error in errors:
+                    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+                    assert "triggers need the embedded store in this version" in (error.details() or "")
+                ping = decision_pb2_grpc.DecisionServiceStub(channel).Ping(pb.PingRequest(), timeout=TIMEOUT)
+                assert ping == pb.PingResponse()  # decisions go on
+        finally:
+            server.stop(None).wait(5)
+            store.close()
+    finally:
+        redis.stop()
