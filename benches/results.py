@@ -174,6 +174,7 @@ def summary_lines(r: dict[str, Measurement], load: tuple[float, float, float] | 
         *_contact(r),
         *_policy_speed(r),
         *_durable(r),
+        *_profiles(r),
     ]
     now = os.getloadavg()
     start = f"{load[0]:.2f}" if load else "?"
@@ -261,4 +262,48 @@ def _durable(r: dict[str, Measurement]) -> list[str]:
             )
         outcomes = f"{o.rate:,.0f} outcomes/s"
         lines.append(f"store {mode}: decide p50 {_time(d.p50)} p99 {_time(d.p99)}, {outcomes}{versus}")
+    return lines
+
+
+PROFILE_WRITES = [
+    *((f"upsert.{form}", "rows/s") for form in ("dicts", "numpy", "arrow")),
+    ("track", "events/s"),
+    ("grpc.UpsertProfileStream", "rows/s"),
+    ("grpc.TrackEvents", "events/s"),
+]
+
+
+def _profiles(r: dict[str, Measurement]) -> list[str]:
+    """test_profiles.py: decide by id beside decide with the features in the request (anonymous,
+    and with the same profile id, so both apply its contact history), in-process and over gRPC;
+    write throughput; bytes per stored profile."""
+    lines = []
+    for where, prefix in (("in-process", "profiles.decide"), ("gRPC", "profiles.grpc")):
+        by_id, sent, sent_id = (r.get(f"{prefix}.{m}") for m in ("by_id", "features", "features_id"))
+        if by_id is None or sent is None or sent_id is None:
+            continue
+        if by_id.p50 is None or sent.p50 is None or sent_id.p50 is None:
+            continue
+        lines.append(
+            f"decide by id, {where} (demo catalog)  p50 {_time(by_id.p50)} | with the features "
+            f"{_time(sent.p50)}, with features + profile id {_time(sent_id.p50)} | by id / features "
+            f"{_ratio(by_id.p50 / sent.p50)}, by id / features+id {_ratio(by_id.p50 / sent_id.p50)} "
+            "(target within 1.3x)"
+        )
+        cpu = {m: r.get(f"profiles.grpc_cpu.{m}") for m in ("by_id", "features", "features_id")}
+        if where == "gRPC" and all(cpu.values()):
+            c = {m: v.seconds for m, v in cpu.items() if v is not None}
+            lines.append(
+                f"    [server CPU per call: by id {_time(c['by_id'])}, features {_time(c['features'])}, "
+                f"features + id {_time(c['features_id'])} | by id / features "
+                f"{_ratio(c['by_id'] / c['features'])}, by id / features+id "
+                f"{_ratio(c['by_id'] / c['features_id'])}]"
+            )
+    for key, unit in PROFILE_WRITES:
+        m = r.get(f"profiles.{key}")
+        if m is not None:
+            lines.append(f"{key}: {m.rate:,.0f} {unit} ({m.label})")
+    memory = r.get("profiles.bytes")
+    if memory is not None:
+        lines.append(f"embedded profile store: {memory.label} (aim: under 512 bytes)")
     return lines
