@@ -78,7 +78,9 @@ def _read_catalog(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_feature_schema(path: str | Path = DEMO_CATALOG, *, stored_only: bool = False) -> list[dict[str, Any]]:
+def load_feature_schema(
+    path: str | Path = DEMO_CATALOG, *, stored_only: bool = False
+) -> list[dict[str, Any]]:
     """Return the ``features`` list of a catalog, in order.
 
     Each entry is a dict with ``name``, ``type`` (int, float, bool or

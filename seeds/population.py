@@ -178,7 +178,8 @@ def _recent_visits(c: dict[str, F64], n: int, rng: np.random.Generator) -> None:
     latest = 7.0 * rng.beta(1.0, np.maximum(week, 1).astype(np.float64))  # min of `week` uniforms
     older = 7.0 + rng.exponential(1.0 / np.maximum(rate, 1e-9))
     c["visits_7d"] = week.astype(np.float64)
-    c["days_since_visit"] = np.round(np.where(week > 0, latest, np.minimum(older, RECENT_DEFAULT)), 3)
+    since = np.where(week > 0, latest, np.minimum(older, RECENT_DEFAULT))
+    c["days_since_visit"] = np.asarray(np.round(since, 3), dtype=np.float64)
 
 
 def sample_columns(n: int, rng: np.random.Generator) -> dict[str, F64]:

@@ -31,6 +31,8 @@ def test_oracle_beats_learned_beats_random(short_run: DemoResult) -> None:
     for other in (learned, fixed, uniform):
         assert np.all(oracle.per_decision >= other.per_decision - 1e-9), other.name
     assert set(short_run.by_placement) == {p.id for p in load_catalog(DEMO_CATALOG).model.placements}
+    plane = short_run.customers  # every decision by id, on profiles loaded once
+    assert (plane.profiles, plane.decided_by_id) == (5_000, 20_000) and plane.engine.profile_count == 5_000
 
 
 def test_labels_name_the_catalogs_real_policy_types(short_run: DemoResult, tmp_path: Path) -> None:
@@ -79,4 +81,5 @@ def test_command_prints_the_table_and_writes_the_curve(tmp_path: Path) -> None:
     for name in ("learned (", "oracle", "best fixed ranking", "uniform random", "gap captured"):
         assert name in output
     assert "Value per decision by placement" in output and "web_home_hero" in output
+    assert "profiles loaded 2,000" in output and "decided by id 5,000" in output
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000

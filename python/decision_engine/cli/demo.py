@@ -1,7 +1,8 @@
-"""`decision-engine demo`: customers arrive at placements, the engine decides, a known response
-model clicks or not, outcomes flow back, and the learned policy is compared, on the same
-customers, with the per-customer oracle, the best fixed ranking and uniform random
-(`decision_engine.cli.demo_baselines`)."""
+"""`decision-engine demo`: the customers' profiles are loaded into the engine once, they arrive at
+placements as simulated weeks pass (a web or app arrival is a visit event), the channels decide
+by id (`decision_engine.cli.demo_customers`), a known response model clicks or not, outcomes
+flow back, and the learned policy is compared, on the same customers, with the per-customer
+oracle, the best fixed ranking and uniform random (`decision_engine.cli.demo_baselines`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from rich.table import Table
 
 from decision_engine.catalog import LoadedCatalog, load_catalog, parse_catalog
 from decision_engine.cli.demo_baselines import Simulation, best_fixed_keys, fill
+from decision_engine.cli.demo_customers import CustomerPlane, customer_id, without_caps
 from decision_engine.cli.seeds import seeds_module
 from decision_engine.engine import Engine
 from decision_engine.experiments.assignment import Experiment
@@ -29,7 +31,8 @@ if TYPE_CHECKING:
 
 F64 = npt.NDArray[np.float64]
 
-# With a holdout the simulated arrivals spread over this many days, so contact caps see time pass.
+# The simulated arrivals spread over this many days: visits age out of `visits_7d` and, with a
+# holdout, contact caps see time pass.
 SIMULATED_DAYS = 28
 HOLDOUT_ID = "universal_holdout"
 ORACLE, FIXED, RANDOM = "oracle (true response)", "best fixed ranking", "uniform random"
@@ -73,6 +76,7 @@ class DemoResult:
     batch_decisions_per_second: float
     response_model: str
     by_placement: dict[str, dict[str, float]]  # placement -> policy name -> value per decision
+    customers: CustomerPlane  # what went into the profile store, and what was decided by id
 
     def result(self, name: str) -> SimulatedPolicyResult:
         return next(r for r in self.results if r.name == name)
@@ -111,22 +115,24 @@ def run_demo(
 ) -> DemoResult:
     """Simulates `decisions` arrivals; returns click rate and value per decision by policy.
 
-    The engine learns from clicks drawn from the true response model; every policy, the
-    learned one included, is scored by the expected value of what it showed (the true click
-    probability x value x weight), which has the same mean as the drawn clicks and less noise.
-    With a `holdout` share, customers are identified (so the contact policy applies over
-    simulated weeks), a universal holdout gets the non-personalized default, and `log`
-    receives every decision and outcome for the experiment report.
+    The customers' profiles, consents and recent visits are loaded once; arrivals spread over
+    `SIMULATED_DAYS` of simulated time, every web or app arrival is tracked as a visit, and
+    every decision is made by id on the stored profile. The engine learns from clicks drawn
+    from the true response model; every policy, the learned one included, is scored by the
+    expected value of what it showed (the true click probability x value x weight), which has
+    the same mean as the drawn clicks and less noise. Without a holdout the catalog's contact
+    caps and cooldowns are left out (`without_caps`: the policies compared meet none); with a
+    `holdout` share they apply over the simulated weeks, a universal holdout gets the
+    non-personalized default, and `log` receives every decision and outcome for the
+    experiment report.
     """
-    engine = Engine(
-        with_holdout(catalog, holdout)[0] if holdout > 0 else catalog, seed=seed, clock="simulated"
-    )
+    loaded = with_holdout(catalog, holdout)[0] if holdout > 0 else without_caps(load_catalog(catalog))
+    engine = Engine(loaded, seed=seed, clock="simulated")
     sim = Simulation.build(engine, catalog, customers, seed, response_model)
     rng = np.random.default_rng(seed + 1)
     placements = engine.placements
     placement_ids = list(placements)
     offer_index = {o: i for i, o in enumerate(engine.offer_ids)}
-    channels = np.array(engine.channels)
 
     who = rng.integers(0, customers, decisions)
     where = rng.integers(0, len(placement_ids), decisions)
@@ -134,17 +140,15 @@ def run_demo(
     clicks = shown = drawn = 0.0
     engine_seconds = 0.0
     start_time, step = time.time(), SIMULATED_DAYS * 86_400 / max(decisions, 1)
+    plane = CustomerPlane.load(engine, sim, start_time, seed)
     for t in range(decisions):
         customer, placement = int(who[t]), placement_ids[where[t]]
-        profile_id = f"c{customer}" if holdout > 0 else None
-        now = start_time + t * step if holdout > 0 else None
-        consents = channels[sim.consents[customer]].tolist()
+        profile_id, now = customer_id(customer), start_time + t * step
+        plane.visit(customer, placements[placement][0], now, t)
         started = time.perf_counter()
-        decision = engine.decide(
-            placement, sim.profiles[customer], consents=consents, profile_id=profile_id, now=now
-        )
+        decision = engine.decide(placement, None, profile_id=profile_id, now=now)
         engine_seconds += time.perf_counter() - started
-        if log is not None and profile_id is not None and now is not None:
+        if log is not None:
             log.decision(decision, profile_id, now, features=sim.profiles[customer])
         for chosen in decision.offers:
             o = offer_index[chosen.offer_id]
@@ -157,10 +161,11 @@ def run_demo(
             started = time.perf_counter()
             engine.report_outcome(decision.decision_id, float(clicked), chosen.offer_id)
             engine_seconds += time.perf_counter() - started
-            if clicked and log is not None and now is not None:
+            if clicked and log is not None:
                 log.outcome(decision.decision_id, chosen.offer_id, now + 3600.0, float(sim.values[o]))
         if progress is not None and (t + 1) % 1000 == 0:
             progress(1000, drawn / max(shown, 1))
+    plane.decided_by_id = decisions
 
     name = policy_label(engine.catalog) if holdout == 0 else f"engine ({holdout:.0%} holdout)"
     learned = SimulatedPolicyResult(name, clicks / max(shown, 1), float(value.mean()), value)
@@ -174,7 +179,7 @@ def run_demo(
     engine.decide_batch(placement_ids[0], sim.profiles, consents=sim.consents)
     batch_rate = customers / (time.perf_counter() - started)
     return DemoResult(
-        decisions, [learned, *baselines], engine_seconds, batch_rate, response_model, by_placement
+        decisions, [learned, *baselines], engine_seconds, batch_rate, response_model, by_placement, plane
     )
 
 
@@ -357,6 +362,7 @@ def print_results(result: DemoResult, holdout: float = 0.0) -> None:
         f"({per_second:,.0f} decide+report/s from Python, one thread); "
         f"decide_batch: {result.batch_decisions_per_second:,.0f} decisions/s"
     )
+    console.print(result.customers.summary())
 
 
 def print_by_placement(result: DemoResult) -> None:
