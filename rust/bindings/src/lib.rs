@@ -85,7 +85,8 @@ impl PyEngine {
     /// embedded store); `fsync` is "always", "interval" (every `fsync_interval_ms`) or "never".
     #[pyo3(signature = (catalog_json, seed = 0, max_pending = DEFAULT_MAX_PENDING, state_dir = None,
                         fsync = "interval", fsync_interval_ms = 100, snapshot_every = 100_000,
-                        attribution_window = DEFAULT_ATTRIBUTION_WINDOW, clock = "wall", max_clock_skew = None))]
+                        attribution_window = DEFAULT_ATTRIBUTION_WINDOW, clock = "wall", max_clock_skew = None,
+                        profile_store = None, profile_prefix = "de"))]
     #[expect(clippy::too_many_arguments, reason = "one per Python keyword argument")]
     fn new(
         py: Python<'_>,
@@ -99,6 +100,8 @@ impl PyEngine {
         attribution_window: f64,
         clock: &str,
         max_clock_skew: Option<f64>,
+        profile_store: Option<String>,
+        profile_prefix: &str,
     ) -> PyResult<Self> {
         let clock = Clock::parse(clock, max_clock_skew).map_err(to_py)?;
         let catalog = py.detach(|| Catalog::from_json(catalog_json)).map_err(to_py)?;
@@ -111,6 +114,9 @@ impl PyEngine {
             let mut engine = Engine::with_max_pending(catalog, seed, max_pending);
             engine.set_attribution_window(attribution_window);
             engine.set_clock(clock);
+            if let Some(url) = &profile_store {
+                py.detach(|| engine.use_redis_profiles(url, profile_prefix)).map_err(to_py)?;
+            }
             return Ok(Self { inner: Arc::new(engine), recovery: None });
         };
         let fsync = match fsync {
@@ -127,6 +133,9 @@ impl PyEngine {
         let (mut engine, report) = py.detach(|| Engine::open(catalog, seed, max_pending, options)).map_err(to_py)?;
         engine.set_attribution_window(attribution_window);
         engine.set_clock(clock);
+        if let Some(url) = &profile_store {
+            py.detach(|| engine.use_redis_profiles(url, profile_prefix)).map_err(to_py)?;
+        }
         Ok(Self { inner: Arc::new(engine), recovery: Some(report) })
     }
 
@@ -255,8 +264,8 @@ impl PyEngine {
         py.detach(|| self.inner.delete_profile(profile_id)).map_err(to_py)
     }
 
-    /// Profiles held by the store.
-    fn profile_count(&self) -> usize {
+    /// Profiles held by the embedded store (None when profiles are in Redis).
+    fn profile_count(&self) -> Option<usize> {
         self.inner.profile_count()
     }
 

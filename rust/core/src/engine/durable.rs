@@ -126,7 +126,7 @@ impl Engine {
             contacts: self.contacts.export(),
             budgets,
             profile_layout: Some(loaded.layout.clone_parts()),
-            profiles: self.profiles.export(&loaded.layout),
+            profiles: self.profiles.embedded().map(|s| s.export(&loaded.layout)).unwrap_or_default(),
             triggers: self.timers.lock().unwrap_or_else(PoisonError::into_inner).export(),
         };
         let dir = &durable.options.dir;
@@ -155,10 +155,10 @@ impl Engine {
         }
         self.next_id.fetch_max(snapshot.next_id, Ordering::Relaxed);
         self.timers.lock().unwrap_or_else(PoisonError::into_inner).restore(snapshot.triggers.clone());
-        if let Some(layout) = &snapshot.profile_layout {
-            let generation = self.profiles.adopt_layout(layout.clone_parts());
+        if let (Some(layout), Some(store)) = (&snapshot.profile_layout, self.profiles.embedded()) {
+            let generation = store.adopt_layout(layout.clone_parts());
             for (id, profile) in &snapshot.profiles {
-                self.profiles.restore(id, profile.clone(), generation);
+                store.restore(id, profile.clone(), generation);
             }
         }
         Ok(())

@@ -30,7 +30,7 @@ pub use crate::contact::{ContactEvent, ContactKind};
 use crate::error::{Error, Result};
 use crate::limits::Clock;
 use crate::pending::{PendingBatch, PendingStore};
-use crate::store::{Layout, ProfileStore};
+use crate::store::{Layout, ProfileStore, Profiles, RedisProfiles};
 
 /// Decisions kept awaiting outcomes before the oldest are dropped.
 /// About 400 bytes each: 2M is about 800 MB held for outcomes at most.
@@ -56,7 +56,7 @@ pub struct Loaded {
 impl Loaded {
     /// A fresh state; arms whose (placement, offer) ids exist in `previous` with the same
     /// policy keep what they learned there.
-    fn new(catalog: Catalog, previous: Option<&Loaded>, profiles: &ProfileStore) -> Self {
+    fn new(catalog: Catalog, previous: Option<&Loaded>, profiles: &Profiles) -> Self {
         let layout = profiles.layout_for(&catalog);
         let arm_sets = arms::build(&catalog, previous);
         let per_offer = |f: &dyn Fn(usize) -> f64| -> Vec<Vec<f64>> {
@@ -125,8 +125,8 @@ pub struct Engine {
     loaded: RwLock<Arc<Loaded>>,
     pending: Mutex<PendingStore<Loaded>>,
     contacts: ContactStore,
-    /// The customers' profiles (the embedded store).
-    profiles: ProfileStore,
+    /// The customers' profiles: the embedded store, or Redis.
+    profiles: Profiles,
     /// Trigger instances waiting to fire and decisions waiting for their acknowledgement.
     timers: Mutex<crate::triggers::Timers>,
     next_id: AtomicU64,
@@ -150,7 +150,7 @@ impl Engine {
     }
 
     pub fn with_max_pending(catalog: Catalog, seed: u64, max_pending: usize) -> Self {
-        let profiles = ProfileStore::new(catalog.customers.capacity);
+        let profiles = Profiles::Embedded(ProfileStore::new(catalog.customers.capacity));
         Self {
             loaded: RwLock::new(Arc::new(Loaded::new(catalog, None, &profiles))),
             profiles,
@@ -164,6 +164,21 @@ impl Engine {
             attribution_window: DEFAULT_ATTRIBUTION_WINDOW,
             clock: Clock::default(),
         }
+    }
+
+    /// Keeps profiles in Redis (`redis://host:port[/db]`) or a Redis Cluster
+    /// (`redis+cluster://host:port,...`), under keys starting with `prefix`, shared by every
+    /// engine pointed at it. Call before the engine takes traffic.
+    pub fn use_redis_profiles(&mut self, url: &str, prefix: &str) -> Result<()> {
+        let redis = RedisProfiles::connect(url, prefix)?;
+        self.profiles = Profiles::Redis { redis: Box::new(redis), layouts: ProfileStore::new(1) };
+        let loaded = self.loaded.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let layout = self.profiles.layout_for(&loaded.catalog);
+        match Arc::get_mut(loaded) {
+            Some(only) => only.layout = layout,
+            None => return Err(Error::InvalidInput("choose the profile store before the engine is shared".to_owned())),
+        }
+        Ok(())
     }
 
     /// The catalog and policy state decisions are made against now.

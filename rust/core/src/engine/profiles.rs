@@ -299,35 +299,36 @@ impl Engine {
     pub fn upsert_profiles(&self, rows: &[ProfileWrite], now: Option<f64>) -> Result<WriteReport> {
         let now = self.clock.resolve(now)?;
         let _gate = self.begin_change()?;
-        let report = self.upsert_at(rows, now);
+        let report = self.upsert_at(rows, now)?;
         self.journal_accepted(&report, || Record::Profiles { time: now, rows: accepted(rows, &report) })?;
         Ok(report)
     }
 
-    fn upsert_at(&self, rows: &[ProfileWrite], now: f64) -> WriteReport {
+    fn upsert_at(&self, rows: &[ProfileWrite], now: f64) -> Result<WriteReport> {
         let loaded = self.current();
         let mut report = WriteReport::default();
         for (index, row) in rows.iter().enumerate() {
             match loaded.encode_write(row) {
                 Ok(change) => {
-                    self.apply(&loaded, &row.id, &change, now);
+                    self.apply(&loaded, &row.id, &change, now)?;
                     report.accepted += 1;
                 }
                 Err(e) => report.reject(index, &row.id, &e),
             }
         }
-        report
+        Ok(report)
     }
 
-    fn apply(&self, loaded: &Loaded, id: &str, change: &Change, now: f64) {
+    fn apply(&self, loaded: &Loaded, id: &str, change: &Change, now: f64) -> Result<()> {
         let ttl = loaded.catalog.customers.idle_ttl;
-        self.profiles.with(id, &loaded.layout, now, ttl, true, |p| {
+        self.profiles.update(id, &loaded.layout, now, ttl, true, |p| {
             for &(index, value) in &change.values {
                 p.values[index] = value;
             }
             p.consents = (p.consents | change.grant) & !change.revoke;
             change.purchases.iter().for_each(|product| p.add_purchase(product));
-        });
+        })?;
+        Ok(())
     }
 
     /// Writes profiles from columns (Arrow or numpy, by feature name): row `r` is
@@ -378,7 +379,7 @@ impl Engine {
         for (row, id) in ids.iter().enumerate() {
             match column_change(&loaded, id, row, &encoded) {
                 Ok(change) => {
-                    self.apply(&loaded, id, &change, now);
+                    self.apply(&loaded, id, &change, now)?;
                     report.accepted += 1;
                     if durable {
                         journaled.push(write_of(&loaded, id, &change));
@@ -395,14 +396,14 @@ impl Engine {
     /// whose id its profile has seen is counted as a duplicate and changes nothing.
     pub fn track(&self, events: &[Event]) -> Result<WriteReport> {
         let _gate = self.begin_change()?;
-        let (report, applied) = self.track_at(events, true);
+        let (report, applied) = self.track_at(events, true)?;
         self.journal_accepted(&report, || Record::Events(applied))?;
         Ok(report)
     }
 
     /// `check_time`: refuse events from the future, and touch profiles at the server's time
     /// (off only when replaying the journal).
-    fn track_at(&self, events: &[Event], check_time: bool) -> (WriteReport, Vec<Event>) {
+    fn track_at(&self, events: &[Event], check_time: bool) -> Result<(WriteReport, Vec<Event>)> {
         let loaded = self.current();
         let ttl = loaded.catalog.customers.idle_ttl;
         let mut report = WriteReport::default();
@@ -433,7 +434,7 @@ impl Engine {
             };
             let first = self
                 .profiles
-                .with(&event.profile_id, &loaded.layout, touch, ttl, true, |p| {
+                .update(&event.profile_id, &loaded.layout, touch, ttl, true, |p| {
                     if !p.first_sight(&event.id) {
                         return false;
                     }
@@ -445,7 +446,7 @@ impl Engine {
                         p.add_purchase(product);
                     }
                     true
-                })
+                })?
                 .unwrap_or(false);
             if first {
                 self.on_event(&loaded, event);
@@ -457,12 +458,13 @@ impl Engine {
                 report.duplicates += 1;
             }
         }
-        (report, applied)
+        Ok((report, applied))
     }
 
     /// Journals what a write accepted (nothing when it accepted nothing).
     fn journal_accepted(&self, report: &WriteReport, record: impl FnOnce() -> Record) -> Result<()> {
-        if report.accepted == 0 {
+        // Redis keeps profiles itself, under its own persistence.
+        if report.accepted == 0 || !self.profiles.is_embedded() {
             return Ok(());
         }
         self.journal(record)
@@ -476,7 +478,7 @@ impl Engine {
         let loaded = self.current();
         let ttl = loaded.catalog.customers.idle_ttl;
         let Some((row, consents, purchases)) =
-            self.profiles.with(id, &loaded.layout, now, ttl, false, |p| loaded.stored_vector(p, now))
+            self.profiles.read(id, &loaded.layout, now, ttl, |p| loaded.stored_vector(p, now))?
         else {
             return Ok(None);
         };
@@ -503,9 +505,9 @@ impl Engine {
         }))
     }
 
-    /// Profiles the store holds.
-    pub fn profile_count(&self) -> usize {
-        self.profiles.len()
+    /// Profiles the embedded store holds (`None` when they are in Redis).
+    pub fn profile_count(&self) -> Option<usize> {
+        self.profiles.held()
     }
 
     /// Erases a profile: features, events, contact history and its pending decisions (which
@@ -513,17 +515,17 @@ impl Engine {
     pub fn delete_profile(&self, id: &str) -> Result<bool> {
         limits::check_profile_id(id)?;
         let _gate = self.begin_change()?;
-        let found = self.erase(id);
+        let found = self.erase(id)?;
         self.journal(|| Record::ProfileDeleted(id.to_owned()))?;
         Ok(found)
     }
 
-    fn erase(&self, id: &str) -> bool {
+    fn erase(&self, id: &str) -> Result<bool> {
         let triggers = self.erase_triggers(id);
-        let profile = self.profiles.remove(id);
+        let profile = self.profiles.remove(id)?;
         let history = self.contacts.remove(id);
         let pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).forget_profile(id) > 0;
-        profile || history || pending || triggers
+        Ok(profile || history || pending || triggers)
     }
 
     /// Decides by customer id: the stored profile (or, for a never-seen id, the declared
@@ -534,8 +536,7 @@ impl Engine {
         let now = self.clock.check(request.now)?;
         let loaded = self.current();
         let rules = &loaded.catalog.customers;
-        let stored =
-            self.profiles.with(id, &loaded.layout, now, rules.idle_ttl, false, |p| loaded.stored_vector(p, now));
+        let stored = self.profiles.read(id, &loaded.layout, now, rules.idle_ttl, |p| loaded.stored_vector(p, now))?;
         let (mut row, consent_bits, purchases) = match (stored, rules.unknown) {
             (Some(found), _) => found,
             (None, UnknownProfile::Defaults) => loaded.stored_vector(&StoredProfile::new(&loaded.layout, now), now),
@@ -575,12 +576,9 @@ impl Engine {
     /// Replays a journaled profile change.
     pub(super) fn replay_profiles(&self, record: Record) -> bool {
         match record {
-            Record::Profiles { time, rows } => self.upsert_at(&rows, time).accepted > 0,
-            Record::Events(events) => self.track_at(&events, false).0.accepted > 0,
-            Record::ProfileDeleted(id) => {
-                self.erase(&id);
-                true
-            }
+            Record::Profiles { time, rows } => self.upsert_at(&rows, time).is_ok_and(|r| r.accepted > 0),
+            Record::Events(events) => self.track_at(&events, false).is_ok_and(|(r, _)| r.accepted > 0),
+            Record::ProfileDeleted(id) => self.erase(&id).is_ok(),
             _ => false,
         }
     }

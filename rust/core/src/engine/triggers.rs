@@ -73,7 +73,9 @@ impl Engine {
         let rules = &loaded.catalog.customers;
         let vector = self
             .profiles
-            .with(profile, &loaded.layout, event.time, rules.idle_ttl, false, |p| p.vector(rules, event.time))
+            .read(profile, &loaded.layout, event.time, rules.idle_ttl, |p| p.vector(rules, event.time))
+            .ok()
+            .flatten()
             .unwrap_or_else(|| vec![f32::NAN; loaded.catalog.schema.len()]);
         let mut timers = self.timers();
         for &t in started {
@@ -220,7 +222,7 @@ impl Engine {
             let ttl = loaded.catalog.customers.idle_ttl;
             let offset = self
                 .profiles
-                .with(&instance.profile, &loaded.layout, now, ttl, false, |p| p.values[quiet.time_zone])
+                .read(&instance.profile, &loaded.layout, now, ttl, |p| p.values[quiet.time_zone])?
                 .filter(|o| !o.is_nan());
             let offset = match (offset, quiet.without) {
                 (Some(o), _) => Some(f64::from(o)),

@@ -1,7 +1,103 @@
-//! Everything that is state. Today: the customers' profiles (embedded backend). The
-//! pending decisions, contact history and journal still live in `pending`, `contact` and
-//! `durable`; they move here behind the same backends as the Redis store is ported to Rust.
+//! Everything that is state. Today: the customers' profiles, in memory (embedded) or in
+//! Redis / Redis Cluster. The pending decisions, contact history and journal still live in
+//! `pending`, `contact` and `durable`; they move here behind the same backends as the rest
+//! of the Redis store is ported to Rust.
 
 pub mod profiles;
+pub mod redis;
+
+use std::sync::Arc;
 
 pub use profiles::{Layout, ProfileStore, StoredProfile, Value};
+pub use redis::RedisProfiles;
+
+use crate::catalog::Catalog;
+use crate::error::Result;
+
+/// Where profiles live: one process's memory, or a Redis every server shares.
+pub enum Profiles {
+    Embedded(ProfileStore),
+    /// `layouts` keeps only the layouts (the profiles are in Redis).
+    Redis {
+        redis: Box<RedisProfiles>,
+        layouts: ProfileStore,
+    },
+}
+
+impl Profiles {
+    pub fn is_embedded(&self) -> bool {
+        matches!(self, Self::Embedded(_))
+    }
+
+    fn local(&self) -> &ProfileStore {
+        match self {
+            Self::Embedded(store) | Self::Redis { layouts: store, .. } => store,
+        }
+    }
+
+    /// The layout of `catalog`'s profiles (Redis learns it with the first write in it).
+    pub fn layout_for(&self, catalog: &Catalog) -> Arc<Layout> {
+        self.local().layout_for(catalog)
+    }
+
+    pub fn resize(&self, capacity: usize) {
+        if let Self::Embedded(store) = self {
+            store.resize(capacity);
+        }
+    }
+
+    /// Reads profile `id` in `layout` (an idle one is gone).
+    pub fn read<T>(
+        &self,
+        id: &str,
+        layout: &Layout,
+        now: f64,
+        idle_ttl: f64,
+        f: impl FnOnce(&StoredProfile) -> T,
+    ) -> Result<Option<T>> {
+        match self {
+            Self::Embedded(store) => Ok(store.with(id, layout, now, idle_ttl, false, |p| f(p))),
+            Self::Redis { redis, .. } => redis.read(id, layout, f),
+        }
+    }
+
+    /// Changes profile `id` (created when `create`); `f` may run more than once on a shared
+    /// store, each time on the freshest value.
+    pub fn update<T>(
+        &self,
+        id: &str,
+        layout: &Layout,
+        now: f64,
+        idle_ttl: f64,
+        create: bool,
+        f: impl FnMut(&mut StoredProfile) -> T,
+    ) -> Result<Option<T>> {
+        match self {
+            Self::Embedded(store) => Ok(store.with(id, layout, now, idle_ttl, create, f)),
+            Self::Redis { redis, .. } => redis.update(id, layout, now, idle_ttl, create, f),
+        }
+    }
+
+    pub fn remove(&self, id: &str) -> Result<bool> {
+        match self {
+            Self::Embedded(store) => Ok(store.remove(id)),
+            Self::Redis { redis, .. } => redis.remove(id),
+        }
+    }
+
+    /// Profiles held here (`None` for Redis, which many servers share).
+    pub fn held(&self) -> Option<usize> {
+        match self {
+            Self::Embedded(store) => Some(store.len()),
+            Self::Redis { .. } => None,
+        }
+    }
+
+    /// The embedded store, for snapshots (`None` on Redis, which keeps its own state).
+    pub fn embedded(&self) -> Option<&ProfileStore> {
+        match self {
+            Self::Embedded(store) => Some(store),
+            Self::Redis { .. } => None,
+        }
+    }
+}

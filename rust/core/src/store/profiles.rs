@@ -45,30 +45,44 @@ pub struct Layout {
     features: Vec<Feature>,
     channels: Vec<String>,
     computed: Vec<Computed>,
+    /// A hash of the three above: the same on every server for the same schema.
+    #[serde(skip)]
+    fingerprint: u64,
 }
 
 impl Layout {
+    fn new(generation: u32, features: Vec<Feature>, channels: Vec<String>, computed: Vec<Computed>) -> Self {
+        let parts = postcard::to_stdvec(&(&features, &channels, &computed)).expect("layouts serialize");
+        let fingerprint = xxhash_rust::xxh3::xxh3_64(&parts);
+        Self { generation, features, channels, computed, fingerprint }
+    }
+
     fn of(catalog: &Catalog, generation: u32) -> Self {
-        Self {
+        Self::new(
             generation,
-            features: catalog.schema.features().to_vec(),
-            channels: catalog.channels.clone(),
-            computed: catalog.customers.computed.clone(),
+            catalog.schema.features().to_vec(),
+            catalog.channels.clone(),
+            catalog.customers.computed.clone(),
+        )
+    }
+
+    /// The same on every server for the same features, channels and computed attributes
+    /// (a deserialized layout recomputes it).
+    pub fn fingerprint(&self) -> u64 {
+        if self.fingerprint != 0 {
+            return self.fingerprint;
         }
+        let parts = postcard::to_stdvec(&(&self.features, &self.channels, &self.computed)).expect("layouts serialize");
+        xxhash_rust::xxh3::xxh3_64(&parts)
     }
 
     fn same_parts(&self, features: &[Feature], channels: &[String], computed: &[Computed]) -> bool {
         self.features == features && self.channels == channels && self.computed == computed
     }
 
-    /// This layout under another generation number (a snapshot's, adopted on restore).
+    /// A copy of this layout (a snapshot's, adopted on restore).
     pub fn clone_parts(&self) -> Self {
-        Self {
-            generation: self.generation,
-            features: self.features.clone(),
-            channels: self.channels.clone(),
-            computed: self.computed.clone(),
-        }
+        Self::new(self.generation, self.features.clone(), self.channels.clone(), self.computed.clone())
     }
 }
 
@@ -180,6 +194,10 @@ impl StoredProfile {
         }
     }
 
+    pub(crate) fn set_layout(&mut self, generation: u32) {
+        self.layout = generation;
+    }
+
     /// Remembers an event id; false when it was seen before (apply it once).
     pub(crate) fn first_sight(&mut self, event_id: &str) -> bool {
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
@@ -237,7 +255,7 @@ impl StoredProfile {
 }
 
 /// Moves a profile from the layout it was written in to `to`, by feature and channel name.
-fn migrate(profile: &mut StoredProfile, from: &Layout, to: &Layout) {
+pub(crate) fn migrate(profile: &mut StoredProfile, from: &Layout, to: &Layout) {
     let mut values = vec![f32::NAN; to.features.len()];
     for (i, feature) in to.features.iter().enumerate() {
         let Some(old) = from.features.iter().position(|f| f.name == feature.name) else { continue };
@@ -397,7 +415,7 @@ impl ProfileStore {
             return same.generation;
         }
         let generation = layouts.len() as u32;
-        layouts.push(Arc::new(Layout { generation, ..layout }));
+        layouts.push(Arc::new(Layout::new(generation, layout.features, layout.channels, layout.computed)));
         generation
     }
 

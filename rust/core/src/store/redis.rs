@@ -1,0 +1,235 @@
+//! Profiles in Redis or Redis Cluster, so many servers share one customer plane.
+//!
+//! One key per profile, `{prefix}:{<id>}:p`, hash-tagged by id so everything of one profile
+//! lives in one slot; its value is the layout's fingerprint and the profile, postcard-encoded.
+//! A write reads the profile, changes it in Rust (the same arithmetic as the embedded store)
+//! and sets it back in a compare-and-set Lua script, retried when another server wrote in
+//! between: no update is lost, and a repeated event id is still applied once. Every write
+//! sets the key's lifetime to the catalog's idle ttl. Layouts live under
+//! `{prefix}:layout:<fingerprint>`, one per distinct schema, so a server reads a profile
+//! another server wrote under a catalog it has not seen.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use redis::ConnectionLike;
+
+use super::profiles::{Layout, StoredProfile, migrate};
+use crate::error::{Error, Result};
+
+/// Writes retried this often when other servers keep writing the same profile.
+const MAX_CAS_ATTEMPTS: usize = 64;
+/// Idle connections kept for reuse.
+const POOL: usize = 32;
+/// A Redis that does not answer within this is an error, never a hang.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+const CAS: &str = r"
+local current = redis.call('GET', KEYS[1])
+if (current == false and ARGV[1] == '') or current == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+";
+
+enum Target {
+    Single(redis::Client),
+    Cluster(redis::cluster::ClusterClient),
+}
+
+enum Connection {
+    Single(redis::Connection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl Connection {
+    fn get(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Self::Single(c) => c,
+            Self::Cluster(c) => &mut **c,
+        }
+    }
+}
+
+fn storage(what: &str, e: &redis::RedisError) -> Error {
+    Error::Storage(format!("redis: {what}: {e}"))
+}
+
+pub struct RedisProfiles {
+    target: Target,
+    pool: Mutex<Vec<Connection>>,
+    prefix: String,
+    cas: redis::Script,
+    /// Layouts by fingerprint, and the local generation each was given.
+    fingerprints: RwLock<HashMap<u64, Arc<Layout>>>,
+    generations: RwLock<HashMap<u32, u64>>,
+}
+
+impl RedisProfiles {
+    /// `url`: `redis://host:port[/db]` for one server, or `redis+cluster://h1:p1,h2:p2,...`
+    /// for a cluster (any of its nodes; the rest are discovered).
+    pub fn connect(url: &str, prefix: &str) -> Result<Self> {
+        let target = match url.strip_prefix("redis+cluster://") {
+            Some(nodes) => {
+                let nodes: Vec<String> = nodes.split(',').map(|n| format!("redis://{}", n.trim())).collect();
+                let client = redis::cluster::ClusterClient::builder(nodes)
+                    .connection_timeout(TIMEOUT)
+                    .response_timeout(TIMEOUT)
+                    .build()
+                    .map_err(|e| storage("cluster client", &e))?;
+                Target::Cluster(client)
+            }
+            None => Target::Single(redis::Client::open(url).map_err(|e| storage("client", &e))?),
+        };
+        let store = Self {
+            target,
+            pool: Mutex::new(Vec::new()),
+            prefix: prefix.to_owned(),
+            cas: redis::Script::new(CAS),
+            fingerprints: RwLock::new(HashMap::new()),
+            generations: RwLock::new(HashMap::new()),
+        };
+        store.run(|c| redis::cmd("PING").query::<String>(c))?;
+        Ok(store)
+    }
+
+    fn connection(&self) -> Result<Connection> {
+        if let Some(c) = self.pool.lock().unwrap_or_else(PoisonError::into_inner).pop() {
+            return Ok(c);
+        }
+        let connected = match &self.target {
+            Target::Single(client) => client.get_connection_with_timeout(TIMEOUT).and_then(|c| {
+                c.set_read_timeout(Some(TIMEOUT))?;
+                c.set_write_timeout(Some(TIMEOUT))?;
+                Ok(Connection::Single(c))
+            }),
+            Target::Cluster(client) => client.get_connection().map(|c| Connection::Cluster(Box::new(c))),
+        };
+        connected.map_err(|e| storage("connect", &e))
+    }
+
+    /// Runs `f` on a pooled connection; a connection that failed is not reused.
+    fn run<T>(&self, f: impl FnOnce(&mut dyn ConnectionLike) -> redis::RedisResult<T>) -> Result<T> {
+        let mut connection = self.connection()?;
+        match f(connection.get()) {
+            Ok(value) => {
+                let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+                if pool.len() < POOL {
+                    pool.push(connection);
+                }
+                Ok(value)
+            }
+            Err(e) => Err(storage("command", &e)),
+        }
+    }
+
+    fn key(&self, id: &str) -> String {
+        format!("{}:{{{id}}}:p", self.prefix)
+    }
+
+    fn layout_key(&self, fingerprint: u64) -> String {
+        format!("{}:layout:{fingerprint:016x}", self.prefix)
+    }
+
+    /// Makes `layout` known in Redis (once) and locally.
+    pub fn register(&self, layout: &Layout) -> Result<()> {
+        let fingerprint = layout.fingerprint();
+        if self.generations.read().unwrap_or_else(PoisonError::into_inner).contains_key(&layout.generation) {
+            return Ok(());
+        }
+        let bytes = postcard::to_stdvec(layout).expect("layouts serialize");
+        let key = self.layout_key(fingerprint);
+        self.run(|c| redis::cmd("SET").arg(&key).arg(bytes).arg("NX").query::<Option<String>>(c))?;
+        self.fingerprints
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(fingerprint, Arc::new(layout.clone_parts()));
+        self.generations.write().unwrap_or_else(PoisonError::into_inner).insert(layout.generation, fingerprint);
+        Ok(())
+    }
+
+    /// The layout a stored profile was written in, fetched from Redis the first time.
+    fn layout_of(&self, fingerprint: u64) -> Result<Arc<Layout>> {
+        if let Some(l) = self.fingerprints.read().unwrap_or_else(PoisonError::into_inner).get(&fingerprint) {
+            return Ok(Arc::clone(l));
+        }
+        let key = self.layout_key(fingerprint);
+        let bytes: Option<Vec<u8>> = self.run(|c| redis::cmd("GET").arg(&key).query(c))?;
+        let bytes =
+            bytes.ok_or_else(|| Error::Storage(format!("redis: layout {key} of a stored profile is missing")))?;
+        let layout: Layout =
+            postcard::from_bytes(&bytes).map_err(|e| Error::Storage(format!("redis: layout {key} is damaged: {e}")))?;
+        let layout = Arc::new(layout);
+        self.fingerprints.write().unwrap_or_else(PoisonError::into_inner).insert(fingerprint, Arc::clone(&layout));
+        Ok(layout)
+    }
+
+    fn decode(&self, bytes: &[u8], to: &Layout) -> Result<StoredProfile> {
+        let (fingerprint, mut profile): (u64, StoredProfile) = postcard::from_bytes(bytes)
+            .map_err(|e| Error::Storage(format!("redis: a stored profile is damaged: {e}")))?;
+        if fingerprint == to.fingerprint() {
+            profile.set_layout(to.generation);
+        } else {
+            let from = self.layout_of(fingerprint)?;
+            profile.set_layout(from.generation);
+            migrate(&mut profile, &from, to);
+        }
+        Ok(profile)
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        let key = self.key(id);
+        self.run(|c| redis::cmd("GET").arg(&key).query(c))
+    }
+
+    /// Reads a profile in `layout`.
+    pub fn read<T>(&self, id: &str, layout: &Layout, f: impl FnOnce(&StoredProfile) -> T) -> Result<Option<T>> {
+        match self.get(id)? {
+            Some(bytes) => Ok(Some(f(&self.decode(&bytes, layout)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Changes a profile (created when `create`) and writes it back atomically, retrying
+    /// `f` on the fresh value when another server wrote in between.
+    pub fn update<T>(
+        &self,
+        id: &str,
+        layout: &Layout,
+        now: f64,
+        idle_ttl: f64,
+        create: bool,
+        mut f: impl FnMut(&mut StoredProfile) -> T,
+    ) -> Result<Option<T>> {
+        self.register(layout)?;
+        let key = self.key(id);
+        let ttl_ms = (idle_ttl * 1_000.0).clamp(1.0, 9.0e15) as u64;
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let current = self.get(id)?;
+            let mut profile = match &current {
+                Some(bytes) => self.decode(bytes, layout)?,
+                None if create => StoredProfile::new(layout, now),
+                None => return Ok(None),
+            };
+            profile.touched = profile.touched.max(now);
+            let result = f(&mut profile);
+            let bytes = postcard::to_stdvec(&(layout.fingerprint(), &profile)).expect("profiles serialize");
+            let expected = current.unwrap_or_default();
+            let written: i64 = self.run(|c| self.cas.key(&key).arg(expected).arg(bytes).arg(ttl_ms).invoke(c))?;
+            if written == 1 {
+                return Ok(Some(result));
+            }
+        }
+        Err(Error::Storage(format!(
+            "redis: profile '{id}' kept changing under {MAX_CAS_ATTEMPTS} attempts to write it"
+        )))
+    }
+
+    pub fn remove(&self, id: &str) -> Result<bool> {
+        let key = self.key(id);
+        let removed: i64 = self.run(|c| redis::cmd("DEL").arg(&key).query(c))?;
+        Ok(removed > 0)
+    }
+}
