@@ -299,3 +299,16 @@ def test_a_redis_store_server_refuses_triggers(tmp_path: Path) -> None:
             store.close()
     finally:
         redis.stop()
+
+
+def test_the_ticker_leaves_a_catalog_without_triggers_alone(inline_catalog) -> None:
+    engine = Engine(inline_catalog, seed=7)
+    server, _port = create_server("127.0.0.1:0", engine)
+    server.start()
+    try:
+        servicer = server.triggers
+        assert isinstance(servicer, TriggerServicer)
+        time.sleep(0.5)  # ten periods of the ticker
+        assert servicer.ticker.running and servicer.ticker.ticks == 0
+    finally:
+        server.stop(None).wait(5)
