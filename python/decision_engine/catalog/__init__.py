@@ -6,6 +6,7 @@
 - `source_map`: YAML paths to line and column, core errors to file positions
 - `schema`: the catalog's models (offers, placements, features, caps, experiments)
 - `profiles`: the profile plane (computed features, the `events:` and `profiles:` sections)
+- `triggers`: the `triggers:` section (an event, a delay, cancel-on events, quiet hours)
 - `policies`: the bandit policies a placement or an experiment group can use
 - `store`: where the engine's state lives (the catalog's `store:` section)
 - `fields`: field types and the base model the others share
