@@ -130,6 +130,8 @@ class Engine:
         state_dir: str | os.PathLike[str] | None = None,
         clock: Literal["wall", "simulated"] = "wall",
         max_clock_skew: float | None = None,
+        profile_store: str | None = None,
+        profile_prefix: str = "de",
     ) -> None:
         """``state_dir`` makes the state durable (the embedded store): every change is journaled
         there before it is acknowledged, and a restart recovers it (see ``recovery``). The
@@ -141,11 +143,18 @@ class Engine:
         expire decisions, reopen a budget window or erase contact history by dating a
         request. ``clock="simulated"`` lets requests say what time it is (tests, simulations,
         back-tests). ``max_pending`` bounds the decisions kept awaiting outcomes (about 400
-        bytes each; the oldest go first)."""
+        bytes each; the oldest go first).
+
+        ``profile_store`` keeps the customer plane (profiles, events' computed attributes,
+        consents, purchases) in Redis, ``redis://host:port/db``, or a Redis Cluster,
+        ``redis+cluster://host:port,host:port,...``, under keys starting with
+        ``profile_prefix``: every engine pointed at it shares the same customers."""
         self.catalog = catalog if isinstance(catalog, LoadedCatalog) else load_catalog(catalog)
         store = self.catalog.model.store
         durable: dict[str, object] = {"attribution_window": float(store.attribution_window)}
         durable.update(clock=clock, max_clock_skew=max_clock_skew)
+        if profile_store is not None:
+            durable.update(profile_store=profile_store, profile_prefix=profile_prefix)
         if max_pending is not None:
             durable["max_pending"] = max_pending
         if store.type == "embedded":
@@ -393,8 +402,8 @@ class Engine:
         return self._core.delete_profile(profile_id)
 
     @property
-    def profile_count(self) -> int:
-        """Profiles the store holds."""
+    def profile_count(self) -> int | None:
+        """Profiles the embedded store holds (None when they live in Redis, shared)."""
         return self._core.profile_count()
 
     def upsert_profiles_wire(self, request: bytes) -> bytes:
