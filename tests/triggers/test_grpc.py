@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 from decision_engine import Engine
+from decision_engine.ids import DecisionIds
 from decision_engine.server import Limits, Tokens, create_server
 from decision_engine.server.server import DecisionServer
 from decision_engine.server.triggers import TriggerServicer
@@ -312,3 +313,26 @@ def test_the_ticker_leaves_a_catalog_without_triggers_alone(inline_catalog) -> N
         assert servicer.ticker.running and servicer.ticker.ticks == 0
     finally:
         server.stop(None).wait(5)
+
+
+def test_triggered_decision_ids_carry_the_worker_as_inbound_ones_do(serve: Callable[..., Served]) -> None:
+    served = serve(worker=3)
+    customers(served, "p1")
+    subscriber = Subscriber(served.triggers)
+    try:
+        add_cart(served, "p1", "e1")
+        message = subscriber.next()
+    finally:
+        subscriber.close()
+    wire_id = message.decision.decision_id
+    assert DecisionIds(3).worker_of(wire_id) == 3
+    decisions = decision_pb2_grpc.DecisionServiceStub(served.channel)
+    outcome = pb.ReportOutcomeRequest(decision_id=wire_id, reward=1.0)
+    decisions.ReportOutcome(outcome, timeout=TIMEOUT)  # the worker's own decision: taken
+    other_worker = DecisionIds(4).to_wire(DecisionIds(3).engine_id(wire_id))
+    ack = served.triggers.AckDecisions(
+        pb.AckDecisionsRequest(decision_ids=[other_worker, wire_id]), timeout=TIMEOUT
+    )
+    assert ack.acknowledged == 1  # another worker's id counts nothing
+    history = served.triggers.GetTriggerHistory(pb.GetTriggerHistoryRequest(profile_id="p1"), timeout=TIMEOUT)
+    assert [o.decision_id for o in history.outcomes] == [wire_id, wire_id]

@@ -249,7 +249,7 @@ def create_server(
     register_decision_service(server, servicer)
     profiles = ProfileServicer(engine) if store is None else RedisProfileServicer()
     register_profile_service(server, profiles, _register)
-    triggers = TriggerServicer(engine) if store is None else RedisTriggerServicer()
+    triggers = TriggerServicer(engine, DecisionIds(worker)) if store is None else RedisTriggerServicer()
     register_trigger_service(server, triggers, _register)
     add_admin = admin_pb2_grpc.add_AdminServiceServicer_to_server
     _register(server, ADMIN_SERVICE, add_admin, AdminServicer(engine, catalogs, metrics, limits))

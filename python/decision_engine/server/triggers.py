@@ -29,6 +29,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from decision_engine.engine import Engine
 from decision_engine.errors import InvalidInputError
+from decision_engine.ids import DecisionIds
 from decision_engine.server.errors import RequestError, handle_errors, status_of
 from decision_engine.v1 import decision_pb2 as pb
 from decision_engine.v1 import decision_pb2_grpc
@@ -60,14 +61,15 @@ def _timestamp(seconds: float) -> Timestamp:
     return stamp
 
 
-def triggered_decision(delivery: dict[str, Any]) -> pb.TriggeredDecision:
-    """A delivery of `Engine.poll_deliveries` as its message."""
+def triggered_decision(delivery: dict[str, Any], ids: DecisionIds) -> pb.TriggeredDecision:
+    """A delivery of `Engine.poll_deliveries` as its message (its id tagged with the worker, as
+    an inbound decision's is, so ReportOutcome takes it)."""
     offers = [
         pb.ChosenOffer(offer_id=offer_id, slot=slot, score=score, propensity=propensity)
         for slot, (offer_id, score, propensity) in enumerate(delivery["offers"])
     ]
     decision = pb.Decision(
-        decision_id=delivery["decision_id"], placement=delivery["placement"], offers=offers
+        decision_id=ids.to_wire(delivery["decision_id"]), placement=delivery["placement"], offers=offers
     )
     return pb.TriggeredDecision(
         decision=decision,
@@ -79,15 +81,15 @@ def triggered_decision(delivery: dict[str, Any]) -> pb.TriggeredDecision:
     )
 
 
-def trigger_outcome(entry: dict[str, Any]) -> pb.TriggerOutcome:
-    """An entry of `Engine.trigger_history` as its message."""
+def trigger_outcome(entry: dict[str, Any], ids: DecisionIds) -> pb.TriggerOutcome:
+    """An entry of `Engine.trigger_history` as its message (a decision id tagged, 0 stays 0)."""
     return pb.TriggerOutcome(
         trigger=entry["trigger"],
         key=entry["key"],
         time=_timestamp(entry["time"]),
         outcome=entry["outcome"],
         detail=entry["detail"],
-        decision_id=entry["decision_id"],
+        decision_id=ids.to_wire(entry["decision_id"]) if entry["decision_id"] else 0,
     )
 
 
@@ -141,8 +143,9 @@ class _InFlight:
 
 
 class TriggerServicer:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, ids: DecisionIds | None = None) -> None:
         self.engine = engine
+        self.ids = ids or DecisionIds()
         self.stopping = threading.Event()
         self.ticker = Ticker(engine)
         self._in_flight = _InFlight()
@@ -178,7 +181,7 @@ class TriggerServicer:
             while True:
                 for delivery in batch:
                     self._in_flight.sent(stream, delivery["decision_id"], visibility)
-                    yield triggered_decision(delivery)
+                    yield triggered_decision(delivery, self.ids)
                 if ended.is_set() or self.stopping.is_set() or not context.is_active():
                     return
                 room = self._in_flight.room(stream, limit)
@@ -197,7 +200,9 @@ class TriggerServicer:
     def AckDecisions(
         self, request: pb.AckDecisionsRequest, context: grpc.ServicerContext
     ) -> pb.AckDecisionsResponse:
-        ids = list(request.decision_ids)
+        # another worker's ids are unknown here: they count nothing
+        mine = [i for i in request.decision_ids if self.ids.worker_of(i) == self.ids.worker]
+        ids = [self.ids.engine_id(i) for i in mine]
         acknowledged = self.engine.ack_deliveries(ids)
         self._in_flight.acknowledged(ids)
         return pb.AckDecisionsResponse(acknowledged=acknowledged)
@@ -209,7 +214,7 @@ class TriggerServicer:
         if not request.profile_id:
             raise InvalidInputError("GetTriggerHistoryRequest needs the profile_id")
         entries = self.engine.trigger_history(request.profile_id)
-        return pb.GetTriggerHistoryResponse(outcomes=[trigger_outcome(e) for e in entries])
+        return pb.GetTriggerHistoryResponse(outcomes=[trigger_outcome(e, self.ids) for e in entries])
 
     def start(self) -> None:
         self.ticker.start()
