@@ -130,10 +130,31 @@ def test_quiet_hours_need_an_explicit_policy_for_profiles_without_a_time_zone() 
 
 
 def core_error(triggers: str) -> CatalogError:
-    loaded = parse_catalog(BASE_YAML + "triggers:\n" + triggers, "t.yaml")
+    """The error of the catalog with these triggers: from loading it (every rule and filter is
+    checked by the core then) or from compiling it into an engine (the core's other checks)."""
     with pytest.raises(CatalogError) as info:
-        Engine(loaded, clock="simulated")
+        Engine(parse_catalog(BASE_YAML + "triggers:\n" + triggers, "t.yaml"), clock="simulated")
     return info.value
+
+
+def test_loading_reports_every_bad_filter_and_rule_at_once() -> None:
+    second = CART_ABANDONED.replace("cart_abandoned", "second").replace("'cart_value >= 20'", "'nope == 1'")
+    text = (
+        BASE_YAML.replace("value: 2.0}", "value: 2.0, rule: 'segment == \"silver\"'}")
+        + "triggers:\n"
+        + CART_ABANDONED.replace("'cart_value >= 20'", "'cart_value >= \"x\"'")
+        + second
+        + "  - {id: third, event: visit, delay: 1, placement: email_news}\n"
+    )
+    with pytest.raises(CatalogError) as info:
+        parse_catalog(text, "t.yaml")
+    found = {(i.where, i.line, i.column) for i in info.value.issues}
+    assert found == {
+        ("trigger 'third'", *position(text, "1, placement")),  # structural: delay needs a unit
+        ("offer 'cart_reminder'", *position(text, 'segment == "silver"')),  # at the comparison
+        ("trigger 'cart_abandoned'", *position(text, 'cart_value >= "x"')),
+        ("trigger 'second'", *position(text, "nope")),
+    }
 
 
 def test_a_core_error_in_the_filter_points_at_the_character() -> None:

@@ -25,6 +25,7 @@ from decision_engine.catalog.source_map import (
     offset_position,
     walk,
 )
+from decision_engine.catalog.triggers import EventProperty
 from decision_engine.errors import CatalogError
 
 __all__ = ["LoadedCatalog", "load_catalog", "parse_catalog"]
@@ -171,7 +172,7 @@ def _rule_issues(source_map: SourceMap, path: str, data: dict[object, object]) -
     (or a structural error elsewhere) does not hide the others. Needs valid features: against
     broken ones every rule would report unknown names."""
     features, offers = data.get("features"), data.get("offers")
-    if not isinstance(features, list) or not isinstance(offers, list):
+    if not isinstance(features, list):
         return []
     try:
         specs = [Feature.model_validate(f).model_dump(mode="json") for f in features]
@@ -179,16 +180,37 @@ def _rule_issues(source_map: SourceMap, path: str, data: dict[object, object]) -
         return []
     rules = [
         (o["id"], o["rule"])
-        for o in offers
+        for o in (offers if isinstance(offers, list) else [])
         if isinstance(o, dict) and isinstance(o.get("id"), str) and isinstance(o.get("rule"), str)
     ]
-    if not rules:
-        return []
-    found = _core.check_rules(json.dumps(specs), rules)
-    return [
+    found = _core.check_rules(json.dumps(specs), rules) if rules else []
+    issues = [
         locate_core_error(source_map, path, "offer", item, line, col, detail)
         for item, line, col, detail in found
     ]
+    return issues + _filter_issues(source_map, path, data.get("triggers"), specs)
+
+
+def _filter_issues(
+    source_map: SourceMap, path: str, triggers: object, specs: list[dict[str, object]]
+) -> list[CatalogIssue]:
+    """Every trigger's filter checked by the core over the features and the trigger's event
+    properties, as offers' rules are (properties the core refuses are left to it)."""
+    issues: list[CatalogIssue] = []
+    for t in triggers if isinstance(triggers, list) else []:
+        if not (isinstance(t, dict) and isinstance(t.get("id"), str) and isinstance(t.get("filter"), str)):
+            continue
+        if not t["filter"].strip():
+            continue  # reported as an empty filter
+        try:
+            props = [
+                EventProperty.model_validate(p).model_dump(mode="json") for p in t.get("properties") or []
+            ]
+            found = _core.check_rules(json.dumps(specs + props), [(t["id"], t["filter"])])
+        except (ValidationError, TypeError, _core.CatalogError):
+            continue
+        issues += [locate_core_error(source_map, path, "trigger", *error) for error in found]
+    return issues
 
 
 def load_catalog(path: str | os.PathLike[str]) -> LoadedCatalog:
