@@ -359,6 +359,23 @@ impl PyEngine {
         self.inner.pending_deliveries()
     }
 
+    /// What deciding by id reads: (the stored profile's feature vector at `now` with
+    /// `context` over it, its consents, its purchases).
+    #[pyo3(signature = (profile_id, context = None, now = None))]
+    #[expect(clippy::type_complexity, reason = "a Python tuple")]
+    fn stored_vector<'py>(
+        &self,
+        py: Python<'py>,
+        profile_id: &str,
+        context: Option<Bound<'_, pyo3::types::PyDict>>,
+        now: Option<f64>,
+    ) -> PyResult<(Bound<'py, numpy::PyArray1<f32>>, Vec<String>, Vec<String>)> {
+        let values = profiles::context(context.as_ref())?;
+        let context: Vec<(&str, _)> = values.iter().map(|(n, v)| (n.as_str(), v.named())).collect();
+        let found = py.detach(|| self.inner.stored_features(profile_id, &context, now_or(now))).map_err(to_py)?;
+        Ok((found.features.into_pyarray(py), found.consents, found.purchases))
+    }
+
     /// ProfileService on wire bytes: `UpsertProfilesRequest` in, `WriteResponse` out.
     fn upsert_profiles_wire<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
         let response = py.detach(|| wire::upsert_profiles(&self.inner, request)).map_err(to_py)?;

@@ -8,6 +8,8 @@ use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
 
+use crate::errors::InvalidInputError;
+
 /// What a write did with each row: accepted, duplicates (events seen before), and the
 /// rejected rows with their reasons (the first 1,000 listed, all counted in `refused`).
 #[pyclass(frozen, name = "WriteReport", module = "decision_engine._core")]
@@ -75,6 +77,17 @@ fn id_of(row: &Bound<'_, PyDict>, key: &str) -> Result<String, (String, String)>
         Ok(Some(id)) => id.extract::<String>().map_err(|_| (String::new(), format!("'{key}' must be a str"))),
         _ => Ok(String::new()),
     }
+}
+
+/// Request-time context features by name.
+pub fn context(context: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, Value)>> {
+    let mut values = Vec::new();
+    for (name, item) in context.iter().flat_map(|c| c.iter()) {
+        let name: String = name.extract()?;
+        let value = value(&item).map_err(|m| InvalidInputError::new_err(format!("context '{name}': {m}")))?;
+        values.push((name, value));
+    }
+    Ok(values)
 }
 
 /// One profile write from a flat dict: `id`, feature names, and the reserved lists.

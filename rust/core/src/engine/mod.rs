@@ -14,7 +14,9 @@ mod triggers;
 pub use batch::{BatchDecision, BatchRequest};
 pub use decide::{ChosenOffer, DecideRequest, Decision};
 pub use persist::{LoadReport, POLICY_STATE_FORMAT, POLICY_STATE_VERSION};
-pub use profiles::{Column, Event, ProfileView, ProfileWrite, RowError, StoredDecideRequest, WriteReport};
+pub use profiles::{
+    Column, Event, ProfileView, ProfileWrite, RowError, StoredDecideRequest, StoredFeatures, WriteReport,
+};
 pub use reason::Reason;
 
 use std::sync::atomic::{AtomicU64, Ordering};

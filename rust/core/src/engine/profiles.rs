@@ -115,6 +115,14 @@ pub struct ProfileView {
     pub purchases: Vec<String>,
 }
 
+/// A stored profile as a decision reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFeatures {
+    pub features: Vec<f32>,
+    pub consents: Vec<String>,
+    pub purchases: Vec<String>,
+}
+
 /// A decision by customer id on the stored profile.
 pub struct StoredDecideRequest<'a> {
     pub placements: &'a [&'a str],
@@ -531,9 +539,31 @@ impl Engine {
     /// Decides by customer id: the stored profile (or, for a never-seen id, the declared
     /// defaults when the catalog says so), with the request's context features over it.
     pub fn decide_stored(&self, request: &StoredDecideRequest<'_>) -> Result<Vec<Decision>> {
-        let id = request.profile_id;
-        limits::check_profile_id(id)?;
         let now = self.clock.check(request.now)?;
+        let found = self.stored_features(request.profile_id, request.context, now)?;
+        let mut consents: Vec<&str> = found.consents.iter().map(String::as_str).collect();
+        consents.extend_from_slice(request.consents);
+        let mut bought: Vec<&str> = found.purchases.iter().map(String::as_str).collect();
+        bought.extend_from_slice(request.purchases);
+        self.decide_page(&DecideRequest {
+            placements: request.placements,
+            features: &found.features,
+            consents: &consents,
+            now,
+            explain: request.explain,
+            profile_id: Some(request.profile_id),
+            history: request.history,
+            purchases: &bought,
+            exclude: request.exclude,
+        })
+    }
+
+    /// What deciding by id decides on: the stored profile's full vector at `now` (computed
+    /// attributes, defaults, and `context` over them), its consents and purchases. For
+    /// decision paths that do not run through [`Engine::decide_stored`] (the Redis store's).
+    pub fn stored_features(&self, id: &str, context: &[(&str, NamedValue<'_>)], now: f64) -> Result<StoredFeatures> {
+        limits::check_profile_id(id)?;
+        let now = self.clock.check(now)?;
         let loaded = self.current();
         let rules = &loaded.catalog.customers;
         let stored = self.profiles.read(id, &loaded.layout, now, rules.idle_ttl, |p| loaded.stored_vector(p, now))?;
@@ -543,7 +573,7 @@ impl Engine {
             (None, UnknownProfile::NotFound) => return Err(Error::UnknownProfile(id.to_owned())),
         };
         let schema = &loaded.catalog.schema;
-        for &(name, value) in request.context {
+        for &(name, value) in context {
             let index = schema.index_of(name).ok_or_else(|| invalid(format!("unknown context feature '{name}'")))?;
             row[index] = schema.encode_value(index, value)?;
         }
@@ -556,20 +586,10 @@ impl Engine {
                 missing.join(", ")
             )));
         }
-        let mut consents = loaded.channels_of(consent_bits);
-        consents.extend_from_slice(request.consents);
-        let mut bought: Vec<&str> = purchases.iter().map(|p| &**p).collect();
-        bought.extend_from_slice(request.purchases);
-        self.decide_page(&DecideRequest {
-            placements: request.placements,
-            features: &row,
-            consents: &consents,
-            now,
-            explain: request.explain,
-            profile_id: Some(id),
-            history: request.history,
-            purchases: &bought,
-            exclude: request.exclude,
+        Ok(StoredFeatures {
+            features: row,
+            consents: loaded.channels_of(consent_bits).into_iter().map(str::to_owned).collect(),
+            purchases: purchases.iter().map(|p| p.to_string()).collect(),
         })
     }
 
