@@ -391,6 +391,14 @@ class Engine:
             rows.append(row)
         return self._core.track(rows)
 
+    def stored_vector(
+        self, profile_id: str, context: Mapping[str, ProfileValue] | None = None, now: Timestamp = None
+    ) -> tuple[npt.NDArray[np.float32], list[str], list[str]]:
+        """What a decision by id reads: the stored profile's feature vector at ``now`` with
+        ``context`` over it, its consents and its purchases (the core's rule, for decision
+        paths that take a vector)."""
+        return self._core.stored_vector(profile_id, dict(context) if context else None, unix_seconds(now))
+
     def profile(self, profile_id: str, now: Timestamp = None) -> dict[str, Any] | None:
         """The stored profile: ``{"id", "features", "consents", "purchases"}`` with computed
         attributes evaluated at ``now`` (the engine's clock when None); None when not held."""

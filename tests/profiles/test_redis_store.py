@@ -1,5 +1,6 @@
-"""A server over the Redis store (a real redis-server) answers ProfileService with
-FAILED_PRECONDITION: profiles live in the embedded store in this version."""
+"""A server over the Redis store (a real redis-server) whose engine keeps profiles in its own
+memory answers ProfileService with FAILED_PRECONDITION (see test_redis_servers for the
+shared case)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def test_profile_service_needs_the_embedded_store(tmp_path: Path) -> None:
                     with pytest.raises(grpc.RpcError) as info:
                         call()
                     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-                    assert "profiles need the embedded store" in (info.value.details() or "")
+                    assert "profile_store" in (info.value.details() or "")
                 # the DecisionService goes on
                 ping = decision_pb2_grpc.DecisionServiceStub(channel).Ping(pb.PingRequest(), timeout=10)
                 assert ping == pb.PingResponse()

@@ -8,8 +8,9 @@ whole call (the first `max_listed_rejections` of the core's LIMITS listed, `refu
 all). A bad row is a rejection, never a failed call; a message that does not parse ends the
 call with INVALID_ARGUMENT saying what the messages before it wrote.
 
-A server over the Redis store answers FAILED_PRECONDITION: profiles live in the embedded store
-in this version.
+A server over the Redis store serves profiles when its engine keeps them in Redis too
+(`Engine(profile_store=...)`, as `decision-engine serve` opens it); otherwise it answers
+FAILED_PRECONDITION, since its servers would disagree about a customer.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ __all__ = ["PROFILE_SERVICE", "ProfileServicer", "RedisProfileServicer", "regist
 
 PROFILE_SERVICE = "decision_engine.v1.ProfileService"
 
-NEEDS_EMBEDDED = "profiles need the embedded store in this version (this server runs with a Redis store)"
+NEEDS_EMBEDDED = (
+    "this server shares state through Redis but keeps profiles in its own memory: open its Engine "
+    "with profile_store= (decision-engine serve does) so every server reads the same profiles"
+)
 
 Wire = Callable[[bytes], bytes]
 
@@ -88,7 +92,8 @@ class ProfileServicer:
 
 
 class RedisProfileServicer:
-    """Every call FAILED_PRECONDITION: the Redis backend of the profile store is not there yet."""
+    """Every call FAILED_PRECONDITION: a Redis-store server whose engine keeps profiles locally
+    would let servers disagree about a customer."""
 
     def _refuse(self, _request: Any, _context: grpc.ServicerContext) -> bytes:
         raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, NEEDS_EMBEDDED)

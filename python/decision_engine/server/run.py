@@ -24,8 +24,9 @@ from pathlib import Path
 from types import FrameType
 
 from decision_engine.catalog import LoadedCatalog, load_catalog
+from decision_engine.catalog.store import RedisStoreConfig
 from decision_engine.engine import Engine
-from decision_engine.errors import CatalogError
+from decision_engine.errors import CatalogError, StorageError
 from decision_engine.server.catalogs import issues_of
 from decision_engine.server.interceptors import Tokens
 from decision_engine.server.limits import Limits
@@ -100,21 +101,37 @@ def _state_dir(options: ServeOptions, catalog: LoadedCatalog, worker: int) -> Pa
     return path / f"worker-{worker}" if options.workers > 1 else path
 
 
+def profile_store(catalog: LoadedCatalog, url: str | None) -> tuple[str | None, str]:
+    """A server sharing state through Redis keeps the customer plane there too (the
+    Engine's `profile_store` and `profile_prefix`), so every server decides by id on the
+    same profiles; (None, _) for the embedded store."""
+    configured = catalog.model.store
+    if isinstance(configured, RedisStoreConfig):
+        return url or configured.url, f"{configured.key_prefix}:cp"
+    return url, "decision-engine:cp"
+
+
 def _serve_worker(options: ServeOptions, worker: int, *, reuse_port: bool) -> int:
     """Serves until SIGTERM/SIGINT; the exit code."""
     signals = _Signals()
     context = {"worker": worker, "pid": os.getpid()}
     try:
         catalog = load_catalog(options.catalog)
+        profiles_url, profiles_prefix = profile_store(catalog, options.store)
         engine = Engine(
             catalog,
             seed=options.seed + worker,
             state_dir=_state_dir(options, catalog, worker),
             max_pending=options.max_pending,
             max_clock_skew=options.max_clock_skew,
+            profile_store=profiles_url,
+            profile_prefix=profiles_prefix,
         )
     except CatalogError as exc:
         log.error("invalid catalog: %s", exc, extra={**context, "issues": [str(i) for i in issues_of(exc)]})
+        return 1
+    except StorageError as exc:
+        log.error("profile store unreachable: %s", exc, extra=context)
         return 1
     if engine.recovery is not None:
         log.info("state recovered", extra={**context, **engine.recovery})

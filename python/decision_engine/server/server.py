@@ -247,7 +247,9 @@ def create_server(
     else:
         servicer = StoreDecisionServicer(store, metrics, limits)
     register_decision_service(server, servicer)
-    profiles = ProfileServicer(engine) if store is None else RedisProfileServicer()
+    # Profiles in Redis (the engine opened with profile_store) serve any server of the store.
+    shared_profiles = store is not None and engine.profile_count is None
+    profiles = ProfileServicer(engine) if store is None or shared_profiles else RedisProfileServicer()
     register_profile_service(server, profiles, _register)
     triggers = TriggerServicer(engine, DecisionIds(worker)) if store is None else RedisTriggerServicer()
     register_trigger_service(server, triggers, _register)

@@ -24,7 +24,7 @@ from google.protobuf.message import DecodeError
 from decision_engine.engine import Contact
 from decision_engine.errors import InvalidInputError
 from decision_engine.server import converters as convert
-from decision_engine.server.errors import check_deadline, handle_errors
+from decision_engine.server.errors import RequestError, check_deadline, handle_errors
 from decision_engine.server.interceptors import note_placement
 from decision_engine.server.limits import Limits
 from decision_engine.server.metrics import Metrics
@@ -35,6 +35,10 @@ from decision_engine.v1 import decision_pb2 as pb
 __all__ = ["STORE_SERVICE", "StoreDecisionServicer"]
 
 STORE_SERVICE = "decision_engine.v1.Store"
+PROFILES_NOT_SHARED = (
+    "deciding by id on a Redis store needs the profiles in Redis too (decision-engine serve keeps "
+    "them there; an Engine needs profile_store=)"
+)
 
 _KINDS = {pb.CONTACT_KIND_CONVERTED: "converted", pb.CONTACT_KIND_DISMISSED: "dismissed"}
 
@@ -97,19 +101,38 @@ class StoreDecisionServicer(DecisionServicer):
         placements = list(message.placements)
         note_placement(placements)
         profile = message.profile
+        now = convert.seconds(message)
+        features = _profile(profile)
+        consents, purchases = list(profile.consents), list(profile.purchases)
+        if self._by_id(profile):
+            # The same rule as the embedded wire path: the stored profile, named features over it.
+            named = features if isinstance(features, dict) else None
+            features, stored_consents, stored_purchases = self.engine.stored_vector(profile.id, named, now)
+            consents += stored_consents
+            purchases += stored_purchases
         decisions = self.store.decide_page(
             placements,
-            _profile(profile),
-            consents=list(profile.consents),
-            now=convert.seconds(message),
+            features,
+            consents=consents,
+            now=now,
             explain=message.explain,
             profile_id=profile.id or None,
             history=[_contact(c) for c in profile.history],
-            purchases=list(profile.purchases),
+            purchases=purchases,
         )
         for d in decisions:
             self.metrics.decided(d.placement, d.offer_ids)
         return _response(decisions).SerializeToString()
+
+    def _by_id(self, profile: pb.Profile) -> bool:
+        """Decide by id: an id, no packed features, and not every feature by name. Needs the
+        engine's profiles in Redis (`profile_store`), where every server reads them."""
+        every_feature = len(profile.named_features) >= len(self.engine.feature_names)
+        if not profile.id or len(profile.features) or every_feature:
+            return False
+        if self.engine.profile_count is not None:
+            raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, PROFILES_NOT_SHARED)
+        return True
 
     def _report(self, request: pb.ReportOutcomeRequest) -> None:
         """Outcomes settle in Redis, for a decision any server made (ReportOutcome and
