@@ -27,6 +27,7 @@ from typing import Any
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from decision_engine._core import LIMITS
 from decision_engine.engine import Engine
 from decision_engine.errors import InvalidInputError
 from decision_engine.ids import DecisionIds
@@ -49,8 +50,13 @@ NEEDS_EMBEDDED = "triggers need the embedded store in this version (this server 
 
 # A subscription's bounds (the proto documents them): seconds a sent decision waits for its
 # acknowledgement before it is sent again, and decisions sent and unacknowledged at once.
-VISIBILITY_SECONDS = (1.0, 3600.0, 30.0)  # min, max, default (0: the default)
-MAX_IN_FLIGHT = (1, 10_000, 100)
+# min, max, default (0: the default), owned by the core
+VISIBILITY_SECONDS = (
+    LIMITS["min_visibility_seconds"],
+    LIMITS["max_visibility_seconds"],
+    LIMITS["default_visibility_seconds"],
+)
+MAX_IN_FLIGHT = (1, int(LIMITS["max_in_flight"]), int(LIMITS["default_in_flight"]))
 POLL_SECONDS = 0.02  # a subscription's wait between polls that found nothing
 TICK_SECONDS = 0.05
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use decision_engine_core::durable::{DurableOptions, Fsync, RecoveryReport};
 use decision_engine_core::engine::{DEFAULT_ATTRIBUTION_WINDOW, DEFAULT_MAX_PENDING};
 use decision_engine_core::engine::{StoredDecideRequest, WriteReport};
-use decision_engine_core::limits::Clock;
+use decision_engine_core::limits::{self, Clock};
 use decision_engine_core::{BatchRequest, Catalog, DecideRequest, Engine};
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
@@ -324,7 +324,7 @@ impl PyEngine {
 
     /// Triggered decisions ready to send on `channel`; each is in flight for `visibility`
     /// seconds, then delivered again unless acknowledged.
-    #[pyo3(signature = (channel, max = 100, visibility = 30.0, now = None))]
+    #[pyo3(signature = (channel, max = limits::DEFAULT_IN_FLIGHT, visibility = limits::DEFAULT_VISIBILITY, now = None))]
     fn poll_deliveries<'py>(
         &self,
         py: Python<'py>,

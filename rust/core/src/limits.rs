@@ -43,6 +43,14 @@ pub const WINDOW_BUCKETS: usize = 64;
 pub const MAX_WINDOW: f64 = 400.0 * 86_400.0;
 /// Rejections listed in one write's report (all are counted).
 pub const MAX_LISTED_REJECTIONS: usize = 1_000;
+/// A trigger subscriber's visibility timeout: seconds a delivered decision waits for its
+/// acknowledgement before it is delivered again (least, most, and when not said).
+pub const MIN_VISIBILITY: f64 = 1.0;
+pub const MAX_VISIBILITY: f64 = 3_600.0;
+pub const DEFAULT_VISIBILITY: f64 = 30.0;
+/// Triggered decisions one poll (or one subscriber) may hold in flight, and by default.
+pub const MAX_IN_FLIGHT: usize = 10_000;
+pub const DEFAULT_IN_FLIGHT: usize = 100;
 /// Seconds a request's own `now` may differ from the server clock.
 pub const DEFAULT_MAX_CLOCK_SKEW: f64 = 300.0;
 
@@ -159,6 +167,14 @@ pub fn all() -> Vec<(&'static str, f64)> {
         ("window_buckets", WINDOW_BUCKETS as f64),
         ("max_window_seconds", MAX_WINDOW),
         ("max_listed_rejections", MAX_LISTED_REJECTIONS as f64),
+        ("min_visibility_seconds", MIN_VISIBILITY),
+        ("max_visibility_seconds", MAX_VISIBILITY),
+        ("default_visibility_seconds", DEFAULT_VISIBILITY),
+        ("max_in_flight", MAX_IN_FLIGHT as f64),
+        ("default_in_flight", DEFAULT_IN_FLIGHT as f64),
+        ("max_timers", crate::triggers::timers::MAX_TIMERS as f64),
+        ("max_deliveries", crate::triggers::MAX_DELIVERIES as f64),
+        ("trigger_history_per_profile", crate::triggers::timers::HISTORY_PER_PROFILE as f64),
         ("default_max_pending", crate::engine::DEFAULT_MAX_PENDING as f64),
     ]
 }

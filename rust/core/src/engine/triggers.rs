@@ -11,14 +11,12 @@ use super::profiles::{Event, StoredDecideRequest};
 use super::{Engine, Loaded, Reason};
 use crate::durable::Record;
 use crate::error::{Error, Result};
+use crate::limits::{MAX_IN_FLIGHT, MAX_VISIBILITY, MIN_VISIBILITY};
 use crate::store::Value;
 use crate::triggers::{Delivery, HistoryEntry, Instance, QuietAction, Timers, WithoutTimeZone};
 
 /// Instances fired per `fire_due` call at most (the next call takes the rest).
 pub const FIRE_BATCH: usize = 10_000;
-/// Bounds of a subscriber's poll.
-pub const MAX_VISIBILITY: f64 = 3_600.0;
-pub const MAX_POLL: usize = 10_000;
 
 fn text_of(value: &Value) -> String {
     match value {
@@ -323,13 +321,13 @@ impl Engine {
                 loaded.catalog.channels.join(", ")
             )));
         }
-        if !(visibility.is_finite() && visibility > 0.0 && visibility <= MAX_VISIBILITY) {
+        if !(MIN_VISIBILITY..=MAX_VISIBILITY).contains(&visibility) {
             return Err(Error::InvalidInput(format!(
-                "visibility must be in (0, {MAX_VISIBILITY}] seconds, got {visibility}"
+                "visibility must be {MIN_VISIBILITY} to {MAX_VISIBILITY} seconds, got {visibility}"
             )));
         }
-        if max == 0 || max > MAX_POLL {
-            return Err(Error::InvalidInput(format!("max must be 1..={MAX_POLL}, got {max}")));
+        if max == 0 || max > MAX_IN_FLIGHT {
+            return Err(Error::InvalidInput(format!("max must be 1..={MAX_IN_FLIGHT}, got {max}")));
         }
         let now = self.clock.resolve(now)?;
         Ok(self.timers().poll(channel, max, visibility, now))

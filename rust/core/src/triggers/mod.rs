@@ -4,7 +4,7 @@
 //! acknowledge it. This room holds the definitions and the timer and delivery bookkeeping;
 //! the engine (`engine/triggers.rs`) composes them with decisions and the journal.
 
-mod timers;
+pub mod timers;
 
 pub use timers::{Delivery, HistoryEntry, Instance, MAX_DELIVERIES, Timers, TimersRecord};
 
