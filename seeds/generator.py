@@ -68,6 +68,8 @@ _RATE_SKEW = 1.5
 _RICH_CLIP = 2.5
 # Share of the basic model's random tastes the rich model keeps.
 TASTES = 1.0
+# Stored features that say when to reach a customer, not what they want: no taste reads them.
+_WHEN = frozenset({"utc_offset"})
 
 
 def _read_catalog(path: str | Path) -> dict[str, Any]:
@@ -244,9 +246,13 @@ class ResponseModel:
         self.offer_ids: list[str] = [str(o["id"]) for o in offers]
         schema = load_feature_schema(catalog_path)
         self.feature_names: list[str] = [f["name"] for f in schema]
-        # The truth reads the stored features only: computed ones (recent visits) tell the
-        # policy when a customer was last seen, not what the customer wants.
-        stored = np.array([j for j, f in enumerate(schema) if "computed" not in f], dtype=np.int64)
+        # The truth reads the stored features only, and not the time zone: computed ones
+        # (recent visits) tell the policy when a customer was last seen, the time zone when to
+        # reach them, neither what the customer wants.
+        stored = np.array(
+            [j for j, f in enumerate(schema) if "computed" not in f and f["name"] not in _WHEN],
+            dtype=np.int64,
+        )
         self._codes = {
             f["name"]: np.array([CATEGORY_VALUES[f["name"]].index(v) for v in f["values"]])
             for f in schema

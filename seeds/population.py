@@ -182,6 +182,18 @@ def _recent_visits(c: dict[str, F64], n: int, rng: np.random.Generator) -> None:
     c["days_since_visit"] = np.asarray(np.round(since, 3), dtype=np.float64)
 
 
+# UTC offsets (hours) of the customers' homes and their shares: most at home (UTC+1), some
+# across the borders, a few abroad.
+_UTC_OFFSETS = {1.0: 0.62, 0.0: 0.16, 2.0: 0.12, -5.0: 0.05, 8.0: 0.05}
+
+
+def _time_zones(c: dict[str, F64], n: int, rng: np.random.Generator) -> None:
+    """Where the customer lives (``utc_offset``): when to reach them, not what they want.
+    Drawn after every other column, so those stay as they were."""
+    offsets = np.array(list(_UTC_OFFSETS))
+    c["utc_offset"] = offsets[rng.choice(offsets.size, size=n, p=list(_UTC_OFFSETS.values()))]
+
+
 def sample_columns(n: int, rng: np.random.Generator) -> dict[str, F64]:
     """Draw every known feature for ``n`` customers.
 
@@ -194,4 +206,5 @@ def sample_columns(n: int, rng: np.random.Generator) -> dict[str, F64]:
     _banking(columns, n, rng)
     _digital(columns, n, rng)
     _recent_visits(columns, n, rng)
+    _time_zones(columns, n, rng)
     return columns

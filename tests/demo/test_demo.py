@@ -12,6 +12,7 @@ from decision_engine.catalog import load_catalog
 from decision_engine.cli import main
 from decision_engine.cli.demo import FIXED, ORACLE, RANDOM, DemoResult, policy_label, run_demo
 from decision_engine.cli.demo_baselines import best_fixed_keys, fill
+from decision_engine.cli.demo_triggers import ENDINGS, REFUSALS
 
 from seeds.generator import DEMO_CATALOG
 
@@ -82,4 +83,26 @@ def test_command_prints_the_table_and_writes_the_curve(tmp_path: Path) -> None:
         assert name in output
     assert "Value per decision by placement" in output and "web_home_hero" in output
     assert "profiles loaded 2,000" in output and "decided by id 5,000" in output
+    assert "triggered campaign application_abandoned: " in output and " delivered (" in output
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+
+
+def test_the_triggered_campaign_runs_beside_the_inbound_placements(short_run: DemoResult) -> None:
+    """Applications started on web and app visits: some submitted in time (cancelled), the rest
+    decided on email_weekly 30 simulated minutes later or when the customer's night is over,
+    sent and acknowledged; every instance has ended when the run is over."""
+    campaign = short_run.campaign
+    assert campaign is not None and campaign.trigger == "application_abandoned"
+    counts = campaign.outcomes()
+    assert counts["delivered"] > 0 and counts["cancelled"] > 0 and counts["held"] > 0
+    assert campaign.engine.pending_timers == 0 and campaign.engine.pending_deliveries == 0
+    ended = sum(counts[o] for o in ENDINGS)
+    assert ended + sum(counts[o] for o in REFUSALS) == len(campaign.starts)
+    # every delivery was sent, some twice (not acknowledged the first time), and acknowledged
+    assert counts["acknowledged"] == counts["delivered"]
+    assert campaign.sent == counts["delivered"] + campaign.redelivered
+    summary = campaign.summary()
+    assert summary.startswith("triggered campaign application_abandoned: ")
+    assert f"{ended:,} started the trigger" in summary
+    assert f"{counts['cancelled']:,} cancelled by a submitted application" in summary
+    assert f"{counts['delivered']:,} delivered ({counts['delivered']:,} acknowledged" in summary

@@ -22,6 +22,7 @@ from rich.table import Table
 from decision_engine.catalog import LoadedCatalog, load_catalog, parse_catalog
 from decision_engine.cli.demo_baselines import Simulation, best_fixed_keys, fill
 from decision_engine.cli.demo_customers import CustomerPlane, customer_id, without_caps
+from decision_engine.cli.demo_triggers import TriggeredCampaign
 from decision_engine.cli.seeds import seeds_module
 from decision_engine.engine import Engine
 from decision_engine.experiments.assignment import Experiment
@@ -77,6 +78,7 @@ class DemoResult:
     response_model: str
     by_placement: dict[str, dict[str, float]]  # placement -> policy name -> value per decision
     customers: CustomerPlane  # what went into the profile store, and what was decided by id
+    campaign: TriggeredCampaign | None = None  # the catalog's triggered campaign, if any
 
     def result(self, name: str) -> SimulatedPolicyResult:
         return next(r for r in self.results if r.name == name)
@@ -141,10 +143,13 @@ def run_demo(
     engine_seconds = 0.0
     start_time, step = time.time(), SIMULATED_DAYS * 86_400 / max(decisions, 1)
     plane = CustomerPlane.load(engine, sim, start_time, seed)
+    campaign = TriggeredCampaign.for_engine(engine, start_time, seed)
     for t in range(decisions):
         customer, placement = int(who[t]), placement_ids[where[t]]
         profile_id, now = customer_id(customer), start_time + t * step
         plane.visit(customer, placements[placement][0], now, t)
+        if campaign is not None:
+            campaign.arrive(customer, placements[placement][0], now, t)
         started = time.perf_counter()
         decision = engine.decide(placement, None, profile_id=profile_id, now=now)
         engine_seconds += time.perf_counter() - started
@@ -166,6 +171,8 @@ def run_demo(
         if progress is not None and (t + 1) % 1000 == 0:
             progress(1000, drawn / max(shown, 1))
     plane.decided_by_id = decisions
+    if campaign is not None:
+        campaign.finish(start_time + decisions * step)
 
     name = policy_label(engine.catalog) if holdout == 0 else f"engine ({holdout:.0%} holdout)"
     learned = SimulatedPolicyResult(name, clicks / max(shown, 1), float(value.mean()), value)
@@ -179,7 +186,14 @@ def run_demo(
     engine.decide_batch(placement_ids[0], sim.profiles, consents=sim.consents)
     batch_rate = customers / (time.perf_counter() - started)
     return DemoResult(
-        decisions, [learned, *baselines], engine_seconds, batch_rate, response_model, by_placement, plane
+        decisions,
+        [learned, *baselines],
+        engine_seconds,
+        batch_rate,
+        response_model,
+        by_placement,
+        plane,
+        campaign,
     )
 
 
@@ -363,6 +377,8 @@ def print_results(result: DemoResult, holdout: float = 0.0) -> None:
         f"decide_batch: {result.batch_decisions_per_second:,.0f} decisions/s"
     )
     console.print(result.customers.summary())
+    if result.campaign is not None:
+        console.print(result.campaign.summary())
 
 
 def print_by_placement(result: DemoResult) -> None:
