@@ -18,6 +18,7 @@ class Measurement:
     p50: float | None = None  # seconds, from our own timed loop of single calls
     p99: float | None = None
     label: str = ""
+    p95: float | None = None  # seconds, where a bench reports p50 and p95 (test_triggers, test_freshness)
 
     @property
     def rate(self) -> float:
@@ -175,6 +176,8 @@ def summary_lines(r: dict[str, Measurement], load: tuple[float, float, float] | 
         *_policy_speed(r),
         *_durable(r),
         *_profiles(r),
+        *_triggers(r),
+        *_freshness(r),
     ]
     now = os.getloadavg()
     start = f"{load[0]:.2f}" if load else "?"
@@ -306,4 +309,59 @@ def _profiles(r: dict[str, Measurement]) -> list[str]:
     memory = r.get("profiles.bytes")
     if memory is not None:
         lines.append(f"embedded profile store: {memory.label} (aim: under 512 bytes)")
+    return lines
+
+
+def _p50_p95(m: Measurement) -> str:
+    return f"p50 {_time(m.p50 or m.seconds)} p95 {_time(m.p95 or m.seconds)}"
+
+
+def _triggers(r: dict[str, Measurement]) -> list[str]:
+    """test_triggers.py: event to delivered decision of a zero-delay trigger; timers fired."""
+    lines = []
+    for key, where in (
+        ("triggers.inproc.ticker", "in-process"),
+        ("triggers.inproc.direct", "in-process, engine work only"),
+        ("triggers.grpc", "over gRPC"),
+    ):
+        m = r.get(key)
+        if m is not None:
+            target = " (target p95 under 100 ms)" if key != "triggers.inproc.direct" else ""
+            lines.append(f"trigger event -> delivered decision, {where}  {_p50_p95(m)}{target} [{m.label}]")
+    timers = r.get("triggers.timers")
+    if timers is not None:
+        lines.append(f"trigger timers fired: {timers.rate:,.0f}/s ({timers.label})")
+    return lines
+
+
+def _freshness(r: dict[str, Measurement]) -> list[str]:
+    """test_freshness.py: TrackEvents on server A seen on server B over one Redis; decide by id
+    beside decide with features on a Redis server; a profile read beside redis-py HGETALL."""
+    lines = []
+    fresh = r.get("freshness.track_to_read")
+    if fresh is not None:
+        lines.append(
+            f"freshness, TrackEvents on A -> seen on B  {_p50_p95(fresh)} (target p95 under 50 ms) "
+            f"[{fresh.label}]"
+        )
+    by_id, sent = r.get("freshness.decide.by_id"), r.get("freshness.decide.features")
+    ping = r.get("freshness.decide.ping")
+    if by_id is not None and sent is not None and by_id.p50 and sent.p50:
+        lines.append(
+            f"decide on a Redis server (gRPC)  by id {_p50_p95(by_id)} | with the features "
+            f"{_p50_p95(sent)} | by id / features {_ratio(by_id.p50 / sent.p50)} (target p50 under "
+            f"300 us) [{by_id.label}]"
+        )
+        if ping is not None and ping.p50:
+            lines.append(
+                f"    [Ping on the same server {_p50_p95(ping)}: by id p50 - Ping p50 "
+                f"{_time(by_id.p50 - ping.p50)}, with the features - Ping {_time(sent.p50 - ping.p50)}]"
+            )
+    rust, hgetall = r.get("freshness.read.engine"), r.get("freshness.read.hgetall")
+    if rust is not None and hgetall is not None and rust.p50 and hgetall.p50:
+        lines.append(
+            f"profile read from Redis  Engine.profile {_p50_p95(rust)} | redis-py HGETALL "
+            f"{_p50_p95(hgetall)} | ratio (HGETALL / Engine.profile) {_ratio(hgetall.p50 / rust.p50)} "
+            f"[{rust.label}; {hgetall.label}]"
+        )
     return lines
