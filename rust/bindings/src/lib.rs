@@ -164,7 +164,7 @@ impl PyEngine {
     /// (placement, offer) ids. An invalid catalog raises and leaves the current one in place.
     fn replace_catalog(&self, py: Python<'_>, catalog_json: &str) -> PyResult<()> {
         let catalog = py.detach(|| Catalog::from_json(catalog_json)).map_err(to_py)?;
-        self.inner.replace_catalog(catalog);
+        py.detach(|| self.inner.replace_catalog(catalog)).map_err(to_py)?;
         Ok(())
     }
 

@@ -55,8 +55,12 @@ pub enum Record {
         time: f64,
         rows: Vec<ProfileWrite>,
     },
-    /// Events that were applied (duplicates and rejected ones are not journaled).
-    Events(Vec<Event>),
+    /// Events that were applied (duplicates and rejected ones are not journaled), and the
+    /// server time they touched their profiles at (-inf on a simulated clock).
+    Events {
+        touched: f64,
+        events: Vec<Event>,
+    },
     /// A profile erased, with its history and pending decisions.
     ProfileDeleted(String),
     /// A trigger instance ended (fired into a delivery, or why not).

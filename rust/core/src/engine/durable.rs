@@ -173,7 +173,7 @@ impl Engine {
             }
             Record::Released { decision_id } => self.release(decision_id).is_ok(),
             Record::Contact { profile, event } => self.record_contact(&profile, event).is_ok(),
-            profiles @ (Record::Profiles { .. } | Record::Events(_) | Record::ProfileDeleted(_)) => {
+            profiles @ (Record::Profiles { .. } | Record::Events { .. } | Record::ProfileDeleted(_)) => {
                 self.replay_profiles(profiles)
             }
             triggers @ (Record::TriggerEnded { .. }

@@ -129,6 +129,8 @@ pub struct Engine {
     contacts: ContactStore,
     /// The customers' profiles: the embedded store, or Redis.
     profiles: Profiles,
+    /// Held while a profile write applies and journals (see `write_order`).
+    profile_writes: Mutex<()>,
     /// Trigger instances waiting to fire and decisions waiting for their acknowledgement.
     timers: Mutex<crate::triggers::Timers>,
     next_id: AtomicU64,
@@ -156,6 +158,7 @@ impl Engine {
         Self {
             loaded: RwLock::new(Arc::new(Loaded::new(catalog, None, &profiles))),
             profiles,
+            profile_writes: Mutex::new(()),
             timers: Mutex::default(),
             pending: Mutex::new(PendingStore::new(max_pending)),
             contacts: ContactStore::new(DEFAULT_MAX_CONTACTS_PER_PROFILE, crate::limits::MAX_CONTACT_PROFILES),
@@ -191,14 +194,20 @@ impl Engine {
     /// Swaps in a new catalog atomically. Learned state carries over for every (placement,
     /// offer) pair whose ids and placement policy are unchanged; decisions in flight finish
     /// on the catalog they started with, and their outcomes still count.
-    pub fn replace_catalog(&self, catalog: Catalog) {
-        let mut current = self.loaded.write().unwrap_or_else(PoisonError::into_inner);
-        self.profiles.resize(catalog.customers.capacity);
-        let next = Loaded::new(catalog, Some(&current), &self.profiles);
-        if self.sharing.load(Ordering::Relaxed) {
-            next.share_with(&current.take_learned());
+    ///
+    /// With a state directory a snapshot follows, so no journal spans two catalogs: a replay
+    /// always runs against the catalog its records were written under.
+    pub fn replace_catalog(&self, catalog: Catalog) -> Result<()> {
+        {
+            let mut current = self.loaded.write().unwrap_or_else(PoisonError::into_inner);
+            self.profiles.resize(catalog.customers.capacity);
+            let next = Loaded::new(catalog, Some(&current), &self.profiles);
+            if self.sharing.load(Ordering::Relaxed) {
+                next.share_with(&current.take_learned());
+            }
+            *current = Arc::new(next);
         }
-        *current = Arc::new(next);
+        self.snapshot()
     }
 
     pub fn pending_decisions(&self) -> usize {

@@ -375,7 +375,7 @@ fn a_reload_with_another_schema_keeps_profiles_by_name() {
     let json = catalog_json("", "not_found")
         .replace(r#""features": ["#, r#""features": [{"name": "tenure", "type": "int", "default": 0},"#)
         .replace(r#"["basic", "gold"]"#, r#"["gold", "silver", "basic"]"#);
-    engine.replace_catalog(Catalog::from_json(&json).unwrap());
+    engine.replace_catalog(Catalog::from_json(&json).unwrap()).unwrap();
     let c1 = engine.profile("c1", Some(T0)).unwrap().unwrap();
     assert_eq!(feature(&c1, "segment"), Value::Text("gold".into()));
     assert_eq!(feature(&c1, "tenure"), Value::Number(0.0));

@@ -224,8 +224,8 @@ impl Loaded {
         check_name("an event's id", &event.id)?;
         limits::check_profile_id(&event.profile_id)?;
         check_name("an event's type", &event.kind)?;
-        if !event.time.is_finite() {
-            return Err(invalid(format!("event '{}' needs a time (finite unix seconds)", event.id)));
+        if !(event.time.is_finite() && event.time >= 0.0) {
+            return Err(invalid(format!("event '{}' needs a time (unix seconds, finite and >= 0)", event.id)));
         }
         if event.properties.len() > MAX_EVENT_PROPERTIES {
             return Err(invalid(format!(
@@ -307,24 +307,37 @@ impl Engine {
     pub fn upsert_profiles(&self, rows: &[ProfileWrite], now: Option<f64>) -> Result<WriteReport> {
         let now = self.clock.resolve(now)?;
         let _gate = self.begin_change()?;
-        let report = self.upsert_at(rows, now)?;
-        self.journal_accepted(&report, || Record::Profiles { time: now, rows: accepted(rows, &report) })?;
+        let _order = self.write_order();
+        let (report, accepted) = self.upsert_at(rows, now)?;
+        self.journal_accepted(&report, || Record::Profiles {
+            time: now,
+            rows: accepted.into_iter().map(|i| rows[i].clone()).collect(),
+        })?;
         Ok(report)
     }
 
-    fn upsert_at(&self, rows: &[ProfileWrite], now: f64) -> Result<WriteReport> {
+    /// Profile writes apply and journal one at a time, so the journal's order is the order
+    /// they were applied in and a replay ends in the same state.
+    fn write_order(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.profile_writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The report, and the indices of the rows written.
+    fn upsert_at(&self, rows: &[ProfileWrite], now: f64) -> Result<(WriteReport, Vec<usize>)> {
         let loaded = self.current();
         let mut report = WriteReport::default();
+        let mut written = Vec::with_capacity(rows.len());
         for (index, row) in rows.iter().enumerate() {
             match loaded.encode_write(row) {
                 Ok(change) => {
                     self.apply(&loaded, &row.id, &change, now)?;
                     report.accepted += 1;
+                    written.push(index);
                 }
                 Err(e) => report.reject(index, &row.id, &e),
             }
         }
-        Ok(report)
+        Ok((report, written))
     }
 
     fn apply(&self, loaded: &Loaded, id: &str, change: &Change, now: f64) -> Result<()> {
@@ -381,6 +394,7 @@ impl Engine {
             encoded.push((index, column, table));
         }
         let _gate = self.begin_change()?;
+        let _order = self.write_order();
         let mut report = WriteReport::default();
         let mut journaled = Vec::new();
         let durable = self.durable.is_some();
@@ -404,14 +418,21 @@ impl Engine {
     /// whose id its profile has seen is counted as a duplicate and changes nothing.
     pub fn track(&self, events: &[Event]) -> Result<WriteReport> {
         let _gate = self.begin_change()?;
-        let (report, applied) = self.track_at(events, true)?;
-        self.journal_accepted(&report, || Record::Events(applied))?;
+        let _order = self.write_order();
+        // A live write touches its profiles now (the server's time); the journal keeps that
+        // time so a replay ages profiles the same way.
+        let touched = match self.clock {
+            Clock::Wall { .. } => limits::wall_seconds(),
+            Clock::Simulated => f64::NEG_INFINITY,
+        };
+        let (report, applied) = self.track_at(events, true, touched)?;
+        self.journal_accepted(&report, || Record::Events { touched, events: applied })?;
         Ok(report)
     }
 
-    /// `check_time`: refuse events from the future, and touch profiles at the server's time
-    /// (off only when replaying the journal).
-    fn track_at(&self, events: &[Event], check_time: bool) -> Result<(WriteReport, Vec<Event>)> {
+    /// `check_time`: refuse events from the future (off only when replaying the journal).
+    /// A profile is touched at the later of `touched` and the event's time.
+    fn track_at(&self, events: &[Event], check_time: bool, touched: f64) -> Result<(WriteReport, Vec<Event>)> {
         let loaded = self.current();
         let ttl = loaded.catalog.customers.idle_ttl;
         let mut report = WriteReport::default();
@@ -435,11 +456,7 @@ impl Engine {
                     continue;
                 }
             };
-            // A live write touches the profile now; a replayed one when it happened.
-            let touch = match self.clock {
-                Clock::Wall { .. } if check_time => limits::wall_seconds().max(event.time),
-                _ => event.time,
-            };
+            let touch = touched.max(event.time);
             let first = self
                 .profiles
                 .update(&event.profile_id, &loaded.layout, touch, ttl, true, |p| {
@@ -523,6 +540,7 @@ impl Engine {
     pub fn delete_profile(&self, id: &str) -> Result<bool> {
         limits::check_profile_id(id)?;
         let _gate = self.begin_change()?;
+        let _order = self.write_order();
         let found = self.erase(id)?;
         self.journal(|| Record::ProfileDeleted(id.to_owned()))?;
         Ok(found)
@@ -596,29 +614,14 @@ impl Engine {
     /// Replays a journaled profile change.
     pub(super) fn replay_profiles(&self, record: Record) -> bool {
         match record {
-            Record::Profiles { time, rows } => self.upsert_at(&rows, time).is_ok_and(|r| r.accepted > 0),
-            Record::Events(events) => self.track_at(&events, false).is_ok_and(|(r, _)| r.accepted > 0),
+            Record::Profiles { time, rows } => self.upsert_at(&rows, time).is_ok_and(|(r, _)| r.accepted > 0),
+            Record::Events { touched, events } => {
+                self.track_at(&events, false, touched).is_ok_and(|(r, _)| r.accepted > 0)
+            }
             Record::ProfileDeleted(id) => self.erase(&id).is_ok(),
             _ => false,
         }
     }
-}
-
-/// The rows of `rows` a report accepted.
-fn accepted(rows: &[ProfileWrite], report: &WriteReport) -> Vec<ProfileWrite> {
-    let mut rejected = report.rejected.iter().map(|r| r.index as usize).peekable();
-    rows.iter()
-        .enumerate()
-        .filter(|(i, _)| {
-            if rejected.peek() == Some(i) {
-                rejected.next();
-                false
-            } else {
-                true
-            }
-        })
-        .map(|(_, r)| r.clone())
-        .collect()
 }
 
 fn column_change(loaded: &Loaded, id: &str, row: usize, columns: &[(usize, &Column, Vec<f32>)]) -> Result<Change> {

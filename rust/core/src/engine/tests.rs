@@ -152,7 +152,7 @@ fn replacing_the_catalog_keeps_what_was_learned() {
     e.report_outcome(before.decision_id, None, 1.0, false).unwrap();
     let in_flight = e.decide(&request).unwrap();
 
-    e.replace_catalog(Catalog::from_json(&CATALOG.replace("\"old\"", "\"older\"")).unwrap());
+    e.replace_catalog(Catalog::from_json(&CATALOG.replace("\"old\"", "\"older\"")).unwrap()).unwrap();
     assert!(e.current().catalog.offer_index("older").is_some());
     e.report_outcome(in_flight.decision_id, None, 1.0, false).unwrap();
     let state = e.policy_state("mail").unwrap();

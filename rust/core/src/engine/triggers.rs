@@ -165,8 +165,18 @@ impl Engine {
             a.profile.cmp(&b.profile).then(worth(b).total_cmp(&worth(a))).then(a.fire_at.total_cmp(&b.fire_at))
         });
         let fired = due.len();
-        for instance in due {
-            self.fire(&loaded, instance, now)?;
+        let mut due = due.into_iter();
+        while let Some(instance) = due.next() {
+            if let Err(e) = self.fire(&loaded, instance.clone(), now) {
+                // The store failed (Redis, the disk): this instance and the rest wait for the
+                // next call instead of being lost. One that failed after deciding fires again.
+                let mut timers = self.timers();
+                timers.schedule(instance);
+                due.for_each(|i| {
+                    timers.schedule(i);
+                });
+                return Err(e);
+            }
         }
         let expired = self.timers().take_expired(now);
         for delivery in expired {
@@ -267,6 +277,7 @@ impl Engine {
             Err(Error::UnknownProfile(_)) => {
                 return self.end(&instance, now, "expired", "the profile is no longer held".to_owned(), None);
             }
+            Err(e @ Error::Storage(_)) => return Err(e),
             Err(e) => return self.end(&instance, now, "no_offer", e.to_string(), None),
         };
         if decision.offers.is_empty() {
@@ -346,7 +357,7 @@ impl Engine {
                         &d.key,
                         d.decided_at,
                         "acknowledged",
-                        format!("after {} delivery(ies)", d.attempt),
+                        format!("after {} deliver{}", d.attempt, if d.attempt == 1 { "y" } else { "ies" }),
                         id,
                     );
                     timers.note(&d.profile, note);

@@ -46,7 +46,8 @@ impl Profiles {
         }
     }
 
-    /// Reads profile `id` in `layout` (an idle one is gone).
+    /// Reads profile `id` in `layout` (one not written for `idle_ttl` is gone). Reads do not
+    /// extend a profile's life, on either backend.
     pub fn read<T>(
         &self,
         id: &str,
@@ -56,7 +57,7 @@ impl Profiles {
         f: impl FnOnce(&StoredProfile) -> T,
     ) -> Result<Option<T>> {
         match self {
-            Self::Embedded(store) => Ok(store.with(id, layout, now, idle_ttl, false, |p| f(p))),
+            Self::Embedded(store) => Ok(store.read(id, layout, now, idle_ttl, f)),
             Self::Redis { redis, .. } => redis.read(id, layout, f),
         }
     }

@@ -116,7 +116,7 @@ impl Aggregated {
                 let newest = buckets.last().map_or(index, |b| b.index.max(index));
                 // Buckets wholly outside the window that ends at the newest event are let go;
                 // an event that old changes nothing any window from now on would count.
-                let oldest_kept = newest - WINDOW_BUCKETS as i64;
+                let oldest_kept = newest.saturating_sub(WINDOW_BUCKETS as i64);
                 if index < oldest_kept {
                     return;
                 }
@@ -169,7 +169,7 @@ pub struct StoredProfile {
     pub(crate) values: Box<[f32]>,
     /// Bit `c`: consented to the layout's channel `c`.
     pub(crate) consents: u64,
-    /// Latest time the profile was written, or decided for (idle lifetime, recency).
+    /// Latest time the profile was written (idle lifetime).
     pub(crate) touched: f64,
     pub(crate) purchases: Vec<Box<str>>,
     /// (computed attribute index in the layout, what it kept); attributes without events
@@ -343,8 +343,15 @@ impl ProfileStore {
         self.shards[index].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `f` on the profile `id` in `layout`, creating it when `create` (else `None` when
-    /// absent). A profile idle past `idle_ttl` at `now` counts as absent and is let go.
+    /// The layout of generation `g`. Taken without any shard held by the caller's peers in
+    /// the other order: shard locks come first, then this read, never the reverse.
+    fn layout(&self, g: u32) -> Arc<Layout> {
+        Arc::clone(&self.layouts.read().unwrap_or_else(PoisonError::into_inner)[g as usize])
+    }
+
+    /// Changes the profile `id` in `layout`, creating it when `create` (else `None` when
+    /// absent), and marks it used at `now`. A profile not written for `idle_ttl` counts as
+    /// absent and is let go.
     pub fn with<T>(
         &self,
         id: &str,
@@ -367,11 +374,27 @@ impl ProfileStore {
             None => return None,
         };
         if profile.layout != layout.generation {
-            let layouts = self.layouts.read().unwrap_or_else(PoisonError::into_inner);
-            let from = Arc::clone(&layouts[profile.layout as usize]);
-            migrate(profile, &from, layout);
+            migrate(profile, &self.layout(profile.layout), layout);
         }
         profile.touched = profile.touched.max(now);
+        Some(f(profile))
+    }
+
+    /// Reads the profile `id` in `layout`. A read neither extends a profile's life nor its
+    /// recency: both follow writes only, which the journal replays exactly.
+    pub fn read<T>(
+        &self,
+        id: &str,
+        layout: &Layout,
+        now: f64,
+        idle_ttl: f64,
+        f: impl FnOnce(&StoredProfile) -> T,
+    ) -> Option<T> {
+        let mut shard = self.shard(id);
+        let profile = shard.peek_mut(id).filter(|p| now - p.touched <= idle_ttl)?;
+        if profile.layout != layout.generation {
+            migrate(profile, &self.layout(profile.layout), layout);
+        }
         Some(f(profile))
     }
 
@@ -389,7 +412,8 @@ impl ProfileStore {
 
     /// Every profile, moved to `layout`, for a snapshot.
     pub fn export(&self, layout: &Layout) -> Vec<(String, StoredProfile)> {
-        let layouts = self.layouts.read().unwrap_or_else(PoisonError::into_inner);
+        // A copy, so no shard is locked while the layouts are (see `layout`).
+        let layouts: Vec<Arc<Layout>> = self.layouts.read().unwrap_or_else(PoisonError::into_inner).clone();
         let mut all = Vec::new();
         for shard in &self.shards {
             let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);

@@ -145,7 +145,11 @@ impl Timers {
             let mut times: Vec<f64> = self.entries.values().copied().collect();
             times.sort_by(f64::total_cmp);
             let median = times[times.len() / 2];
-            self.entries.retain(|_, t| *t >= median);
+            self.entries.retain(|_, t| *t > median);
+            if self.entries.len() >= MAX_ENTRIES {
+                // All at one time: no older half to keep apart.
+                self.entries.clear();
+            }
         }
         let entry = self.entries.entry((trigger.to_owned(), profile.to_owned())).or_insert(time);
         *entry = entry.max(time);
