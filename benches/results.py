@@ -350,7 +350,7 @@ def _freshness(r: dict[str, Measurement]) -> list[str]:
         lines.append(
             f"decide on a Redis server (gRPC)  by id {_p50_p95(by_id)} | with the features "
             f"{_p50_p95(sent)} | by id / features {_ratio(by_id.p50 / sent.p50)} (target p50 under "
-            f"300 us) [{by_id.label}]"
+            f"300 us) [{by_id.label}; features: {sent.label.rsplit('; ', 1)[-1]}]"
         )
         if ping is not None and ping.p50:
             lines.append(

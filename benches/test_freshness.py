@@ -51,6 +51,7 @@ PROFILES = 6_000  # stored profiles: the first FRESH_EVENTS + WARMUP get visits,
 FRESH_EVENTS = 400
 DECIDE_CALLS = 2_000  # per mode
 READ_CALLS = 5_000  # per mode
+COUNTED_CALLS = 500  # decides per mode whose Redis commands are counted
 WARMUP = 200
 PREFIX = "bench"
 WAIT = 10.0  # seconds a call or a freshness read may take: a bound for a loaded machine
@@ -214,6 +215,15 @@ def test_event_on_a_seen_on_b(benchmark: Any, record: Recorder, plane: Plane) ->
 # --- Decide by id beside Decide with features, on a Redis server ------------------------------
 
 
+def _redis_calls(plane: Plane) -> int:
+    """Commands the redis-server has run so far (INFO commandstats)."""
+    client = plane.redis.client()
+    try:
+        return sum(int(stats["calls"]) for stats in client.info("commandstats").values())
+    finally:
+        client.close()
+
+
 def _decide_nth(decide: Callable[..., pb.DecideResponse], requests: list[pb.DecideRequest], i: int) -> None:
     assert len(decide(requests[i], timeout=WAIT).decisions) == 1
 
@@ -245,9 +255,17 @@ def test_decide_by_id_on_redis(benchmark: Any, record: Recorder, plane: Plane) -
             ]
             ruled_out = [{o for o, why in d.decisions[0].reasons.items() if "rule" in why} for d in explained]
             assert ruled_out[0] == ruled_out[1] and ruled_out[0]
+        per_call = {}  # Redis commands per Decide (the servers' background flushes included)
+        for mode in ("by_id", "features"):
+            before = _redis_calls(plane)
+            for i in range(COUNTED_CALLS):
+                calls[mode](i)
+            per_call[mode] = (_redis_calls(plane) - before - 1) / COUNTED_CALLS  # less the INFO
     for mode, ns in durations.items():
         p50, p95 = p50_p95(ns)
         label = f"server B, Python client, {DECIDE_CALLS:,} calls each, interleaved"
+        if mode in per_call:
+            label += f"; {per_call[mode]:.1f} Redis commands per call"
         record(f"freshness.decide.{mode}", 1, seconds=p50, p50=p50, p95=p95, label=label)
 
 
@@ -277,6 +295,9 @@ def test_profile_read(benchmark: Any, record: Recorder, plane: Plane) -> None:
         assert read is not None and len(read["features"]) == NUMBERS + 2
         assert read["features"]["segment"] == SEGMENTS[int(plane.vectors[PROFILES - count, NUMBERS])]
         assert len(raw.hgetall(f"fs:{ids[0]}")) == NUMBERS + 1
+        # this engine reads Redis, not a copy of its own: it sees the visit server A tracked
+        visited = engine.profile(plane.ids[0])
+        assert visited is not None and visited["features"]["visits_7d"] == 1
     finally:
         client.close()
         raw.close()
