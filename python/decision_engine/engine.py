@@ -392,12 +392,23 @@ class Engine:
         return self._core.track(rows)
 
     def stored_vector(
-        self, profile_id: str, context: Mapping[str, ProfileValue] | None = None, now: Timestamp = None
+        self,
+        profile_id: str,
+        context: Mapping[str, ProfileValue] | None = None,
+        consents: Sequence[str] = (),
+        purchases: Sequence[str] = (),
+        now: Timestamp = None,
     ) -> tuple[npt.NDArray[np.float32], list[str], list[str]]:
         """What a decision by id reads: the stored profile's feature vector at ``now`` with
-        ``context`` over it, its consents and its purchases (the core's rule, for decision
-        paths that take a vector)."""
-        return self._core.stored_vector(profile_id, dict(context) if context else None, unix_seconds(now))
+        ``context`` over it, and its consents and purchases with these added (the core's
+        rule, for decision paths that take a vector)."""
+        named = dict(context) if context else None
+        return self._core.stored_vector(profile_id, named, list(consents), list(purchases), unix_seconds(now))
+
+    def decides_by_id(self, profile_id: str, packed: int, named: int) -> bool:
+        """Whether a Decide with this profile (its id, how many packed features and how many
+        by name) decides by id on the stored profile: the wire path's rule."""
+        return self._core.decides_by_id(profile_id, packed, named)
 
     def profile(self, profile_id: str, now: Timestamp = None) -> dict[str, Any] | None:
         """The stored profile: ``{"id", "features", "consents", "purchases"}`` with computed

@@ -105,11 +105,11 @@ class StoreDecisionServicer(DecisionServicer):
         features = _profile(profile)
         consents, purchases = list(profile.consents), list(profile.purchases)
         if self._by_id(profile):
-            # The same rule as the embedded wire path: the stored profile, named features over it.
+            # The core's rule: the stored profile, named features over it, consents and
+            # purchases added to the stored ones.
             named = features if isinstance(features, dict) else None
-            features, stored_consents, stored_purchases = self.engine.stored_vector(profile.id, named, now)
-            consents += stored_consents
-            purchases += stored_purchases
+            stored = self.engine.stored_vector(profile.id, named, consents, purchases, now)
+            features, consents, purchases = stored
         decisions = self.store.decide_page(
             placements,
             features,
@@ -125,10 +125,9 @@ class StoreDecisionServicer(DecisionServicer):
         return _response(decisions).SerializeToString()
 
     def _by_id(self, profile: pb.Profile) -> bool:
-        """Decide by id: an id, no packed features, and not every feature by name. Needs the
-        engine's profiles in Redis (`profile_store`), where every server reads them."""
-        every_feature = len(profile.named_features) >= len(self.engine.feature_names)
-        if not profile.id or len(profile.features) or every_feature:
+        """Decide by id (the core's rule, as on the embedded wire path). Needs the engine's
+        profiles in Redis (`profile_store`), where every server reads them."""
+        if not self.engine.decides_by_id(profile.id, len(profile.features), len(profile.named_features)):
             return False
         if self.engine.profile_count is not None:
             raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, PROFILES_NOT_SHARED)

@@ -359,20 +359,31 @@ impl PyEngine {
         self.inner.pending_deliveries()
     }
 
+    /// Whether a Decide with this profile decides by id (the wire path's rule).
+    fn decides_by_id(&self, profile_id: &str, packed: usize, named: usize) -> bool {
+        self.inner.decides_by_id(!profile_id.is_empty(), packed, named)
+    }
+
     /// What deciding by id reads: (the stored profile's feature vector at `now` with
-    /// `context` over it, its consents, its purchases).
-    #[pyo3(signature = (profile_id, context = None, now = None))]
+    /// `context` over it, its consents and its purchases with the given ones added).
+    #[pyo3(signature = (profile_id, context = None, consents = Vec::new(), purchases = Vec::new(), now = None))]
     #[expect(clippy::type_complexity, reason = "a Python tuple")]
     fn stored_vector<'py>(
         &self,
         py: Python<'py>,
         profile_id: &str,
         context: Option<Bound<'_, pyo3::types::PyDict>>,
+        consents: Vec<String>,
+        purchases: Vec<String>,
         now: Option<f64>,
     ) -> PyResult<(Bound<'py, numpy::PyArray1<f32>>, Vec<String>, Vec<String>)> {
         let values = profiles::context(context.as_ref())?;
         let context: Vec<(&str, _)> = values.iter().map(|(n, v)| (n.as_str(), v.named())).collect();
-        let found = py.detach(|| self.inner.stored_features(profile_id, &context, now_or(now))).map_err(to_py)?;
+        let consents: Vec<&str> = consents.iter().map(String::as_str).collect();
+        let purchases: Vec<&str> = purchases.iter().map(String::as_str).collect();
+        let found = py
+            .detach(|| self.inner.stored_features(profile_id, &context, &consents, &purchases, now_or(now)))
+            .map_err(to_py)?;
         Ok((found.features.into_pyarray(py), found.consents, found.purchases))
     }
 

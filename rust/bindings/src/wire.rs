@@ -242,9 +242,7 @@ pub fn decide(engine: &Engine, request: &[u8], id_tag: u64) -> Result<(Vec<u8>, 
     let consents: Vec<&str> = profile.consents.iter().map(String::as_str).collect();
     let purchases: Vec<&str> = profile.purchases.iter().map(String::as_str).collect();
     let now = request.now.as_ref().map_or_else(now, seconds);
-    let by_id = !profile.id.is_empty()
-        && profile.features.is_empty()
-        && profile.named_features.len() < engine.current().catalog.schema.len();
+    let by_id = engine.decides_by_id(!profile.id.is_empty(), profile.features.len(), profile.named_features.len());
     let decisions = if by_id {
         let context = profile
             .named_features

@@ -558,11 +558,10 @@ impl Engine {
     /// defaults when the catalog says so), with the request's context features over it.
     pub fn decide_stored(&self, request: &StoredDecideRequest<'_>) -> Result<Vec<Decision>> {
         let now = self.clock.check(request.now)?;
-        let found = self.stored_features(request.profile_id, request.context, now)?;
-        let mut consents: Vec<&str> = found.consents.iter().map(String::as_str).collect();
-        consents.extend_from_slice(request.consents);
-        let mut bought: Vec<&str> = found.purchases.iter().map(String::as_str).collect();
-        bought.extend_from_slice(request.purchases);
+        let found =
+            self.stored_features(request.profile_id, request.context, request.consents, request.purchases, now)?;
+        let consents: Vec<&str> = found.consents.iter().map(String::as_str).collect();
+        let bought: Vec<&str> = found.purchases.iter().map(String::as_str).collect();
         self.decide_page(&DecideRequest {
             placements: request.placements,
             features: &found.features,
@@ -576,16 +575,30 @@ impl Engine {
         })
     }
 
+    /// Whether a request decides by id: it has an id, no packed features, and not every
+    /// feature by name (those it names are then context over the stored profile).
+    pub fn decides_by_id(&self, has_id: bool, packed: usize, named: usize) -> bool {
+        has_id && packed == 0 && named < self.current().catalog.schema.len()
+    }
+
     /// What deciding by id decides on: the stored profile's full vector at `now` (computed
-    /// attributes, defaults, and `context` over them), its consents and purchases. For
-    /// decision paths that do not run through [`Engine::decide_stored`] (the Redis store's).
-    pub fn stored_features(&self, id: &str, context: &[(&str, NamedValue<'_>)], now: f64) -> Result<StoredFeatures> {
+    /// attributes, defaults, and `context` over them), and its consents and purchases with the
+    /// request's added. For decision paths that do not run through [`Engine::decide_stored`]
+    /// (the Redis store's).
+    pub fn stored_features(
+        &self,
+        id: &str,
+        context: &[(&str, NamedValue<'_>)],
+        consents: &[&str],
+        purchases: &[&str],
+        now: f64,
+    ) -> Result<StoredFeatures> {
         limits::check_profile_id(id)?;
         let now = self.clock.check(now)?;
         let loaded = self.current();
         let rules = &loaded.catalog.customers;
         let stored = self.profiles.read(id, &loaded.layout, now, rules.idle_ttl, |p| loaded.stored_vector(p, now))?;
-        let (mut row, consent_bits, purchases) = match (stored, rules.unknown) {
+        let (mut row, consent_bits, stored_purchases) = match (stored, rules.unknown) {
             (Some(found), _) => found,
             (None, UnknownProfile::Defaults) => loaded.stored_vector(&StoredProfile::new(&loaded.layout, now), now),
             (None, UnknownProfile::NotFound) => return Err(Error::UnknownProfile(id.to_owned())),
@@ -604,10 +617,18 @@ impl Engine {
                 missing.join(", ")
             )));
         }
+        let union = |stored: Vec<String>, given: &[&str]| {
+            let mut all = stored;
+            all.extend(
+                given.iter().filter(|g| !all.iter().any(|s| s == **g)).map(|g| (*g).to_owned()).collect::<Vec<_>>(),
+            );
+            all
+        };
+        let stored_consents = loaded.channels_of(consent_bits).into_iter().map(str::to_owned).collect();
         Ok(StoredFeatures {
             features: row,
-            consents: loaded.channels_of(consent_bits).into_iter().map(str::to_owned).collect(),
-            purchases: purchases.iter().map(|p| p.to_string()).collect(),
+            consents: union(stored_consents, consents),
+            purchases: union(stored_purchases.iter().map(|p| p.to_string()).collect(), purchases),
         })
     }
 
