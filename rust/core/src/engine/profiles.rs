@@ -513,14 +513,7 @@ impl Engine {
             .iter()
             .zip(&row)
             .filter(|(_, v)| !v.is_nan())
-            .map(|(f, &v)| {
-                let value = match &f.kind {
-                    FeatureKind::Float | FeatureKind::Int => Value::Number(f64::from(v)),
-                    FeatureKind::Bool => Value::Flag(v != 0.0),
-                    FeatureKind::Category(values) => Value::Text(values[v as usize].clone()),
-                };
-                (f.name.clone(), value)
-            })
+            .map(|(f, &v)| (f.name.clone(), Value::decoded(f, v)))
             .collect();
         Ok(Some(ProfileView {
             id: id.to_owned(),
@@ -688,14 +681,7 @@ fn write_of(loaded: &Loaded, id: &str, change: &Change) -> ProfileWrite {
         features: change
             .values
             .iter()
-            .map(|&(i, v)| {
-                let value = match &features[i].kind {
-                    FeatureKind::Float | FeatureKind::Int => Value::Number(f64::from(v)),
-                    FeatureKind::Bool => Value::Flag(v != 0.0),
-                    FeatureKind::Category(values) => Value::Text(values[v as usize].clone()),
-                };
-                (features[i].name.clone(), value)
-            })
+            .map(|&(i, v)| (features[i].name.clone(), Value::decoded(&features[i], v)))
             .collect(),
         ..ProfileWrite::default()
     }

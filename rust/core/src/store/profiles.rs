@@ -29,6 +29,16 @@ pub enum Value {
 }
 
 impl Value {
+    /// A feature's value from its encoding in the vector (the inverse of
+    /// `Schema::encode_value`).
+    pub fn decoded(feature: &Feature, v: f32) -> Self {
+        match &feature.kind {
+            FeatureKind::Float | FeatureKind::Int => Self::Number(f64::from(v)),
+            FeatureKind::Bool => Self::Flag(v != 0.0),
+            FeatureKind::Category(values) => Self::Text(values[v as usize].clone()),
+        }
+    }
+
     pub fn named(&self) -> NamedValue<'_> {
         match self {
             Self::Number(n) => NamedValue::Number(*n),
