@@ -1,11 +1,13 @@
 //! Arbitration inside one placement: the policy scores each eligible arm (its estimate or
 //! sample x value x weight), the slots fill one at a time by the policy's rule (best score,
-//! epsilon-greedy, softmax) with at most the allowed offers per exclusion group, and each
-//! pick gets the probability the policy had of making it.
+//! epsilon-greedy, softmax, or a fresh Thompson draw per slot) with at most the allowed
+//! offers per exclusion group, and each pick gets the probability the policy had of making
+//! it, given the picks of the slots above it (the probability of the first k picks is the
+//! product of theirs).
 
 use rand::{Rng, RngExt};
 
-use crate::policy::{ArmScore, Model, Picker, lift, win_probability};
+use crate::policy::{MIN_PROPENSITY, Model, Picker, ScoreLaw, lift};
 
 /// What arbitration needs to know about each offer of a placement (by local index).
 pub struct ArmView<'a> {
@@ -28,10 +30,11 @@ pub struct Pick {
 /// Reusable buffers, so a batch allocates once per thread rather than once per profile.
 pub struct Workspace {
     scores: Vec<f64>,
-    /// Gaussian summary of each eligible offer's score, for sampled policies.
-    moments: Vec<ArmScore>,
+    /// The law each eligible offer's score was drawn from, for sampled policies.
+    laws: Vec<ScoreLaw>,
     taken: Vec<bool>,
-    competitors: Vec<ArmScore>,
+    /// The laws of the candidates of one slot.
+    candidate_laws: Vec<ScoreLaw>,
     candidates: Vec<usize>,
     /// The candidates' choice probabilities under a point-score picker.
     pmf: Vec<f64>,
@@ -50,9 +53,9 @@ impl Default for Workspace {
     fn default() -> Self {
         Self {
             scores: Vec::new(),
-            moments: Vec::new(),
+            laws: Vec::new(),
             taken: Vec::new(),
-            competitors: Vec::new(),
+            candidate_laws: Vec::new(),
             candidates: Vec::new(),
             pmf: Vec::new(),
             context: Vec::new(),
@@ -91,15 +94,16 @@ pub fn choose<R: Rng + ?Sized>(
     if !context.is_empty() {
         lift(&context, &mut lifted);
     }
-    choose_with(view, eligible, slots, propensities, rng, ws, |scores, moments, rng| {
+    choose_with(view, eligible, slots, propensities, rng, ws, |scores, laws, rng| {
         let linear = |i| view.model.linear_moments(i, &context, &lifted);
-        view.model.score_with(eligible, view.scale, linear, rng, scores, moments)
+        view.model.score_with(eligible, view.scale, linear, rng, scores, laws)
     });
     (ws.context, ws.lifted) = (context, lifted);
 }
 
 /// [`choose`] with the scoring step given: `score` fills the eligible offers' scores (and
-/// Gaussian moments, for sampled policies) and says how to pick from them.
+/// the laws of sampled scores) and says how to pick from them. A sampled policy draws again
+/// for every slot after the first, so each slot is a Thompson pick among the offers left.
 pub fn choose_with<R: Rng + ?Sized>(
     view: &ArmView<'_>,
     eligible: &[usize],
@@ -107,15 +111,23 @@ pub fn choose_with<R: Rng + ?Sized>(
     propensities: bool,
     rng: &mut R,
     ws: &mut Workspace,
-    score: impl FnOnce(&mut Vec<f64>, &mut Vec<ArmScore>, &mut R) -> Picker,
+    mut score: impl FnMut(&mut Vec<f64>, &mut Vec<ScoreLaw>, &mut R) -> Picker,
 ) {
-    let picker = score(&mut ws.scores, &mut ws.moments, rng);
+    let picker = score(&mut ws.scores, &mut ws.laws, rng);
     let unconstrained = ws.group_room.is_empty() && ws.page_groups.is_empty() && ws.group_limit >= 1;
     if slots == 1 && picker == Picker::Greedy && unconstrained {
         best_of_all(eligible, ws, rng);
         return;
     }
-    fill_slots(view, eligible, slots, ws, rng, |ws, b, rng| pick_at_slot(ws, picker, b, propensities, rng));
+    let redraw = |ws: &mut Workspace, rng: &mut R| {
+        if picker == Picker::Sampled {
+            score(&mut ws.scores, &mut ws.laws, rng);
+        }
+    };
+    let model = view.model;
+    fill_slots(view, eligible, slots, ws, rng, redraw, |ws, b, rng| {
+        pick_at_slot(model, ws, picker, b, propensities, rng)
+    });
 }
 
 /// One slot, every eligible offer available, the best score wins: what [`fill_slots`] with
@@ -140,25 +152,29 @@ pub fn choose_by_value<R: Rng + ?Sized>(
 ) {
     ws.scores.clear();
     ws.scores.extend(eligible.iter().map(|&i| view.scale[i]));
-    fill_slots(view, eligible, slots, ws, rng, |ws, best, _| (ws.candidates[best], 1.0));
+    fill_slots(view, eligible, slots, ws, rng, |_, _| {}, |ws, best, _| (ws.candidates[best], 1.0));
 }
 
-/// Fills the slots one at a time: `pick` gets the available candidates (in
-/// `ws.candidates`) and the position of the best-scored one, and returns the eligible
-/// position it picks with that pick's probability.
+/// Fills the slots one at a time: `redraw` runs before every slot after the first; `pick`
+/// gets the available candidates (in `ws.candidates`) and the position of the best-scored
+/// one, and returns the eligible position it picks with that pick's probability.
 fn fill_slots<R: Rng + ?Sized>(
     view: &ArmView<'_>,
     eligible: &[usize],
     slots: usize,
     ws: &mut Workspace,
     rng: &mut R,
-    pick: impl Fn(&mut Workspace, usize, &mut R) -> (usize, f64),
+    mut redraw: impl FnMut(&mut Workspace, &mut R),
+    mut pick: impl FnMut(&mut Workspace, usize, &mut R) -> (usize, f64),
 ) {
     ws.picks.clear();
     ws.taken.clear();
     ws.taken.resize(eligible.len(), false);
     ws.candidates.reserve(eligible.len());
-    for _ in 0..slots {
+    for slot in 0..slots {
+        if slot > 0 {
+            redraw(ws, rng);
+        }
         ws.candidates.clear();
         let mut best: Option<usize> = None;
         for k in 0..eligible.len() {
@@ -180,6 +196,7 @@ fn fill_slots<R: Rng + ?Sized>(
 /// with the highest score, and the probability the policy had of making it. Point-score
 /// pickers draw from the same pmf that reports the probability ([`point_pmf`]).
 fn pick_at_slot<R: Rng + ?Sized>(
+    model: &Model,
     ws: &mut Workspace,
     picker: Picker,
     best: usize,
@@ -187,9 +204,8 @@ fn pick_at_slot<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> (usize, f64) {
     if picker == Picker::Sampled {
-        let k = ws.candidates[best];
-        let p = if propensities { sampled_win_probability(ws, k) } else { f64::NAN };
-        return (k, p);
+        let p = if propensities { sampled_win_probability(model, ws, best) } else { f64::NAN };
+        return (ws.candidates[best], p);
     }
     let mut pmf = std::mem::take(&mut ws.pmf);
     point_pmf(ws.candidates.iter().map(|&k| ws.scores[k]), picker, &mut pmf);
@@ -209,7 +225,7 @@ pub fn point_pmf(scores: impl Iterator<Item = f64> + Clone, picker: Picker, out:
     let n = scores.clone().count() as f64;
     let ties = scores.clone().filter(|&s| s == top).count() as f64;
     match picker {
-        // A sampled policy's pmf has no closed form (see `win_probability`); its mode is the best.
+        // A sampled policy's pmf comes from its laws (`win_probabilities`); its mode is the best.
         Picker::Greedy | Picker::Sampled => out.extend(scores.map(|s| if s == top { 1.0 / ties } else { 0.0 })),
         Picker::EpsilonGreedy(epsilon) => {
             out.extend(scores.map(|s| epsilon / n + if s == top { (1.0 - epsilon) / ties } else { 0.0 }));
@@ -235,34 +251,22 @@ fn sample_pmf<R: Rng + ?Sized>(pmf: &[f64], rng: &mut R) -> usize {
     last
 }
 
-/// The chance that eligible offer `k`'s sampled score beats every other candidate's.
-fn sampled_win_probability(ws: &mut Workspace, k: usize) -> f64 {
-    let mut competitors = std::mem::take(&mut ws.competitors);
-    competitors.clear();
-    competitors.extend(ws.candidates.iter().filter(|&&c| c != k).map(|&c| ws.moments[c]));
-    let p = win_probability(ws.moments[k], &competitors);
-    ws.competitors = competitors;
-    p
+/// The chance that candidate `position`'s sampled score beats every other candidate's.
+fn sampled_win_probability(model: &Model, ws: &mut Workspace, position: usize) -> f64 {
+    ws.candidate_laws.clear();
+    ws.candidate_laws.extend(ws.candidates.iter().map(|&c| ws.laws[c]));
+    model.win_probabilities(&ws.candidate_laws)[position].max(MIN_PROPENSITY)
 }
 
 /// The first slot's choice probability of every eligible offer (no exclusion groups), for
 /// off-policy evaluation: what [`choose`] would pick, in distribution.
-pub fn first_slot_probabilities(scores: &[f64], moments: &[ArmScore], picker: Picker, out: &mut [f64]) {
+pub fn first_slot_probabilities(model: &Model, scores: &[f64], laws: &[ScoreLaw], picker: Picker, out: &mut [f64]) {
     let n = scores.len();
     if n == 0 {
         return;
     }
     match picker {
-        Picker::Sampled => {
-            let mut others = Vec::with_capacity(n);
-            for k in 0..n {
-                others.clear();
-                others.extend((0..n).filter(|&j| j != k).map(|j| moments[j]));
-                out[k] = win_probability(moments[k], &others);
-            }
-            let total: f64 = out[..n].iter().sum();
-            out[..n].iter_mut().for_each(|p| *p /= total);
-        }
+        Picker::Sampled => out[..n].copy_from_slice(&model.win_probabilities(laws)),
         Picker::Greedy | Picker::EpsilonGreedy(_) | Picker::Softmax(_) => {
             let mut pmf = Vec::with_capacity(n);
             point_pmf(scores.iter().copied(), picker, &mut pmf);
@@ -377,8 +381,16 @@ mod tests {
             let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
             choose(&view, &[], &eligible, 1, true, &mut rng, &mut a);
             let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
-            let picker = model.score(&eligible, view.scale, &[], &mut rng, &mut b.scores, &mut b.moments);
-            fill_slots(&view, &eligible, 1, &mut b, &mut rng, |ws, k, rng| pick_at_slot(ws, picker, k, true, rng));
+            let picker = model.score(&eligible, view.scale, &[], &mut rng, &mut b.scores, &mut b.laws);
+            fill_slots(
+                &view,
+                &eligible,
+                1,
+                &mut b,
+                &mut rng,
+                |_, _| {},
+                |ws, k, rng| pick_at_slot(&model, ws, picker, k, true, rng),
+            );
             assert_eq!(a.picks, b.picks, "seed {seed}");
             assert!((a.picks[0].propensity - 0.25).abs() < 1e-12, "4 untried arms tie");
         }

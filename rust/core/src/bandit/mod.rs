@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::arbitrate::{ArmView, Workspace, choose_with, first_slot_probabilities};
 use crate::error::{Error, Result};
-use crate::policy::{ArmScore, Model, PolicyConfig};
+use crate::policy::{Model, PolicyConfig, ScoreLaw};
 
 /// Per-thread buffers of a selection.
 type Scratch = (Workspace, Vec<usize>, linear_batch::Moments);
@@ -168,8 +168,8 @@ impl Bandit {
         let scale = vec![1.0; arms];
         let mut out = vec![0.0; rows * arms];
         out.par_chunks_mut(CHUNK * arms).enumerate().for_each_init(
-            || (Vec::new(), Vec::new(), Vec::<ArmScore>::new(), Vec::new(), linear_batch::Moments::default()),
-            |(eligible_arms, scores, gaussian, probabilities, moments), (chunk, out)| {
+            || (Vec::new(), Vec::new(), Vec::<ScoreLaw>::new(), Vec::new(), linear_batch::Moments::default()),
+            |(eligible_arms, scores, laws, probabilities, moments), (chunk, out)| {
                 let start = chunk * CHUNK;
                 let n = out.len() / arms;
                 let block = &x[start * width..(start + n) * width];
@@ -180,13 +180,13 @@ impl Bandit {
                     let context = &block[row * width..(row + 1) * width];
                     moments.start_row(&self.model, context);
                     let moments = &*moments;
-                    // Sampled policies report their moments; the sample itself is not used.
+                    // Sampled policies report their laws; the sample itself is not used.
                     let mut rng = stream(self.seed, u64::MAX - global as u64);
                     let linear = |i| moments.get(&self.model, row, i, context);
-                    let picker = self.model.score_with(eligible_arms, &scale, linear, &mut rng, scores, gaussian);
+                    let picker = self.model.score_with(eligible_arms, &scale, linear, &mut rng, scores, laws);
                     probabilities.clear();
                     probabilities.resize(eligible_arms.len(), 0.0);
-                    first_slot_probabilities(scores, gaussian, picker, probabilities);
+                    first_slot_probabilities(&self.model, scores, laws, picker, probabilities);
                     for (&a, &p) in eligible_arms.iter().zip(probabilities.iter()) {
                         out[row * arms + a] = p;
                     }

@@ -213,8 +213,8 @@ impl Loaded {
                 choose_by_value(slotting.view, eligible, placement.slots, rng, ws);
             } else if let Some(linear) = profile.linear {
                 let view = slotting.view;
-                choose_with(view, eligible, placement.slots, profile.propensities, rng, ws, |scores, moments, rng| {
-                    view.model.score_with(eligible, view.scale, linear, rng, scores, moments)
+                choose_with(view, eligible, placement.slots, profile.propensities, rng, ws, |scores, laws, rng| {
+                    view.model.score_with(eligible, view.scale, linear, rng, scores, laws)
                 });
             } else {
                 choose(slotting.view, profile.features, eligible, placement.slots, profile.propensities, rng, ws);

@@ -16,5 +16,5 @@ pub use delta::ArmDelta;
 pub use lifted::{lift, lifted_len};
 pub use linear::LinearArm;
 pub use model::{Arm, Model, Picker};
-pub use propensity::{ArmScore, MIN_PROPENSITY, win_probability};
+pub use propensity::{MIN_PROPENSITY, PropensityCache, ScoreLaw, win_probabilities};
 pub use thompson::ThompsonArm;

@@ -7,6 +7,7 @@ use super::counts::Counts;
 use super::delta::ArmDelta;
 use super::lifted::{lifted_len, weights};
 use super::linear::LinearArm;
+use super::propensity::{PropensityCache, ScoreLaw, win_probabilities};
 use super::thompson::ThompsonArm;
 
 /// Bonus of an arm UCB1 has not tried yet: above any finite mean, still finite after scaling.
@@ -23,7 +24,7 @@ pub struct Arm {
 /// How the picks of a decision are drawn from the scores the policy produced.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Picker {
-    /// Scores are samples; each arm's score is (close to) Gaussian with `moments`.
+    /// Scores are samples, each from a law the policy reports ([`ScoreLaw`]).
     Sampled,
     /// The best score, exact ties broken at random.
     Greedy,
@@ -55,6 +56,7 @@ pub struct Model {
     pub(super) total: f64,
     /// With sharing on: per arm, what it learned here since the last [`Self::take_learned`].
     learned: Option<Vec<ArmDelta>>,
+    propensities: PropensityCache,
 }
 
 impl Model {
@@ -85,6 +87,7 @@ impl Model {
             arms,
             total: 0.0,
             learned: None,
+            propensities: PropensityCache::default(),
         };
         model.cached = (0..model.arms.len()).map(|i| model.derive(i)).collect();
         for i in 0..model.arms.len() {
@@ -104,6 +107,12 @@ impl Model {
 
     pub fn is_empty(&self) -> bool {
         self.arms.is_empty()
+    }
+
+    /// P(each arm draws the highest score) under `laws` ([`win_probabilities`]). A
+    /// context-free policy's laws repeat until it learns, so those results are cached.
+    pub fn win_probabilities(&self, laws: &[ScoreLaw]) -> std::sync::Arc<[f64]> {
+        if self.config.is_contextual() { win_probabilities(laws).into() } else { self.propensities.get(laws) }
     }
 
     /// Starts (or stops) keeping what this model learns, for sharing with other servers.

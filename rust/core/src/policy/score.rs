@@ -1,5 +1,5 @@
-//! How a policy scores the eligible arms of one decision: samples with their Gaussian
-//! moments (Thompson sampling), or point scores with the rule that picks among them.
+//! How a policy scores the eligible arms of one decision: samples with the laws they were
+//! drawn from (Thompson sampling), or point scores with the rule that picks among them.
 
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -7,11 +7,11 @@ use rand_distr::{Distribution, StandardNormal};
 use super::config::Kind;
 use super::lifted::lift;
 use super::model::{Model, Picker, UNTRIED};
-use super::propensity::ArmScore;
+use super::propensity::ScoreLaw;
 
 impl Model {
     /// Scores the `eligible` arms for one decision into `scores` (times `scale`), with the
-    /// Gaussian moments of sampled scores into `moments`; returns how to pick from them.
+    /// law of each sampled score into `laws`; returns how to pick from them.
     pub fn score<R: Rng + ?Sized>(
         &self,
         eligible: &[usize],
@@ -19,13 +19,13 @@ impl Model {
         x: &[f32],
         rng: &mut R,
         scores: &mut Vec<f64>,
-        moments: &mut Vec<ArmScore>,
+        laws: &mut Vec<ScoreLaw>,
     ) -> Picker {
         let mut lifted = Vec::new();
         if self.dim > 0 {
             lift(x, &mut lifted);
         }
-        self.score_with(eligible, scale, |i| self.linear_moments(i, x, &lifted), rng, scores, moments)
+        self.score_with(eligible, scale, |i| self.linear_moments(i, x, &lifted), rng, scores, laws)
     }
 
     /// [`Self::score`] with linear arms' (theta'x, sqrt(x' A^-1 x)) from `linear`, so a batch
@@ -37,18 +37,18 @@ impl Model {
         linear: impl Fn(usize) -> (f64, f64),
         rng: &mut R,
         scores: &mut Vec<f64>,
-        moments: &mut Vec<ArmScore>,
+        laws: &mut Vec<ScoreLaw>,
     ) -> Picker {
         scores.clear();
-        moments.clear();
+        laws.clear();
         scores.reserve(eligible.len());
-        moments.reserve(eligible.len());
+        laws.reserve(eligible.len());
         match self.config.kind {
             Kind::Thompson { .. } => {
                 for &i in eligible {
                     let beta = self.cached[i].beta.as_ref().expect("thompson arms cache a Beta sampler");
                     scores.push(beta.sample(rng) * scale[i]);
-                    moments.push(beta.score(scale[i]));
+                    laws.push(beta.law(scale[i]));
                 }
                 Picker::Sampled
             }
@@ -57,7 +57,7 @@ impl Model {
                     let c = &self.cached[i];
                     let z: f64 = StandardNormal.sample(rng);
                     scores.push((c.mean + c.std_dev * z) * scale[i]);
-                    moments.push(ArmScore { mean: c.mean * scale[i], std_dev: c.std_dev * scale[i] });
+                    laws.push(ScoreLaw::Normal { mean: c.mean * scale[i], std_dev: c.std_dev * scale[i] });
                 }
                 Picker::Sampled
             }
@@ -91,7 +91,7 @@ impl Model {
                     let z: f64 = StandardNormal.sample(rng);
                     let std_dev = v * width;
                     scores.push((mean + std_dev * z) * scale[i]);
-                    moments.push(ArmScore { mean: mean * scale[i], std_dev: std_dev * scale[i] });
+                    laws.push(ScoreLaw::Normal { mean: mean * scale[i], std_dev: std_dev * scale[i] });
                 }
                 Picker::Sampled
             }

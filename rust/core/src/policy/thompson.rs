@@ -3,7 +3,7 @@
 use rand::Rng;
 use rand_distr::{Distribution, Gamma};
 
-use super::propensity::ArmScore;
+use super::propensity::ScoreLaw;
 
 #[derive(Debug, Clone)]
 pub struct ThompsonArm {
@@ -56,9 +56,9 @@ impl ThompsonArm {
         x / (x + y)
     }
 
-    /// The Gaussian summary of `sample() * scale`, for propensities.
-    pub fn score(&self, scale: f64) -> ArmScore {
-        ArmScore { mean: self.mean() * scale, std_dev: self.std_dev() * scale }
+    /// The law of `sample() * scale`, for propensities.
+    pub fn law(&self, scale: f64) -> ScoreLaw {
+        ScoreLaw::Beta { alpha: self.alpha, beta: self.beta, scale }
     }
 }
 

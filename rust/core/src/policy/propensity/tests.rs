@@ -1,0 +1,135 @@
+use rand::SeedableRng;
+use rand_distr::{Beta, Distribution, Normal};
+
+use super::*;
+
+fn beta(alpha: f64, beta: f64, scale: f64) -> ScoreLaw {
+    ScoreLaw::Beta { alpha, beta, scale }
+}
+
+/// How often each arm draws the highest score, over `draws` independent draws of every law.
+fn choice_frequencies(laws: &[ScoreLaw], draws: usize, seed: u64) -> Vec<f64> {
+    enum Sampler {
+        Beta(Beta<f64>, f64),
+        Normal(Normal<f64>),
+    }
+    let samplers: Vec<Sampler> = laws
+        .iter()
+        .map(|law| match *law {
+            ScoreLaw::Beta { alpha, beta, scale } => Sampler::Beta(Beta::new(alpha, beta).unwrap(), scale),
+            ScoreLaw::Normal { mean, std_dev } => Sampler::Normal(Normal::new(mean, std_dev).unwrap()),
+        })
+        .collect();
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut wins = vec![0usize; laws.len()];
+    for _ in 0..draws {
+        let mut best = (f64::NEG_INFINITY, 0);
+        for (i, s) in samplers.iter().enumerate() {
+            let x = match s {
+                Sampler::Beta(b, scale) => b.sample(&mut rng) * scale,
+                Sampler::Normal(n) => n.sample(&mut rng),
+            };
+            if x > best.0 {
+                best = (x, i);
+            }
+        }
+        wins[best.1] += 1;
+    }
+    wins.iter().map(|&w| w as f64 / draws as f64).collect()
+}
+
+/// Within 0.005 absolute or 5% relative of the observed frequency (the bound), with
+/// room for the sampling noise of `draws` draws.
+fn assert_close(laws: &[ScoreLaw], draws: usize, what: &str) {
+    let exact = win_probabilities(laws);
+    let observed = choice_frequencies(laws, draws, 11);
+    assert!((exact.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{what}: sums to {}", exact.iter().sum::<f64>());
+    for (i, (&p, &f)) in exact.iter().zip(&observed).enumerate() {
+        let noise = 4.0 * (f.max(p) * (1.0 - f.min(p)) / draws as f64).sqrt();
+        let bound = (0.005f64).max(0.05 * f) + noise;
+        assert!((p - f).abs() <= bound, "{what}: arm {i} exact {p:.5}, observed {f:.5} (bound {bound:.5})");
+    }
+}
+
+#[test]
+fn identical_arms_split_evenly() {
+    for n in [2usize, 5, 40, 500] {
+        let p = win_probabilities(&vec![beta(1.0, 1.0, 1.0); n]);
+        assert!(p.iter().all(|&x| (x - 1.0 / n as f64).abs() < 1e-12), "n={n}: {:?}", &p[..2]);
+    }
+}
+
+#[test]
+fn two_normals_match_the_closed_form() {
+    // P(A > B) = Phi((ma - mb) / sqrt(sa^2 + sb^2)); here with sa/sb = 20.
+    let (a, b) = (ScoreLaw::Normal { mean: 0.12, std_dev: 0.02 }, ScoreLaw::Normal { mean: 0.1, std_dev: 0.001 });
+    let z: f64 = 0.02 / (0.02f64.powi(2) + 0.001f64.powi(2)).sqrt();
+    let exact = 0.5 * libm::erfc(-z / std::f64::consts::SQRT_2);
+    let p = win_probabilities(&[a, b]);
+    assert!((p[0] - exact).abs() < 1e-4, "{} vs {exact}", p[0]);
+}
+
+#[test]
+fn low_rates_and_skewed_pulls_match_the_sampler() {
+    let cases: Vec<(&str, Vec<ScoreLaw>)> = vec![
+        // Rates near 0.5% with a few hundred to a few thousand pulls (the OBD regime).
+        (
+            "low rates",
+            vec![beta(2.0, 400.0, 1.0), beta(6.0, 1200.0, 1.0), beta(12.0, 2100.0, 1.0), beta(1.0, 90.0, 1.0)],
+        ),
+        // Near 0.1%, one arm with 100x the pulls of the others.
+        (
+            "skewed pulls",
+            vec![beta(101.0, 100_000.0, 1.0), beta(1.0, 800.0, 1.0), beta(2.0, 900.0, 1.0), beta(1.0, 1.0, 0.01)],
+        ),
+        // Values and weights scale the draws; an untried arm beside learned ones.
+        ("scaled", vec![beta(30.0, 970.0, 10.0), beta(60.0, 940.0, 5.0), beta(1.0, 1.0, 0.5), beta(3.0, 5.0, 0.2)]),
+        // A Jeffreys prior: infinite densities at both ends of the support.
+        ("singular", vec![beta(0.5, 0.5, 1.0), beta(0.5, 20.5, 1.0), beta(3.5, 0.5, 0.9)]),
+        (
+            "gaussian",
+            vec![
+                ScoreLaw::Normal { mean: 1.0, std_dev: 0.5 },
+                ScoreLaw::Normal { mean: 1.4, std_dev: 0.05 },
+                ScoreLaw::Normal { mean: 0.2, std_dev: 2.0 },
+            ],
+        ),
+    ];
+    for (what, laws) in &cases {
+        assert_close(laws, 200_000, what);
+    }
+}
+
+#[test]
+fn many_arms_match_the_sampler() {
+    // 60 arms at rates 0.2-2% with 50 to 30,000 pulls each.
+    let laws: Vec<ScoreLaw> = (0..60)
+        .map(|i| {
+            let pulls = 50.0 * 1.115f64.powi(i);
+            let rate = 0.002 + 0.0003 * f64::from((i * 37) % 61);
+            beta(1.0 + rate * pulls, 1.0 + (1.0 - rate) * pulls, 1.0)
+        })
+        .collect();
+    assert_close(&laws, 100_000, "60 arms");
+}
+
+#[test]
+fn fixed_scores_win_by_order_and_value() {
+    let fixed = |v| ScoreLaw::Normal { mean: v, std_dev: 0.0 };
+    let p = win_probabilities(&[fixed(0.0), beta(1.0, 1.0, 0.0), fixed(0.0)]);
+    assert_eq!(p, [1.0, 0.0, 0.0], "equal fixed scores: the first wins, as the picker breaks ties");
+    // A fixed 0.5 against a uniform draw on [0, 1]: each wins half the time.
+    let p = win_probabilities(&[fixed(0.5), beta(1.0, 1.0, 1.0)]);
+    assert!((p[0] - 0.5).abs() < 1e-3 && (p[1] - 0.5).abs() < 1e-3, "{p:?}");
+}
+
+#[test]
+fn the_cache_returns_what_it_computed() {
+    let cache = PropensityCache::default();
+    let laws = [beta(2.0, 40.0, 1.0), beta(4.0, 60.0, 1.0)];
+    let first = cache.get(&laws);
+    assert!(Arc::ptr_eq(&first, &cache.get(&laws)), "the second lookup is a hit");
+    assert_eq!(&*first, &win_probabilities(&laws)[..]);
+    let other = cache.get(&[laws[1], laws[0]]);
+    assert!((other[0] - first[1]).abs() < 1e-12, "order is part of the key");
+}
