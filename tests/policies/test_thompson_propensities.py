@@ -13,19 +13,12 @@ the offers left, its propensity the probability given the picks above.
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 from decision_engine import Bandit, Engine, parse_catalog
 
-ROWS = 40_000
-# Noise allowances, in standard errors of a frequency over ROWS draws (seeded: deterministic).
-ISSUE_SE = 3.0
-TIGHT_SE = 5.0
-# An arm enters the relative check when this many picks are expected.
-MEASURABLE = 30.0
+from tests.policies.frequencies import TIGHT_SE, IntArray, assert_matches_frequencies, reported_per_arm
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
+ROWS = 40_000
 
 
 def pulls_of(n_arms: int, shape: str, rng: np.random.Generator) -> IntArray:
@@ -46,51 +39,6 @@ def learned(kind: str, n_arms: int, rate: float, shape: str, seed: int = 0) -> B
     bandit.update(np.zeros((arms.size, 0)), arms, rewards)
     assert bandit.state()["pulls"].sum() == arms.size
     return bandit
-
-
-def reported_per_arm(choices: IntArray, propensities: FloatArray, n_arms: int) -> FloatArray:
-    """Each chosen arm's reported propensity (NaN for arms never chosen); a context-free state
-    reports one number per arm."""
-    reported = np.full(n_arms, np.nan)
-    for arm in np.unique(choices):
-        values = np.unique(propensities[choices == arm])
-        assert values.size == 1, (arm, values)
-        reported[arm] = values[0]
-    return reported
-
-
-def assert_matches_frequencies(
-    choices: IntArray, propensities: FloatArray, probabilities: FloatArray
-) -> None:
-    """``choices`` and their ``propensities`` (one draw per row, one law) against the choice
-    frequencies, and against ``probabilities``, the distribution `action_probabilities` gives."""
-    n_arms = probabilities.shape[0]
-    n = choices.shape[0]
-    assert n >= 10_000
-    frequency = np.bincount(choices, minlength=n_arms) / n
-    reported = reported_per_arm(choices, propensities, n_arms)
-    chosen = np.flatnonzero(~np.isnan(reported))
-    assert chosen.size >= min(2, n_arms)
-    p = reported[chosen]
-    f = frequency[chosen]
-    se = np.sqrt(p * (1 - p) / n)
-    off = np.abs(p - f) > np.maximum(0.005, 0.05 * f) + ISSUE_SE * se
-    assert not off.any(), [(int(a), reported[a], frequency[a]) for a in chosen[off]]
-    # The relative check, over every arm expected often enough (chosen or not).
-    measurable = np.flatnonzero(probabilities * n >= MEASURABLE)
-    assert measurable.size >= 1
-    q = probabilities[measurable]
-    se = np.sqrt(q * (1 - q) / n)
-    off = np.abs(q - frequency[measurable]) > 0.05 * q + TIGHT_SE * se
-    assert not off.any(), [(int(a), probabilities[a], frequency[a]) for a in measurable[off]]
-    # action_probabilities is the same distribution; a reported propensity is floored so that
-    # importance weights stay finite, so below the floor it is higher (and the same floor).
-    assert probabilities.sum() == pytest.approx(1.0, abs=1e-5)
-    high = probabilities[chosen] >= 1e-4
-    assert np.allclose(p[high], probabilities[chosen][high], rtol=1e-9, atol=0)
-    floored = p[~high][p[~high] != probabilities[chosen][~high]]
-    assert (floored > probabilities[chosen][~high][p[~high] != probabilities[chosen][~high]]).all()
-    assert np.unique(floored).size <= 1
 
 
 GRID = [
