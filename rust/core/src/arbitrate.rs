@@ -39,6 +39,7 @@ pub struct Workspace {
     /// The candidates' choice probabilities under a point-score picker.
     pmf: Vec<f64>,
     context: Vec<f32>,
+    encoded: Vec<f32>,
     lifted: Vec<f32>,
     pub picks: Vec<Pick>,
     /// At most this many offers of one exclusion group per decision (and page).
@@ -59,6 +60,7 @@ impl Default for Workspace {
             candidates: Vec::new(),
             pmf: Vec::new(),
             context: Vec::new(),
+            encoded: Vec::new(),
             lifted: Vec::new(),
             picks: Vec::new(),
             group_limit: 1,
@@ -87,18 +89,20 @@ pub fn choose<R: Rng + ?Sized>(
     rng: &mut R,
     ws: &mut Workspace,
 ) {
-    // The context and its lifted products live in the workspace, reused across a batch.
-    let (mut context, mut lifted) = (std::mem::take(&mut ws.context), std::mem::take(&mut ws.lifted));
+    // The context, its coordinates and their products live in the workspace, reused across a batch.
+    let mut context = std::mem::take(&mut ws.context);
+    let (mut encoded, mut lifted) = (std::mem::take(&mut ws.encoded), std::mem::take(&mut ws.lifted));
     context.clear();
     context.extend(view.columns.iter().map(|&c| features[c]));
     if !context.is_empty() {
-        lift(&context, &mut lifted);
+        view.model.encode(&context, &mut encoded);
+        lift(&encoded, &mut lifted);
     }
     choose_with(view, eligible, slots, propensities, rng, ws, |scores, laws, rng| {
-        let linear = |i| view.model.linear_moments(i, &context, &lifted);
+        let linear = |i| view.model.linear_moments(i, &encoded, &lifted);
         view.model.score_with(eligible, view.scale, linear, rng, scores, laws)
     });
-    (ws.context, ws.lifted) = (context, lifted);
+    (ws.context, ws.encoded, ws.lifted) = (context, encoded, lifted);
 }
 
 /// [`choose`] with the scoring step given: `score` fills the eligible offers' scores (and

@@ -385,14 +385,67 @@ pub fn check_rules(features_json: &str, rules: &[(String, String)]) -> Result<Ve
         .collect())
 }
 
-/// A contextual policy's `features` must name features of the schema.
+/// A contextual policy's `features` must name features of the schema, its `interactions`
+/// features it reads, and its context stay within [`crate::limits::MAX_POLICY_COORDINATES`].
 pub(crate) fn check_policy_features(policy: &PolicyConfig, schema: &Schema) -> std::result::Result<(), String> {
     for name in policy.features.iter().flatten() {
         if schema.index_of(name).is_none() {
             return Err(format!("policy {} reads unknown feature '{name}'", policy.name()));
         }
     }
+    let read = |name: &str| match &policy.features {
+        Some(names) => names.iter().any(|n| n == name),
+        None => schema.index_of(name).is_some(),
+    };
+    for pair in policy.interactions.iter().flatten() {
+        if let Some(name) = pair.iter().find(|n| !read(n)) {
+            return Err(format!(
+                "policy {} interaction {pair:?} names '{name}', which it does not read",
+                policy.name()
+            ));
+        }
+    }
+    if policy.is_contextual() {
+        let coords = crate::policy::Model::context_coords(&policy_context(policy, schema));
+        if coords > crate::limits::MAX_POLICY_COORDINATES {
+            return Err(format!(
+                "policy {} reads {coords} coordinates (a bias, one per number or flag, one per category value, and its interactions); at most {}",
+                policy.name(),
+                crate::limits::MAX_POLICY_COORDINATES
+            ));
+        }
+    }
     Ok(())
+}
+
+/// The schema columns a contextual policy reads, in order: its named features, or all.
+pub(crate) fn policy_columns(policy: &PolicyConfig, schema: &Schema) -> Vec<usize> {
+    if !policy.is_contextual() {
+        return Vec::new();
+    }
+    match &policy.features {
+        Some(names) => names.iter().filter_map(|n| schema.index_of(n)).collect(),
+        None => (0..schema.len()).collect(),
+    }
+}
+
+/// How a contextual policy's columns enter its model: numbers standardized, flags as they
+/// are, categories one-hot, and its declared interactions.
+pub(crate) fn policy_context(policy: &PolicyConfig, schema: &Schema) -> crate::policy::ContextSpec {
+    use crate::policy::ColumnKind;
+    let columns = policy_columns(policy, schema);
+    let kinds = columns
+        .iter()
+        .map(|&c| match &schema.features()[c].kind {
+            FeatureKind::Float | FeatureKind::Int => ColumnKind::Numeric,
+            FeatureKind::Bool => ColumnKind::Flag,
+            FeatureKind::Category(values) => ColumnKind::Category(values.len()),
+        })
+        .collect();
+    let position = |name: &String| columns.iter().position(|&c| schema.index_of(name) == Some(c));
+    let interactions =
+        policy.interactions.iter().flatten().filter_map(|[a, b]| Some((position(a)?, position(b)?))).collect();
+    crate::policy::ContextSpec { columns: kinds, interactions }
 }
 
 fn placement(

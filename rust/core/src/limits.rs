@@ -18,6 +18,9 @@ pub const MAX_OFFERS: usize = 20_000;
 pub const MAX_PLACEMENTS: usize = 2_000;
 pub const MAX_FEATURES: usize = 2_048;
 pub const MAX_EXPERIMENTS: usize = 256;
+/// Coordinates a contextual policy's model reads (a bias, one per number or flag, one per
+/// category value, and interaction products): each arm keeps about coords^2 / 2 weights.
+pub const MAX_POLICY_COORDINATES: usize = 512;
 /// Profiles whose contact history the embedded store keeps in memory (about 200 bytes each
 /// with one contact); past it the longest idle go first.
 pub const MAX_CONTACT_PROFILES: usize = 2_000_000;
@@ -153,6 +156,7 @@ pub fn all() -> Vec<(&'static str, f64)> {
         ("max_placements", MAX_PLACEMENTS as f64),
         ("max_features", MAX_FEATURES as f64),
         ("max_experiments", MAX_EXPERIMENTS as f64),
+        ("max_policy_coordinates", MAX_POLICY_COORDINATES as f64),
         ("max_contact_profiles", MAX_CONTACT_PROFILES as f64),
         ("max_rule_depth", crate::rules::MAX_RULE_DEPTH as f64),
         ("max_rule_bytes", crate::rules::MAX_RULE_BYTES as f64),

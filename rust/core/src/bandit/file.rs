@@ -5,11 +5,13 @@ use serde::{Deserialize, Serialize};
 
 use super::Bandit;
 use crate::error::{Error, Result};
-use crate::policy::{Arm, Model, PolicyConfig};
+use crate::policy::{Arm, ContextSpec, Model, PolicyConfig};
 
 pub const BANDIT_FORMAT: &str = "decision-engine/bandit";
 /// Version 1: policy, shape, seed, decisions made, and every arm's sufficient statistics.
-pub const BANDIT_VERSION: u32 = 1;
+/// Version 2: a linear arm's statistics are over the encoded context (a bias term first),
+/// not the raw features; version 1 files of context-free policies read unchanged.
+pub const BANDIT_VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -18,7 +20,7 @@ struct Header {
 }
 
 #[derive(Serialize, Deserialize)]
-struct FileV1 {
+struct File {
     format: String,
     version: u32,
     policy: PolicyConfig,
@@ -48,7 +50,7 @@ pub(crate) fn check_header(json: &str, format: &str, newest: u32) -> Result<u32>
 
 impl Bandit {
     pub fn to_json(&self) -> String {
-        let file = FileV1 {
+        let file = File {
             format: BANDIT_FORMAT.to_owned(),
             version: BANDIT_VERSION,
             policy: self.model.config.clone(),
@@ -62,16 +64,24 @@ impl Bandit {
     }
 
     pub fn from_json(json: &str) -> Result<Self> {
-        check_header(json, BANDIT_FORMAT, BANDIT_VERSION)?;
-        let file: FileV1 =
+        let version = check_header(json, BANDIT_FORMAT, BANDIT_VERSION)?;
+        let file: File =
             serde_json::from_str(json).map_err(|e| Error::InvalidInput(format!("bad {BANDIT_FORMAT} file: {e}")))?;
         if file.arms.len() != file.n_arms {
             return Err(Error::InvalidInput(format!("file says {} arms but holds {}", file.n_arms, file.arms.len())));
         }
+        if version == 1 && file.policy.is_contextual() {
+            return Err(Error::InvalidInput(format!(
+                "this {BANDIT_FORMAT} file (version 1) holds a {} policy learned on raw features; version 2 \
+                 models add a bias and standardize, so that state cannot be carried over: train it again",
+                file.policy.name()
+            )));
+        }
+        let coords = Model::context_coords(&ContextSpec::numeric(file.n_features));
         for (i, arm) in file.arms.iter().enumerate() {
             match (&arm.linear, file.policy.is_contextual()) {
                 (Some(linear), true) => {
-                    linear.check(file.n_features).map_err(|e| Error::InvalidInput(format!("arm {i}: {e}")))?;
+                    linear.check(coords).map_err(|e| Error::InvalidInput(format!("arm {i}: {e}")))?;
                 }
                 (None, false) => {}
                 _ => {

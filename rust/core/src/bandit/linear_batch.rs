@@ -18,8 +18,12 @@ pub(crate) struct Moments {
     quads: DMatrix<f32>,
     means: DMatrix<f32>,
     rows: usize,
-    /// The block's lifted contexts, row-major `n x lifted_len`.
+    /// The block's encoded contexts (`n x coords`) and their lifted products (`n x
+    /// lifted_len`), row-major.
+    encoded: Vec<f32>,
     lifted: Vec<f32>,
+    /// One row's encoded context and lifted products, on the row-by-row path.
+    row_encoded: Vec<f32>,
     row: Vec<f32>,
 }
 
@@ -28,19 +32,22 @@ impl Moments {
     /// leaves them to [`Self::get`]'s row-by-row path for context-free models and tiny blocks.
     pub fn compute(&mut self, model: &Model, block: &[f32], width: usize, n: usize) {
         self.rows = 0;
-        let (d, arms) = (model.dim, model.len());
+        let (raw, d, arms) = (model.dim, model.coords(), model.len());
         if d < MIN_SIDE || n < MIN_SIDE || arms < MIN_SIDE {
             return;
         }
         let p = lifted_len(d);
         self.lifted.clear();
+        self.encoded.clear();
         for row in block.chunks_exact(width).take(n) {
-            lift(&row[..d], &mut self.row);
+            model.encode(&row[..raw], &mut self.row_encoded);
+            lift(&self.row_encoded, &mut self.row);
+            self.encoded.extend_from_slice(&self.row_encoded);
             self.lifted.extend_from_slice(&self.row);
         }
         let (weights, thetas) = model.linear_matrices();
         let lifted = DMatrixView::from_slice_with_strides(&self.lifted, n, p, p, 1);
-        let x = DMatrixView::from_slice_with_strides(block, n, d, width, 1);
+        let x = DMatrixView::from_slice_with_strides(&self.encoded, n, d, d, 1);
         if self.quads.shape() != (n, arms) {
             self.quads = DMatrix::zeros(n, arms);
             self.means = DMatrix::zeros(n, arms);
@@ -52,17 +59,19 @@ impl Moments {
         self.rows = n;
     }
 
-    /// Readies [`Self::get`] for one row of the block (lifts it on the row-by-row path).
+    /// Readies [`Self::get`] for one row of the block, its raw `context` (encodes and lifts
+    /// it on the row-by-row path).
     pub fn start_row(&mut self, model: &Model, context: &[f32]) {
         if self.rows == 0 && model.dim > 0 {
-            lift(context, &mut self.row);
+            model.encode(context, &mut self.row_encoded);
+            lift(&self.row_encoded, &mut self.row);
         }
     }
 
     /// (theta'x, sqrt(x' A^-1 x)) of arm `arm` for row `row` of the block.
-    pub fn get(&self, model: &Model, row: usize, arm: usize, context: &[f32]) -> (f64, f64) {
+    pub fn get(&self, model: &Model, row: usize, arm: usize) -> (f64, f64) {
         if self.rows == 0 {
-            return model.linear_moments(arm, context, &self.row);
+            return model.linear_moments(arm, &self.row_encoded, &self.row);
         }
         let at = arm * self.rows + row; // column-major
         (f64::from(self.means.as_slice()[at]), f64::from(self.quads.as_slice()[at]))

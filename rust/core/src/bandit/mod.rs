@@ -47,9 +47,10 @@ impl Bandit {
         if config.is_contextual() && n_features == 0 {
             return Err(Error::InvalidInput(format!("{} needs n_features >= 1", config.name())));
         }
-        if config.features.is_some() {
+        if config.features.is_some() || config.interactions.is_some() {
             return Err(Error::InvalidInput(
-                "'features' names catalog features; a standalone bandit reads every column".to_owned(),
+                "'features' and 'interactions' name catalog features; a standalone bandit reads every column"
+                    .to_owned(),
             ));
         }
         let model = Model::new(config, n_arms, n_features);
@@ -131,7 +132,7 @@ impl Bandit {
                 moments.start_row(&self.model, context);
                 let moments = &*moments;
                 choose_with(&view, eligible_arms, slots, propensities, &mut rng, ws, |scores, m, rng| {
-                    let linear = |i| moments.get(&self.model, row, i, context);
+                    let linear = |i| moments.get(&self.model, row, i);
                     self.model.score_with(eligible_arms, &scale, linear, rng, scores, m)
                 });
                 for (s, pick) in ws.picks.iter().enumerate() {
@@ -182,7 +183,7 @@ impl Bandit {
                     let moments = &*moments;
                     // Sampled policies report their laws; the sample itself is not used.
                     let mut rng = stream(self.seed, u64::MAX - global as u64);
-                    let linear = |i| moments.get(&self.model, row, i, context);
+                    let linear = |i| moments.get(&self.model, row, i);
                     let picker = self.model.score_with(eligible_arms, &scale, linear, &mut rng, scores, laws);
                     probabilities.clear();
                     probabilities.resize(eligible_arms.len(), 0.0);

@@ -4,7 +4,7 @@
 use std::sync::{PoisonError, RwLock};
 
 use super::Loaded;
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, policy_columns, policy_context};
 use crate::policy::{Arm, Model, PolicyConfig};
 
 pub(crate) struct ArmSet {
@@ -17,17 +17,6 @@ pub(crate) struct ArmSet {
     /// Schema columns a contextual policy reads, in order (empty for context-free ones).
     pub columns: Vec<usize>,
     pub arms: RwLock<Model>,
-}
-
-/// The schema columns of `policy`'s context: its named features, or all of them.
-pub(crate) fn context_columns(catalog: &Catalog, policy: &PolicyConfig) -> Vec<usize> {
-    if !policy.is_contextual() {
-        return Vec::new();
-    }
-    match &policy.features {
-        Some(names) => names.iter().filter_map(|n| catalog.schema.index_of(n)).collect(),
-        None => (0..catalog.schema.len()).collect(),
-    }
 }
 
 /// (experiment, group) of a variant.
@@ -61,17 +50,16 @@ pub(crate) fn build(catalog: &Catalog, previous: Option<&Loaded>) -> Vec<ArmSet>
         .into_iter()
         .map(|(placement, variant, policy)| {
             let old = previous.and_then(|prev| prev.find_set(&key(catalog, placement, variant), &policy));
-            let columns = context_columns(catalog, &policy);
+            let columns = policy_columns(&policy, &catalog.schema);
             let arms = catalog.placements[placement]
                 .offers
                 .iter()
                 .map(|&o| {
                     let id = &catalog.offers[o].id;
-                    old.and_then(|(prev, set)| prev.arm_by_offer(set, id))
-                        .unwrap_or_else(|| policy.fresh_arm(columns.len()))
+                    old.and_then(|(prev, set)| prev.arm_by_offer(set, id)).unwrap_or_default()
                 })
                 .collect();
-            let model = Model::from_arms(policy.clone(), arms, columns.len());
+            let model = Model::from_arms_with(policy.clone(), arms, policy_context(&policy, &catalog.schema));
             let policy_json = serde_json::to_string(&policy).expect("policies serialize");
             ArmSet { placement, variant, policy, policy_json, columns, arms: RwLock::new(model) }
         })

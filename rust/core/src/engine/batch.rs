@@ -115,7 +115,7 @@ impl Engine {
                         moments.start_row(&model, context);
                     }
                     let moments = &*moments;
-                    let linear = |i: usize| moments.get(&model, row, i, context);
+                    let linear = |i: usize| moments.get(&model, row, i);
                     let profile = Profile {
                         features: &values[row * dim..(row + 1) * dim],
                         now: request.now,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Engine;
 use crate::bandit::check_header;
+use crate::catalog::policy_context;
 use crate::error::{Error, Result};
 use crate::policy::{Arm, ArmDelta, Model, PolicyConfig};
 
@@ -96,11 +97,13 @@ impl Engine {
                 continue;
             };
             let set = &loaded.arm_sets[index];
-            let mut arms = set.arms.read().unwrap_or_else(PoisonError::into_inner).arms().to_vec();
+            let model = set.arms.read().unwrap_or_else(PoisonError::into_inner);
+            let (mut arms, coords) = (model.arms().to_vec(), model.coords());
+            drop(model);
             for (offer, arm) in &saved.arms {
                 let local = loaded.local_offer(index, offer);
                 let fits = match (&arm.linear, set.policy.is_contextual()) {
-                    (Some(linear), true) => linear.check(set.columns.len()).is_ok(),
+                    (Some(linear), true) => linear.check(coords).is_ok(),
                     (None, false) => true,
                     _ => false,
                 };
@@ -116,7 +119,8 @@ impl Engine {
         }
         for (index, arms) in updates {
             let set = &loaded.arm_sets[index];
-            let model = Model::from_arms(set.policy.clone(), arms, set.columns.len());
+            let context = policy_context(&set.policy, &loaded.catalog.schema);
+            let model = Model::from_arms_with(set.policy.clone(), arms, context);
             *set.arms.write().unwrap_or_else(PoisonError::into_inner) = model;
         }
         // The journal holds changes, not loads: a snapshot makes the loaded state durable.

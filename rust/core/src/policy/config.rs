@@ -39,6 +39,10 @@ pub struct PolicyConfig {
     /// Contextual policies only: the feature names they use (all features when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub features: Option<Vec<String>>,
+    /// Contextual policies only: pairs of feature names whose product (every pair of their
+    /// coordinates, for categories) the model also reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interactions: Option<Vec<[String; 2]>>,
     /// [min, max] of the rewards this policy learns from; an outcome outside it is refused, so
     /// no single report can take over what a placement has learned. See [`Self::reward_range`].
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,6 +60,7 @@ impl Default for PolicyConfig {
             discount: 1.0,
             window: None,
             features: None,
+            interactions: None,
             rewards: None,
         }
     }
@@ -80,6 +85,7 @@ struct Raw {
     discount: Option<f64>,
     window: Option<u32>,
     features: Option<Vec<String>>,
+    interactions: Option<Vec<[String; 2]>>,
     rewards: Option<[f64; 2]>,
 }
 
@@ -108,6 +114,7 @@ impl PolicyConfig {
             ("scale", raw.scale.is_some()),
             ("window", raw.window.is_some()),
             ("features", raw.features.is_some()),
+            ("interactions", raw.interactions.is_some()),
         ];
         let (kind, takes): (Kind, &[&str]) = match raw.kind.as_str() {
             "thompson" => (
@@ -127,11 +134,11 @@ impl PolicyConfig {
             "softmax" => (Kind::Softmax { temperature: raw.temperature.unwrap_or(0.1) }, &["temperature", "window"]),
             "lin_ucb" => (
                 Kind::LinUcb { alpha: raw.alpha.unwrap_or(1.0), ridge: raw.ridge.unwrap_or(1.0) },
-                &["alpha", "ridge", "features"],
+                &["alpha", "ridge", "features", "interactions"],
             ),
             "lin_thompson" => (
                 Kind::LinThompson { scale: raw.scale.unwrap_or(1.0), ridge: raw.ridge.unwrap_or(1.0) },
-                &["scale", "ridge", "features"],
+                &["scale", "ridge", "features", "interactions"],
             ),
             other => {
                 return Err(format!("unknown policy type '{other}' (known types: {})", POLICY_TYPES.join(", ")));
@@ -149,6 +156,7 @@ impl PolicyConfig {
             discount: raw.discount.unwrap_or(1.0),
             window: raw.window,
             features: raw.features,
+            interactions: raw.interactions,
             rewards: raw.rewards,
         };
         config.validate()?;

@@ -18,6 +18,10 @@ pub struct LinearArm {
     b: DVector<f64>,
     /// Sum of the contexts seen, for reporting uncertainty at the average context.
     x_sum: DVector<f64>,
+    /// What the policy's prior adds to `a` (whose prior is `ridge I`), for standardized
+    /// coordinates ([`super::context`]); derived, not saved.
+    #[serde(skip)]
+    prior_shift: Option<DMatrix<f64>>,
     #[serde(skip)]
     derived: Option<Derived>,
 }
@@ -36,6 +40,7 @@ impl LinearArm {
             a: DMatrix::identity(dim, dim) * ridge,
             b: DVector::zeros(dim),
             x_sum: DVector::zeros(dim),
+            prior_shift: None,
             derived: None,
         };
         arm.refactor();
@@ -49,7 +54,7 @@ impl LinearArm {
     /// Checks a loaded arm's shapes.
     pub fn check(&self, dim: usize) -> Result<(), String> {
         let ok = self.a.nrows() == dim && self.a.ncols() == dim && self.b.len() == dim && self.x_sum.len() == dim;
-        if ok { Ok(()) } else { Err(format!("linear arm state does not have {dim} features")) }
+        if ok { Ok(()) } else { Err(format!("linear arm state does not have {dim} coordinates")) }
     }
 
     fn derived(&self) -> &Derived {
@@ -64,14 +69,33 @@ impl LinearArm {
         &self.derived().theta
     }
 
-    /// Rebuilds A^-1 and theta from A and b.
+    /// Adds the sum of the contexts seen into `sums`, and of each coordinate's squares (A's
+    /// diagonal without its `ridge` prior) into `squares`, for the policy's standardization.
+    pub fn add_sums(&self, ridge: f64, sums: &mut [f64], squares: &mut [f64]) {
+        for j in 0..self.dim() {
+            sums[j] += self.x_sum[j];
+            squares[j] += self.a[(j, j)] - ridge;
+        }
+    }
+
+    /// Takes the prior `ridge I + shift` instead of `ridge I` (`None`: back to `ridge I`).
+    pub fn set_prior_shift(&mut self, shift: Option<DMatrix<f64>>) {
+        self.prior_shift = shift;
+        self.refactor();
+    }
+
+    /// Rebuilds A^-1 and theta from A (with the prior's shift) and b.
     pub fn refactor(&mut self) {
         let dim = self.dim();
-        let a_inv = match self.a.clone().cholesky() {
+        let a = match &self.prior_shift {
+            Some(shift) => &self.a + shift,
+            None => self.a.clone(),
+        };
+        let a_inv = match a.clone().cholesky() {
             Some(c) => c.inverse(),
-            // A is ridge I plus a sum of outer products: positive definite unless rounding
-            // broke it; a pseudo-inverse keeps the arm usable.
-            None => self.a.clone().pseudo_inverse(1e-12).unwrap_or_else(|_| DMatrix::identity(dim, dim)),
+            // A is a positive definite prior plus a sum of outer products: positive definite
+            // unless rounding broke it; a pseudo-inverse keeps the arm usable.
+            None => a.pseudo_inverse(1e-12).unwrap_or_else(|_| DMatrix::identity(dim, dim)),
         };
         let theta = &a_inv * &self.b;
         self.derived = Some(Derived { a_inv, theta, since_refactor: 0, stale: false });

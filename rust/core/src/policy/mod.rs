@@ -1,6 +1,7 @@
 //! Bandit policies: configuration, per-arm learned state, scoring, and propensities.
 
 mod config;
+mod context;
 mod counts;
 mod delta;
 mod lifted;
@@ -11,6 +12,7 @@ mod score;
 mod thompson;
 
 pub use config::{Kind, POLICY_TYPES, PolicyConfig};
+pub use context::{ColumnKind, ContextSpec};
 pub use counts::Counts;
 pub use delta::ArmDelta;
 pub use lifted::{lift, lifted_len};
@@ -18,3 +20,6 @@ pub use linear::LinearArm;
 pub use model::{Arm, Model, Picker};
 pub use propensity::{MIN_PROPENSITY, PropensityCache, ScoreLaw, win_probabilities};
 pub use thompson::ThompsonArm;
+
+#[cfg(test)]
+mod tests;

@@ -1,8 +1,10 @@
 //! The learned state of one policy over a set of arms, and how it scores them.
 
+use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
 use super::config::{Kind, PolicyConfig};
+use super::context::{ContextSpec, Encoder};
 use super::counts::Counts;
 use super::delta::ArmDelta;
 use super::lifted::{lifted_len, weights};
@@ -44,12 +46,17 @@ pub(super) struct Cached {
 #[derive(Debug, Clone)]
 pub struct Model {
     pub config: PolicyConfig,
-    /// Context length (0 for context-free policies).
+    /// Columns of a raw context (0 for context-free policies).
     pub dim: usize,
+    /// The raw context's coordinates for the linear arms ([`super::context`]).
+    encoder: Encoder,
+    /// Observations learned since this model was built or loaded, counted from the rows
+    /// its arms held then: the standardization is refreshed at each power of two.
+    observed: u64,
     pub(super) arms: Vec<Arm>,
     pub(super) cached: Vec<Cached>,
     /// Linear policies, per arm: A^-1 as lifted weights ([`super::lifted`]), and theta, in
-    /// f32, arm after arm (column-major `lifted_len x arms` and `dim x arms` matrices).
+    /// f32, arm after arm (column-major `lifted_len x arms` and `coords x arms` matrices).
     weights: Vec<f32>,
     thetas: Vec<f32>,
     /// Sum of the arms' counts (UCB1's N).
@@ -60,19 +67,28 @@ pub struct Model {
 }
 
 impl Model {
+    /// A model over `n_arms` fresh arms whose context is `dim` numbers.
     pub fn new(config: PolicyConfig, n_arms: usize, dim: usize) -> Self {
-        let arms = (0..n_arms).map(|_| config.fresh_arm(dim)).collect();
-        Self::from_arms(config, arms, dim)
+        Self::from_arms(config, vec![Arm::default(); n_arms], dim)
     }
 
-    /// A model over arms learned earlier (loaded from a file or carried over a reload).
-    pub fn from_arms(config: PolicyConfig, mut arms: Vec<Arm>, dim: usize) -> Self {
-        let dim = if config.is_contextual() { dim } else { 0 };
+    /// A model over arms learned earlier (loaded from a file or carried over a reload),
+    /// whose context is `dim` numbers.
+    pub fn from_arms(config: PolicyConfig, arms: Vec<Arm>, dim: usize) -> Self {
+        Self::from_arms_with(config, arms, ContextSpec::numeric(dim))
+    }
+
+    /// [`Self::from_arms`] with the context's columns described. A linear arm whose shape
+    /// does not fit the context starts afresh.
+    pub fn from_arms_with(config: PolicyConfig, mut arms: Vec<Arm>, context: ContextSpec) -> Self {
+        let context = if config.is_contextual() { context } else { ContextSpec::default() };
+        let (dim, encoder) = (context.columns.len(), Encoder::new(context));
+        let coords = encoder.len();
         for arm in &mut arms {
             if config.is_contextual() {
                 match &mut arm.linear {
-                    Some(linear) if linear.dim() == dim => linear.settle(),
-                    _ => arm.linear = config.fresh_arm(dim).linear,
+                    Some(linear) if linear.dim() == coords => linear.settle(),
+                    _ => arm.linear = config.fresh_arm(coords).linear,
                 }
             } else {
                 arm.linear = None;
@@ -81,20 +97,72 @@ impl Model {
         let mut model = Self {
             config,
             dim,
+            encoder,
+            observed: 0,
             cached: Vec::new(),
-            weights: vec![0.0; lifted_len(dim) * arms.len()],
-            thetas: vec![0.0; dim * arms.len()],
+            weights: vec![0.0; lifted_len(coords) * arms.len()],
+            thetas: vec![0.0; coords * arms.len()],
             arms,
             total: 0.0,
             learned: None,
             propensities: PropensityCache::default(),
         };
         model.cached = (0..model.arms.len()).map(|i| model.derive(i)).collect();
+        model.standardize();
         for i in 0..model.arms.len() {
             model.restack(i);
         }
         model.total = model.arms.iter().map(|a| a.counts.n).sum();
         model
+    }
+
+    /// Coordinates of a context described by `context`.
+    pub fn context_coords(context: &ContextSpec) -> usize {
+        Encoder::new(context.clone()).len()
+    }
+
+    /// Coordinates of an encoded context (0 for context-free policies).
+    pub fn coords(&self) -> usize {
+        self.encoder.len()
+    }
+
+    /// The coordinates of raw context `raw` ([`Self::dim`] columns) into `out`.
+    pub fn encode(&self, raw: &[f32], out: &mut Vec<f32>) {
+        self.encoder.encode(raw, out);
+    }
+
+    /// Sets every linear arm's prior to standardize by what all arms have seen so far.
+    fn standardize(&mut self) {
+        let (Kind::LinUcb { ridge, .. } | Kind::LinThompson { ridge, .. }) = self.config.kind else { return };
+        let d = self.coords();
+        let (mut sums, mut squares) = (vec![0.0; d], vec![0.0; d]);
+        for linear in self.arms.iter().filter_map(|a| a.linear.as_ref()) {
+            linear.add_sums(ridge, &mut sums, &mut squares);
+        }
+        let rows = sums.first().copied().unwrap_or(0.0); // the bias coordinate counts rows
+        self.observed = rows.max(0.0) as u64;
+        let shift = self.encoder.prior(ridge, rows, &sums, &squares).map(|p| p - DMatrix::identity(d, d) * ridge);
+        for i in 0..self.arms.len() {
+            if let Some(linear) = &mut self.arms[i].linear {
+                linear.set_prior_shift(shift.clone());
+            }
+        }
+        for i in 0..self.arms.len() {
+            self.refresh(i);
+        }
+    }
+
+    /// Counts `rows` more observations; at each power of two the standardization follows.
+    fn count_observed(&mut self, rows: u64) {
+        let before = self.observed;
+        self.observed += rows;
+        if self.encoder.is_empty() || rows == 0 {
+            return;
+        }
+        let crossed = before.checked_ilog2() != self.observed.checked_ilog2();
+        if crossed && self.observed >= 32 {
+            self.standardize();
+        }
     }
 
     pub fn arms(&self) -> &[Arm] {
@@ -133,12 +201,17 @@ impl Model {
         let arm = &mut self.arms[i];
         arm.counts.add(&delta.counts);
         self.total += delta.counts.n;
+        let mut merged = false;
         if let (Some(linear), Some((a, b, x_sum))) = (&mut arm.linear, &delta.linear)
-            && a.nrows() == self.dim
+            && a.nrows() == self.encoder.len()
         {
             linear.add(a, b, x_sum);
+            merged = true;
         }
         self.refresh(i);
+        if merged {
+            self.count_observed(delta.counts.n.max(0.0) as u64);
+        }
     }
 
     /// Learns one reward of arm `i` in context `x` (ignored by context-free policies).
@@ -170,9 +243,11 @@ impl Model {
         self.settle();
     }
 
-    fn observe_deferred(&mut self, i: usize, x: &[f32], reward: f64, defer: bool) {
+    fn observe_deferred(&mut self, i: usize, raw: &[f32], reward: f64, defer: bool) {
+        let mut x = Vec::new();
+        self.encoder.encode(raw, &mut x);
         if let Some(learned) = &mut self.learned {
-            learned[i].observe(x, reward, self.dim);
+            learned[i].observe(&x, reward, x.len());
         }
         let config = &self.config;
         let arm = &mut self.arms[i];
@@ -182,10 +257,13 @@ impl Model {
         if let (Some(linear), Kind::LinUcb { ridge, .. } | Kind::LinThompson { ridge, .. }) =
             (&mut arm.linear, &config.kind)
         {
-            linear.observe(x, reward, config.discount, *ridge, defer);
+            linear.observe(&x, reward, config.discount, *ridge, defer);
         }
         if (config.discount == 1.0 && !defer) || !config.is_contextual() {
             self.refresh(i);
+        }
+        if self.config.is_contextual() {
+            self.count_observed(1);
         }
     }
 
@@ -212,7 +290,7 @@ impl Model {
                     *b += db;
                     *x += dx;
                 }
-                (None, Some(linear)) if linear.0.nrows() == self.dim => mine.linear = Some(linear.clone()),
+                (None, Some(linear)) if linear.0.nrows() == self.encoder.len() => mine.linear = Some(linear.clone()),
                 _ => {}
             }
         }
@@ -251,31 +329,35 @@ impl Model {
 
     fn restack(&mut self, i: usize) {
         let Some(linear) = &self.arms[i].linear else { return };
-        let (d, p) = (self.dim, lifted_len(self.dim));
+        let (d, p) = (self.coords(), lifted_len(self.coords()));
         weights(linear.a_inv(), &mut self.weights[i * p..(i + 1) * p]);
         for (to, &t) in self.thetas[i * d..(i + 1) * d].iter_mut().zip(linear.theta().iter()) {
             *to = t as f32;
         }
     }
 
-    /// theta'x and sqrt(x' A^-1 x) of linear arm `i`, given `lifted` = [`lift`]`(x)`.
+    /// theta'x and sqrt(x' A^-1 x) of linear arm `i` at encoded context `x`
+    /// ([`Self::encode`]), given `lifted` = [`super::lift`]`(x)`.
     pub fn linear_moments(&self, i: usize, x: &[f32], lifted: &[f32]) -> (f64, f64) {
-        let (d, p) = (self.dim, lifted_len(self.dim));
+        let (d, p) = (self.coords(), lifted_len(self.coords()));
         let quad = dot(&self.weights[i * p..(i + 1) * p], lifted);
         let mean = dot(&self.thetas[i * d..(i + 1) * d], x);
         (f64::from(mean), f64::from(quad.max(0.0)).sqrt())
     }
 
-    /// The linear arms' lifted A^-1 weights (`lifted_len x arms`) and thetas (`dim x arms`),
-    /// column-major, for scoring a batch by matrix products.
+    /// The linear arms' lifted A^-1 weights (`lifted_len x arms`) and thetas (`coords x
+    /// arms`), column-major, for scoring a batch of encoded contexts by matrix products.
     pub fn linear_matrices(&self) -> (&[f32], &[f32]) {
         (&self.weights, &self.thetas)
     }
 
-    /// Expected reward of arm `i` in context `x` (the point estimate, no exploration).
+    /// Expected reward of arm `i` in raw context `x` (the point estimate, no exploration).
     pub fn mean(&self, i: usize, x: &[f32]) -> f64 {
         if self.config.is_contextual() {
-            f64::from(dot(&self.thetas[i * self.dim..(i + 1) * self.dim], x))
+            let mut u = Vec::new();
+            self.encoder.encode(x, &mut u);
+            let d = self.coords();
+            f64::from(dot(&self.thetas[i * d..(i + 1) * d], &u))
         } else {
             self.cached[i].mean
         }

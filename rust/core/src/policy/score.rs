@@ -10,7 +10,7 @@ use super::model::{Model, Picker, UNTRIED};
 use super::propensity::ScoreLaw;
 
 impl Model {
-    /// Scores the `eligible` arms for one decision into `scores` (times `scale`), with the
+    /// Scores the `eligible` arms for one decision in raw context `x` into `scores` (times `scale`), with the
     /// law of each sampled score into `laws`; returns how to pick from them.
     pub fn score<R: Rng + ?Sized>(
         &self,
@@ -21,11 +21,12 @@ impl Model {
         scores: &mut Vec<f64>,
         laws: &mut Vec<ScoreLaw>,
     ) -> Picker {
-        let mut lifted = Vec::new();
+        let (mut encoded, mut lifted) = (Vec::new(), Vec::new());
         if self.dim > 0 {
-            lift(x, &mut lifted);
+            self.encode(x, &mut encoded);
+            lift(&encoded, &mut lifted);
         }
-        self.score_with(eligible, scale, |i| self.linear_moments(i, x, &lifted), rng, scores, laws)
+        self.score_with(eligible, scale, |i| self.linear_moments(i, &encoded, &lifted), rng, scores, laws)
     }
 
     /// [`Self::score`] with linear arms' (theta'x, sqrt(x' A^-1 x)) from `linear`, so a batch

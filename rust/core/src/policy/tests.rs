@@ -1,0 +1,106 @@
+//! The policies as a whole: value-aware scoring for every type, and contextual models on
+//! the profile as a model should see it.
+
+use rand::SeedableRng;
+
+use super::*;
+
+fn config(json: &str) -> PolicyConfig {
+    serde_json::from_str(json).unwrap()
+}
+
+#[test]
+fn every_policy_scores_expected_reward_times_value_and_weight() {
+    // Arm 0 responds 10% of the time and is worth 10; arm 1 responds 50% and is worth 1:
+    // expected value 1.0 against 0.5, so every policy must prefer arm 0 once it has learned.
+    for kind in POLICY_TYPES {
+        let mut model = Model::new(config(&format!(r#"{{"type": "{kind}"}}"#)), 2, 1);
+        for i in 0..2_000 {
+            model.observe(0, &[1.0], if i % 10 == 0 { 1.0 } else { 0.0 });
+            model.observe(1, &[1.0], if i % 2 == 0 { 1.0 } else { 0.0 });
+        }
+        model.settle();
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
+        let (mut scores, mut laws) = (Vec::new(), Vec::new());
+        let mut first = 0;
+        for _ in 0..1_000 {
+            let picker = model.score(&[0, 1], &[10.0, 1.0], &[1.0], &mut rng, &mut scores, &mut laws);
+            let mut pmf = Vec::new();
+            crate::arbitrate::point_pmf(scores.iter().copied(), picker, &mut pmf);
+            first += usize::from(pmf[0] > pmf[1] || (picker == Picker::Sampled && scores[0] > scores[1]));
+        }
+        assert!(first >= 900, "{kind}: arm 0 (value 1.0 per decision) ranked first {first} of 1000 times");
+    }
+}
+
+/// A lin_ucb model trained on `rows` with the numeric column mapped by `f`.
+fn trained(kind: &str, rows: &[(usize, [f32; 2], f64)], f: impl Fn(f32) -> f32) -> Model {
+    let spec = ContextSpec { columns: vec![ColumnKind::Numeric, ColumnKind::Category(3)], interactions: vec![] };
+    let mut model = Model::from_arms_with(config(&format!(r#"{{"type": "{kind}"}}"#)), vec![Arm::default(); 2], spec);
+    for &(arm, [amount, segment], reward) in rows {
+        model.observe(arm, &[f(amount), segment], reward);
+    }
+    model
+}
+
+fn rows() -> Vec<(usize, [f32; 2], f64)> {
+    (0..400)
+        .map(|i| {
+            let (amount, segment) = ((i * 37 % 101) as f32 / 101.0, (i % 3) as f32);
+            // Not monotone in the segment's code: only one-hot columns can fit it.
+            let reward = [0.2, 0.9, 0.4][segment as usize] + 0.3 * f64::from(amount);
+            (i % 2, [amount, segment], reward)
+        })
+        .collect()
+}
+
+#[test]
+fn a_numeric_feature_counts_the_same_in_any_unit() {
+    // Standardized coordinates: the same data in cents or in thousands gives the same model.
+    for kind in ["lin_ucb", "lin_thompson"] {
+        let (plain, scaled) = (trained(kind, &rows(), |a| a), trained(kind, &rows(), |a| 5_000.0 + 1_000.0 * a));
+        let (mut u, mut v, mut lu, mut lv) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for amount in [0.0f32, 0.3, 0.9] {
+            for segment in [0.0f32, 1.0, 2.0] {
+                plain.encode(&[amount, segment], &mut u);
+                scaled.encode(&[5_000.0 + 1_000.0 * amount, segment], &mut v);
+                lift(&u, &mut lu);
+                lift(&v, &mut lv);
+                for arm in 0..2 {
+                    let (a, b) = (plain.linear_moments(arm, &u, &lu), scaled.linear_moments(arm, &v, &lv));
+                    assert!((a.0 - b.0).abs() < 2e-3, "{kind}: mean {} vs {}", a.0, b.0);
+                    assert!((a.1 - b.1).abs() < 2e-3 * (1.0 + a.1), "{kind}: width {} vs {}", a.1, b.1);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_category_is_learned_value_by_value() {
+    let model = trained("lin_ucb", &rows(), |a| a);
+    for (segment, expected) in [0.2, 0.9, 0.4].iter().enumerate() {
+        let mean = model.mean(0, &[0.5, segment as f32]);
+        assert!((mean - (expected + 0.15)).abs() < 0.05, "segment {segment}: learned {mean}, true {}", expected + 0.15);
+    }
+}
+
+#[test]
+fn declared_interactions_fit_a_product() {
+    // reward = amount within segment 1 only: a product of the number and one category value.
+    let spec = |interactions| ContextSpec { columns: vec![ColumnKind::Numeric, ColumnKind::Category(2)], interactions };
+    let data: Vec<([f32; 2], f64)> = (0..600)
+        .map(|i| {
+            let (amount, segment) = ((i * 53 % 97) as f32 / 97.0, (i % 2) as f32);
+            ([amount, segment], if segment == 1.0 { f64::from(amount) } else { 0.0 })
+        })
+        .collect();
+    let error = |interactions| {
+        let mut model =
+            Model::from_arms_with(config(r#"{"type": "lin_ucb"}"#), vec![Arm::default()], spec(interactions));
+        data.iter().for_each(|(x, r)| model.observe(0, x, *r));
+        data.iter().map(|(x, r)| (model.mean(0, x) - r).abs()).fold(0.0, f64::max)
+    };
+    let (without, with) = (error(vec![]), error(vec![(0, 1)]));
+    assert!(with < 0.02 && without > 0.2, "largest error without the product {without}, with it {with}");
+}
