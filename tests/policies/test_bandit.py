@@ -73,6 +73,6 @@ def test_save_and_load(tmp_path):
     for key, values in bandit.state().items():
         assert np.array_equal(loaded.state()[key], values)
     assert np.array_equal(loaded.select(np.zeros((10, 0)))[0], bandit.select(np.zeros((10, 0)))[0])
-    (tmp_path / "bad.json").write_text('{"format": "decision-engine/bandit", "version": 2}')
-    with pytest.raises(InvalidInputError, match=r"bad.json: .*version 2 is not readable"):
+    (tmp_path / "bad.json").write_text('{"format": "decision-engine/bandit", "version": 3}')
+    with pytest.raises(InvalidInputError, match=r"bad.json: .*version 3 is not readable"):
         Bandit.load(tmp_path / "bad.json")

@@ -4,7 +4,9 @@ Every policy takes `discount` (0 < d <= 1: weight past rewards keep at each new 
 `rewards: [min, max]` (outcomes outside are refused; the core's default is [0, 1] for
 `thompson` and +-1e6 for the others);
 context-free ones also take `window` (learn from the last N rewards of each arm) and
-contextual ones `features` (the feature names they read; all when absent).
+contextual ones `features` (the feature names they read; all when absent) and `interactions`
+(pairs of those names whose product the model also reads). The core encodes a contextual
+policy's context (a bias, numbers standardized, categories one-hot) and checks the names.
 """
 
 from collections.abc import Mapping
@@ -42,6 +44,9 @@ class _ContextFree(Model):
 class _Contextual(Model):
     discount: Discount = 1.0
     features: list[str] | None = Field(default=None, min_length=1)
+    interactions: Annotated[
+        list[tuple[str, str]] | None, Field(exclude_if=lambda v: v is None)
+    ] = None
     rewards: Rewards = None
 
 

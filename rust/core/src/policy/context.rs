@@ -10,9 +10,11 @@
 //! P = ridge (T'T)^-1 = ridge (v v' + diag(s^2)), v = (1, m). Scores and widths are the
 //! same in either coordinates, so only P changes when the statistics do. Their mean and
 //! variance come from what every arm of the policy has seen (sums the arms keep anyway),
-//! so they are saved, shared and restored with the arms, with nothing of their own.
+//! taken afresh whenever the rows seen reach a power of two; the [`Standardization`] in
+//! force is saved with each arm, so a loaded model is the model that was saved.
 
 use nalgebra::DMatrix;
+use serde::{Deserialize, Serialize};
 
 /// How one feature column enters the context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,26 +120,44 @@ impl Encoder {
         }
     }
 
-    /// The ridge prior that standardizes, in the unstandardized coordinates: `ridge` x
-    /// (v v' + diag(s^2)) from `rows` observations with coordinate sums `sums` and sums of
-    /// squares `squares`; `None` while that is still `ridge I`.
-    pub fn prior(&self, ridge: f64, rows: f64, sums: &[f64], squares: &[f64]) -> Option<DMatrix<f64>> {
+    /// The standardization from `rows` observations with coordinate sums `sums` and sums of
+    /// squares `squares`; `None` while too few rows were seen (the prior stays `ridge I`).
+    pub fn standardization(&self, rows: f64, sums: &[f64], squares: &[f64]) -> Option<Standardization> {
         if rows < MIN_ROWS_TO_STANDARDIZE || !self.standardized.iter().any(|&s| s) {
             return None;
         }
         let d = self.len();
-        let mut v = vec![0.0; d];
-        let mut spread = vec![1.0; d];
-        v[0] = 1.0;
-        spread[0] = 0.0;
+        let (mut mean, mut variance) = (vec![0.0; d], vec![1.0; d]);
+        (mean[0], variance[0]) = (1.0, 0.0); // the bias: v_0 = 1 and no spread of its own
         for j in 1..d {
             if self.standardized[j] {
-                let mean = sums[j] / rows;
-                let variance = (squares[j] / rows - mean * mean).max(VARIANCE_FLOOR * (1.0 + mean * mean));
-                (v[j], spread[j]) = (mean, variance);
+                let m = sums[j] / rows;
+                mean[j] = m;
+                variance[j] = (squares[j] / rows - m * m).max(VARIANCE_FLOOR * (1.0 + m * m));
             }
         }
-        Some(DMatrix::from_fn(d, d, |r, c| ridge * (v[r] * v[c] + if r == c { spread[r] } else { 0.0 })))
+        Some(Standardization { mean, variance })
+    }
+}
+
+/// A standardization in force: per coordinate the mean and variance it divides out (the
+/// bias as mean 1, variance 0; an unstandardized coordinate as mean 0, variance 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Standardization {
+    pub mean: Vec<f64>,
+    pub variance: Vec<f64>,
+}
+
+impl Standardization {
+    pub fn len(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// The ridge prior that standardizes, in the unstandardized coordinates:
+    /// `ridge` (v v' + diag(variance)), v = `mean`.
+    pub fn prior(&self, ridge: f64) -> DMatrix<f64> {
+        let (v, s) = (&self.mean, &self.variance);
+        DMatrix::from_fn(self.len(), self.len(), |r, c| ridge * (v[r] * v[c] + if r == c { s[r] } else { 0.0 }))
     }
 }
 
@@ -171,7 +191,7 @@ mod tests {
         let sums: Vec<f64> = (0..3).map(|j| rows.iter().map(|u| u[j]).sum()).collect();
         let squares: Vec<f64> = (0..3).map(|j| rows.iter().map(|u| u[j] * u[j]).sum()).collect();
         let ridge = 2.0;
-        let prior = encoder.prior(ridge, n, &sums, &squares).expect("enough rows");
+        let prior = encoder.standardization(n, &sums, &squares).expect("enough rows").prior(ridge);
         let gram = |f: &dyn Fn(&[f64; 3]) -> [f64; 3]| {
             let mut a = DMatrix::zeros(3, 3);
             let mut b = nalgebra::DVector::zeros(3);

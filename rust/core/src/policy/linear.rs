@@ -10,6 +10,8 @@
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
+use super::context::Standardization;
+
 const REFACTOR_EVERY: u32 = 256;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -18,8 +20,11 @@ pub struct LinearArm {
     b: DVector<f64>,
     /// Sum of the contexts seen, for reporting uncertainty at the average context.
     x_sum: DVector<f64>,
-    /// What the policy's prior adds to `a` (whose prior is `ridge I`), for standardized
-    /// coordinates ([`super::context`]); derived, not saved.
+    /// The policy's standardization when this arm was saved ([`super::context`]): its
+    /// prior replaces the `ridge I` inside `a`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    standardization: Option<Standardization>,
+    /// What that prior adds to `a`; derived.
     #[serde(skip)]
     prior_shift: Option<DMatrix<f64>>,
     #[serde(skip)]
@@ -40,6 +45,7 @@ impl LinearArm {
             a: DMatrix::identity(dim, dim) * ridge,
             b: DVector::zeros(dim),
             x_sum: DVector::zeros(dim),
+            standardization: None,
             prior_shift: None,
             derived: None,
         };
@@ -53,7 +59,11 @@ impl LinearArm {
 
     /// Checks a loaded arm's shapes.
     pub fn check(&self, dim: usize) -> Result<(), String> {
-        let ok = self.a.nrows() == dim && self.a.ncols() == dim && self.b.len() == dim && self.x_sum.len() == dim;
+        let ok = self.a.nrows() == dim
+            && self.a.ncols() == dim
+            && self.b.len() == dim
+            && self.x_sum.len() == dim
+            && self.standardization.as_ref().is_none_or(|s| s.len() == dim && s.variance.len() == dim);
         if ok { Ok(()) } else { Err(format!("linear arm state does not have {dim} coordinates")) }
     }
 
@@ -78,10 +88,17 @@ impl LinearArm {
         }
     }
 
-    /// Takes the prior `ridge I + shift` instead of `ridge I` (`None`: back to `ridge I`).
-    pub fn set_prior_shift(&mut self, shift: Option<DMatrix<f64>>) {
-        self.prior_shift = shift;
+    /// Takes the prior of `standardization` instead of `ridge I` (`None`: back to it).
+    pub fn standardize(&mut self, standardization: Option<Standardization>, ridge: f64) {
+        let d = self.dim();
+        self.prior_shift = standardization.as_ref().map(|s| s.prior(ridge) - DMatrix::identity(d, d) * ridge);
+        self.standardization = standardization;
         self.refactor();
+    }
+
+    /// The standardization this arm learns under, if any.
+    pub fn standardization(&self) -> Option<&Standardization> {
+        self.standardization.as_ref()
     }
 
     /// Rebuilds A^-1 and theta from A (with the prior's shift) and b.

@@ -1,6 +1,5 @@
 //! The learned state of one policy over a set of arms, and how it scores them.
 
-use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
 use super::config::{Kind, PolicyConfig};
@@ -108,7 +107,7 @@ impl Model {
             propensities: PropensityCache::default(),
         };
         model.cached = (0..model.arms.len()).map(|i| model.derive(i)).collect();
-        model.standardize();
+        model.standardize(true);
         for i in 0..model.arms.len() {
             model.restack(i);
         }
@@ -131,8 +130,9 @@ impl Model {
         self.encoder.encode(raw, out);
     }
 
-    /// Sets every linear arm's prior to standardize by what all arms have seen so far.
-    fn standardize(&mut self) {
+    /// Sets every linear arm's prior to standardize by what all arms have seen so far, or
+    /// with `keep_saved`, by the standardization the arms were saved with (if any).
+    fn standardize(&mut self, keep_saved: bool) {
         let (Kind::LinUcb { ridge, .. } | Kind::LinThompson { ridge, .. }) = self.config.kind else { return };
         let d = self.coords();
         let (mut sums, mut squares) = (vec![0.0; d], vec![0.0; d]);
@@ -141,10 +141,13 @@ impl Model {
         }
         let rows = sums.first().copied().unwrap_or(0.0); // the bias coordinate counts rows
         self.observed = rows.max(0.0) as u64;
-        let shift = self.encoder.prior(ridge, rows, &sums, &squares).map(|p| p - DMatrix::identity(d, d) * ridge);
+        let saved = keep_saved
+            .then(|| self.arms.iter().filter_map(|a| a.linear.as_ref()?.standardization()).next().cloned())
+            .flatten();
+        let standardization = saved.or_else(|| self.encoder.standardization(rows, &sums, &squares));
         for i in 0..self.arms.len() {
             if let Some(linear) = &mut self.arms[i].linear {
-                linear.set_prior_shift(shift.clone());
+                linear.standardize(standardization.clone(), ridge);
             }
         }
         for i in 0..self.arms.len() {
@@ -161,7 +164,7 @@ impl Model {
         }
         let crossed = before.checked_ilog2() != self.observed.checked_ilog2();
         if crossed && self.observed >= 32 {
-            self.standardize();
+            self.standardize(false);
         }
     }
 
