@@ -146,8 +146,7 @@ def _test_part(data: LoggedBandit, train_fraction: float | None) -> LoggedBandit
     """The rows the policies are evaluated on: all, or those after the training part."""
     if train_fraction is None:
         return data
-    order = data.time_order()
-    return data.take(order[round(data.n * train_fraction) :])
+    return data.split_in_time(train_fraction)[1]
 
 
 def _own_policies(catalog: LoadedCatalog, placement: str) -> list[dict[str, Any]]:

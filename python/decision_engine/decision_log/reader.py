@@ -2,7 +2,9 @@
 
 Each decision row (one per slot) becomes a logged row: the action is the offer's index in
 ``offers`` (default: the logged offer ids, sorted), the propensity the logged one, the reward
-the outcome within the attribution window (0 without one), the position the slot. The
+the outcome within the attribution window (0 without one), the position the slot and the
+decision its decision id: a slot's logged propensity is its probability given the slots above,
+which the estimators chain (`decision_engine.evaluation.LoggedBandit`). The
 optional columns give the context (``features``) and the eligibility mask (``eligible``)
 when every row has them. A decision logged under several experiments is counted once.
 """
@@ -99,4 +101,5 @@ def load_decision_log(
         position=joined["slot"].to_numpy().astype(np.int64),
         time=seconds,
         action_ids=tuple(names),
+        decision=joined["decision_id"].to_numpy(),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,16 @@ class LoggedBandit:
     sortable number, e.g. unix seconds) of each row, ``action_ids`` naming the actions and
     ``feature_names`` naming the columns of ``X`` (a one-hot or hashed feature spread over
     several columns names them ``feature[k]``).
+
+    ``decision`` (any integer id per row, with ``position``) groups the slots of one decision.
+    With it, the propensity of a slot-k row is the probability of that pick *given the picks of
+    the slots above* (the engine's log: the probability of the first k+1 picks is the product of
+    their propensities), every decision must have its slots 0..m-1, and the estimators weight a
+    slot's reward by the product of the target-to-logging ratios of its slot and those above
+    (`chained`); the target's probabilities of a slot-k row must then be its distribution at
+    that slot given the logged picks above (`eligible_given_above`). Without it every row stands
+    alone and its propensity is the marginal probability of the action at its position (the
+    Open Bandit Dataset's meaning).
     Arrays are converted (float64 / int64 / bool) and checked on construction; a problem raises
     `InvalidInputError` saying what was expected.
     """
@@ -61,6 +72,7 @@ class LoggedBandit:
     time: FloatArray | None = None
     action_ids: tuple[str, ...] | None = field(default=None)
     feature_names: tuple[str, ...] | None = field(default=None)
+    decision: npt.NDArray[np.integer[Any]] | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -118,6 +130,8 @@ class LoggedBandit:
             set_(self, "position", position)
         if self.time is not None:
             set_(self, "time", _vector(self.time, "time", np.float64, n))
+        if self.decision is not None:
+            set_(self, "decision", self._checked_decisions(n))
         if self.action_ids is not None:
             ids = tuple(str(a) for a in self.action_ids)
             if len(ids) != self.n_actions:
@@ -129,6 +143,78 @@ class LoggedBandit:
             if len(names) != width:
                 raise InvalidInputError(f"feature_names must name the {width} columns of X, got {len(names)}")
             set_(self, "feature_names", names)
+
+    def _checked_decisions(self, n: int) -> npt.NDArray[np.integer[Any]]:
+        """The decision ids (any integers, uint64 too), checked to hold each decision's slots
+        0..m-1 once."""
+        ids = np.ascontiguousarray(self.decision)
+        if ids.ndim != 1 or ids.shape[0] != n:
+            raise InvalidInputError(f"decision must be a 1-d array of {n} ids, got shape {ids.shape}")
+        if ids.dtype.kind not in "iu":
+            raise InvalidInputError(f"decision must hold integer ids, got dtype {ids.dtype}")
+        if self.position is None:
+            raise InvalidInputError("decision groups the slots of a decision: it needs position too")
+        codes = _codes(ids)
+        order = np.lexsort((self.position, codes))
+        grouped = codes[order]
+        start = np.r_[True, grouped[1:] != grouped[:-1]]
+        first = np.maximum.accumulate(np.where(start, np.arange(n), 0))
+        rank = np.arange(n) - first
+        bad = self.position[order] != rank
+        if bad.any():
+            row = int(order[int(np.argmax(bad))])
+            slots = sorted(int(p) for p in self.position[codes == codes[row]])
+            raise InvalidInputError(
+                f"decision {ids[row]} has slots {slots}, expected 0..{len(slots) - 1} once each: a "
+                "slot's propensity is conditional on the slots above, so every slot above must be logged"
+            )
+        return ids
+
+    @cached_property
+    def decision_index(self) -> IntArray | None:
+        """Each row's decision as 0..d-1, in the order of the ids (None without ``decision``)."""
+        return None if self.decision is None else _codes(self.decision)
+
+    def _slot_order(self) -> tuple[IntArray, IntArray]:
+        """Row indices sorted by (decision, position), and each sorted row's slot."""
+        assert self.decision is not None and self.position is not None
+        order = np.lexsort((self.position, self.decision)).astype(np.int64)
+        return order, self.position[order]
+
+    def chained(self, ratios: FloatArray, *, own: bool = True) -> FloatArray:
+        """Per row, the product of ``ratios`` over its decision's slots above it, and its own
+        unless ``own=False`` (without ``decision``: ``ratios``, or ones)."""
+        if self.decision is None:
+            return ratios.copy() if own else np.ones_like(ratios)
+        order, slot = self._slot_order()
+        product = ratios[order]  # up to and including the row's slot, in (decision, slot) order
+        for k in range(1, int(slot.max()) + 1):
+            at = np.flatnonzero(slot == k)  # the row of the slot above sits just before it
+            product[at] *= product[at - 1]
+        if not own:
+            above = np.ones_like(product)
+            later = np.flatnonzero(slot > 0)
+            above[later] = product[later - 1]
+            product = above
+        out = np.empty_like(ratios)
+        out[order] = product
+        return out
+
+    def eligible_given_above(self) -> BoolArray:
+        """The actions each row's slot could still pick: ``mask`` (all actions without one)
+        less the actions logged at the slots above in the same decision."""
+        n = self.n
+        eligible = np.ones((n, self.n_actions), dtype=bool) if self.mask is None else self.mask.copy()
+        if self.decision is None:
+            return eligible
+        order, slot = self._slot_order()
+        taken = np.zeros((n, self.n_actions), dtype=bool)  # in (decision, position) order
+        for k in range(1, int(slot.max()) + 1):
+            at = np.flatnonzero(slot == k)
+            taken[at] = taken[at - 1]
+            taken[at, self.action[order[at - 1]]] = True
+        eligible[order] &= ~taken
+        return eligible
 
     @property
     def n(self) -> int:
@@ -151,6 +237,7 @@ class LoggedBandit:
             time=pick(self.time),
             action_ids=self.action_ids,
             feature_names=self.feature_names,
+            decision=pick(self.decision),
         )
 
     def features(self) -> list[str]:
@@ -186,10 +273,46 @@ class LoggedBandit:
         )
 
     def time_order(self) -> IntArray:
-        """Row indices in time order (stable; the row order when there are no times)."""
-        if self.time is None:
-            return np.arange(self.n, dtype=np.int64)
-        return np.argsort(self.time, kind="stable").astype(np.int64)
+        """Row indices in time order (stable; the row order when there are no times); with
+        ``decision`` a decision's slots are adjacent, in slot order."""
+        if self.decision is None:
+            if self.time is None:
+                return np.arange(self.n, dtype=np.int64)
+            return np.argsort(self.time, kind="stable").astype(np.int64)
+        assert self.position is not None
+        time = np.arange(self.n) if self.time is None else self.time
+        # A decision sorts at the time of its first row, so its slots stay together.
+        codes = _codes(self.decision)
+        first = np.full(int(codes.max()) + 1, np.inf)
+        np.minimum.at(first, codes, np.asarray(time, dtype=np.float64))
+        return np.lexsort((self.position, codes, first[codes])).astype(np.int64)
+
+    def decision_starts(self, order: IntArray) -> IntArray:
+        """The indices into ``order`` (e.g. `time_order`) where a new decision begins: every
+        index without ``decision``. A split or chunk of the log at one of them keeps each
+        decision whole."""
+        if self.decision is None:
+            return np.arange(order.shape[0], dtype=np.int64)
+        grouped = self.decision[order]
+        return np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]]).astype(np.int64)
+
+    def split_in_time(self, fraction: float) -> tuple[LoggedBandit, LoggedBandit]:
+        """The first ``fraction`` of the rows in time order and the rest, cut between decisions."""
+        if not 0 < fraction < 1:
+            raise InvalidInputError(f"train_fraction must be in (0, 1), got {fraction}")
+        order = self.time_order()
+        starts = self.decision_starts(order)
+        wanted = round(self.n * fraction)
+        cut = int(starts[np.argmin(np.abs(starts - wanted))])
+        if wanted in (0, self.n) or cut == 0:
+            raise InvalidInputError(f"train_fraction {fraction} leaves no rows to train on or to evaluate")
+        return self.take(order[:cut]), self.take(order[cut:])
+
+
+def _codes(ids: npt.NDArray[np.integer[Any]]) -> IntArray:
+    _, codes = np.unique(ids, return_inverse=True)
+    out: IntArray = codes.astype(np.int64).reshape(-1)
+    return out
 
 
 def target_probabilities(data: LoggedBandit, target: npt.ArrayLike) -> FloatArray:

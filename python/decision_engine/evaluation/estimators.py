@@ -11,9 +11,15 @@ snips         w_i r_i                                      w_i
 dr            sum_a pi(a|x_i) q(x_i, a) + w_i (r_i - q_i)  1
 ============  ===========================================  ==================
 
-with ``w_i = pi(a_i|x_i) / p_i`` (optionally clipped at ``max_weight``). The 95% interval is the
+with ``w_i = pi(a_i|x_i) / p_i`` (optionally clipped at ``max_weight``). For a log with decision
+ids (`LoggedBandit.decision`) a slot's propensity is conditional on the slots above, and ``w_i``
+is the product of those ratios over the row's slot and the slots above it; DR's model term is
+then weighted by the product over the slots above (1 for slot 0); the value is then the mean
+reward per slot shown (the mean over the slots of each slot's value when every decision fills
+them all), and replay uses the slot-0 rows alone. The 95% interval is the
 delta-method normal interval of that ratio (for IPS and DR simply the mean of the per-row
-contributions plus or minus 1.96 standard errors), or a percentile bootstrap over rows.
+contributions plus or minus 1.96 standard errors), or a percentile bootstrap over rows (over
+decisions, each with the sums of its slots, for a log with decision ids).
 
 Every estimate carries ``warnings`` (`diagnose`) when it should not be trusted as it stands: an
 effective sample size below ``MIN_ESS``, an interval that reaches values no policy can have
@@ -154,9 +160,13 @@ def _bootstrap(
     return float(low), float(high)
 
 
-def importance_weights(data: LoggedBandit, pi: FloatArray, max_weight: float | None = None) -> FloatArray:
-    """``pi(a_i|x_i) / p_i`` per row, clipped at ``max_weight`` when given."""
-    weights: FloatArray = pi[np.arange(data.n), data.action] / data.propensity
+def importance_weights(
+    data: LoggedBandit, pi: FloatArray, max_weight: float | None = None, *, own: bool = True
+) -> FloatArray:
+    """``pi(a_i|x_i) / p_i`` per row, chained over the slots above with decision ids (module
+    docstring; ``own=False``: over the slots above only), clipped at ``max_weight`` when given."""
+    ratios: FloatArray = pi[np.arange(data.n), data.action] / data.propensity
+    weights = data.chained(ratios, own=own)
     if max_weight is not None:
         if max_weight <= 0:
             raise InvalidInputError(f"max_weight must be positive, got {max_weight}")
@@ -201,7 +211,15 @@ def _finish(
     ess: float | None,
     options: Options,
     data: LoggedBandit,
+    *,
+    per_row: bool = True,
 ) -> PolicyValueEstimate:
+    """The estimate from per-row terms (``per_row``: one per row of ``data``). The slots of one
+    decision share their weights' factors, so with decision ids the interval treats each
+    decision's sums as one sample (the value is the same)."""
+    if per_row and data.decision_index is not None:
+        a = np.bincount(data.decision_index, weights=a).astype(np.float64)
+        b = np.bincount(data.decision_index, weights=b).astype(np.float64)
     return _checked(_ratio(a, b, name, n, ess, options), data, options)
 
 
@@ -231,14 +249,20 @@ def replay(data: LoggedBandit, target: npt.ArrayLike, options: Options | None = 
     equals the logged one (``n`` = rows kept). A probabilistic target is sampled once per row
     (seeded by ``options.seed``). With 0/1 rewards the normal interval is a Wilson interval.
     Unbiased when the logging policy is uniform over the actions; otherwise it estimates the
-    target's value under the logging policy's action frequencies."""
+    target's value under the logging policy's action frequencies. A log with decision ids is
+    replayed on its slot-0 rows (the first slot's value)."""
     options = options or Options()
     pi = target_probabilities(data, target)
     rng = np.random.default_rng(options.seed)
     cumulative = np.cumsum(pi, axis=1)
     draws = rng.random(data.n)[:, None] * cumulative[:, -1:]
     chosen = np.minimum((cumulative <= draws).sum(axis=1), data.n_actions - 1)
-    rewards = data.reward[chosen == data.action]
+    kept = chosen == data.action
+    if data.decision is not None:
+        # A later slot's kept rows sample the target's reward there only where every slot above
+        # matched too, far fewer than at slot 0: pooled, they would tilt the mean to slot 0.
+        kept &= data.position == 0
+    rewards = data.reward[kept]
     binary = bool(np.isin(rewards, (0.0, 1.0)).all())
     if options.interval == "normal" and binary and rewards.size:
         # Kept rows are a plain sample of the target's rewards: the Wilson interval stays
@@ -249,7 +273,7 @@ def replay(data: LoggedBandit, target: npt.ArrayLike, options: Options | None = 
     if rewards.size == 0:
         empty = PolicyValueEstimate(float("nan"), float("nan"), float("nan"), 0, None, "replay")
         return replace(empty, warnings=("no logged action matches the policy's: replay has no rows",))
-    return _finish(rewards, np.ones(rewards.size), "replay", rewards.size, None, options, data)
+    return _finish(rewards, np.ones(rewards.size), "replay", rewards.size, None, options, data, per_row=False)
 
 
 def _wilson(rate: float, n: int, level: float) -> PolicyValueEstimate:
@@ -292,8 +316,9 @@ def dr(
     if q.shape != (data.n, data.n_actions):
         raise InvalidInputError(f"q must have shape ({data.n}, {data.n_actions}), got {q.shape}")
     weights = importance_weights(data, pi, options.max_weight)
+    above = importance_weights(data, pi, options.max_weight, own=False)
     logged_q = q[np.arange(data.n), data.action]
-    contributions = (pi * q).sum(axis=1) + weights * (data.reward - logged_q)
+    contributions = above * (pi * q).sum(axis=1) + weights * (data.reward - logged_q)
     return _finish(contributions, np.ones(data.n), "dr", data.n, _ess(weights), options, data)
 
 

@@ -7,8 +7,11 @@ gives its first-slot action probabilities for the chunk's contexts
 chunk's rewards, so IPS, SNIPS and DR over all chunks estimate the mean value of the sequence
 of policies the bandit goes through while learning from the logging policy's data. (It learns
 from the logged actions, not from its own: the trajectory differs from a live deployment,
-which only the replay estimator's accepted rows would mimic.) Positions, when the log has
-them, are ignored by the bandit: the first-slot distribution scores every position.
+which only the replay estimator's accepted rows would mimic.) A log without decision ids
+(`LoggedBandit.decision`, e.g. OBD's) has its positions ignored by the bandit: the first-slot
+distribution scores every position. With decision ids a slot-k row is scored by the bandit's
+distribution given the decision's logged picks above (`LoggedBandit.eligible_given_above`),
+as the engine picks and logs each slot; chunks then end between decisions.
 """
 
 from __future__ import annotations
@@ -43,25 +46,37 @@ def _contexts(data: LoggedBandit, rows: npt.NDArray[np.int64]) -> npt.NDArray[np
     return np.ascontiguousarray(data.X[rows], dtype=np.float32)
 
 
+def _chunks(data: LoggedBandit, chunk_size: int) -> list[npt.NDArray[np.int64]]:
+    """The rows in time order, in chunks of about ``chunk_size`` that keep each decision whole."""
+    if chunk_size < 1:
+        raise InvalidInputError(f"chunk_size must be at least 1, got {chunk_size}")
+    order = data.time_order()
+    starts = data.decision_starts(order)
+    chunks = []
+    begin = 0
+    while begin < data.n:
+        at = int(np.searchsorted(starts, begin + chunk_size))
+        end = int(starts[at]) if at < starts.shape[0] else data.n
+        chunks.append(order[begin:end])
+        begin = end
+    return chunks
+
+
 def learn(bandit: BanditLike, data: LoggedBandit, chunk_size: int = 1000) -> None:
     """Updates ``bandit`` with the whole log, in time order and in chunks."""
-    order = data.time_order()
-    for start in range(0, data.n, chunk_size):
-        rows = order[start : start + chunk_size]
+    for rows in _chunks(data, chunk_size):
         bandit.update(_contexts(data, rows), data.action[rows], data.reward[rows])
 
 
 def progressive_probabilities(bandit: BanditLike, data: LoggedBandit, chunk_size: int = 1000) -> FloatArray:
     """The bandit's action probabilities for every row (in the log's row order), each chunk
     scored before the bandit learns from it; ``bandit`` ends up updated with the whole log."""
-    if chunk_size < 1:
-        raise InvalidInputError(f"chunk_size must be at least 1, got {chunk_size}")
     pi = np.empty((data.n, data.n_actions))
-    order = data.time_order()
-    for start in range(0, data.n, chunk_size):
-        rows = order[start : start + chunk_size]
+    given_above = None if data.decision is None else data.eligible_given_above()
+    for rows in _chunks(data, chunk_size):
         X = _contexts(data, rows)
-        eligible = None if data.mask is None else np.ascontiguousarray(data.mask[rows])
+        eligible = data.mask if given_above is None else given_above
+        eligible = None if eligible is None else np.ascontiguousarray(eligible[rows])
         chunk = np.asarray(bandit.action_probabilities(X, eligible=eligible), dtype=np.float64)
         if chunk.shape != (rows.shape[0], data.n_actions):
             raise InvalidInputError(
@@ -96,17 +111,12 @@ def evaluate_trained(
     chunk_size: int = 1000,
     options: Options | None = None,
 ) -> dict[str, PolicyValueEstimate]:
-    """Trains a fresh bandit on the first ``train_fraction`` of the log (in time order), then
-    evaluates it on the rest progressively (it keeps learning there, chunk after chunk)."""
-    if not 0 < train_fraction < 1:
-        raise InvalidInputError(f"train_fraction must be in (0, 1), got {train_fraction}")
-    order = data.time_order()
-    cut = round(data.n * train_fraction)
-    if cut == 0 or cut == data.n:
-        raise InvalidInputError(f"train_fraction {train_fraction} leaves no rows to train on or to evaluate")
+    """Trains a fresh bandit on the first ``train_fraction`` of the log (in time order, cut
+    between decisions), then evaluates it on the rest progressively (it keeps learning there,
+    chunk after chunk)."""
+    train, test = data.split_in_time(train_fraction)
     bandit = bandit_factory()
-    learn(bandit, data.take(order[:cut]), chunk_size)
-    test = data.take(order[cut:])
+    learn(bandit, train, chunk_size)
     pi = progressive_probabilities(bandit, test, chunk_size)
     return estimate(test, pi, estimators, options)
 
