@@ -4,8 +4,9 @@ Every policy takes `discount` (0 < d <= 1: weight past rewards keep at each new 
 `rewards: [min, max]` (outcomes outside are refused; the core's default is [0, 1] for
 `thompson` and +-1e6 for the others);
 context-free ones also take `window` (learn from the last N rewards of each arm) and
-contextual ones `features` (the feature names they read; all when absent) and `interactions`
-(pairs of those names whose product the model also reads). The core encodes a contextual
+contextual ones `features` (the feature names they read; all when absent), `interactions`
+(pairs of those names whose product the model also reads) and `shared` (one model over the
+profile times the offers' `attributes`, so a new offer starts from offers like it). The core encodes a contextual
 policy's context (a bias, numbers standardized, categories one-hot) and checks the names.
 """
 
@@ -47,6 +48,8 @@ class _Contextual(Model):
     interactions: Annotated[
         list[tuple[str, str]] | None, Field(exclude_if=lambda v: v is None)
     ] = None
+    # one model over the profile times the offers' `attributes` (Vowpal Wabbit's ADF mode)
+    shared: Annotated[bool, Field(exclude_if=lambda v: not v)] = False
     rewards: Rewards = None
 
 

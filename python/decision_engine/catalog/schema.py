@@ -274,6 +274,11 @@ class Offer(_Model):
     active_from: Timestamp | None = None
     active_to: Timestamp | None = None
     budget: Budget | None = None
+    # what the offer is, for a placement whose policy has `shared: true`: numbers, or names
+    # (one-hot); the core lays them out and checks them
+    attributes: dict[Text, Annotated[float, Strict()] | Annotated[str, Strict()]] = Field(
+        default_factory=dict
+    )
 
     @field_validator("placements")
     @classmethod

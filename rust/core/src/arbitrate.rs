@@ -7,7 +7,7 @@
 
 use rand::{Rng, RngExt};
 
-use crate::policy::{MIN_PROPENSITY, Model, Picker, ScoreLaw, lift};
+use crate::policy::{MIN_PROPENSITY, Model, Picker, ScoreLaw};
 
 /// What arbitration needs to know about each offer of a placement (by local index).
 pub struct ArmView<'a> {
@@ -96,7 +96,7 @@ pub fn choose<R: Rng + ?Sized>(
     context.extend(view.columns.iter().map(|&c| features[c]));
     if !context.is_empty() {
         view.model.encode(&context, &mut encoded);
-        lift(&encoded, &mut lifted);
+        view.model.prepare(&encoded, &mut lifted);
     }
     choose_with(view, eligible, slots, propensities, rng, ws, |scores, laws, rng| {
         let linear = |i| view.model.linear_moments(i, &encoded, &lifted);

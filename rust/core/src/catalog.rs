@@ -1,7 +1,7 @@
 //! The catalog as the engine uses it: deserialised from the validated JSON the Python
 //! loader produces, cross-checked, with every rule compiled once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
@@ -120,6 +120,17 @@ pub struct OfferSpec {
     pub active_to: Option<f64>,
     #[serde(default)]
     pub budget: Option<BudgetSpec>,
+    /// What the offer is, for a shared contextual model (`shared: true`): numbers, or
+    /// names (one-hot), by attribute.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, AttributeValue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum AttributeValue {
+    Number(f64),
+    Text(String),
 }
 
 #[derive(Debug, Clone)]
@@ -135,6 +146,7 @@ pub struct Offer {
     pub active_from: f64,
     pub active_to: f64,
     pub budget: Option<BudgetSpec>,
+    pub attributes: BTreeMap<String, AttributeValue>,
 }
 
 impl Offer {
@@ -245,7 +257,7 @@ impl Catalog {
             }
         }
 
-        let placements = spec
+        let placements: Vec<Placement> = spec
             .placements
             .into_iter()
             .zip(members)
@@ -257,10 +269,14 @@ impl Catalog {
         for experiment in &experiments {
             for group in &experiment.groups {
                 if let Some(policy) = &group.policy {
-                    check_policy_features(policy, &schema).map_err(|detail| {
-                        let at = format!("experiment '{}' group '{}'", experiment.id, group.name);
-                        catalog_error(Location::Catalog, format!("{at}: {detail}"))
-                    })?;
+                    let at = || format!("experiment '{}' group '{}'", experiment.id, group.name);
+                    check_policy_features(policy, &schema)
+                        .map_err(|detail| catalog_error(Location::Catalog, format!("{}: {detail}", at())))?;
+                    for p in (0..placements.len()).filter(|&p| experiment.applies_to(p)) {
+                        let offered: Vec<&Offer> = placements[p].offers.iter().map(|&o| &offers[o]).collect();
+                        check_shared(policy, &schema, &offered)
+                            .map_err(|detail| catalog_error(Location::Catalog, format!("{}: {detail}", at())))?;
+                    }
                 }
             }
         }
@@ -367,7 +383,81 @@ fn offer(spec: &OfferSpec, channels: &HashMap<String, usize>, groups: &mut Vec<S
         active_from,
         active_to,
         budget: spec.budget.clone(),
+        attributes: spec.attributes.clone(),
     })
+}
+
+/// The coordinates of a placement's offers for a shared model: a bias, then per attribute
+/// (sorted by name) its number, or one column per name it takes. Returns the coordinate
+/// names (the layout a saved model must match) and each offer's vector.
+pub(crate) fn offer_coordinates(offers: &[&Offer]) -> std::result::Result<(Vec<String>, Vec<Vec<f32>>), String> {
+    let mut columns: BTreeMap<&str, Option<std::collections::BTreeSet<&str>>> = BTreeMap::new();
+    for offer in offers {
+        for (name, value) in &offer.attributes {
+            let entry = columns.entry(name.as_str()).or_insert_with(|| match value {
+                AttributeValue::Number(_) => None,
+                AttributeValue::Text(_) => Some(Default::default()),
+            });
+            match (entry, value) {
+                (None, AttributeValue::Number(v)) if v.is_finite() => {}
+                (Some(names), AttributeValue::Text(t)) => {
+                    names.insert(t.as_str());
+                }
+                _ => {
+                    return Err(format!(
+                        "offer '{}' attribute '{name}': every offer of a placement gives it as a finite number or every one as a name",
+                        offer.id
+                    ));
+                }
+            }
+        }
+    }
+    let mut layout = vec!["bias".to_owned()];
+    for (name, names) in &columns {
+        match names {
+            None => layout.push((*name).to_owned()),
+            Some(names) => layout.extend(names.iter().map(|v| format!("{name}={v}"))),
+        }
+    }
+    let vectors = offers
+        .iter()
+        .map(|offer| {
+            let mut v = vec![1.0f32];
+            for (name, names) in &columns {
+                match (names, offer.attributes.get(*name)) {
+                    (None, Some(AttributeValue::Number(x))) => v.push(*x as f32),
+                    (None, _) => v.push(0.0),
+                    (Some(names), value) => {
+                        v.extend(
+                            names.iter().map(|n| f32::from(matches!(value, Some(AttributeValue::Text(t)) if t == n))),
+                        );
+                    }
+                }
+            }
+            v
+        })
+        .collect();
+    Ok((layout, vectors))
+}
+
+/// A shared policy on a placement: its offers' coordinates times the profile's stay within
+/// [`crate::limits::MAX_POLICY_COORDINATES`].
+fn check_shared(policy: &PolicyConfig, schema: &Schema, offers: &[&Offer]) -> std::result::Result<(), String> {
+    if !policy.shared {
+        return Ok(());
+    }
+    let (layout, _) = offer_coordinates(offers)?;
+    let profile = crate::policy::Model::context_coords(&policy_context(policy, schema));
+    let coords = profile * layout.len();
+    if coords > crate::limits::MAX_POLICY_COORDINATES {
+        return Err(format!(
+            "shared policy {} reads {profile} profile coordinates x {} offer coordinates = {coords}; at most {}",
+            policy.name(),
+            layout.len(),
+            crate::limits::MAX_POLICY_COORDINATES
+        ));
+    }
+    Ok(())
 }
 
 /// Every rule error of `rules` ((offer id, rule text) pairs) against the feature schema in
@@ -464,6 +554,8 @@ fn placement(
     }
     spec.policy.validate().map_err(|detail| catalog_error(at(), detail))?;
     check_policy_features(&spec.policy, schema).map_err(|detail| catalog_error(at(), detail))?;
+    let offered: Vec<&Offer> = members.iter().map(|&o| &offers[o]).collect();
+    check_shared(&spec.policy, schema, &offered).map_err(|detail| catalog_error(at(), detail))?;
     let rules = RuleSet::compile(
         schema,
         members.iter().map(|&o| (Location::Offer(offers[o].id.clone()), offers[o].rule.as_deref())),

@@ -33,7 +33,8 @@ impl Moments {
     pub fn compute(&mut self, model: &Model, block: &[f32], width: usize, n: usize) {
         self.rows = 0;
         let (raw, d, arms) = (model.dim, model.coords(), model.len());
-        if d < MIN_SIDE || n < MIN_SIDE || arms < MIN_SIDE {
+        // A shared model scores its own way ([`Model::prepare`]), row by row.
+        if d < MIN_SIDE || n < MIN_SIDE || arms < MIN_SIDE || model.is_shared() {
             return;
         }
         let p = lifted_len(d);
@@ -64,7 +65,7 @@ impl Moments {
     pub fn start_row(&mut self, model: &Model, context: &[f32]) {
         if self.rows == 0 && model.dim > 0 {
             model.encode(context, &mut self.row_encoded);
-            lift(&self.row_encoded, &mut self.row);
+            model.prepare(&self.row_encoded, &mut self.row);
         }
     }
 

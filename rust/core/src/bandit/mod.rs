@@ -53,6 +53,11 @@ impl Bandit {
                     .to_owned(),
             ));
         }
+        if config.shared {
+            return Err(Error::InvalidInput(
+                "'shared' models read the offers' catalog attributes; a standalone bandit has none".to_owned(),
+            ));
+        }
         let model = Model::new(config, n_arms, n_features);
         Ok(Self { model, seed, decisions: 0 })
     }

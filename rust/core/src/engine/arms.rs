@@ -4,8 +4,8 @@
 use std::sync::{PoisonError, RwLock};
 
 use super::Loaded;
-use crate::catalog::{Catalog, policy_columns, policy_context};
-use crate::policy::{Arm, Model, PolicyConfig};
+use crate::catalog::{Catalog, offer_coordinates, policy_columns, policy_context};
+use crate::policy::{Arm, LinearArm, Model, PolicyConfig};
 
 pub(crate) struct ArmSet {
     pub placement: usize,
@@ -17,6 +17,34 @@ pub(crate) struct ArmSet {
     /// Schema columns a contextual policy reads, in order (empty for context-free ones).
     pub columns: Vec<usize>,
     pub arms: RwLock<Model>,
+}
+
+/// The model of `policy` on `placement` over `arms`; a shared policy's model starts from
+/// `shared` (layout and state) when its offers' layout is unchanged.
+pub(crate) fn model_for(
+    catalog: &Catalog,
+    placement: usize,
+    policy: &PolicyConfig,
+    arms: Vec<Arm>,
+    shared: Option<(Vec<String>, LinearArm)>,
+) -> Model {
+    let model = Model::from_arms_with(policy.clone(), arms, policy_context(policy, &catalog.schema));
+    if !policy.shared {
+        return model;
+    }
+    let offers: Vec<&crate::catalog::Offer> =
+        catalog.placements[placement].offers.iter().map(|&o| &catalog.offers[o]).collect();
+    // The catalog checked the layout when it compiled.
+    let (layout, vectors) = offer_coordinates(&offers).expect("a compiled catalog has a valid offer layout");
+    let saved = shared.filter(|(saved_layout, _)| *saved_layout == layout).map(|(_, linear)| linear);
+    model.with_shared(vectors, saved)
+}
+
+/// The coordinate names of `placement`'s offers for a shared model.
+pub(crate) fn offer_layout(catalog: &Catalog, placement: usize) -> Vec<String> {
+    let offers: Vec<&crate::catalog::Offer> =
+        catalog.placements[placement].offers.iter().map(|&o| &catalog.offers[o]).collect();
+    offer_coordinates(&offers).map(|(layout, _)| layout).unwrap_or_default()
 }
 
 /// (experiment, group) of a variant.
@@ -59,7 +87,8 @@ pub(crate) fn build(catalog: &Catalog, previous: Option<&Loaded>) -> Vec<ArmSet>
                     old.and_then(|(prev, set)| prev.arm_by_offer(set, id)).unwrap_or_default()
                 })
                 .collect();
-            let model = Model::from_arms_with(policy.clone(), arms, policy_context(&policy, &catalog.schema));
+            let shared = old.and_then(|(prev, set)| prev.shared_state(set));
+            let model = model_for(catalog, placement, &policy, arms, shared);
             let policy_json = serde_json::to_string(&policy).expect("policies serialize");
             ArmSet { placement, variant, policy, policy_json, columns, arms: RwLock::new(model) }
         })
@@ -91,6 +120,13 @@ impl Loaded {
     pub(super) fn set_key(&self, set: usize) -> Key {
         let s = &self.arm_sets[set];
         key(&self.catalog, s.placement, s.variant)
+    }
+
+    /// A shared set's offer layout and model state.
+    fn shared_state(&self, set: usize) -> Option<(Vec<String>, LinearArm)> {
+        let s = &self.arm_sets[set];
+        let state = s.arms.read().unwrap_or_else(PoisonError::into_inner).shared_state()?.clone();
+        Some((offer_layout(&self.catalog, s.placement), state))
     }
 
     fn arm_by_offer(&self, set: usize, offer: &str) -> Option<Arm> {

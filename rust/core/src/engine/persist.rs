@@ -8,10 +8,10 @@ use std::sync::PoisonError;
 use serde::{Deserialize, Serialize};
 
 use super::Engine;
+use super::arms::{model_for, offer_layout};
 use crate::bandit::check_header;
-use crate::catalog::policy_context;
 use crate::error::{Error, Result};
-use crate::policy::{Arm, ArmDelta, Model, PolicyConfig};
+use crate::policy::{Arm, ArmDelta, LinearArm, PolicyConfig};
 
 pub const POLICY_STATE_FORMAT: &str = "decision-engine/policy-state";
 /// Version 1: per arm set, its placement, experiment group, policy and arms by offer id.
@@ -33,6 +33,9 @@ struct SetState {
     variant: Option<(String, String)>,
     policy: PolicyConfig,
     arms: BTreeMap<String, Arm>,
+    /// A shared policy's one model, with the offer coordinates it was learned over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shared: Option<(Vec<String>, LinearArm)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -75,7 +78,8 @@ impl Engine {
                     .map(|(&o, arm)| (catalog.offers[o].id.clone(), arm.clone()))
                     .collect();
                 let (placement, variant) = loaded.set_key(index);
-                SetState { placement, variant, policy: set.policy.clone(), arms }
+                let shared = model.shared_state().map(|s| (offer_layout(catalog, set.placement), s.clone()));
+                SetState { placement, variant, policy: set.policy.clone(), arms, shared }
             })
             .collect();
         let file = StateFile { format: POLICY_STATE_FORMAT.to_owned(), version: POLICY_STATE_VERSION, sets };
@@ -105,6 +109,7 @@ impl Engine {
                 let fits = match (&arm.linear, set.policy.is_contextual()) {
                     (Some(linear), true) => linear.check(coords).is_ok(),
                     (None, false) => true,
+                    (None, true) => set.policy.shared,
                     _ => false,
                 };
                 match local {
@@ -115,12 +120,11 @@ impl Engine {
                     _ => report.skipped += 1,
                 }
             }
-            updates.push((index, arms));
+            updates.push((index, arms, saved.shared.clone()));
         }
-        for (index, arms) in updates {
+        for (index, arms, shared) in updates {
             let set = &loaded.arm_sets[index];
-            let context = policy_context(&set.policy, &loaded.catalog.schema);
-            let model = Model::from_arms_with(set.policy.clone(), arms, context);
+            let model = model_for(&loaded.catalog, set.placement, &set.policy, arms, shared);
             *set.arms.write().unwrap_or_else(PoisonError::into_inner) = model;
         }
         // The journal holds changes, not loads: a snapshot makes the loaded state durable.

@@ -205,3 +205,72 @@ fn the_blocked_linear_batch_decides_like_single_decisions() {
         }
     }
 }
+
+/// A shared lin_ucb over offers described by a `color`, deciding all of them at once.
+fn shared_catalog(offers: &[(&str, &str)]) -> Catalog {
+    let offers: Vec<String> = offers
+        .iter()
+        .map(|(id, color)| format!(r#"{{"id": "{id}", "placements": ["p"], "attributes": {{"color": "{color}"}}}}"#))
+        .collect();
+    let json = format!(
+        r#"{{"features": [{{"name": "segment", "type": "category", "values": ["a", "b"]}}], "channels": ["web"],
+            "offers": [{}], "placements": [{{"id": "p", "channel": "web", "slots": {},
+            "policy": {{"type": "lin_ucb", "alpha": 0.0, "shared": true}}}}]}}"#,
+        offers.join(","),
+        offers.len()
+    );
+    Catalog::from_json(&json).unwrap()
+}
+
+/// Score by offer id for a profile of `segment`.
+fn scores(e: &Engine, segment: f32) -> std::collections::HashMap<String, f64> {
+    let d = e.decide(&DecideRequest::new(&["p"], &[segment], 0.0)).unwrap();
+    d.offers.into_iter().map(|o| (o.offer_id, o.score)).collect()
+}
+
+#[test]
+fn a_shared_policy_is_saved_loaded_and_carried_over_a_reload() {
+    let e = Engine::new(shared_catalog(&[("red_1", "red"), ("blue_1", "blue")]), 3).simulated();
+    for i in 0..300 {
+        let segment = (i % 2) as f32;
+        let d = e.decide(&DecideRequest::new(&["p"], &[segment], 0.0)).unwrap();
+        for o in &d.offers {
+            let likes = (segment == 0.0) == o.offer_id.starts_with("red");
+            e.report_outcome(d.decision_id, Some(&o.offer_id), if likes { 0.8 } else { 0.2 }, false).unwrap();
+        }
+    }
+    let learned = scores(&e, 0.0);
+    assert!((learned["red_1"] - 0.8).abs() < 0.05 && (learned["blue_1"] - 0.2).abs() < 0.05, "{learned:?}");
+
+    let fresh = Engine::new(shared_catalog(&[("red_1", "red"), ("blue_1", "blue")]), 3).simulated();
+    fresh.load_policy_state(&e.save_policy_state()).unwrap();
+    for (id, score) in scores(&fresh, 0.0) {
+        assert!((score - learned[&id]).abs() < 1e-9, "{id}: {score} after loading, {} before", learned[&id]);
+    }
+
+    // A new red offer starts from what red offers learned.
+    e.replace_catalog(shared_catalog(&[("red_1", "red"), ("blue_1", "blue"), ("red_2", "red")])).unwrap();
+    let carried = scores(&e, 0.0);
+    assert!((carried["red_2"] - learned["red_1"]).abs() < 1e-9, "{carried:?}");
+    // A new attribute value changes the layout: the shared model starts again.
+    e.replace_catalog(shared_catalog(&[("red_1", "red"), ("green_1", "green")])).unwrap();
+    assert!(scores(&e, 0.0).values().all(|&s| s == 0.0), "{:?}", scores(&e, 0.0));
+}
+
+#[test]
+fn a_shared_policy_learns_from_other_servers() {
+    let colors = [("red_1", "red"), ("blue_1", "blue")];
+    let (a, b) =
+        (Engine::new(shared_catalog(&colors), 3).simulated(), Engine::new(shared_catalog(&colors), 4).simulated());
+    a.take_policy_delta(); // starts keeping what `a` learns
+    for i in 0..100 {
+        let d = a.decide(&DecideRequest::new(&["p"], &[(i % 2) as f32], 0.0)).unwrap();
+        a.report_outcome(d.decision_id, Some(&d.offers[0].offer_id), 0.7, false).unwrap();
+    }
+    b.apply_policy_delta(&a.take_policy_delta()).unwrap();
+    let (sa, sb) = (scores(&a, 1.0), scores(&b, 1.0));
+    for (id, score) in &sa {
+        assert!((score - sb[id]).abs() < 1e-6, "{id}: {score} on the learning server, {} on the other", sb[id]);
+    }
+    assert!(sa.values().any(|&s| s > 0.1), "something was learned: {sa:?}");
+}

@@ -43,6 +43,11 @@ pub struct PolicyConfig {
     /// coordinates, for categories) the model also reads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interactions: Option<Vec<[String; 2]>>,
+    /// Contextual policies only: one model over the profile's coordinates times the offers'
+    /// `attributes` (like Vowpal Wabbit's ADF mode) instead of one per offer, so an offer
+    /// starts from what offers like it learned.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
     /// [min, max] of the rewards this policy learns from; an outcome outside it is refused, so
     /// no single report can take over what a placement has learned. See [`Self::reward_range`].
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,6 +66,7 @@ impl Default for PolicyConfig {
             window: None,
             features: None,
             interactions: None,
+            shared: false,
             rewards: None,
         }
     }
@@ -86,6 +92,7 @@ struct Raw {
     window: Option<u32>,
     features: Option<Vec<String>>,
     interactions: Option<Vec<[String; 2]>>,
+    shared: Option<bool>,
     rewards: Option<[f64; 2]>,
 }
 
@@ -115,6 +122,7 @@ impl PolicyConfig {
             ("window", raw.window.is_some()),
             ("features", raw.features.is_some()),
             ("interactions", raw.interactions.is_some()),
+            ("shared", raw.shared.is_some()),
         ];
         let (kind, takes): (Kind, &[&str]) = match raw.kind.as_str() {
             "thompson" => (
@@ -134,11 +142,11 @@ impl PolicyConfig {
             "softmax" => (Kind::Softmax { temperature: raw.temperature.unwrap_or(0.1) }, &["temperature", "window"]),
             "lin_ucb" => (
                 Kind::LinUcb { alpha: raw.alpha.unwrap_or(1.0), ridge: raw.ridge.unwrap_or(1.0) },
-                &["alpha", "ridge", "features", "interactions"],
+                &["alpha", "ridge", "features", "interactions", "shared"],
             ),
             "lin_thompson" => (
                 Kind::LinThompson { scale: raw.scale.unwrap_or(1.0), ridge: raw.ridge.unwrap_or(1.0) },
-                &["scale", "ridge", "features", "interactions"],
+                &["scale", "ridge", "features", "interactions", "shared"],
             ),
             other => {
                 return Err(format!("unknown policy type '{other}' (known types: {})", POLICY_TYPES.join(", ")));
@@ -157,6 +165,7 @@ impl PolicyConfig {
             window: raw.window,
             features: raw.features,
             interactions: raw.interactions,
+            shared: raw.shared.unwrap_or(false),
             rewards: raw.rewards,
         };
         config.validate()?;

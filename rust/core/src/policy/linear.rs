@@ -63,7 +63,10 @@ impl LinearArm {
             && self.a.ncols() == dim
             && self.b.len() == dim
             && self.x_sum.len() == dim
-            && self.standardization.as_ref().is_none_or(|s| s.len() == dim && s.variance.len() == dim);
+            && self
+                .standardization
+                .as_ref()
+                .is_none_or(|s| s.len() > 0 && dim % s.len() == 0 && s.variance.len() == s.len());
         if ok { Ok(()) } else { Err(format!("linear arm state does not have {dim} coordinates")) }
     }
 
@@ -88,10 +91,18 @@ impl LinearArm {
         }
     }
 
-    /// Takes the prior of `standardization` instead of `ridge I` (`None`: back to it).
+    /// Takes the prior of `standardization` instead of `ridge I` (`None`: back to it). A
+    /// standardization of fewer coordinates is of the first factor of pair features
+    /// ([`super::shared`]): its prior is repeated over the second, P (x) I.
     pub fn standardize(&mut self, standardization: Option<Standardization>, ridge: f64) {
         let d = self.dim();
-        self.prior_shift = standardization.as_ref().map(|s| s.prior(ridge) - DMatrix::identity(d, d) * ridge);
+        self.prior_shift = standardization.as_ref().map(|s| {
+            let (prior, repeat) = (s.prior(ridge), d / s.len().max(1));
+            DMatrix::from_fn(d, d, |r, c| {
+                let same = r % repeat == c % repeat;
+                (if same { prior[(r / repeat, c / repeat)] } else { 0.0 }) - if r == c { ridge } else { 0.0 }
+            })
+        });
         self.standardization = standardization;
         self.refactor();
     }

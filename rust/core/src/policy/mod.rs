@@ -9,6 +9,7 @@ mod linear;
 mod model;
 mod propensity;
 mod score;
+mod shared;
 mod thompson;
 
 pub use config::{Kind, POLICY_TYPES, PolicyConfig};

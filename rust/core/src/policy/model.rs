@@ -9,6 +9,7 @@ use super::delta::ArmDelta;
 use super::lifted::{lifted_len, weights};
 use super::linear::LinearArm;
 use super::propensity::{PropensityCache, ScoreLaw, win_probabilities};
+use super::shared::Shared;
 use super::thompson::ThompsonArm;
 
 /// Bonus of an arm UCB1 has not tried yet: above any finite mean, still finite after scaling.
@@ -63,6 +64,8 @@ pub struct Model {
     /// With sharing on: per arm, what it learned here since the last [`Self::take_learned`].
     learned: Option<Vec<ArmDelta>>,
     propensities: PropensityCache,
+    /// With `shared: true`, the one model of every arm (the arms keep their counts only).
+    shared: Option<Shared>,
 }
 
 impl Model {
@@ -105,6 +108,7 @@ impl Model {
             total: 0.0,
             learned: None,
             propensities: PropensityCache::default(),
+            shared: None,
         };
         model.cached = (0..model.arms.len()).map(|i| model.derive(i)).collect();
         model.standardize(true);
@@ -113,6 +117,44 @@ impl Model {
         }
         model.total = model.arms.iter().map(|a| a.counts.n).sum();
         model
+    }
+
+    /// Makes this contextual model one shared model over the profile's coordinates times
+    /// each arm's offer coordinates `offers` ([`super::shared`]), learned afresh or from
+    /// `saved`.
+    pub fn with_shared(mut self, offers: Vec<Vec<f32>>, saved: Option<LinearArm>) -> Self {
+        let (Kind::LinUcb { ridge, .. } | Kind::LinThompson { ridge, .. }) = self.config.kind else { return self };
+        debug_assert_eq!(offers.len(), self.arms.len());
+        self.arms.iter_mut().for_each(|arm| arm.linear = None);
+        (self.weights, self.thetas) = (Vec::new(), Vec::new());
+        let mut shared = Shared::new(self.coords(), offers, ridge, saved);
+        shared.standardize(&self.encoder, ridge, true);
+        self.observed = shared.rows().max(0.0) as u64;
+        self.shared = Some(shared);
+        self
+    }
+
+    /// The shared model's state, to save (`None` unless `shared: true`).
+    pub fn shared_state(&self) -> Option<&LinearArm> {
+        self.shared.as_ref().map(|s| &s.linear)
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Length of what one observation adds to a linear model (per arm, or shared).
+    fn linear_dim(&self) -> usize {
+        self.shared.as_ref().map_or(self.encoder.len(), |s| s.linear.dim())
+    }
+
+    /// What [`Self::linear_moments`] needs of encoded context `x`, once per context: its
+    /// lifted products ([`super::lift`]), or for a shared model its folded moments.
+    pub fn prepare(&self, x: &[f32], out: &mut Vec<f32>) {
+        match &self.shared {
+            Some(shared) => shared.prepare(x, out),
+            None => super::lift(x, out),
+        }
     }
 
     /// Coordinates of a context described by `context`.
@@ -134,6 +176,10 @@ impl Model {
     /// with `keep_saved`, by the standardization the arms were saved with (if any).
     fn standardize(&mut self, keep_saved: bool) {
         let (Kind::LinUcb { ridge, .. } | Kind::LinThompson { ridge, .. }) = self.config.kind else { return };
+        if let Some(shared) = &mut self.shared {
+            shared.standardize(&self.encoder, ridge, keep_saved);
+            return;
+        }
         let d = self.coords();
         let (mut sums, mut squares) = (vec![0.0; d], vec![0.0; d]);
         for linear in self.arms.iter().filter_map(|a| a.linear.as_ref()) {
@@ -205,11 +251,16 @@ impl Model {
         arm.counts.add(&delta.counts);
         self.total += delta.counts.n;
         let mut merged = false;
-        if let (Some(linear), Some((a, b, x_sum))) = (&mut arm.linear, &delta.linear)
-            && a.nrows() == self.encoder.len()
-        {
-            linear.add(a, b, x_sum);
-            merged = true;
+        if let Some((a, b, x_sum)) = &delta.linear {
+            if let Some(shared) = &mut self.shared {
+                merged = a.nrows() == shared.linear.dim();
+                shared.add(a, b, x_sum);
+            } else if let Some(linear) = &mut arm.linear
+                && a.nrows() == self.encoder.len()
+            {
+                linear.add(a, b, x_sum);
+                merged = true;
+            }
         }
         self.refresh(i);
         if merged {
@@ -232,8 +283,12 @@ impl Model {
         if self.dim > 0 {
             rows.clone().for_each(|(i, _, _)| per_arm[i] += 1);
         }
+        let shared_defer = self.shared.is_some() && per_arm.iter().sum::<usize>() >= DEFER_FROM;
         for (i, x, reward) in rows {
-            self.observe_deferred(i, x, reward, per_arm[i] >= DEFER_FROM);
+            self.observe_deferred(i, x, reward, shared_defer || per_arm[i] >= DEFER_FROM);
+        }
+        if shared_defer && let Some(shared) = &mut self.shared {
+            shared.settle();
         }
         for (i, &n) in per_arm.iter().enumerate() {
             if n >= DEFER_FROM {
@@ -249,10 +304,19 @@ impl Model {
     fn observe_deferred(&mut self, i: usize, raw: &[f32], reward: f64, defer: bool) {
         let mut x = Vec::new();
         self.encoder.encode(raw, &mut x);
+        let config = &self.config;
+        if let (Some(shared), Kind::LinUcb { ridge, .. } | Kind::LinThompson { ridge, .. }) =
+            (&mut self.shared, &config.kind)
+        {
+            // Shared: what other servers add is the pair's features, not the profile's.
+            x = shared.observe(&x, i, reward, config.discount, *ridge, defer);
+            if !defer && config.discount == 1.0 {
+                shared.restack();
+            }
+        }
         if let Some(learned) = &mut self.learned {
             learned[i].observe(&x, reward, x.len());
         }
-        let config = &self.config;
         let arm = &mut self.arms[i];
         self.total -= arm.counts.n;
         arm.counts.observe(reward, config.discount, config.window);
@@ -272,6 +336,11 @@ impl Model {
 
     /// Rebuilds what discounted linear updates left stale.
     pub fn settle(&mut self) {
+        if self.config.discount < 1.0
+            && let Some(shared) = &mut self.shared
+        {
+            shared.settle();
+        }
         if self.config.discount < 1.0 && self.config.is_contextual() {
             for i in 0..self.arms.len() {
                 if let Some(linear) = &mut self.arms[i].linear {
@@ -284,6 +353,7 @@ impl Model {
 
     /// Counts `delta` as learned here (carried over a catalog reload before it was shared).
     pub fn add_learned(&mut self, i: usize, delta: &ArmDelta) {
+        let dim = self.linear_dim();
         if let Some(learned) = &mut self.learned {
             let mine = &mut learned[i];
             mine.counts.add(&delta.counts);
@@ -293,7 +363,7 @@ impl Model {
                     *b += db;
                     *x += dx;
                 }
-                (None, Some(linear)) if linear.0.nrows() == self.encoder.len() => mine.linear = Some(linear.clone()),
+                (None, Some(linear)) if linear.0.nrows() == dim => mine.linear = Some(linear.clone()),
                 _ => {}
             }
         }
@@ -342,6 +412,9 @@ impl Model {
     /// theta'x and sqrt(x' A^-1 x) of linear arm `i` at encoded context `x`
     /// ([`Self::encode`]), given `lifted` = [`super::lift`]`(x)`.
     pub fn linear_moments(&self, i: usize, x: &[f32], lifted: &[f32]) -> (f64, f64) {
+        if let Some(shared) = &self.shared {
+            return shared.moments(i, lifted);
+        }
         let (d, p) = (self.coords(), lifted_len(self.coords()));
         let quad = dot(&self.weights[i * p..(i + 1) * p], lifted);
         let mean = dot(&self.thetas[i * d..(i + 1) * d], x);
@@ -359,6 +432,9 @@ impl Model {
         if self.config.is_contextual() {
             let mut u = Vec::new();
             self.encoder.encode(x, &mut u);
+            if let Some(shared) = &self.shared {
+                return shared.mean(i, &u);
+            }
             let d = self.coords();
             f64::from(dot(&self.thetas[i * d..(i + 1) * d], &u))
         } else {
@@ -388,6 +464,11 @@ impl Model {
     }
 
     fn linear_width(&self, i: usize) -> f64 {
+        if let (Some(shared), Kind::LinUcb { ridge, .. } | Kind::LinThompson { ridge, .. }) =
+            (&self.shared, &self.config.kind)
+        {
+            return shared.width_at_mean(i, *ridge);
+        }
         self.arms[i].linear.as_ref().map_or(0.0, |l| l.width_at_mean(self.arms[i].counts.n))
     }
 }

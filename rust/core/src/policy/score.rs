@@ -5,7 +5,6 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::config::Kind;
-use super::lifted::lift;
 use super::model::{Model, Picker, UNTRIED};
 use super::propensity::ScoreLaw;
 
@@ -24,7 +23,7 @@ impl Model {
         let (mut encoded, mut lifted) = (Vec::new(), Vec::new());
         if self.dim > 0 {
             self.encode(x, &mut encoded);
-            lift(&encoded, &mut lifted);
+            self.prepare(&encoded, &mut lifted);
         }
         self.score_with(eligible, scale, |i| self.linear_moments(i, &encoded, &lifted), rng, scores, laws)
     }

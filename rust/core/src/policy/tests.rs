@@ -104,3 +104,59 @@ fn declared_interactions_fit_a_product() {
     let (without, with) = (error(vec![]), error(vec![(0, 1)]));
     assert!(with < 0.02 && without > 0.2, "largest error without the product {without}, with it {with}");
 }
+
+/// A shared lin_ucb over one category column and offers with a `color` (red, blue) as
+/// one-hot attributes after the bias: `[1, red, blue]`.
+fn shared_model(offers: Vec<Vec<f32>>) -> Model {
+    let spec = ContextSpec { columns: vec![ColumnKind::Category(2)], interactions: vec![] };
+    let n = offers.len();
+    Model::from_arms_with(config(r#"{"type": "lin_ucb", "shared": true}"#), vec![Arm::default(); n], spec)
+        .with_shared(offers, None)
+}
+
+#[test]
+fn a_shared_model_starts_a_new_offer_from_offers_like_it() {
+    let (red, blue) = (vec![1.0, 1.0, 0.0], vec![1.0, 0.0, 1.0]);
+    // Offers 0 (red) and 1 (blue) are shown; offer 2 (red) never is.
+    let mut model = shared_model(vec![red.clone(), blue, red]);
+    // Segment 0 likes red (0.8 against 0.2), segment 1 likes blue.
+    let truth = |segment: usize, offer: usize| if (segment == 0) == (offer != 1) { 0.8 } else { 0.2 };
+    for i in 0..800 {
+        let (segment, offer) = (i % 2, (i / 2) % 2);
+        model.observe(offer, &[segment as f32], truth(segment, offer));
+    }
+    for segment in 0..2 {
+        let new = model.mean(2, &[segment as f32]);
+        assert!((new - truth(segment, 2)).abs() < 0.05, "segment {segment}: the unseen red offer scores {new}");
+    }
+    assert_eq!(model.arms()[2].counts.n, 0.0, "offer 2 learned nothing of its own");
+}
+
+#[test]
+fn shared_moments_are_the_pair_features_quadratic_form() {
+    let offers = vec![vec![1.0, 1.0, 0.0], vec![1.0, 0.0, 1.0], vec![1.0, 0.5, 0.5]];
+    let mut model = shared_model(offers.clone());
+    for i in 0..300 {
+        model.observe(i % 3, &[(i % 2) as f32], f64::from(i % 5 == 0));
+    }
+    let state = model.shared_state().unwrap().clone();
+    let mut prepared = Vec::new();
+    for segment in 0..2 {
+        let mut u = Vec::new();
+        model.encode(&[segment as f32], &mut u);
+        model.prepare(&u, &mut prepared);
+        for (arm, o) in offers.iter().enumerate() {
+            let phi = nalgebra::DVector::from_iterator(
+                u.len() * 3,
+                u.iter().flat_map(|&a| o.iter().map(move |&b| f64::from(a * b))),
+            );
+            let (mean, width) = model.linear_moments(arm, &u, &prepared);
+            let exact = (state.theta().dot(&phi), phi.dot(&(state.a_inv() * &phi)).sqrt());
+            assert!(
+                (mean - exact.0).abs() < 1e-5 && (width - exact.1).abs() < 1e-5,
+                "{:?} vs {exact:?}",
+                (mean, width)
+            );
+        }
+    }
+}
