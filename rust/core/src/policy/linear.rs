@@ -66,7 +66,7 @@ impl LinearArm {
             && self
                 .standardization
                 .as_ref()
-                .is_none_or(|s| s.len() > 0 && dim % s.len() == 0 && s.variance.len() == s.len());
+                .is_none_or(|s| s.len() > 0 && dim.is_multiple_of(s.len()) && s.variance.len() == s.len());
         if ok { Ok(()) } else { Err(format!("linear arm state does not have {dim} coordinates")) }
     }
 

@@ -63,7 +63,7 @@ impl ScoreLaw {
 
     /// A law whose score is one value (no spread).
     fn is_point(&self) -> bool {
-        !(self.std_dev() > 0.0)
+        self.std_dev().partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
     }
 
     fn bits(&self) -> [u64; 4] {
