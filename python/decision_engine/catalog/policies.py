@@ -6,8 +6,9 @@ Every policy takes `discount` (0 < d <= 1: weight past rewards keep at each new 
 context-free ones also take `window` (learn from the last N rewards of each arm) and
 contextual ones `features` (the feature names they read; all when absent), `interactions`
 (pairs of those names whose product the model also reads) and `shared` (one model over the
-profile times the offers' `attributes`, so a new offer starts from offers like it). The core encodes a contextual
-policy's context (a bias, numbers standardized, categories one-hot) and checks the names.
+profile times the offers' `attributes`, so a new offer starts from offers like it). The core
+encodes a contextual policy's context (a bias, numbers standardized, categories one-hot) and
+checks the names.
 """
 
 from collections.abc import Mapping
@@ -45,9 +46,7 @@ class _ContextFree(Model):
 class _Contextual(Model):
     discount: Discount = 1.0
     features: list[str] | None = Field(default=None, min_length=1)
-    interactions: Annotated[
-        list[tuple[str, str]] | None, Field(exclude_if=lambda v: v is None)
-    ] = None
+    interactions: Annotated[list[tuple[str, str]] | None, Field(exclude_if=lambda v: v is None)] = None
     # one model over the profile times the offers' `attributes` (Vowpal Wabbit's ADF mode)
     shared: Annotated[bool, Field(exclude_if=lambda v: not v)] = False
     rewards: Rewards = None
