@@ -33,8 +33,9 @@ pub struct Workspace {
     /// The law each eligible offer's score was drawn from, for sampled policies.
     laws: Vec<ScoreLaw>,
     taken: Vec<bool>,
-    /// The laws of the candidates of one slot.
+    /// The laws and arm indices of the candidates of one slot.
     candidate_laws: Vec<ScoreLaw>,
+    candidate_arms: Vec<usize>,
     candidates: Vec<usize>,
     /// The candidates' choice probabilities under a point-score picker.
     pmf: Vec<f64>,
@@ -57,6 +58,7 @@ impl Default for Workspace {
             laws: Vec::new(),
             taken: Vec::new(),
             candidate_laws: Vec::new(),
+            candidate_arms: Vec::new(),
             candidates: Vec::new(),
             pmf: Vec::new(),
             context: Vec::new(),
@@ -128,9 +130,9 @@ pub fn choose_with<R: Rng + ?Sized>(
             score(&mut ws.scores, &mut ws.laws, rng);
         }
     };
-    let model = view.model;
+    let (model, scale) = (view.model, view.scale);
     fill_slots(view, eligible, slots, ws, rng, redraw, |ws, b, rng| {
-        pick_at_slot(model, ws, picker, b, propensities, rng)
+        pick_at_slot(model, eligible, scale, ws, picker, b, propensities, rng)
     });
 }
 
@@ -199,8 +201,11 @@ fn fill_slots<R: Rng + ?Sized>(
 /// One slot's pick among `ws.candidates` (positions in `eligible`), `best` the candidate
 /// with the highest score, and the probability the policy had of making it. Point-score
 /// pickers draw from the same pmf that reports the probability ([`point_pmf`]).
+#[expect(clippy::too_many_arguments, reason = "one slot's pick needs the policy, the offers and the buffers")]
 fn pick_at_slot<R: Rng + ?Sized>(
     model: &Model,
+    eligible: &[usize],
+    scale: &[f64],
     ws: &mut Workspace,
     picker: Picker,
     best: usize,
@@ -208,7 +213,7 @@ fn pick_at_slot<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> (usize, f64) {
     if picker == Picker::Sampled {
-        let p = if propensities { sampled_win_probability(model, ws, best) } else { f64::NAN };
+        let p = if propensities { sampled_win_probability(model, eligible, scale, ws, best) } else { f64::NAN };
         return (ws.candidates[best], p);
     }
     let mut pmf = std::mem::take(&mut ws.pmf);
@@ -256,10 +261,18 @@ fn sample_pmf<R: Rng + ?Sized>(pmf: &[f64], rng: &mut R) -> usize {
 }
 
 /// The chance that candidate `position`'s sampled score beats every other candidate's.
-fn sampled_win_probability(model: &Model, ws: &mut Workspace, position: usize) -> f64 {
+fn sampled_win_probability(
+    model: &Model,
+    eligible: &[usize],
+    scale: &[f64],
+    ws: &mut Workspace,
+    position: usize,
+) -> f64 {
     ws.candidate_laws.clear();
     ws.candidate_laws.extend(ws.candidates.iter().map(|&c| ws.laws[c]));
-    model.win_probabilities(&ws.candidate_laws)[position].max(MIN_PROPENSITY)
+    ws.candidate_arms.clear();
+    ws.candidate_arms.extend(ws.candidates.iter().map(|&c| eligible[c]));
+    model.win_probability(&ws.candidate_arms, &ws.candidate_laws, position, scale).max(MIN_PROPENSITY)
 }
 
 /// The first slot's choice probability of every eligible offer (no exclusion groups), for
@@ -393,7 +406,7 @@ mod tests {
                 &mut b,
                 &mut rng,
                 |_, _| {},
-                |ws, k, rng| pick_at_slot(&model, ws, picker, k, true, rng),
+                |ws, k, rng| pick_at_slot(&model, &eligible, view.scale, ws, picker, k, true, rng),
             );
             assert_eq!(a.picks, b.picks, "seed {seed}");
             assert!((a.picks[0].propensity - 0.25).abs() < 1e-12, "4 untried arms tie");

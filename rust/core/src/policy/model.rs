@@ -8,7 +8,7 @@ use super::counts::Counts;
 use super::delta::ArmDelta;
 use super::lifted::{lifted_len, weights};
 use super::linear::LinearArm;
-use super::propensity::{PropensityCache, ScoreLaw, win_probabilities};
+use super::propensity::{PropensityCache, ScoreLaw, WinTable, win_probabilities};
 use super::shared::Shared;
 use super::thompson::ThompsonArm;
 
@@ -64,6 +64,8 @@ pub struct Model {
     /// With sharing on: per arm, what it learned here since the last [`Self::take_learned`].
     learned: Option<Vec<ArmDelta>>,
     propensities: PropensityCache,
+    /// A context-free sampled policy's arms laid out for propensities ([`WinTable`]).
+    table: TableCell,
     /// With `shared: true`, the one model of every arm (the arms keep their counts only).
     shared: Option<Shared>,
 }
@@ -108,6 +110,7 @@ impl Model {
             total: 0.0,
             learned: None,
             propensities: PropensityCache::default(),
+            table: TableCell::default(),
             shared: None,
         };
         model.cached = (0..model.arms.len()).map(|i| model.derive(i)).collect();
@@ -230,6 +233,44 @@ impl Model {
     /// context-free policy's laws repeat until it learns, so those results are cached.
     pub fn win_probabilities(&self, laws: &[ScoreLaw]) -> std::sync::Arc<[f64]> {
         if self.config.is_contextual() { win_probabilities(laws).into() } else { self.propensities.get(laws) }
+    }
+
+    /// P(`eligible[pick]` draws the highest score among the arms `eligible`) whose laws are
+    /// `laws` (at per-arm `scale`). A context-free policy reads it off its [`WinTable`],
+    /// brought up to date for these arms; a contextual one integrates afresh.
+    pub fn win_probability(&self, eligible: &[usize], laws: &[ScoreLaw], pick: usize, scale: &[f64]) -> f64 {
+        if self.config.is_contextual() || laws.iter().any(|l| l.std_dev() <= 0.0) {
+            return self.win_probabilities(laws)[pick];
+        }
+        let current = |table: &WinTable| eligible.iter().zip(laws).all(|(&i, &law)| table.law(i) == law);
+        {
+            let table = self.table.0.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(table) = table.as_ref().filter(|t| current(t)) {
+                return table.win_probability(eligible, pick);
+            }
+        }
+        let mut table = self.table.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fits = table.as_mut().is_some_and(|t| eligible.iter().zip(laws).all(|(&i, &law)| t.update(i, law)));
+        if !fits {
+            let all: Option<Vec<ScoreLaw>> = (0..self.arms.len()).map(|i| self.sampled_law(i, scale[i])).collect();
+            *table = all.and_then(|all| WinTable::new(&all));
+        }
+        match table.as_ref().filter(|t| current(t)) {
+            Some(table) => table.win_probability(eligible, pick),
+            None => self.win_probabilities(laws)[pick],
+        }
+    }
+
+    /// The law of a context-free sampled arm's score at `scale`.
+    fn sampled_law(&self, i: usize, scale: f64) -> Option<ScoreLaw> {
+        let c = &self.cached[i];
+        match self.config.kind {
+            Kind::Thompson { .. } => c.beta.as_ref().map(|b| b.law(scale)),
+            Kind::GaussianThompson { .. } => {
+                Some(ScoreLaw::Normal { mean: c.mean * scale, std_dev: c.std_dev * scale })
+            }
+            _ => None,
+        }
     }
 
     /// Starts (or stops) keeping what this model learns, for sharing with other servers.
@@ -496,4 +537,20 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     }
     let tail: f32 = rest_a.iter().zip(rest_b).map(|(x, y)| x * y).sum();
     acc.iter().sum::<f32>() + tail
+}
+
+/// The [`WinTable`] behind a lock; a copy of a model starts without one (derived state).
+#[derive(Default)]
+struct TableCell(std::sync::RwLock<Option<WinTable>>);
+
+impl Clone for TableCell {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for TableCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TableCell")
+    }
 }

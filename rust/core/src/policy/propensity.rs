@@ -218,6 +218,46 @@ impl Density {
     }
 }
 
+/// The grid for `densities` (and fixed scores at `points`): every law's points, thinned
+/// where another law's are already dense.
+fn build_grid<'a>(densities: impl Iterator<Item = &'a Density>, points: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut candidates = Vec::new();
+    for d in densities {
+        d.grid_points(&mut candidates);
+    }
+    candidates.extend(points.map(|v| (v, 0.0)));
+    candidates.retain(|&(x, _)| x.is_finite());
+    candidates.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut grid: Vec<f64> = Vec::with_capacity(candidates.len());
+    for (x, gap) in candidates {
+        match grid.last() {
+            Some(&last) if x - last < 0.6 * gap || x == last => {}
+            _ => grid.push(x),
+        }
+    }
+    grid
+}
+
+/// The law's CDF at the grid points inside its window (`grid[k0..k1]`), normalised so its
+/// whole window holds 1.
+fn cdf_on_grid(d: &Density, grid: &[f64]) -> (usize, usize, Vec<f64>) {
+    let k0 = grid.partition_point(|&x| x < d.lo);
+    let k1 = grid.partition_point(|&x| x <= d.hi);
+    let mut cdf = Vec::with_capacity(k1.saturating_sub(k0));
+    let mut total = 0.0;
+    let mut previous = d.lo;
+    for &x in &grid[k0..k1] {
+        total += d.mass(previous, x);
+        cdf.push(total);
+        previous = x;
+    }
+    total += d.mass(previous, d.hi);
+    if total > 0.0 {
+        cdf.iter_mut().for_each(|c| *c = (*c / total).min(1.0));
+    }
+    (k0, k1, cdf)
+}
+
 /// P(arm i draws the highest score) for every arm in `laws`, exactly (to about 1e-4); ties
 /// between arms of one fixed score go to the first of them, as the picker breaks them.
 /// Sums to 1.
@@ -249,43 +289,12 @@ pub fn win_probabilities(laws: &[ScoreLaw]) -> Vec<f64> {
     let floor = distinct.iter().map(|d| d.lo).chain(points.iter().map(|&(_, v)| v)).fold(f64::NEG_INFINITY, f64::max);
     let relevant: Vec<usize> = (0..distinct.len()).filter(|&g| distinct[g].hi > floor).collect();
 
-    // The grid: every relevant law's points, thinned where another law's are already dense.
-    let mut candidates = Vec::new();
-    for &g in &relevant {
-        distinct[g].grid_points(&mut candidates);
-    }
-    candidates.extend(points.iter().map(|&(_, v)| (v, 0.0)));
-    // Points below `floor` stay: the CDFs are integrals from each window's start.
-    candidates.retain(|&(x, _)| x.is_finite());
-    candidates.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut grid: Vec<f64> = Vec::with_capacity(candidates.len());
-    for (x, gap) in candidates {
-        match grid.last() {
-            Some(&last) if x - last < 0.6 * gap || x == last => {}
-            _ => grid.push(x),
-        }
-    }
+    let grid = build_grid(relevant.iter().map(|&g| &distinct[g]), points.iter().map(|&(_, v)| v));
     let k_len = grid.len();
-
-    // Each relevant law's CDF on the grid points inside its window, normalised to 1.
     let mut ranges = Vec::with_capacity(relevant.len());
     let mut cdfs: Vec<Vec<f64>> = Vec::with_capacity(relevant.len());
     for &g in &relevant {
-        let d = &distinct[g];
-        let k0 = grid.partition_point(|&x| x < d.lo);
-        let k1 = grid.partition_point(|&x| x <= d.hi);
-        let mut cdf = Vec::with_capacity(k1.saturating_sub(k0));
-        let mut total = 0.0;
-        let mut previous = d.lo;
-        for &x in &grid[k0..k1] {
-            total += d.mass(previous, x);
-            cdf.push(total);
-            previous = x;
-        }
-        total += d.mass(previous, d.hi);
-        if total > 0.0 {
-            cdf.iter_mut().for_each(|c| *c = (*c / total).min(1.0));
-        }
+        let (k0, k1, cdf) = cdf_on_grid(&distinct[g], &grid);
         ranges.push((k0, k1));
         cdfs.push(cdf);
     }
@@ -371,6 +380,97 @@ pub fn win_probabilities(laws: &[ScoreLaw]) -> Vec<f64> {
         out.iter_mut().for_each(|p| *p /= total);
     }
     out
+}
+
+/// Every arm of one policy laid out on one grid, with its CDF there: the chance that a pick
+/// wins among any eligible subset is then a sum of logs over the pick's window and a
+/// Stieltjes sum, with no density evaluated, so a batch whose rows have different eligible
+/// offers pays little for exact propensities. An arm that learns gets its CDF again on the
+/// same grid while the grid still resolves it (its spread within [0.7, 1.5] of the one laid
+/// out for, its mean within half of that spread); otherwise the table is laid out afresh.
+pub struct WinTable {
+    grid: Vec<f64>,
+    arms: Vec<TableArm>,
+}
+
+struct TableArm {
+    law: ScoreLaw,
+    laid_out_for: ScoreLaw,
+    /// The CDF at `grid[k0..k1]`; 0 below, 1 above.
+    k0: usize,
+    k1: usize,
+    cdf: Vec<f64>,
+    ln_cdf: Vec<f64>,
+}
+
+impl TableArm {
+    fn new(law: ScoreLaw, laid_out_for: ScoreLaw, grid: &[f64]) -> Self {
+        let (k0, k1, cdf) = cdf_on_grid(&Density::new(law, 1), grid);
+        let ln_cdf = cdf.iter().map(|c| c.ln()).collect();
+        Self { law, laid_out_for, k0, k1, cdf, ln_cdf }
+    }
+}
+
+impl WinTable {
+    /// A table of `laws` (one per arm); `None` if one of them is a fixed score.
+    pub fn new(laws: &[ScoreLaw]) -> Option<Self> {
+        if laws.iter().any(ScoreLaw::is_point) {
+            return None;
+        }
+        let densities: Vec<Density> = laws.iter().map(|&law| Density::new(law, 1)).collect();
+        let grid = build_grid(densities.iter(), std::iter::empty());
+        let arms = laws.iter().map(|&law| TableArm::new(law, law, &grid)).collect();
+        Some(Self { grid, arms })
+    }
+
+    pub fn law(&self, arm: usize) -> ScoreLaw {
+        self.arms[arm].law
+    }
+
+    /// Brings `arm` to `law`; false when the grid no longer resolves it (lay out afresh).
+    pub fn update(&mut self, arm: usize, law: ScoreLaw) -> bool {
+        let entry = &self.arms[arm];
+        if entry.law == law {
+            return true;
+        }
+        let (m0, s0) = (entry.laid_out_for.mean(), entry.laid_out_for.std_dev());
+        let (m, s) = (law.mean(), law.std_dev());
+        let fits = !law.is_point() && s >= 0.7 * s0 && s <= 1.5 * s0 && (m - m0).abs() <= 0.5 * s0;
+        if fits {
+            self.arms[arm] = TableArm::new(law, entry.laid_out_for, &self.grid);
+        }
+        fits
+    }
+
+    /// P(arm `candidates[pick]` draws the highest score among `candidates`).
+    pub fn win_probability(&self, candidates: &[usize], pick: usize) -> f64 {
+        let k = candidates[pick];
+        let me = &self.arms[k];
+        // Below the highest window start of any candidate, someone is almost surely above.
+        let start = candidates.iter().map(|&j| self.arms[j].k0).max().unwrap_or(0);
+        let (lo, hi) = (me.k0.max(start), me.k1);
+        if lo >= hi {
+            return 0.0; // another candidate's window starts above all of this one's
+        }
+        let mut log_others = vec![0.0f64; hi - lo];
+        for &j in candidates.iter().filter(|&&j| j != k) {
+            let other = &self.arms[j];
+            let (from, to) = (lo.max(other.k0), hi.min(other.k1));
+            for g in from..to {
+                log_others[g - lo] += other.ln_cdf[g - other.k0];
+            }
+        }
+        let (mut p, mut c_prev, mut o_prev) = (0.0, 0.0, 0.0);
+        if lo > me.k0 {
+            c_prev = me.cdf[lo - 1 - me.k0];
+        }
+        for g in lo..hi {
+            let (c, o) = (me.cdf[g - me.k0], log_others[g - lo].min(0.0).exp());
+            p += (c - c_prev) * 0.5 * (o + o_prev);
+            (c_prev, o_prev) = (c, o);
+        }
+        p + (1.0 - c_prev) * o_prev
+    }
 }
 
 /// Recent [`win_probabilities`], keyed by the laws (so by arm state, value, weight and the

@@ -133,3 +133,33 @@ fn the_cache_returns_what_it_computed() {
     let other = cache.get(&[laws[1], laws[0]]);
     assert!((other[0] - first[1]).abs() < 1e-12, "order is part of the key");
 }
+
+#[test]
+fn the_table_gives_every_subset_what_integrating_it_alone_gives() {
+    let mut laws: Vec<ScoreLaw> = (0..40)
+        .map(|i| {
+            let pulls = 100.0 * 1.2f64.powi(i);
+            let rate = 0.003 + 0.0002 * f64::from((i * 17) % 23);
+            beta(1.0 + rate * pulls, 1.0 + (1.0 - rate) * pulls, 1.0 + f64::from(i % 3))
+        })
+        .collect();
+    let mut table = WinTable::new(&laws).unwrap();
+    let check = |table: &WinTable, laws: &[ScoreLaw], what: &str| {
+        for subset in [(0..40).collect::<Vec<usize>>(), (0..40).step_by(3).collect(), vec![5, 17, 33], vec![2, 39]] {
+            let alone = win_probabilities(&subset.iter().map(|&i| laws[i]).collect::<Vec<_>>());
+            for (pick, &p) in alone.iter().enumerate() {
+                let q = table.win_probability(&subset, pick);
+                assert!((p - q).abs() < 1e-3, "{what}: arm {} of {subset:?}: table {q}, alone {p}", subset[pick]);
+            }
+        }
+    };
+    check(&table, &laws, "as laid out");
+    // An arm learns a little: its CDF is redone on the same grid.
+    if let ScoreLaw::Beta { alpha, beta: b, scale } = laws[17] {
+        laws[17] = beta(alpha + 1.0, b + 30.0, scale);
+    }
+    assert!(table.update(17, laws[17]), "a small step keeps the grid");
+    check(&table, &laws, "after an update");
+    // A big step does not fit the grid laid out for the old law.
+    assert!(!table.update(3, beta(500.0, 500.0, 1.0)));
+}
