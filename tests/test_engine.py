@@ -171,7 +171,8 @@ def test_same_seed_same_decisions_different_seed_different(demo_profiles, now):
     from seeds.generator import DEMO_CATALOG
 
     # a sampling policy at every placement (the demo catalog's lin_ucb draws nothing)
-    text = DEMO_CATALOG.read_text().replace("policy: {type: lin_ucb, alpha: 0.3}", "policy: thompson")
+    demo_policy = "policy: {type: lin_ucb, alpha: 0.1, ridge: 300}"
+    text = DEMO_CATALOG.read_text().replace(demo_policy, "policy: thompson")
     sampling = parse_catalog(text)
 
     def make_demo_engine(seed):
