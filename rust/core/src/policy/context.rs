@@ -46,9 +46,10 @@ impl ContextSpec {
 /// variance from a handful of rows would only add noise.
 const MIN_ROWS_TO_STANDARDIZE: f64 = 32.0;
 
-/// A numeric coordinate's variance is floored at this share of (1 + mean^2), so a constant
-/// column cannot make the prior singular.
-const VARIANCE_FLOOR: f64 = 1e-6;
+/// A numeric coordinate whose variance is below this share of (1 + mean^2) is constant as
+/// far as the data goes: it keeps the plain `ridge` prior (standardizing it would make the
+/// prior nearly singular along the bias, and its exploration width explode).
+const CONSTANT_BELOW: f64 = 1e-6;
 
 /// The coordinates of one policy's context, laid out from its [`ContextSpec`].
 #[derive(Debug, Clone, PartialEq)]
@@ -130,10 +131,10 @@ impl Encoder {
         let (mut mean, mut variance) = (vec![0.0; d], vec![1.0; d]);
         (mean[0], variance[0]) = (1.0, 0.0); // the bias: v_0 = 1 and no spread of its own
         for j in 1..d {
-            if self.standardized[j] {
-                let m = sums[j] / rows;
-                mean[j] = m;
-                variance[j] = (squares[j] / rows - m * m).max(VARIANCE_FLOOR * (1.0 + m * m));
+            let m = sums[j] / rows;
+            let v = squares[j] / rows - m * m;
+            if self.standardized[j] && v >= CONSTANT_BELOW * (1.0 + m * m) {
+                (mean[j], variance[j]) = (m, v);
             }
         }
         Some(Standardization { mean, variance })

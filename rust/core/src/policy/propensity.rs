@@ -401,13 +401,21 @@ struct TableArm {
     k1: usize,
     cdf: Vec<f64>,
     ln_cdf: Vec<f64>,
+    /// Where the CDF leaves 0 and where it reaches 1 (to 1e-12): outside, the sums skip it.
+    rises: usize,
+    full: usize,
 }
+
+/// A CDF within this of 0 or 1 counts as 0 or 1 in [`WinTable`]'s sums.
+const NEGLIGIBLE: f64 = 1e-12;
 
 impl TableArm {
     fn new(law: ScoreLaw, laid_out_for: ScoreLaw, grid: &[f64]) -> Self {
         let (k0, k1, cdf) = cdf_on_grid(&Density::new(law, 1), grid);
         let ln_cdf = cdf.iter().map(|c| c.ln()).collect();
-        Self { law, laid_out_for, k0, k1, cdf, ln_cdf }
+        let rises = k0 + cdf.partition_point(|&c| c <= NEGLIGIBLE);
+        let full = k0 + cdf.partition_point(|&c| c < 1.0 - NEGLIGIBLE);
+        Self { law, laid_out_for, k0, k1, cdf, ln_cdf, rises, full: (full + 1).min(k1) }
     }
 }
 
@@ -446,18 +454,21 @@ impl WinTable {
     pub fn win_probability(&self, candidates: &[usize], pick: usize) -> f64 {
         let k = candidates[pick];
         let me = &self.arms[k];
-        // Below the highest window start of any candidate, someone is almost surely above.
-        let start = candidates.iter().map(|&j| self.arms[j].k0).max().unwrap_or(0);
-        let (lo, hi) = (me.k0.max(start), me.k1);
+        // Below the highest point where a candidate's CDF rises, someone is surely above.
+        let start = candidates.iter().map(|&j| self.arms[j].rises.saturating_sub(1)).max().unwrap_or(0);
+        let (lo, hi) = (me.k0.max(start), me.full);
         if lo >= hi {
-            return 0.0; // another candidate's window starts above all of this one's
+            return 0.0; // another candidate is almost surely above all of this one's draws
         }
         let mut log_others = vec![0.0f64; hi - lo];
         for &j in candidates.iter().filter(|&&j| j != k) {
             let other = &self.arms[j];
-            let (from, to) = (lo.max(other.k0), hi.min(other.k1));
-            for g in from..to {
-                log_others[g - lo] += other.ln_cdf[g - other.k0];
+            let (from, to) = (lo.max(other.k0), hi.min(other.full));
+            if from >= to {
+                continue;
+            }
+            for (acc, &l) in log_others[from - lo..to - lo].iter_mut().zip(&other.ln_cdf[from - other.k0..]) {
+                *acc += l;
             }
         }
         let (mut p, mut c_prev, mut o_prev) = (0.0, 0.0, 0.0);

@@ -160,3 +160,28 @@ fn shared_moments_are_the_pair_features_quadratic_form() {
         }
     }
 }
+
+#[test]
+fn a_constant_column_does_not_widen_exploration() {
+    // A numeric column that is always 1 (beside the bias) is left unstandardized: the widths
+    // match those of the same model without it (standardized by a floored variance, the f32
+    // quadratic form cancelled to a width of 0: no exploration at all).
+    let spec = |n| ContextSpec { columns: vec![ColumnKind::Numeric; n], interactions: vec![] };
+    let (mut with, mut without) = (
+        Model::from_arms_with(config(r#"{"type": "lin_ucb"}"#), vec![Arm::default()], spec(2)),
+        Model::from_arms_with(config(r#"{"type": "lin_ucb"}"#), vec![Arm::default()], spec(1)),
+    );
+    for i in 0..200 {
+        let x = (i % 13) as f32 / 13.0;
+        with.observe(0, &[x, 1.0], f64::from(x));
+        without.observe(0, &[x], f64::from(x));
+    }
+    let (mut u, mut lifted) = (Vec::new(), Vec::new());
+    with.encode(&[0.5, 1.0], &mut u);
+    with.prepare(&u, &mut lifted);
+    let wide = with.linear_moments(0, &u, &lifted).1;
+    without.encode(&[0.5], &mut u);
+    without.prepare(&u, &mut lifted);
+    let narrow = without.linear_moments(0, &u, &lifted).1;
+    assert!((wide - narrow).abs() < 0.01 * narrow, "width {wide} with the constant column, {narrow} without");
+}
