@@ -52,11 +52,14 @@ def assert_matches_frequencies(
     se = np.sqrt(q * (1 - q) / n)
     off = np.abs(q - frequency[measurable]) > 0.05 * q + TIGHT_SE * se
     assert not off.any(), [(int(a), probabilities[a], frequency[a]) for a in measurable[off]]
-    # action_probabilities is the same distribution; a reported propensity is floored so that
-    # importance weights stay finite, so below the floor it is higher (and the same floor).
-    assert probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+    # action_probabilities is the same computation, normalised to sum to 1 (the integration
+    # leaves 1e-6 to 1e-5 in the total); a reported propensity is floored so that importance
+    # weights stay finite, so below the floor it is higher (and the same floor).
+    assert probabilities.sum() == pytest.approx(1.0, abs=1e-6)
     high = probabilities[chosen] >= 1e-4
-    assert np.allclose(p[high], probabilities[chosen][high], rtol=1e-9, atol=0)
-    floored = p[~high][p[~high] != probabilities[chosen][~high]]
-    assert (floored > probabilities[chosen][~high][p[~high] != probabilities[chosen][~high]]).all()
+    assert np.allclose(p[high], probabilities[chosen][high], rtol=1e-4, atol=0)
+    low_p, low_q = p[~high], probabilities[chosen][~high]
+    differ = ~np.isclose(low_p, low_q, rtol=1e-4, atol=0)
+    floored = low_p[differ]
+    assert (floored > low_q[differ]).all()
     assert np.unique(floored).size <= 1

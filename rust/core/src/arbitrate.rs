@@ -275,15 +275,30 @@ fn sampled_win_probability(
     model.win_probability(&ws.candidate_arms, &ws.candidate_laws, position, scale).max(MIN_PROPENSITY)
 }
 
-/// The first slot's choice probability of every eligible offer (no exclusion groups), for
-/// off-policy evaluation: what [`choose`] would pick, in distribution.
-pub fn first_slot_probabilities(model: &Model, scores: &[f64], laws: &[ScoreLaw], picker: Picker, out: &mut [f64]) {
+/// The first slot's choice probability of every offer of `eligible` (arm indices, no
+/// exclusion groups) at per-arm `scale`, for off-policy evaluation: what [`choose`] would
+/// pick, in distribution, by the same computation as the propensity it reports.
+pub fn first_slot_probabilities(
+    model: &Model,
+    (eligible, scale): (&[usize], &[f64]),
+    scores: &[f64],
+    laws: &[ScoreLaw],
+    picker: Picker,
+    out: &mut [f64],
+) {
     let n = scores.len();
     if n == 0 {
         return;
     }
     match picker {
-        Picker::Sampled => out[..n].copy_from_slice(&model.win_probabilities(laws)),
+        Picker::Sampled => {
+            for (k, p) in out[..n].iter_mut().enumerate() {
+                *p = model.win_probability(eligible, laws, k, scale);
+            }
+            // The integration's error (about 1e-6) left in the total, so the pmf sums to 1.
+            let total: f64 = out[..n].iter().sum();
+            out[..n].iter_mut().for_each(|p| *p /= total);
+        }
         Picker::Greedy | Picker::EpsilonGreedy(_) | Picker::Softmax(_) => {
             let mut pmf = Vec::with_capacity(n);
             point_pmf(scores.iter().copied(), picker, &mut pmf);

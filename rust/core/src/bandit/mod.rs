@@ -192,7 +192,7 @@ impl Bandit {
                     let picker = self.model.score_with(eligible_arms, &scale, linear, &mut rng, scores, laws);
                     probabilities.clear();
                     probabilities.resize(eligible_arms.len(), 0.0);
-                    first_slot_probabilities(&self.model, scores, laws, picker, probabilities);
+                    first_slot_probabilities(&self.model, (eligible_arms, &scale), scores, laws, picker, probabilities);
                     for (&a, &p) in eligible_arms.iter().zip(probabilities.iter()) {
                         out[row * arms + a] = p;
                     }
