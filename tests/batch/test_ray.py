@@ -73,8 +73,9 @@ def epsilon_greedy_catalog(tmp_path):
     """The demo catalog with email_weekly on a greedy policy: its choice follows what it learned."""
     text = DEMO_CATALOG.read_text(encoding="utf-8")
     text, count = re.subn(
-        r"(- id: email_weekly\n    channel: email\n    slots: 2\n    policy: ).*\n",
-        r"\1{type: epsilon_greedy, epsilon: 0.0}\n",
+        # the policy: one flow mapping, or a block mapping indented below it
+        r"(- id: email_weekly\n    channel: email\n    slots: 2\n    policy:)(?: .*\n|\n(?:      .*\n)+)",
+        r"\1 {type: epsilon_greedy, epsilon: 0.0}\n",
         text,
     )
     assert count == 1
