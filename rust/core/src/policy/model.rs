@@ -239,7 +239,7 @@ impl Model {
     /// `laws` (at per-arm `scale`). A context-free policy reads it off its [`WinTable`],
     /// brought up to date for these arms; a contextual one integrates afresh.
     pub fn win_probability(&self, eligible: &[usize], laws: &[ScoreLaw], pick: usize, scale: &[f64]) -> f64 {
-        if self.config.is_contextual() || laws.iter().any(|l| l.std_dev() <= 0.0) {
+        if self.config.is_contextual() {
             return self.win_probabilities(laws)[pick];
         }
         let current = |table: &WinTable| eligible.iter().zip(laws).all(|(&i, &law)| table.law(i) == law);
@@ -253,7 +253,7 @@ impl Model {
         let fits = table.as_mut().is_some_and(|t| eligible.iter().zip(laws).all(|(&i, &law)| t.update(i, law)));
         if !fits {
             let all: Option<Vec<ScoreLaw>> = (0..self.arms.len()).map(|i| self.sampled_law(i, scale[i])).collect();
-            *table = all.and_then(|all| WinTable::new(&all));
+            *table = all.map(|all| WinTable::new(&all));
         }
         match table.as_ref().filter(|t| current(t)) {
             Some(table) => table.win_probability(eligible, pick),

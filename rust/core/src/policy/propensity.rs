@@ -410,6 +410,11 @@ const NEGLIGIBLE: f64 = 1e-12;
 
 impl TableArm {
     fn new(law: ScoreLaw, laid_out_for: ScoreLaw, grid: &[f64]) -> Self {
+        if law.is_point() {
+            // A fixed score: its CDF steps to 1 at its grid point (the grid holds it).
+            let k0 = grid.partition_point(|&x| x < law.mean()).min(grid.len().saturating_sub(1));
+            return Self { law, laid_out_for, k0, cdf: vec![1.0], ln_cdf: vec![0.0], rises: k0 + 1, full: k0 + 1 };
+        }
         let (k0, k1, cdf) = cdf_on_grid(&Density::new(law, 1), grid);
         let ln_cdf = cdf.iter().map(|c| c.ln()).collect();
         let rises = k0 + cdf.partition_point(|&c| c <= NEGLIGIBLE);
@@ -420,21 +425,19 @@ impl TableArm {
 
 impl WinTable {
     /// A table of `laws` (one per arm); `None` if one of them is a fixed score.
-    pub fn new(laws: &[ScoreLaw]) -> Option<Self> {
-        if laws.iter().any(ScoreLaw::is_point) {
-            return None;
-        }
-        let densities: Vec<Density> = laws.iter().map(|&law| Density::new(law, 1)).collect();
+    pub fn new(laws: &[ScoreLaw]) -> Self {
+        let densities: Vec<Density> = laws.iter().filter(|l| !l.is_point()).map(|&law| Density::new(law, 1)).collect();
+        let points = laws.iter().filter(|l| l.is_point()).map(ScoreLaw::mean);
         // Every other point is the grid as laid out; the sums below run on both spacings
         // and extrapolate (Richardson), cancelling the trapezoid's h^2 error.
-        let coarse = build_grid(densities.iter(), std::iter::empty());
+        let coarse = build_grid(densities.iter(), points);
         let mut grid = Vec::with_capacity(2 * coarse.len());
         for pair in coarse.windows(2) {
             grid.extend([pair[0], 0.5 * (pair[0] + pair[1])]);
         }
         grid.extend(coarse.last());
         let arms = laws.iter().map(|&law| TableArm::new(law, law, &grid)).collect();
-        Some(Self { grid, arms })
+        Self { grid, arms }
     }
 
     pub fn law(&self, arm: usize) -> ScoreLaw {
@@ -462,6 +465,24 @@ impl WinTable {
         let me = &self.arms[k];
         // Below the highest point where a candidate's CDF rises, someone is surely above.
         let start = candidates.iter().map(|&j| self.arms[j].rises.saturating_sub(1)).max().unwrap_or(0);
+        if me.law.is_point() {
+            // It wins if every other candidate is below its score; a tie goes to the first.
+            let (v, g) = (me.law.mean(), me.k0);
+            let tied_before =
+                candidates[..pick].iter().any(|&j| self.arms[j].law.is_point() && self.arms[j].law.mean() == v);
+            if tied_before || start > g {
+                return 0.0;
+            }
+            let log: f64 = candidates
+                .iter()
+                .filter(|&&j| j != k)
+                .map(|&j| {
+                    let other = &self.arms[j];
+                    if g >= other.k0 && g < other.full { other.ln_cdf[g - other.k0] } else { 0.0 }
+                })
+                .sum();
+            return log.min(0.0).exp();
+        }
         let (lo, hi) = (me.k0.max(start), me.full);
         if lo >= hi {
             return 0.0; // another candidate is almost surely above all of this one's draws
@@ -479,7 +500,16 @@ impl WinTable {
         }
         // Trapezoid Stieltjes sums on the fine grid and on its even points (the grid as laid
         // out), then Richardson: (4 fine - coarse) / 3.
-        let below = if lo > me.k0 { me.cdf[lo - 1 - me.k0] } else { 0.0 };
+        // A fixed score stepping at `lo`: just below it the product is 0, so the first
+        // interval adds nothing.
+        let step_at_lo = candidates.iter().any(|&j| self.arms[j].law.is_point() && self.arms[j].k0 == lo);
+        let below = if step_at_lo {
+            me.cdf[lo - me.k0]
+        } else if lo > me.k0 {
+            me.cdf[lo - 1 - me.k0]
+        } else {
+            0.0
+        };
         let (mut fine, mut c_prev, mut o_prev) = (0.0, below, 0.0);
         let (mut coarse, mut c_even, mut o_even) = (0.0, below, 0.0);
         for g in lo..hi {
