@@ -19,7 +19,7 @@ pub use delta::ArmDelta;
 pub use lifted::{lift, lifted_len};
 pub use linear::LinearArm;
 pub use model::{Arm, Model, Picker};
-pub use propensity::{MIN_PROPENSITY, PropensityCache, ScoreLaw, WinTable, win_probabilities};
+pub use propensity::{MIN_PROPENSITY, ScoreLaw, WinTable, win_probabilities};
 pub use thompson::ThompsonArm;
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use super::counts::Counts;
 use super::delta::ArmDelta;
 use super::lifted::{lifted_len, weights};
 use super::linear::LinearArm;
-use super::propensity::{PropensityCache, ScoreLaw, WinTable, win_probabilities};
+use super::propensity::{ScoreLaw, WinTable, win_probabilities};
 use super::shared::Shared;
 use super::thompson::ThompsonArm;
 
@@ -63,7 +63,6 @@ pub struct Model {
     pub(super) total: f64,
     /// With sharing on: per arm, what it learned here since the last [`Self::take_learned`].
     learned: Option<Vec<ArmDelta>>,
-    propensities: PropensityCache,
     /// A context-free sampled policy's arms laid out for propensities ([`WinTable`]).
     table: TableCell,
     /// With `shared: true`, the one model of every arm (the arms keep their counts only).
@@ -109,7 +108,6 @@ impl Model {
             arms,
             total: 0.0,
             learned: None,
-            propensities: PropensityCache::default(),
             table: TableCell::default(),
             shared: None,
         };
@@ -229,18 +227,12 @@ impl Model {
         self.arms.is_empty()
     }
 
-    /// P(each arm draws the highest score) under `laws` ([`win_probabilities`]). A
-    /// context-free policy's laws repeat until it learns, so those results are cached.
-    pub fn win_probabilities(&self, laws: &[ScoreLaw]) -> std::sync::Arc<[f64]> {
-        if self.config.is_contextual() { win_probabilities(laws).into() } else { self.propensities.get(laws) }
-    }
-
     /// P(`eligible[pick]` draws the highest score among the arms `eligible`) whose laws are
     /// `laws` (at per-arm `scale`). A context-free policy reads it off its [`WinTable`],
     /// brought up to date for these arms; a contextual one integrates afresh.
     pub fn win_probability(&self, eligible: &[usize], laws: &[ScoreLaw], pick: usize, scale: &[f64]) -> f64 {
         if self.config.is_contextual() {
-            return self.win_probabilities(laws)[pick];
+            return win_probabilities(laws)[pick];
         }
         let current = |table: &WinTable| eligible.iter().zip(laws).all(|(&i, &law)| table.law(i) == law);
         {
@@ -257,7 +249,7 @@ impl Model {
         }
         match table.as_ref().filter(|t| current(t)) {
             Some(table) => table.win_probability(eligible, pick),
-            None => self.win_probabilities(laws)[pick],
+            None => win_probabilities(laws)[pick],
         }
     }
 

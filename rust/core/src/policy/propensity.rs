@@ -12,18 +12,14 @@
 //! Beta's infinite density at 0 or 1 geometric points down to 1e-10 of the support. Each
 //! arm's CDF is Simpson's integral of its density along the grid (normalised to 1), and
 //! P(i) is the Stieltjes sum of the others' product against arm i's CDF steps. Arms with
-//! one law (e.g. all untried) are grouped and computed once. Accuracy is about 1e-4
-//! absolute, at low rates and skewed pull counts alike; the tests compare with the
+//! one law (e.g. all untried) are grouped and computed once, and the result is normalised
+//! to sum to 1; at low rates and skewed pull counts alike the tests compare it with the
 //! sampler's own choice frequencies.
 //!
-//! Cost grows with arms x grid points where their windows overlap, so [`PropensityCache`]
-//! keeps recent results keyed by the laws themselves: decisions between two updates of a
-//! policy, with the same eligible offers, share one computation.
-
-use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
-
-use lru::LruCache;
+//! Cost grows with arms x grid points where their windows overlap, so a context-free policy
+//! keeps a [`WinTable`]: its arms' CDFs on one grid, from which a pick among any eligible
+//! subset costs a sum of logs over the pick's window, extrapolated (Richardson) to about
+//! 1e-6.
 
 /// Floor of a reported propensity, so importance weights stay finite.
 pub const MIN_PROPENSITY: f64 = 1e-6;
@@ -524,54 +520,6 @@ impl WinTable {
         fine += (1.0 - c_prev) * o_prev;
         coarse += (1.0 - c_even) * o_even;
         ((4.0 * fine - coarse) / 3.0).clamp(0.0, 1.0)
-    }
-}
-
-/// Recent [`win_probabilities`], keyed by the laws (so by arm state, value, weight and the
-/// eligible set): a policy's decisions between two of its updates share one computation.
-pub struct PropensityCache {
-    entries: Mutex<LruCache<u64, Arc<[f64]>>>,
-}
-
-/// Distinct eligible sets x states kept per policy.
-const CACHED_SETS: usize = 256;
-
-impl PropensityCache {
-    pub fn get(&self, laws: &[ScoreLaw]) -> Arc<[f64]> {
-        let key = {
-            let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-            for law in laws {
-                for word in law.bits() {
-                    hasher.update(&word.to_le_bytes());
-                }
-            }
-            hasher.digest()
-        };
-        if let Some(hit) = self.entries.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-            return Arc::clone(hit);
-        }
-        let computed: Arc<[f64]> = win_probabilities(laws).into();
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).put(key, Arc::clone(&computed));
-        computed
-    }
-}
-
-impl Default for PropensityCache {
-    fn default() -> Self {
-        Self { entries: Mutex::new(LruCache::new(NonZeroUsize::new(CACHED_SETS).expect("nonzero"))) }
-    }
-}
-
-/// A copy starts empty: the cache is derived state.
-impl Clone for PropensityCache {
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
-
-impl std::fmt::Debug for PropensityCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PropensityCache")
     }
 }
 
