@@ -122,7 +122,10 @@ def test_campaign_on_ray_with_two_workers_decides_as_in_process(cluster, profile
     assert decided.column("profile_id").equals(expected.column("profile_id"))
     ids = decided.column("decision_id").to_numpy()
     assert len(np.unique(ids)) == N, "decision ids stay distinct across actors"
-    assert len(np.unique(ids >> 40)) == 2, "two actors decided, each with its own tag"
+    tags = np.unique(ids >> 40)
+    # Every id carries its actor's tag. How many actors got a batch is Ray's scheduling (on a
+    # loaded machine one actor can take them all), so the test asks only that none went untagged.
+    assert 1 <= len(tags) <= 2 and 0 not in tags, "each actor tags its ids"
     filled = pc.sum(pc.is_valid(decided.column("offer_0"))).as_py()
     assert 0 < filled < N
     for name in ("offer_0", "offer_1", "score_0", "score_1", "propensity_0", "propensity_1"):
