@@ -18,8 +18,10 @@
 //!
 //! Cost grows with arms x grid points where their windows overlap, so a context-free policy
 //! keeps a [`WinTable`]: its arms' CDFs on one grid, from which a pick among any eligible
-//! subset costs a sum of logs over the pick's window, extrapolated (Richardson) to about
-//! 1e-6.
+//! subset costs a sum of logs over the pick's window (of the candidates, or of all arms
+//! less the few that are not candidates), extrapolated (Richardson) to about 1e-6.
+
+use wide::f64x4;
 
 /// Floor of a reported propensity, so importance weights stay finite.
 pub const MIN_PROPENSITY: f64 = 1e-6;
@@ -387,6 +389,15 @@ pub fn win_probabilities(laws: &[ScoreLaw]) -> Vec<f64> {
 pub struct WinTable {
     grid: Vec<f64>,
     arms: Vec<TableArm>,
+    /// Every arm's log-CDF summed at each grid point, the finite terms in `log_all` and the
+    /// arms whose CDF is 0 there counted in `zeros_all`: a pick among most of the arms takes
+    /// away the few that are not candidates instead of adding up the many that are.
+    log_all: Vec<f64>,
+    zeros_all: Vec<i32>,
+    /// Updates since `log_all` was last summed afresh (each one adds rounding error).
+    updates: usize,
+    /// Each arm's `(rises, k0, full)`, side by side: a pick reads them for every arm.
+    spans: Vec<(usize, usize, usize)>,
 }
 
 struct TableArm {
@@ -399,6 +410,10 @@ struct TableArm {
     /// Where the CDF leaves 0 and where it reaches 1 (to 1e-12): outside, the sums skip it.
     rises: usize,
     full: usize,
+    /// The first grid point where the CDF is above 0 (its log finite).
+    positive: usize,
+    /// A fixed score (its law has no spread).
+    point: bool,
 }
 
 /// A CDF within this of 0 or 1 counts as 0 or 1 in [`WinTable`]'s sums.
@@ -409,18 +424,50 @@ impl TableArm {
         if law.is_point() {
             // A fixed score: its CDF steps to 1 at its grid point (the grid holds it).
             let k0 = grid.partition_point(|&x| x < law.mean()).min(grid.len().saturating_sub(1));
-            return Self { law, laid_out_for, k0, cdf: vec![1.0], ln_cdf: vec![0.0], rises: k0 + 1, full: k0 + 1 };
+            return Self {
+                law,
+                laid_out_for,
+                k0,
+                cdf: vec![1.0],
+                ln_cdf: vec![0.0],
+                rises: k0 + 1,
+                full: k0 + 1,
+                positive: k0,
+                point: true,
+            };
         }
         let (k0, k1, cdf) = cdf_on_grid(&Density::new(law, 1), grid);
         let ln_cdf = cdf.iter().map(|c| c.ln()).collect();
         let rises = k0 + cdf.partition_point(|&c| c <= NEGLIGIBLE);
         let full = k0 + cdf.partition_point(|&c| c < 1.0 - NEGLIGIBLE);
-        Self { law, laid_out_for, k0, cdf, ln_cdf, rises, full: (full + 1).min(k1) }
+        let positive = k0 + cdf.partition_point(|&c| c <= 0.0);
+        Self { law, laid_out_for, k0, cdf, ln_cdf, rises, full: (full + 1).min(k1), positive, point: false }
+    }
+
+    /// Adds (`sign` 1) or takes away (-1) this arm's log-CDF over the grid points `lo..hi`
+    /// to the sums `log` (its finite values) and `zeros` (where it is 0), which start at
+    /// grid point `offset`. Only the points `k0..full` hold anything: elsewhere the CDF is 1
+    /// or already counted as surely below a candidate (see `rises`).
+    fn accumulate(&self, log: &mut [f64], zeros: &mut [i32], offset: usize, (lo, hi): (usize, usize), sign: i32) {
+        let (lo, hi) = (lo.max(self.k0), hi.min(self.full));
+        if lo >= hi {
+            return;
+        }
+        let split = self.positive.clamp(lo, hi);
+        zeros[lo - offset..split - offset].iter_mut().for_each(|z| *z += sign);
+        let factor = f64::from(sign);
+        let terms = &self.ln_cdf[split - self.k0..hi - self.k0];
+        for (l, &t) in log[split - offset..hi - offset].iter_mut().zip(terms) {
+            *l += factor * t;
+        }
     }
 }
 
+/// Updates after which [`WinTable`] sums its logs afresh.
+const RESUM_AFTER: usize = 256;
+
 impl WinTable {
-    /// A table of `laws` (one per arm); `None` if one of them is a fixed score.
+    /// A table of `laws` (one per arm).
     pub fn new(laws: &[ScoreLaw]) -> Self {
         let densities: Vec<Density> = laws.iter().filter(|l| !l.is_point()).map(|&law| Density::new(law, 1)).collect();
         let points = laws.iter().filter(|l| l.is_point()).map(ScoreLaw::mean);
@@ -433,7 +480,20 @@ impl WinTable {
         }
         grid.extend(coarse.last());
         let arms = laws.iter().map(|&law| TableArm::new(law, law, &grid)).collect();
-        Self { grid, arms }
+        let mut table = Self { grid, arms, log_all: Vec::new(), zeros_all: Vec::new(), updates: 0, spans: Vec::new() };
+        table.sum_all();
+        table
+    }
+
+    fn sum_all(&mut self) {
+        let n = self.grid.len();
+        self.log_all = vec![0.0; n];
+        self.zeros_all = vec![0; n];
+        for arm in &self.arms {
+            arm.accumulate(&mut self.log_all, &mut self.zeros_all, 0, (0, n), 1);
+        }
+        self.updates = 0;
+        self.spans = self.arms.iter().map(|a| (a.rises, a.k0, a.full)).collect();
     }
 
     pub fn law(&self, arm: usize) -> ScoreLaw {
@@ -450,7 +510,17 @@ impl WinTable {
         let (m, s) = (law.mean(), law.std_dev());
         let fits = !law.is_point() && s >= 0.7 * s0 && s <= 1.5 * s0 && (m - m0).abs() <= 0.5 * s0;
         if fits {
-            self.arms[arm] = TableArm::new(law, entry.laid_out_for, &self.grid);
+            let n = self.grid.len();
+            let new = TableArm::new(law, entry.laid_out_for, &self.grid);
+            let old = std::mem::replace(&mut self.arms[arm], new);
+            self.spans[arm] = (self.arms[arm].rises, self.arms[arm].k0, self.arms[arm].full);
+            self.updates += 1;
+            if self.updates >= RESUM_AFTER {
+                self.sum_all();
+            } else {
+                old.accumulate(&mut self.log_all, &mut self.zeros_all, 0, (0, n), -1);
+                self.arms[arm].accumulate(&mut self.log_all, &mut self.zeros_all, 0, (0, n), 1);
+            }
         }
         fits
     }
@@ -460,12 +530,11 @@ impl WinTable {
         let k = candidates[pick];
         let me = &self.arms[k];
         // Below the highest point where a candidate's CDF rises, someone is surely above.
-        let start = candidates.iter().map(|&j| self.arms[j].rises.saturating_sub(1)).max().unwrap_or(0);
-        if me.law.is_point() {
+        let start = candidates.iter().map(|&j| self.spans[j].0.saturating_sub(1)).max().unwrap_or(0);
+        if me.point {
             // It wins if every other candidate is below its score; a tie goes to the first.
             let (v, g) = (me.law.mean(), me.k0);
-            let tied_before =
-                candidates[..pick].iter().any(|&j| self.arms[j].law.is_point() && self.arms[j].law.mean() == v);
+            let tied_before = candidates[..pick].iter().any(|&j| self.arms[j].point && self.arms[j].law.mean() == v);
             if tied_before || start > g {
                 return 0.0;
             }
@@ -483,22 +552,12 @@ impl WinTable {
         if lo >= hi {
             return 0.0; // another candidate is almost surely above all of this one's draws
         }
-        let mut log_others = vec![0.0f64; hi - lo];
-        for &j in candidates.iter().filter(|&&j| j != k) {
-            let other = &self.arms[j];
-            let (from, to) = (lo.max(other.k0), hi.min(other.full));
-            if from >= to {
-                continue;
-            }
-            for (acc, &l) in log_others[from - lo..to - lo].iter_mut().zip(&other.ln_cdf[from - other.k0..]) {
-                *acc += l;
-            }
-        }
+        let others = self.others_product(candidates, k, (lo, hi));
         // Trapezoid Stieltjes sums on the fine grid and on its even points (the grid as laid
         // out), then Richardson: (4 fine - coarse) / 3.
         // A fixed score stepping at `lo`: just below it the product is 0, so the first
         // interval adds nothing.
-        let step_at_lo = candidates.iter().any(|&j| self.arms[j].law.is_point() && self.arms[j].k0 == lo);
+        let step_at_lo = candidates.iter().any(|&j| self.arms[j].point && self.arms[j].k0 == lo);
         let below = if step_at_lo {
             me.cdf[lo - me.k0]
         } else if lo > me.k0 {
@@ -509,7 +568,7 @@ impl WinTable {
         let (mut fine, mut c_prev, mut o_prev) = (0.0, below, 0.0);
         let (mut coarse, mut c_even, mut o_even) = (0.0, below, 0.0);
         for g in lo..hi {
-            let (c, o) = (me.cdf[g - me.k0], log_others[g - lo].min(0.0).exp());
+            let (c, o) = (me.cdf[g - me.k0], others[g - lo]);
             fine += (c - c_prev) * 0.5 * (o + o_prev);
             (c_prev, o_prev) = (c, o);
             if g % 2 == 0 {
@@ -520,6 +579,51 @@ impl WinTable {
         fine += (1.0 - c_prev) * o_prev;
         coarse += (1.0 - c_even) * o_even;
         ((4.0 * fine - coarse) / 3.0).clamp(0.0, 1.0)
+    }
+
+    /// The product of every candidate's CDF but `pick`'s at the grid points `lo..hi`, from
+    /// the sum of their logs: over the candidates, or, when most arms are candidates, over
+    /// every arm less the arms that are not.
+    fn others_product(&self, candidates: &[usize], pick: usize, (lo, hi): (usize, usize)) -> Vec<f64> {
+        let mut log = vec![0.0f64; hi - lo];
+        let mut zeros = vec![0i32; hi - lo];
+        let touches = |j: usize| {
+            let (_, k0, full) = self.spans[j];
+            k0 < hi && full > lo && k0 < full
+        };
+        // Arms that change the product in the window: among the candidates, and in all.
+        let in_candidates = candidates.iter().filter(|&&j| j != pick && touches(j)).count();
+        let in_all = (0..self.arms.len()).filter(|&j| touches(j)).count();
+        if in_candidates <= in_all - in_candidates {
+            for &j in candidates.iter().filter(|&&j| j != pick && touches(j)) {
+                self.arms[j].accumulate(&mut log, &mut zeros, lo, (lo, hi), 1);
+            }
+        } else {
+            log.copy_from_slice(&self.log_all[lo..hi]);
+            zeros.copy_from_slice(&self.zeros_all[lo..hi]);
+            let mut candidate = vec![false; self.arms.len()];
+            candidates.iter().for_each(|&j| candidate[j] = true);
+            candidate[pick] = false;
+            for j in (0..self.arms.len()).filter(|&j| !candidate[j] && touches(j)) {
+                self.arms[j].accumulate(&mut log, &mut zeros, lo, (lo, hi), -1);
+            }
+        }
+        // exp four lanes at a time; below e^-700 the product counts as 0 anyway.
+        let (floor, top) = (f64x4::splat(-700.0), f64x4::ZERO);
+        let mut lanes = log.chunks_exact_mut(4);
+        for lane in &mut lanes {
+            let x = f64x4::from([lane[0], lane[1], lane[2], lane[3]]);
+            lane.copy_from_slice(&x.min(top).max(floor).exp().to_array());
+        }
+        for x in lanes.into_remainder() {
+            *x = x.clamp(-700.0, 0.0).exp();
+        }
+        for (o, &z) in log.iter_mut().zip(&zeros) {
+            if z > 0 {
+                *o = 0.0;
+            }
+        }
+        log
     }
 }
 

@@ -166,3 +166,35 @@ fn the_table_handles_fixed_scores_like_integrating_alone() {
         }
     }
 }
+
+#[test]
+fn a_table_that_learns_for_long_keeps_its_sums() {
+    // Hundreds of small updates go into the sums over every arm incrementally (and afresh
+    // every `RESUM_AFTER`); a pick among all arms but a few reads those sums.
+    let mut laws: Vec<ScoreLaw> = (0..30).map(|i| beta(5.0 + f64::from(i), 600.0, 1.0 + f64::from(i % 4))).collect();
+    let mut table = WinTable::new(&laws);
+    for step in 0..(RESUM_AFTER + 90) {
+        let arm = (step * 7) % laws.len();
+        // Back and forth between two nearby posteriors, so every step is an update.
+        if let ScoreLaw::Beta { alpha, beta: b, scale } = laws[arm] {
+            laws[arm] = beta(alpha, if (step / laws.len()).is_multiple_of(2) { b + 2.0 } else { b - 2.0 }, scale);
+        }
+        assert!(table.update(arm, laws[arm]), "step {step}: a small step keeps the grid");
+    }
+    assert!(table.updates > 0, "the last updates went into the sums incrementally");
+    let most: Vec<usize> = (0..30).filter(|i| i % 10 != 3).collect();
+    let learned: Vec<f64> = (0..most.len()).map(|pick| table.win_probability(&most, pick)).collect();
+    table.sum_all();
+    let fresh = WinTable::new(&laws);
+    for (pick, &q) in learned.iter().enumerate() {
+        let resummed = table.win_probability(&most, pick);
+        assert!(
+            (q - resummed).abs() <= 1e-12 * q.max(1e-300),
+            "arm {}: {q} learned, {resummed} summed afresh",
+            most[pick]
+        );
+        let laid_out = fresh.win_probability(&most, pick);
+        assert!((q - laid_out).abs() < 1e-5, "arm {}: {q} learned, {laid_out} on a new grid", most[pick]);
+    }
+    assert!(learned.iter().filter(|&&p| p > 0.01).count() >= 3, "several arms are in contention: {learned:?}");
+}
