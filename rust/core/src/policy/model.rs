@@ -242,10 +242,14 @@ impl Model {
             }
         }
         let mut table = self.table.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let fits = table.as_mut().is_some_and(|t| eligible.iter().zip(laws).all(|(&i, &law)| t.update(i, law)));
+        // A copy of the model (a batch's snapshot) may still share this table: copy on write.
+        let fits = table.as_mut().is_some_and(|t| {
+            let t = std::sync::Arc::make_mut(t);
+            eligible.iter().zip(laws).all(|(&i, &law)| t.update(i, law))
+        });
         if !fits {
             let all: Option<Vec<ScoreLaw>> = (0..self.arms.len()).map(|i| self.sampled_law(i, scale[i])).collect();
-            *table = all.map(|all| WinTable::new(&all));
+            *table = all.map(|all| std::sync::Arc::new(WinTable::new(&all)));
         }
         match table.as_ref().filter(|t| current(t)) {
             Some(table) => table.win_probability(eligible, pick),
@@ -531,13 +535,14 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// The [`WinTable`] behind a lock; a copy of a model starts without one (derived state).
+/// The [`WinTable`] behind a lock. A copy of a model (a batch's snapshot) shares the table
+/// until one of them learns, instead of laying it out again.
 #[derive(Default)]
-struct TableCell(std::sync::RwLock<Option<WinTable>>);
+struct TableCell(std::sync::RwLock<Option<std::sync::Arc<WinTable>>>);
 
 impl Clone for TableCell {
     fn clone(&self) -> Self {
-        Self::default()
+        Self(std::sync::RwLock::new(self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()))
     }
 }
 

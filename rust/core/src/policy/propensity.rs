@@ -200,8 +200,11 @@ impl Density {
                 }
             }
         }
-        out.push((self.lo, 0.0));
-        out.push((self.hi, 0.0));
+        // The window's ends, thinned like its finest points: the CDF is right at every grid
+        // point either way (its masses run to the true ends), and a catalog of thousands of
+        // untried arms would otherwise put every arm's top on the grid.
+        out.push((self.lo, Z_STEPS[1] * sd));
+        out.push((self.hi, Z_STEPS[1] * sd));
         // Geometric points towards an infinite density, each kept.
         for (end, toward) in [(self.singular_lo, self.lo), (self.singular_hi, self.hi)]
             .into_iter()
@@ -241,6 +244,14 @@ fn build_grid<'a>(densities: impl Iterator<Item = &'a Density>, points: impl Ite
 fn cdf_on_grid(d: &Density, grid: &[f64]) -> (usize, usize, Vec<f64>) {
     let k0 = grid.partition_point(|&x| x < d.lo);
     let k1 = grid.partition_point(|&x| x <= d.hi);
+    if let Some(closed) = closed_cdf(d.law) {
+        let (at_lo, at_hi) = (closed(d.lo), closed(d.hi));
+        let span = at_hi - at_lo;
+        if span > 0.0 {
+            let cdf = grid[k0..k1].iter().map(|&x| ((closed(x) - at_lo) / span).clamp(0.0, 1.0)).collect();
+            return (k0, k1, cdf);
+        }
+    }
     let mut cdf = Vec::with_capacity(k1.saturating_sub(k0));
     let mut total = 0.0;
     let mut previous = d.lo;
@@ -254,6 +265,22 @@ fn cdf_on_grid(d: &Density, grid: &[f64]) -> (usize, usize, Vec<f64>) {
         cdf.iter_mut().for_each(|c| *c = (*c / total).min(1.0));
     }
     (k0, k1, cdf)
+}
+
+/// The CDF of a Beta score with alpha or beta 1 in closed form: r^alpha, or 1 - (1 - r)^beta
+/// (an untried arm under the default prior, or one that never succeeded), which a large
+/// catalog has many of; other laws are integrated.
+fn closed_cdf(law: ScoreLaw) -> Option<impl Fn(f64) -> f64> {
+    let ScoreLaw::Beta { alpha, beta, scale } = law else { return None };
+    if (alpha != 1.0 && beta != 1.0) || scale == 0.0 {
+        return None;
+    }
+    Some(move |x: f64| {
+        let r = (x / scale).clamp(0.0, 1.0);
+        let below = if beta == 1.0 { r.powf(alpha) } else { -(beta * (-r).ln_1p()).exp_m1() };
+        // A negative scale turns the rate around: a higher rate is a lower score.
+        if scale > 0.0 { below } else { 1.0 - below }
+    })
 }
 
 /// P(arm i draws the highest score) for every arm in `laws`, exactly (to about 1e-4); ties
@@ -386,6 +413,7 @@ pub fn win_probabilities(laws: &[ScoreLaw]) -> Vec<f64> {
 /// offers pays little for exact propensities. An arm that learns gets its CDF again on the
 /// same grid while the grid still resolves it (its spread within [0.7, 1.5] of the one laid
 /// out for, its mean within half of that spread); otherwise the table is laid out afresh.
+#[derive(Clone)]
 pub struct WinTable {
     grid: Vec<f64>,
     arms: Vec<TableArm>,
@@ -400,6 +428,7 @@ pub struct WinTable {
     spans: Vec<(usize, usize, usize)>,
 }
 
+#[derive(Clone)]
 struct TableArm {
     law: ScoreLaw,
     laid_out_for: ScoreLaw,

@@ -198,3 +198,23 @@ fn a_table_that_learns_for_long_keeps_its_sums() {
     }
     assert!(learned.iter().filter(|&&p| p > 0.01).count() >= 3, "several arms are in contention: {learned:?}");
 }
+
+#[test]
+fn closed_form_cdfs_agree_with_integrating_the_density() {
+    for law in [beta(1.0, 1.0, 30.0), beta(1.0, 400.0, 1.0), beta(7.0, 1.0, 2.0), beta(1.0, 12.0, -3.0)] {
+        let closed = closed_cdf(law).expect("alpha or beta is 1");
+        let d = Density::new(law, 1);
+        let grid: Vec<f64> = (0..=400).map(|k| d.lo + (d.hi - d.lo) * f64::from(k) / 400.0).collect();
+        let (mut integrated, mut previous) = (0.0, d.lo);
+        for &x in &grid[1..] {
+            integrated += d.mass(previous, x);
+            previous = x;
+            let exact = closed(x) - closed(d.lo);
+            assert!((integrated - exact).abs() < 1e-6, "{law:?} at {x}: integrated {integrated}, closed {exact}");
+        }
+    }
+    // An infinite density at 0: sqrt(r), where integrating would take only a leading term.
+    let root = closed_cdf(beta(0.5, 1.0, 1.0)).expect("beta is 1");
+    assert!((root(0.005) - 0.005f64.sqrt()).abs() < 1e-15);
+    assert!(closed_cdf(beta(2.0, 3.0, 1.0)).is_none());
+}
