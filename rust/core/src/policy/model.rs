@@ -8,7 +8,7 @@ use super::counts::Counts;
 use super::delta::ArmDelta;
 use super::lifted::{lifted_len, weights};
 use super::linear::LinearArm;
-use super::propensity::{ScoreLaw, WinTable, win_probabilities};
+use super::propensity::{ScoreLaw, WinTable, normal_win_probability, win_probabilities};
 use super::shared::Shared;
 use super::thompson::ThompsonArm;
 
@@ -232,7 +232,7 @@ impl Model {
     /// brought up to date for these arms; a contextual one integrates afresh.
     pub fn win_probability(&self, eligible: &[usize], laws: &[ScoreLaw], pick: usize, scale: &[f64]) -> f64 {
         if self.config.is_contextual() {
-            return win_probabilities(laws)[pick];
+            return normal_win_probability(laws, pick).unwrap_or_else(|| win_probabilities(laws)[pick]);
         }
         let current = |table: &WinTable| eligible.iter().zip(laws).all(|(&i, &law)| table.law(i) == law);
         {

@@ -218,3 +218,40 @@ fn closed_form_cdfs_agree_with_integrating_the_density() {
     assert!((root(0.005) - 0.005f64.sqrt()).abs() < 1e-15);
     assert!(closed_cdf(beta(2.0, 3.0, 1.0)).is_none());
 }
+
+#[test]
+fn one_normal_pick_matches_integrating_every_arm() {
+    let normal = |mean, std_dev| ScoreLaw::Normal { mean, std_dev };
+    let cases: Vec<(&str, Vec<ScoreLaw>)> = vec![
+        ("close", vec![normal(1.0, 0.2), normal(1.1, 0.25), normal(0.9, 0.15), normal(0.2, 0.1)]),
+        ("narrow competitors", vec![normal(1.0, 0.5), normal(1.4, 0.01), normal(1.2, 0.02), normal(-3.0, 0.3)]),
+        ("one far above", vec![normal(0.0, 0.1), normal(5.0, 0.1), normal(0.1, 1.0)]),
+        ("100 arms", (0..100).map(|i| normal(0.02 * f64::from(i % 17), 0.05 + 0.003 * f64::from(i % 29))).collect()),
+    ];
+    let phi = |x: f64, m: f64, s: f64| 0.5 * libm::erfc((m - x) / (s * std::f64::consts::SQRT_2));
+    for (what, laws) in &cases {
+        let spread: Vec<(f64, f64)> = laws.iter().map(|l| (l.mean(), l.std_dev())).collect();
+        let mut total = 0.0;
+        for (pick, &(m, s)) in spread.iter().enumerate() {
+            // The reference: the midpoint rule on 20,000 steps over the pick's +-9 sd.
+            let n = 20_000;
+            let h = 18.0 / f64::from(n);
+            let reference: f64 = (0..n)
+                .map(|k| {
+                    let z = -9.0 + h * (f64::from(k) + 0.5);
+                    let others: f64 = (0..spread.len())
+                        .filter(|&j| j != pick)
+                        .map(|j| phi(m + s * z, spread[j].0, spread[j].1))
+                        .product();
+                    (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt() * others * h
+                })
+                .sum();
+            let q = normal_win_probability(laws, pick).expect("normal laws");
+            total += q;
+            assert!((reference - q).abs() < 5e-6, "{what}: arm {pick}: {q}, reference {reference}");
+        }
+        assert!((total - 1.0).abs() < 5e-5, "{what}: the picks' probabilities sum to {total}");
+    }
+    assert_close(&cases[1].1, 200_000, "narrow competitors, against the sampler");
+    assert!(normal_win_probability(&[normal(1.0, 0.0), normal(0.0, 1.0)], 0).is_none(), "a fixed score");
+}
