@@ -233,6 +233,11 @@ fn one_normal_pick_matches_integrating_every_arm() {
         let spread: Vec<(f64, f64)> = laws.iter().map(|l| (l.mean(), l.std_dev())).collect();
         let mut total = 0.0;
         for (pick, &(m, s)) in spread.iter().enumerate() {
+            let q = normal_win_probability(laws, pick).expect("normal laws");
+            total += q;
+            if pick % 9 != 0 && spread.len() > 10 {
+                continue; // the reference below is slow: a sample of a large case's picks
+            }
             // The reference: the midpoint rule on 20,000 steps over the pick's +-9 sd.
             let n = 20_000;
             let h = 18.0 / f64::from(n);
@@ -246,8 +251,6 @@ fn one_normal_pick_matches_integrating_every_arm() {
                     (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt() * others * h
                 })
                 .sum();
-            let q = normal_win_probability(laws, pick).expect("normal laws");
-            total += q;
             assert!((reference - q).abs() < 5e-6, "{what}: arm {pick}: {q}, reference {reference}");
         }
         assert!((total - 1.0).abs() < 5e-5, "{what}: the picks' probabilities sum to {total}");
