@@ -228,14 +228,30 @@ fn build_grid<'a>(densities: impl Iterator<Item = &'a Density>, points: impl Ite
     }
     candidates.extend(points.map(|v| (v, 0.0)));
     candidates.retain(|&(x, _)| x.is_finite());
-    candidates.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut grid: Vec<f64> = Vec::with_capacity(candidates.len());
-    for (x, gap) in candidates {
+    thinned(candidates)
+}
+
+/// `points` (each with the spacing it needs there) in order, a point dropped where the last
+/// one kept is closer than 0.6 of its spacing.
+fn thinned(mut points: Vec<(f64, f64)>) -> Vec<f64> {
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut grid: Vec<f64> = Vec::with_capacity(points.len());
+    for (x, gap) in points {
         match grid.last() {
             Some(&last) if x - last < 0.6 * gap || x == last => {}
             _ => grid.push(x),
         }
     }
+    grid
+}
+
+/// `coarse` with the midpoint of every interval added: the fine grid of the Richardson step.
+fn with_midpoints(coarse: &[f64]) -> Vec<f64> {
+    let mut grid = Vec::with_capacity(2 * coarse.len());
+    for pair in coarse.windows(2) {
+        grid.extend([pair[0], 0.5 * (pair[0] + pair[1])]);
+    }
+    grid.extend(coarse.last());
     grid
 }
 
@@ -329,19 +345,7 @@ pub fn normal_win_probability(laws: &[ScoreLaw], pick: usize) -> Option<f64> {
             }
         }
     }
-    points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut coarse: Vec<f64> = Vec::with_capacity(points.len());
-    for (x, gap) in points {
-        match coarse.last() {
-            Some(&last) if x - last < 0.6 * gap || x == last => {}
-            _ => coarse.push(x),
-        }
-    }
-    let mut grid = Vec::with_capacity(2 * coarse.len());
-    for pair in coarse.windows(2) {
-        grid.extend([pair[0], 0.5 * (pair[0] + pair[1])]);
-    }
-    grid.extend(coarse.last());
+    let grid = with_midpoints(&thinned(points));
     let phi = |x: f64, mean: f64, sd: f64| 0.5 * libm::erfc((mean - x) / (sd * std::f64::consts::SQRT_2));
     let cdf: Vec<f64> = grid.iter().map(|&x| phi(x, m, s)).collect();
     // Beyond a competitor's tails its CDF is 1 (skipped) or 0 (the product is 0).
@@ -599,12 +603,7 @@ impl WinTable {
         let points = laws.iter().filter(|l| l.is_point()).map(ScoreLaw::mean);
         // Every other point is the grid as laid out; the sums below run on both spacings
         // and extrapolate (Richardson), cancelling the trapezoid's h^2 error.
-        let coarse = build_grid(densities.iter(), points);
-        let mut grid = Vec::with_capacity(2 * coarse.len());
-        for pair in coarse.windows(2) {
-            grid.extend([pair[0], 0.5 * (pair[0] + pair[1])]);
-        }
-        grid.extend(coarse.last());
+        let grid = with_midpoints(&build_grid(densities.iter(), points));
         let arms = laws.iter().map(|&law| TableArm::new(law, law, &grid)).collect();
         let mut table = Self { grid, arms, log_all: Vec::new(), zeros_all: Vec::new(), updates: 0, spans: Vec::new() };
         table.sum_all();
