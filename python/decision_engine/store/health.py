@@ -29,11 +29,11 @@ class Health:
         self._listeners.append(listener)
 
     def degrade(self, exc: BaseException) -> None:
-        with self._lock:
+        with self._lock:  # logged before the flag flips: whoever sees the change finds its record
             if not self._healthy:
                 return
+            log.warning("redis unavailable: deciding degraded, buffering writes", extra={"error": str(exc)})
             self._healthy = False
-        log.warning("redis unavailable: deciding degraded, buffering writes", extra={"error": str(exc)})
         self._notify(False)
 
     def recover(self, lost: dict[str, int]) -> None:
@@ -42,11 +42,11 @@ class Health:
         with self._lock:
             if self._healthy:
                 return
+            if any(lost.values()):
+                log.warning("redis reachable again: buffered writes replayed, some lost", extra=lost)
+            else:
+                log.info("redis reachable again: buffered writes replayed")
             self._healthy = True
-        if any(lost.values()):
-            log.warning("redis reachable again: buffered writes replayed, some lost", extra=lost)
-        else:
-            log.info("redis reachable again: buffered writes replayed")
         self._notify(True)
 
     def _notify(self, healthy: bool) -> None:
