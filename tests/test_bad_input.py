@@ -106,11 +106,11 @@ def test_profile_must_be_one_vector(engine, now):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"agee": 30}, "unknown features: agee"),
+        ({"agee": 30}, "unknown feature 'agee'"),
         ({"age": None}, "missing features: age"),
         ({"segment": "gld"}, "feature 'segment' must be one of bronze, silver, gold, platinum, got 'gld'"),
-        ({"segment": 2}, "feature 'segment' must be one of bronze, silver, gold, platinum, got 2"),
-        ({"spend": "2000"}, "feature 'spend' must be a number, got '2000'"),
+        ({"segment": 2}, "feature 'segment' takes a category value name, got the number 2"),
+        ({"spend": "2000"}, "feature 'spend' takes a number, got the category value '2000'"),
     ],
 )
 def test_bad_profile_mapping(engine, gold_adult, now, change, message):

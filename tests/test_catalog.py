@@ -208,7 +208,7 @@ def test_bad_policy_parameter() -> None:
         at(
             "9:37",
             "placement 'web_home'",
-            "policy.alpha: Input should be greater than 0",
+            "policy.alpha: thompson needs alpha > 0, got 0",
         )
     ]
 

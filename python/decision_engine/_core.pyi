@@ -7,11 +7,13 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "BASIS_POINTS",
     "LIMITS",
     "Bandit",
     "BatchDecision",
     "CatalogError",
     "ChosenOffer",
+    "DecideOptions",
     "Decision",
     "DecisionEngineError",
     "Engine",
@@ -24,10 +26,26 @@ __all__ = [
     "UnknownProfileError",
     "WriteReport",
     "allocate",
+    "bucket",
+    "buckets",
     "check_rules",
+    "fill_policy",
+    "group_basis_points",
+    "group_indices",
+    "policy_types",
+    "share_basis_points",
 ]
 
 LIMITS: dict[str, float]
+BASIS_POINTS: int
+
+def bucket(salt: str, profile_id: str) -> int: ...
+def buckets(salt: str, profile_ids: list[str]) -> npt.NDArray[np.int64]: ...
+def fill_policy(policy_json: str) -> str: ...
+def share_basis_points(share: float) -> int: ...
+def group_basis_points(shares: list[float]) -> list[int]: ...
+def group_indices(salt: str, uppers: list[int], profile_ids: list[str]) -> npt.NDArray[np.int64]: ...
+def policy_types() -> list[str]: ...
 
 class DecisionEngineError(Exception): ...
 
@@ -120,41 +138,12 @@ class Engine:
     def snapshot(self) -> None: ...
     def replace_catalog(self, catalog_json: str) -> None: ...
     def decide(
-        self,
-        placement: str,
-        features: npt.NDArray[np.float32],
-        consents: list[str] = ...,
-        now: float | None = None,
-        explain: bool = False,
-        profile_id: str | None = None,
-        history: list[tuple[str, str, float, str, str | None, int]] = ...,
-        purchases: list[str] = ...,
-        exclude: list[str] = ...,
+        self, placement: str, features: npt.NDArray[np.float32], options: DecideOptions | None = None
     ) -> Decision: ...
     def decide_page(
-        self,
-        placements: list[str],
-        features: npt.NDArray[np.float32],
-        consents: list[str] = ...,
-        now: float | None = None,
-        explain: bool = False,
-        profile_id: str | None = None,
-        history: list[tuple[str, str, float, str, str | None, int]] = ...,
-        purchases: list[str] = ...,
-        exclude: list[str] = ...,
+        self, placements: list[str], features: npt.NDArray[np.float32], options: DecideOptions | None = None
     ) -> list[Decision]: ...
-    def decide_stored(
-        self,
-        placements: list[str],
-        profile_id: str,
-        context: dict[str, float | int | bool | str] | None = None,
-        consents: list[str] = ...,
-        purchases: list[str] = ...,
-        now: float | None = None,
-        explain: bool = False,
-        exclude: list[str] = ...,
-        history: list[tuple[str, str, float, str, str | None, int]] = ...,
-    ) -> list[Decision]: ...
+    def decide_stored(self, placements: list[str], options: DecideOptions) -> list[Decision]: ...
     def upsert_profiles(self, rows: list[dict[str, object]], now: float | None = None) -> WriteReport: ...
     def upsert_columns(
         self,
@@ -191,6 +180,10 @@ class Engine:
     def release(self, decision_id: int) -> None: ...
     def decide_wire(self, request: bytes, id_tag: int = 0) -> tuple[bytes, list[tuple[str, list[str]]]]: ...
     def contact_history(self, profile_id: str) -> list[tuple[str, str, float, str, str | None, int]]: ...
+    @property
+    def history_horizon(self) -> float: ...
+    def closed_without_store(self, placements: list[str]) -> list[str]: ...
+    def encode(self, profile: dict[str, Any]) -> npt.NDArray[np.float32]: ...
     def budget_usage(self, offer_id: str, now: float | None = None) -> tuple[int, int] | None: ...
     def decide_batch(
         self,
@@ -235,6 +228,23 @@ def check_rules(
 def allocate(
     scores: npt.NDArray[np.float64], capacity: list[int], slots: int = 1, method: str = "price"
 ) -> npt.NDArray[np.int32]: ...
+
+@final
+class DecideOptions:
+    def __new__(
+        cls,
+        *,
+        consents: list[str] = ...,
+        now: float | None = None,
+        explain: bool = False,
+        profile_id: str | None = None,
+        history: list[tuple[str, str, float, str, str | None, int]] = ...,
+        purchases: list[str] = ...,
+        exclude: list[str] = ...,
+        context: dict[str, float | int | bool | str] | None = None,
+    ) -> DecideOptions: ...
+    @property
+    def has_context(self) -> bool: ...
 
 @final
 class Bandit:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import numpy as np
 import numpy.typing as npt
 import xxhash
+from typing_extensions import Unpack
 
 from decision_engine import _core
 from decision_engine.catalog import LoadedCatalog, load_catalog
@@ -73,44 +74,39 @@ def unix_seconds(now: Timestamp) -> float | None:
 _log = logging.getLogger(__name__)
 
 
-def _no_context(context: Mapping[str, ProfileValue] | None) -> None:
-    if context:
-        raise InvalidInputError("context features go with deciding by id (profile None and a profile_id)")
+class DecideKeywords(TypedDict, total=False):
+    """What `Engine.decide` and `Engine.decide_page` take besides the placements and the
+    profile (the core's `DecideOptions`, which owns the defaults: none of each, the server
+    clock, no explanations)."""
+
+    consents: Iterable[str]  # channels the profile consented to (a str for one)
+    now: Timestamp
+    explain: bool
+    profile_id: str | None
+    history: Iterable[Contact]  # contacts known elsewhere
+    purchases: Iterable[str]  # products bought (for purchase suppression)
+    exclude: Iterable[str]  # offer ids to leave out
+    context: Mapping[str, ProfileValue] | None  # by-id decisions: features over the stored ones
 
 
-_Extras = tuple[
-    list[str],
-    float | None,
-    bool,
-    str | None,
-    list[tuple[str, str, float, str, str | None, int]],
-    list[str],
-    list[str],
-]
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "consents": lambda v: [v] if isinstance(v, str) else list(v),
+    "now": unix_seconds,
+    "history": lambda contacts: [c.as_tuple() for c in contacts],
+    "purchases": list,
+    "exclude": list,
+    "context": lambda c: dict(c) if c else None,
+}
 
 
-def _extras(
-    consents: Iterable[str],
-    now: Timestamp,
-    explain: bool,
-    profile_id: str | None,
-    history: Iterable[Contact],
-    purchases: Iterable[str],
-    exclude: Iterable[str] = (),
-) -> _Extras:
-    """The core's arguments after the features, shared by decide and decide_page."""
-    channels = [consents] if isinstance(consents, str) else list(consents)
-    contacts = [c.as_tuple() for c in history] if history else []
-    bought = list(purchases) if purchases else []
-    return (
-        channels,
-        unix_seconds(now),
-        explain,
-        profile_id,
-        contacts,
-        bought,
-        list(exclude) if exclude else [],
-    )
+def decide_options(options: DecideKeywords) -> _core.DecideOptions:
+    """The core's options for the keywords given (the others keep the core's defaults)."""
+    given = {k: _CONVERT.get(k, _same)(v) for k, v in options.items()}
+    return _core.DecideOptions(**given)
+
+
+def _same(value: object) -> object:
+    return value
 
 
 class Engine:
@@ -187,10 +183,8 @@ class Engine:
         self.consent_channels: list[str] = self._core.consent_channels
         # (experiment id, group names), in the order of a batch decision's `groups` columns
         self.experiments: list[tuple[str, list[str]]] = self._core.experiments
-        self._feature_index = {name: i for i, name in enumerate(self.feature_names)}
         # Names the catalog (and so the policies) decisions are made with, for decision logs.
         self.policy_version: str = xxhash.xxh3_64_hexdigest(self.catalog.to_core_json().encode("utf-8"))
-        self._categories = {f.name: list(f.values) for f in self.catalog.model.features if f.values}
 
     def apply_catalog(self, catalog: LoadedCatalog | str | os.PathLike[str]) -> None:
         """Validates and swaps in a new catalog atomically; learned state carries over for
@@ -215,28 +209,10 @@ class Engine:
     def encode(self, profile: Mapping[str, ProfileValue]) -> npt.NDArray[np.float32]:
         """Lays out a profile given by feature name into the catalog's feature vector.
 
-        Category features take their value name; every feature must be present.
+        Numbers, bools for bool features, value names for categories; every feature must be
+        present (None counts as absent). The core checks and lays out each value.
         """
-        unknown = sorted(set(profile) - set(self._feature_index))
-        if unknown:
-            raise InvalidInputError(f"unknown features: {', '.join(unknown)}")
-        missing = [name for name in self.feature_names if name not in profile]
-        if missing:
-            raise InvalidInputError(f"missing features: {', '.join(missing)}")
-        vector = np.empty(len(self.feature_names), dtype=np.float32)
-        for name, value in profile.items():
-            values = self._categories.get(name)
-            if values is not None:
-                if not isinstance(value, str) or value not in values:
-                    raise InvalidInputError(
-                        f"feature '{name}' must be one of {', '.join(values)}, got {value!r}"
-                    )
-                vector[self._feature_index[name]] = values.index(value)
-            elif isinstance(value, str):
-                raise InvalidInputError(f"feature '{name}' must be a number, got {value!r}")
-            else:
-                vector[self._feature_index[name]] = float(value)
-        return vector
+        return self._core.encode(dict(profile))
 
     def _vector(self, profile: npt.ArrayLike | Mapping[str, ProfileValue]) -> npt.NDArray[np.float32]:
         if type(profile) is np.ndarray and profile.dtype == np.float32 and profile.ndim == 1:
@@ -252,15 +228,7 @@ class Engine:
         self,
         placement: str,
         profile: npt.ArrayLike | Mapping[str, ProfileValue] | None,
-        *,
-        consents: Iterable[str] = (),
-        now: Timestamp = None,
-        explain: bool = False,
-        profile_id: str | None = None,
-        history: Iterable[Contact] = (),
-        purchases: Iterable[str] = (),
-        exclude: Iterable[str] = (),
-        context: Mapping[str, ProfileValue] | None = None,
+        **options: Unpack[DecideKeywords],
     ) -> Decision:
         """Chooses offers for one profile (a feature vector or a mapping by feature name).
 
@@ -274,75 +242,23 @@ class Engine:
         ``context`` features by name override stored values for this decision only, and
         ``consents``, ``history`` and ``purchases`` add to the stored ones.
         """
-        if profile is None:
-            stored = (consents, history, purchases)
-            return self._decide_stored([placement], profile_id, context, now, explain, exclude, *stored)[0]
-        _no_context(context)
-        if (
-            not (consents or explain or profile_id is not None or history or purchases or exclude)
-            and now is None
-        ):
+        if not options and profile is not None:
             return self._core.decide(placement, self._vector(profile))  # the hot path: no extras
-        extras = _extras(consents, now, explain, profile_id, history, purchases, exclude)
-        return self._core.decide(placement, self._vector(profile), *extras)
+        return self.decide_page([placement], profile, **options)[0]
 
     def decide_page(
         self,
         placements: Sequence[str],
         profile: npt.ArrayLike | Mapping[str, ProfileValue] | None,
-        *,
-        consents: Iterable[str] = (),
-        now: Timestamp = None,
-        explain: bool = False,
-        profile_id: str | None = None,
-        history: Iterable[Contact] = (),
-        purchases: Iterable[str] = (),
-        exclude: Iterable[str] = (),
-        context: Mapping[str, ProfileValue] | None = None,
+        **options: Unpack[DecideKeywords],
     ) -> list[Decision]:
         """Decides several placements of one page together: no offer appears twice, group
         limits and caps hold across the page. One decision per placement, in order. With
         ``profile`` None it decides by id, as :meth:`decide` does."""
+        request = decide_options(options)
         if profile is None:
-            stored = (consents, history, purchases)
-            return self._decide_stored(list(placements), profile_id, context, now, explain, exclude, *stored)
-        _no_context(context)
-        extras = _extras(consents, now, explain, profile_id, history, purchases, exclude)
-        return self._core.decide_page(list(placements), self._vector(profile), *extras)
-
-    def _decide_stored(
-        self,
-        placements: list[str],
-        profile_id: str | None,
-        context: Mapping[str, ProfileValue] | None,
-        now: Timestamp,
-        explain: bool,
-        exclude: Iterable[str],
-        consents: Iterable[str],
-        history: Iterable[Contact],
-        purchases: Iterable[str],
-    ) -> list[Decision]:
-        """Decides by id; consents, history and purchases given add to the stored ones."""
-        if profile_id is None:
-            raise InvalidInputError(
-                "give the profile's features, or profile_id to decide on the stored profile"
-            )
-        if not (context or explain or exclude or consents or history or purchases):  # the common case
-            return self._core.decide_stored(placements, profile_id, None, now=unix_seconds(now))
-        channels, at, explain, _, contacts, bought, leave_out = _extras(
-            consents, now, explain, profile_id, history, purchases, exclude
-        )
-        return self._core.decide_stored(
-            placements,
-            profile_id,
-            dict(context) if context else None,
-            channels,
-            bought,
-            at,
-            explain,
-            leave_out,
-            contacts,
-        )
+            return self._core.decide_stored(list(placements), request)
+        return self._core.decide_page(list(placements), self._vector(profile), request)
 
     # --- the profile store ---
 

@@ -9,7 +9,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from decision_engine.experiments.assignment import BASIS_POINTS, SEPARATOR, Experiment, Layer, bucket, hash64
+import xxhash
+from decision_engine.experiments.assignment import BASIS_POINTS, Experiment, Layer, bucket
+
+SEPARATOR = "\x1f"
+
+
+def hash64(salt: str, profile_id: str) -> int:
+    """The scheme's hash written out independently of the core: XXH3 64-bit (seed 0) of the
+    UTF-8 bytes of ``salt + "\\x1f" + profile_id``."""
+    return xxhash.xxh3_64_intdigest((salt + SEPARATOR + profile_id).encode("utf-8"))
+
 
 VECTORS = Path(__file__).resolve().parents[1] / "data" / "assignment_vectors.json"
 

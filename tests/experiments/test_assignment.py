@@ -15,14 +15,13 @@ from decision_engine.experiments.assignment import (
     assign_all,
     bucket,
     buckets,
-    hash64,
     to_basis_points,
 )
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-from tests.experiments.generate_assignment_vectors import VECTORS, build
+from tests.experiments.generate_assignment_vectors import VECTORS, build, hash64
 
 IDS = [f"p{i:07d}" for i in range(100_000)]
 

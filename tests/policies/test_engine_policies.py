@@ -106,11 +106,14 @@ def test_a_newer_or_foreign_state_file_is_refused_and_changes_nothing(tmp_path):
 @pytest.mark.parametrize(
     ("policy", "message"),
     [
-        ({"type": "epsilon_greedy", "epsilon": 2}, "policy.epsilon: Input should be less than or equal to 1"),
+        (
+            {"type": "epsilon_greedy", "epsilon": 2},
+            "policy.epsilon: epsilon_greedy needs 0 <= epsilon <= 1, got 2",
+        ),
         ({"type": "ucb1", "epsilon": 0.1}, "policy: unknown field 'epsilon'"),
         ({"type": "lin_ucb", "window": 5}, "policy: unknown field 'window'"),
-        ({"type": "softmax", "temperature": 0}, "policy.temperature: Input should be greater than 0"),
-        ({"type": "thompson", "discount": 1.5}, "policy.discount: Input should be less than or equal to 1"),
+        ({"type": "softmax", "temperature": 0}, "policy.temperature: softmax needs temperature > 0, got 0"),
+        ({"type": "thompson", "discount": 1.5}, "policy.discount: thompson needs 0 < discount <= 1, got 1.5"),
     ],
 )
 def test_bad_policy_parameters_name_the_placement_and_parameter(policy, message):

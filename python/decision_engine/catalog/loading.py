@@ -40,6 +40,8 @@ def _dotted(path: YamlPath) -> str:
 
 def _validation_issue(source_map: SourceMap, file: str, error: ErrorDetails) -> CatalogIssue:
     loc = tuple(error["loc"])
+    if error["type"] == "policy_parameter" and (parameter := error.get("ctx", {}).get("parameter")):
+        loc += (parameter,)  # the core's refusal names the parameter: point at its line
     path = source_map.nearest(loc)
     position = source_map.get(path)
     message = error["msg"].removeprefix("Value error, ").replace("valid tuple", "list")

@@ -1,22 +1,27 @@
 """The bandit policies a placement (or an experiment group) can use, as catalog models.
 
-Every policy takes `discount` (0 < d <= 1: weight past rewards keep at each new one) and
-`rewards: [min, max]` (outcomes outside are refused; the core's default is [0, 1] for
-`thompson` and +-1e6 for the others);
-context-free ones also take `window` (learn from the last N rewards of each arm) and
-contextual ones `features` (the feature names they read; all when absent), `interactions`
-(pairs of those names whose product the model also reads) and `shared` (one model over the
-profile times the offers' `attributes`, so a new offer starts from offers like it). The core
-encodes a contextual policy's context (a bias, numbers standardized, categories one-hot) and
-checks the names.
+These models hold the policies' shape only: which parameters each type takes, and their
+types. The core owns every default and range: `fill_policy` asks it for the filled-in
+policy, and its refusal names the parameter, so the loader points at that line.
+
+Every policy takes `discount` (weight past rewards keep at each new one) and `rewards:
+[min, max]` (outcomes outside are refused); context-free ones also take `window` (learn
+from the last N rewards of each arm) and contextual ones `features` (the feature names they
+read; all when absent), `interactions` (pairs of those names whose product the model also
+reads) and `shared` (one model over the profile times the offers' `attributes`, so a new
+offer starts from offers like it). The core encodes a contextual policy's context (a bias,
+numbers standardized, categories one-hot) and checks the names.
 """
 
+import json
 from collections.abc import Mapping
 from typing import Annotated, Literal, get_args, get_origin
 
 from pydantic import BaseModel, Field
+from pydantic_core import PydanticCustomError
 
-from decision_engine.catalog.fields import Model, NonNegative, Positive, fail
+from decision_engine import _core
+from decision_engine.catalog.fields import Model, fail
 
 __all__ = [
     "POLICY_TYPES",
@@ -28,27 +33,27 @@ __all__ = [
     "SoftmaxPolicy",
     "ThompsonPolicy",
     "Ucb1Policy",
+    "fill_policy",
     "normalize_policy",
 ]
 
-Discount = Annotated[float, Field(gt=0, le=1)]
-Window = Annotated[int, Field(ge=1)]
-# [min, max]; the core checks the range and owns the default (left out of the JSON when unset)
+# A parameter left out is filled in by the core (see `fill_policy`); None is never sent.
+Number = Annotated[float | None, Field(exclude_if=lambda v: v is None)]
 Rewards = Annotated[tuple[float, float] | None, Field(exclude_if=lambda v: v is None)]
 
 
 class _ContextFree(Model):
-    discount: Discount = 1.0
-    window: Window | None = None
+    discount: Number = None
+    window: int | None = None
     rewards: Rewards = None
 
 
 class _Contextual(Model):
-    discount: Discount = 1.0
-    features: list[str] | None = Field(default=None, min_length=1)
+    discount: Number = None
+    features: Annotated[list[str] | None, Field(exclude_if=lambda v: v is None)] = None
     interactions: Annotated[list[tuple[str, str]] | None, Field(exclude_if=lambda v: v is None)] = None
     # one model over the profile times the offers' `attributes` (Vowpal Wabbit's ADF mode)
-    shared: Annotated[bool, Field(exclude_if=lambda v: not v)] = False
+    shared: Annotated[bool | None, Field(exclude_if=lambda v: not v)] = None
     rewards: Rewards = None
 
 
@@ -56,48 +61,48 @@ class ThompsonPolicy(_ContextFree):
     """Beta-Bernoulli Thompson sampling with a Beta(alpha, beta) prior."""
 
     type: Literal["thompson"] = "thompson"
-    alpha: Positive = 1.0
-    beta: Positive = 1.0
+    alpha: Number = None
+    beta: Number = None
 
 
 class GaussianThompsonPolicy(_ContextFree):
     """Thompson sampling of a Gaussian mean, for real-valued rewards."""
 
     type: Literal["gaussian_thompson"]
-    prior_mean: float = 0.0
-    prior_strength: Positive = 1.0
-    prior_variance: Positive = 1.0
+    prior_mean: Number = None
+    prior_strength: Number = None
+    prior_variance: Number = None
 
 
 class Ucb1Policy(_ContextFree):
     type: Literal["ucb1"]
-    exploration: NonNegative = 1.0
+    exploration: Number = None
 
 
 class EpsilonGreedyPolicy(_ContextFree):
     type: Literal["epsilon_greedy"]
-    epsilon: Annotated[float, Field(ge=0, le=1)] = 0.1
+    epsilon: Number = None
 
 
 class SoftmaxPolicy(_ContextFree):
     type: Literal["softmax"]
-    temperature: Positive = 0.1
+    temperature: Number = None
 
 
 class LinUcbPolicy(_Contextual):
     """Disjoint LinUCB over the profile's features (or the named subset)."""
 
     type: Literal["lin_ucb"]
-    alpha: NonNegative = 1.0
-    ridge: Positive = 1.0
+    alpha: Number = None
+    ridge: Number = None
 
 
 class LinThompsonPolicy(_Contextual):
     """Linear Thompson sampling over the profile's features (or the named subset)."""
 
     type: Literal["lin_thompson"]
-    scale: NonNegative = 1.0
-    ridge: Positive = 1.0
+    scale: Number = None
+    ridge: Number = None
 
 
 # To add a policy: write its model with a `type: Literal["name"]` field and add it here
@@ -126,6 +131,18 @@ def _policy_models(tp: object) -> dict[str, type[BaseModel]]:
 
 
 POLICY_TYPES: Mapping[str, type[BaseModel]] = _policy_models(Policy)
+
+
+def fill_policy(policy: BaseModel) -> BaseModel:
+    """The policy with every default filled in by the core, which also checks the ranges.
+    Its refusal is a "policy_parameter" validation error whose context names the parameter."""
+    try:
+        filled = _core.fill_policy(policy.model_dump_json())
+    except ValueError as exc:
+        message, parameter = exc.args
+        context = {"message": message, "parameter": parameter}
+        raise PydanticCustomError("policy_parameter", "{message}", context) from None
+    return type(policy).model_validate(json.loads(filled))
 
 
 def normalize_policy(value: object) -> object:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
+    BaseModel,
     BeforeValidator,
     Field,
     ModelWrapValidatorHandler,
@@ -25,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from decision_engine import _core
 from decision_engine.catalog.fields import Duration, NonNegative
 from decision_engine.catalog.fields import Model as _Model
 from decision_engine.catalog.fields import fail as _fail
@@ -39,6 +41,7 @@ from decision_engine.catalog.policies import (
     ThompsonPolicy,
     Ucb1Policy,
 )
+from decision_engine.catalog.policies import fill_policy as _fill_policy
 from decision_engine.catalog.policies import normalize_policy as _normalize_policy
 from decision_engine.catalog.profiles import Computed, EventSpec, FeatureDefault, ProfilesConfig
 from decision_engine.catalog.store import EmbeddedStoreConfig, RedisStoreConfig, StoreConfig
@@ -240,12 +243,17 @@ class Placement(_Model):
     id: Annotated[Id, _declare("placements", "placement id")]
     channel: ChannelRef
     slots: Count = 1
-    policy: Policy = Field(default_factory=ThompsonPolicy)
+    policy: Policy = Field(default_factory=ThompsonPolicy, validate_default=True)
 
     @field_validator("policy", mode="before")
     @classmethod
     def _policy_shorthand(cls, value: object) -> object:
         return _normalize_policy(value)
+
+    @field_validator("policy", mode="after")
+    @classmethod
+    def _policy_filled(cls, policy: BaseModel) -> BaseModel:
+        return _fill_policy(policy)
 
 
 class Budget(_Model):
@@ -326,10 +334,10 @@ class ContactPolicy(_Model):
 
 
 def _basis_point_share(share: float) -> float:
-    if not 0 < share <= 1:
-        _fail(f"a share must be in (0, 1], got {share}")
-    if abs(share * 10_000 - round(share * 10_000)) > 1e-6:
-        _fail(f"a share must be in steps of 0.0001 (one basis point), got {share}")
+    try:
+        _core.share_basis_points(share)  # the core owns the rule: (0, 1], one basis point steps
+    except ValueError as exc:
+        _fail(str(exc))
     return share
 
 
@@ -348,6 +356,11 @@ class ExperimentGroup(_Model):
     def _policy_shorthand(cls, value: object) -> object:
         return None if value is None else _normalize_policy(value)
 
+    @field_validator("policy", mode="after")
+    @classmethod
+    def _policy_filled(cls, policy: BaseModel | None) -> BaseModel | None:
+        return None if policy is None else _fill_policy(policy)
+
 
 class ExperimentConfig(_Model):
     """Profiles are split by a salted hash of their id; experiments of one layer never share
@@ -362,9 +375,10 @@ class ExperimentConfig(_Model):
 
     @model_validator(mode="after")
     def _shares(self) -> Self:
-        total = sum(round(g.share * 10_000) for g in self.groups)
-        if total != 10_000:
-            _fail(f"group shares must sum to 1, got {total / 10_000}")
+        try:
+            _core.group_basis_points([g.share for g in self.groups])
+        except ValueError as exc:
+            _fail(str(exc))
         if (dup := _first_duplicate(tuple(g.name for g in self.groups))) is not None:
             _fail(f"group '{dup}' is listed twice")
         return self

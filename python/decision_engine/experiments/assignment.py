@@ -1,6 +1,7 @@
 """Deterministic, salted assignment of profiles to experiment groups.
 
-The scheme, which the Rust core reproduces bit for bit (``tests/data/assignment_vectors.json``):
+The scheme, owned by the Rust core (``_core.bucket``; test vectors in
+``tests/data/assignment_vectors.json``):
 
 ``bucket(salt, profile_id) = xxh3_64(utf8(salt + "\\x1f" + profile_id)) mod 10_000``
 
@@ -30,31 +31,21 @@ from numbers import Integral
 
 import numpy as np
 import numpy.typing as npt
-import xxhash
 
+from decision_engine import _core
 from decision_engine.errors import InvalidInputError
 
-BASIS_POINTS = 10_000
-SEPARATOR = "\x1f"
-
-
-def hash64(salt: str, profile_id: str) -> int:
-    """XXH3 64-bit (seed 0) of the UTF-8 bytes of ``salt + "\\x1f" + profile_id``."""
-    return xxhash.xxh3_64_intdigest((salt + SEPARATOR + profile_id).encode("utf-8"))
+BASIS_POINTS: int = _core.BASIS_POINTS
 
 
 def bucket(salt: str, profile_id: str) -> int:
     """The profile's bucket in basis points, ``[0, 10_000)``."""
-    return hash64(salt, profile_id) % BASIS_POINTS
+    return _core.bucket(salt, profile_id)
 
 
 def buckets(salt: str, profile_ids: Iterable[str]) -> npt.NDArray[np.int64]:
     """``bucket`` for many profiles at once."""
-    prefix = salt + SEPARATOR
-    digest = xxhash.xxh3_64_intdigest
-    return np.fromiter(
-        (digest((prefix + p).encode("utf-8")) % BASIS_POINTS for p in profile_ids), dtype=np.int64
-    )
+    return _core.buckets(salt, list(profile_ids))
 
 
 def to_basis_points(shares: Sequence[float | int]) -> list[int]:
@@ -127,23 +118,18 @@ class Experiment:
         """Group name -> share as a fraction of the experiment's traffic."""
         return {name: points / BASIS_POINTS for name, points in self.groups}
 
-    def group_for_bucket(self, value: int) -> str:
-        upper = 0
-        for name, points in self.groups:
-            upper += points
-            if value < upper:
-                return name
-        raise InvalidInputError(f"bucket {value} is outside [0, {BASIS_POINTS})")
-
     def group_of(self, profile_id: str) -> str:
         """The group of a profile that is in this experiment (its layer slice is not checked)."""
-        return self.group_for_bucket(bucket(self.salt, profile_id))
+        return str(self.groups_of([profile_id])[0])
 
     def groups_of(self, profile_ids: Iterable[str]) -> npt.NDArray[np.str_]:
-        """``group_of`` for many profiles at once."""
-        upper = np.cumsum([points for _, points in self.groups])
+        """``group_of`` for many profiles at once (the core's bucketing)."""
+        uppers = np.cumsum([points for _, points in self.groups]).tolist()
         names = np.array([name for name, _ in self.groups])
-        return names[np.searchsorted(upper, buckets(self.salt, profile_ids), side="right")]
+        indices = _core.group_indices(self.salt, uppers, list(profile_ids))
+        if (indices < 0).any():  # the shares sum to 10_000, so every bucket has a group
+            raise InvalidInputError(f"experiment '{self.id}': a bucket past its groups")
+        return names[indices]
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -46,7 +46,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,13 +54,14 @@ import numpy.typing as npt
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from typing_extensions import Unpack
 
 from decision_engine._core import ChosenOffer, Decision
 from decision_engine.catalog.store import RedisStoreConfig
-from decision_engine.engine import Contact, Engine, ProfileValue, Timestamp, unix_seconds
+from decision_engine.engine import Contact, DecideKeywords, Engine, ProfileValue, Timestamp, unix_seconds
 from decision_engine.errors import InvalidInputError
 from decision_engine.ids import DecisionIds
-from decision_engine.store.catalog_view import CatalogView, allowed
+from decision_engine.store.catalog_view import CatalogView
 from decision_engine.store.health import Health
 from decision_engine.store.history import decode_shared
 from decision_engine.store.keys import Keys
@@ -120,7 +121,7 @@ class RedisStore:
         self.engine = engine
         self.settings = settings
         self._catalog = engine.catalog
-        self.view = CatalogView.of(engine.catalog.model)
+        self.view = CatalogView.of(engine)
         self.keys = Keys(settings.key_prefix)
         timeout = settings.timeout_ms / 1000
         self.client = redis.Redis.from_url(
@@ -183,7 +184,7 @@ class RedisStore:
         self,
         placement: str,
         profile: npt.ArrayLike | dict[str, ProfileValue],
-        **options: Any,
+        **options: Unpack[DecideKeywords],
     ) -> SharedDecision:
         """`Engine.decide` with shared caps and budgets (same keyword arguments)."""
         return self.decide_page([placement], profile, **options)[0]
@@ -192,36 +193,22 @@ class RedisStore:
         self,
         placements: Sequence[str],
         profile: npt.ArrayLike | dict[str, ProfileValue],
-        *,
-        consents: Iterable[str] = (),
-        now: Timestamp = None,
-        explain: bool = False,
-        profile_id: str | None = None,
-        history: Iterable[Contact] = (),
-        purchases: Iterable[str] = (),
-        exclude: Iterable[str] = (),
+        **options: Unpack[DecideKeywords],
     ) -> list[SharedDecision]:
         """`Engine.decide_page` with shared caps and budgets: see the module docstring."""
         placements = list(placements)
-        at = _seconds(now)
-        given = list(history)
+        at = _seconds(options.get("now"))
+        profile_id = options.get("profile_id")
+        given = list(options.get("history", ()))
         if self.engine.catalog is not self._catalog:  # reloaded: offers, caps, budgets changed
-            self._catalog, self.view = self.engine.catalog, CatalogView.of(self.engine.catalog.model)
+            self._catalog, self.view = self.engine.catalog, CatalogView.of(self.engine)
 
         def decide(shared: list[Contact], excluded: set[str]) -> list[Decision]:
-            return self.engine.decide_page(
-                placements,
-                profile,
-                consents=list(consents),
-                now=at,
-                explain=explain,
-                profile_id=profile_id,
-                history=[*given, *shared],
-                purchases=list(purchases),
-                exclude=excluded,
-            )
+            history = [*given, *shared]
+            request: DecideKeywords = {**options, "now": at, "history": history, "exclude": excluded}
+            return self.engine.decide_page(placements, profile, **request)
 
-        excluded = set(exclude)
+        excluded = set(options.get("exclude", ()))
         if self.health.healthy:
             try:
                 return self._decide_shared(placements, at, profile_id, excluded, decide)
@@ -294,8 +281,8 @@ class RedisStore:
             shared = decode_shared(replies[1], self.ids)
         spent = set()
         if budgeted:
-            for offer, budget, used in zip(budgeted, budgets, replies[-1], strict=True):
-                if int(used or 0) >= allowed(budget, at):
+            for offer, used in zip(budgeted, replies[-1], strict=True):
+                if int(used or 0) >= self.view.allowed(offer, at):
                     spent.add(offer)
         return version, shared, spent
 

@@ -21,7 +21,7 @@ import redis
 from redis.exceptions import ClusterDownError, OutOfMemoryError, ReadOnlyError, TryAgainError
 
 from decision_engine._core import Decision
-from decision_engine.store.catalog_view import CatalogView, allowed
+from decision_engine.store.catalog_view import CatalogView
 from decision_engine.store.history import shown_member
 from decision_engine.store.keys import Keys
 
@@ -145,7 +145,7 @@ def commit_write(
             taken.append(key)
             budget_keys.append(key)
             budget_offers.append(offer)
-            allowances.append(str(allowed(budget, now)))
+            allowances.append(str(view.allowed(offer, now)))
             budget_ttls.append(str(2 * budget.window))
         fields = {
             "id": str(global_id),

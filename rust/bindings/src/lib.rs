@@ -6,28 +6,32 @@ mod bandit;
 mod convert;
 mod decision;
 mod errors;
+mod experiment;
+mod policy;
 mod profiles;
+mod request;
 mod rules;
 mod triggers;
 mod wire;
 
 use std::sync::Arc;
 
-use decision_engine_core::durable::{DurableOptions, Fsync, RecoveryReport};
+use decision_engine_core::engine::WriteReport;
 use decision_engine_core::engine::{DEFAULT_ATTRIBUTION_WINDOW, DEFAULT_MAX_PENDING};
-use decision_engine_core::engine::{StoredDecideRequest, WriteReport};
 use decision_engine_core::limits::{self, Clock};
-use decision_engine_core::{BatchRequest, Catalog, DecideRequest, Engine};
+use decision_engine_core::store::durable::{DurableOptions, Fsync, RecoveryReport};
+use decision_engine_core::{BatchRequest, Catalog, Engine};
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use convert::{
-    DecisionSummary, HistoryItem, check_consents, check_features, contact_event, contiguous, decision_id_of, kind_name,
-    now_or, owned, run_detached,
+    DecisionSummary, HistoryItem, check_consents, check_features, contiguous, decision_id_of, kind_name, now_or, owned,
+    run_detached,
 };
 use decision::{PyBatchDecision, PyDecision};
 use errors::{InvalidInputError, to_py};
+use request::PyDecideOptions;
 
 /// One arm of `policy_state`: (offer_id, alpha, beta, mean, pulls, uncertainty).
 type ArmRow = (String, f64, f64, f64, f64, f64);
@@ -41,39 +45,20 @@ struct PyEngine {
 }
 
 impl PyEngine {
-    #[expect(clippy::too_many_arguments, reason = "the shared body of decide and decide_page")]
+    /// The shared body of decide and decide_page.
     fn page(
         &self,
         py: Python<'_>,
         placements: &[String],
         features: PyReadonlyArray1<'_, f32>,
-        consents: Vec<String>,
-        now: Option<f64>,
-        explain: bool,
-        profile_id: Option<String>,
-        history: Vec<HistoryItem>,
-        purchases: Vec<String>,
-        exclude: Vec<String>,
+        options: Option<&PyDecideOptions>,
     ) -> PyResult<Vec<PyDecision>> {
         let features = contiguous(&features, "features")?.to_vec();
-        let exclude: Vec<&str> = exclude.iter().map(String::as_str).collect();
-        let history = history.into_iter().map(contact_event).collect::<PyResult<Vec<_>>>()?;
-        let placements: Vec<&str> = placements.iter().map(String::as_str).collect();
-        let consents: Vec<&str> = consents.iter().map(String::as_str).collect();
-        let purchases: Vec<&str> = purchases.iter().map(String::as_str).collect();
-        let request = DecideRequest {
-            placements: &placements,
-            features: &features,
-            consents: &consents,
-            now: now_or(now),
-            explain,
-            profile_id: profile_id.as_deref(),
-            history: &history,
-            purchases: &purchases,
-            exclude: &exclude,
-        };
-        let decisions = py.detach(|| self.inner.decide_page(&request)).map_err(to_py)?;
-        Ok(decisions.into_iter().map(PyDecision::from_core).collect())
+        let none = PyDecideOptions::none();
+        let options = options.unwrap_or(&none);
+        let decisions =
+            py.detach(|| options.with_request(placements, &features, |request| self.inner.decide_page(request)))?;
+        Ok(decisions.map_err(to_py)?.into_iter().map(PyDecision::from_core).collect())
     }
 }
 
@@ -168,47 +153,31 @@ impl PyEngine {
         Ok(())
     }
 
-    #[pyo3(signature = (placement, features, consents = Vec::new(), now = None, explain = false, profile_id = None,
-                        history = Vec::new(), purchases = Vec::new(), exclude = Vec::new()))]
-    #[expect(clippy::too_many_arguments, reason = "one per Python keyword argument")]
+    /// Decides one placement for a profile's feature vector; `options` as built by
+    /// `DecideOptions` (none: no consents, the server clock, no contact history).
+    #[pyo3(signature = (placement, features, options = None))]
     fn decide(
         &self,
         py: Python<'_>,
         placement: String,
         features: PyReadonlyArray1<'_, f32>,
-        consents: Vec<String>,
-        now: Option<f64>,
-        explain: bool,
-        profile_id: Option<String>,
-        history: Vec<HistoryItem>,
-        purchases: Vec<String>,
-        exclude: Vec<String>,
+        options: Option<Bound<'_, PyDecideOptions>>,
     ) -> PyResult<PyDecision> {
-        let page = [placement];
-        let mut decisions =
-            self.page(py, &page, features, consents, now, explain, profile_id, history, purchases, exclude)?;
+        let mut decisions = self.page(py, &[placement], features, options.as_ref().map(Bound::get))?;
         Ok(decisions.remove(0))
     }
 
     /// Decides several placements of one page together: no offer twice on the page, group
     /// limits and caps across it. One decision per placement, in order.
-    #[pyo3(signature = (placements, features, consents = Vec::new(), now = None, explain = false, profile_id = None,
-                        history = Vec::new(), purchases = Vec::new(), exclude = Vec::new()))]
-    #[expect(clippy::too_many_arguments, reason = "one per Python keyword argument")]
+    #[pyo3(signature = (placements, features, options = None))]
     fn decide_page(
         &self,
         py: Python<'_>,
         placements: Vec<String>,
         features: PyReadonlyArray1<'_, f32>,
-        consents: Vec<String>,
-        now: Option<f64>,
-        explain: bool,
-        profile_id: Option<String>,
-        history: Vec<HistoryItem>,
-        purchases: Vec<String>,
-        exclude: Vec<String>,
+        options: Option<Bound<'_, PyDecideOptions>>,
     ) -> PyResult<Vec<PyDecision>> {
-        self.page(py, &placements, features, consents, now, explain, profile_id, history, purchases, exclude)
+        self.page(py, &placements, features, options.as_ref().map(Bound::get))
     }
 
     /// Writes profiles given as dicts (`id`, feature names, `consents`, `revoked_consents`,
@@ -270,49 +239,17 @@ impl PyEngine {
     }
 
     /// Decides by customer id on the stored profile, with `context` features over it.
-    #[pyo3(signature = (placements, profile_id, context = None, consents = Vec::new(), purchases = Vec::new(),
-                        now = None, explain = false, exclude = Vec::new(), history = Vec::new()))]
-    #[expect(clippy::too_many_arguments, reason = "one per Python keyword argument")]
+    #[pyo3(signature = (placements, options))]
     fn decide_stored(
         &self,
         py: Python<'_>,
         placements: Vec<String>,
-        profile_id: &str,
-        context: Option<Bound<'_, pyo3::types::PyDict>>,
-        consents: Vec<String>,
-        purchases: Vec<String>,
-        now: Option<f64>,
-        explain: bool,
-        exclude: Vec<String>,
-        history: Vec<HistoryItem>,
+        options: Bound<'_, PyDecideOptions>,
     ) -> PyResult<Vec<PyDecision>> {
-        let mut values = Vec::new();
-        for (name, item) in context.iter().flat_map(|c| c.iter()) {
-            let name: String = name.extract()?;
-            let value =
-                profiles::value(&item).map_err(|m| InvalidInputError::new_err(format!("context '{name}': {m}")))?;
-            values.push((name, value));
-        }
-        let context: Vec<(&str, _)> = values.iter().map(|(n, v)| (n.as_str(), v.named())).collect();
-        fn strs(v: &[String]) -> Vec<&str> {
-            v.iter().map(String::as_str).collect()
-        }
-        let (placements, consents, purchases, exclude) =
-            (strs(&placements), strs(&consents), strs(&purchases), strs(&exclude));
-        let history = history.into_iter().map(contact_event).collect::<PyResult<Vec<_>>>()?;
-        let request = StoredDecideRequest {
-            placements: &placements,
-            profile_id,
-            context: &context,
-            consents: &consents,
-            purchases: &purchases,
-            history: &history,
-            now: now_or(now),
-            explain,
-            exclude: &exclude,
-        };
-        let decisions = py.detach(|| self.inner.decide_stored(&request)).map_err(to_py)?;
-        Ok(decisions.into_iter().map(PyDecision::from_core).collect())
+        let options = options.get();
+        let decisions =
+            py.detach(|| options.with_stored_request(&placements, |request| self.inner.decide_stored(request)))?;
+        Ok(decisions.map_err(to_py)?.into_iter().map(PyDecision::from_core).collect())
     }
 
     /// Fires the trigger instances due at `now` (the server clock when None) and releases
@@ -451,6 +388,51 @@ impl PyEngine {
                 )
             })
             .collect()
+    }
+
+    /// How far back contact history matters, in seconds: the longest cap window or cooldown.
+    #[getter]
+    fn history_horizon(&self) -> f64 {
+        self.inner.current().catalog.contact.horizon()
+    }
+
+    /// Offers of these placements that fail-closed caps keep out while the shared store
+    /// cannot be reached, each once, in catalog order.
+    fn closed_without_store(&self, placements: Vec<String>) -> PyResult<Vec<String>> {
+        let loaded = self.inner.current();
+        let catalog = &loaded.catalog;
+        let mut closed = vec![false; catalog.offers.len()];
+        for placement in &placements {
+            let p = catalog
+                .placement_index(placement)
+                .ok_or_else(|| to_py(decision_engine_core::Error::UnknownPlacement(placement.clone())))?;
+            for o in catalog.closed_without_store(p) {
+                closed[o] = true;
+            }
+        }
+        Ok(catalog.offers.iter().zip(closed).filter(|(_, c)| *c).map(|(o, _)| o.id.clone()).collect())
+    }
+
+    /// A profile given by feature name (numbers, bools, category value names; None counts
+    /// as absent) laid out as the catalog's feature vector. Every feature must be given.
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        profile: &Bound<'py, pyo3::types::PyDict>,
+    ) -> PyResult<Bound<'py, numpy::PyArray1<f32>>> {
+        let mut given = Vec::with_capacity(profile.len());
+        for (key, item) in profile.iter() {
+            if item.is_none() {
+                continue;
+            }
+            let name = key.extract::<String>()?;
+            let value =
+                profiles::value(&item).map_err(|e| InvalidInputError::new_err(format!("feature '{name}': {e}")))?;
+            given.push((name, value));
+        }
+        let values = given.iter().map(|(name, value)| (name.as_str(), value.named()));
+        let row = self.inner.current().catalog.schema.encode_named(values).map_err(to_py)?;
+        Ok(row.into_pyarray(py))
     }
 
     /// (used, allowed now) of an offer's volume budget, or None without a budget.
@@ -630,14 +612,16 @@ impl PyEngine {
 mod _core {
     use pyo3::prelude::*;
 
-    /// The engine's limits by name (`decision_engine_core::limits`), for messages and docs.
+    /// The engine's limits by name (`decision_engine_core::limits`), for messages and docs, and
+    /// the basis points experiment shares are counted in.
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         let limits = pyo3::types::PyDict::new(m.py());
         for (name, value) in decision_engine_core::limits::all() {
             limits.set_item(name, value)?;
         }
-        m.add("LIMITS", limits)
+        m.add("LIMITS", limits)?;
+        m.add("BASIS_POINTS", decision_engine_core::experiment::BASIS_POINTS)
     }
 
     #[pymodule_export]
@@ -654,7 +638,13 @@ mod _core {
         UnknownDecisionError, UnknownOfferError, UnknownPlacementError, UnknownProfileError,
     };
     #[pymodule_export]
+    use super::experiment::{bucket, buckets, group_basis_points, group_indices, share_basis_points};
+    #[pymodule_export]
+    use super::policy::{fill_policy, policy_types};
+    #[pymodule_export]
     use super::profiles::PyWriteReport;
+    #[pymodule_export]
+    use super::request::PyDecideOptions;
     #[pymodule_export]
     use super::rules::check_rules;
 }

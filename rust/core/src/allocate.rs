@@ -133,7 +133,8 @@ pub fn allocate(rows: &[Candidates], capacity: &[u64], slots: usize, groups: &Gr
     assign(rows, capacity, slots, &prices(rows, capacity, slots), groups)
 }
 
-pub fn total(rows: &[Candidates], chosen: &[Vec<u32>]) -> f64 {
+#[cfg(test)]
+fn total(rows: &[Candidates], chosen: &[Vec<u32>]) -> f64 {
     rows.iter()
         .zip(chosen)
         .map(|(row, picks)| picks.iter().map(|j| row.iter().find(|(k, _)| k == j).map_or(0.0, |c| c.1)).sum::<f64>())

@@ -302,6 +302,23 @@ impl Catalog {
         self.placement_index.get(id).copied()
     }
 
+    /// Offers of a placement that a fail-closed cap keeps out while the shared store cannot
+    /// be reached: all of them under an offer or all-channel cap, those of the cap's group,
+    /// or every one when the cap is on the placement's channel.
+    pub fn closed_without_store(&self, placement: usize) -> Vec<usize> {
+        use crate::contact::CapScope;
+        let p = &self.placements[placement];
+        let channel = &self.channels[p.channel];
+        let closed = |offer: usize| {
+            self.contact.caps.iter().filter(|cap| cap.fails_closed).any(|cap| match &cap.scope {
+                CapScope::Offer | CapScope::All => true,
+                CapScope::Channel(c) => c == channel,
+                CapScope::Group(g) => self.offers[offer].group.is_some_and(|i| &self.groups[i] == g),
+            })
+        };
+        p.offers.iter().copied().filter(|&o| closed(o)).collect()
+    }
+
     pub fn offer_index(&self, id: &str) -> Option<usize> {
         self.offer_index.get(id).copied()
     }
@@ -552,7 +569,7 @@ fn placement(
     if spec.slots == 0 {
         return Err(catalog_error(at(), "slots must be at least 1"));
     }
-    spec.policy.validate().map_err(|detail| catalog_error(at(), detail))?;
+    spec.policy.validate().map_err(|e| catalog_error(at(), e.message))?;
     check_policy_features(&spec.policy, schema).map_err(|detail| catalog_error(at(), detail))?;
     let offered: Vec<&Offer> = members.iter().map(|&o| &offers[o]).collect();
     check_shared(&spec.policy, schema, &offered).map_err(|detail| catalog_error(at(), detail))?;

@@ -21,6 +21,12 @@ pub fn bucket(salt: &str, profile_id: &str) -> u32 {
     (xxhash_rust::xxh3::xxh3_64(&key) % u64::from(BASIS_POINTS)) as u32
 }
 
+/// The group owning bucket `b`, given each group's exclusive upper bucket (the running sum
+/// of the shares' basis points), in order.
+pub fn group_of_bucket(uppers: impl IntoIterator<Item = u32>, b: u32) -> Option<usize> {
+    uppers.into_iter().position(|upper| b < upper)
+}
+
 /// What a group receives.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -91,8 +97,7 @@ impl Experiment {
         if !(self.slice.0 <= layer && layer < self.slice.1) {
             return None;
         }
-        let b = bucket(&self.salt, profile_id);
-        self.groups.iter().position(|g| b < g.upper)
+        group_of_bucket(self.groups.iter().map(|g| g.upper), bucket(&self.salt, profile_id))
     }
 
     pub fn applies_to(&self, placement: usize) -> bool {
@@ -100,8 +105,26 @@ impl Experiment {
     }
 }
 
-fn basis_points(share: f64) -> u32 {
-    (share * f64::from(BASIS_POINTS)).round().clamp(0.0, f64::from(BASIS_POINTS)) as u32
+/// A share of traffic in basis points: in (0, 1], in steps of 0.0001.
+pub fn share_basis_points(share: f64) -> std::result::Result<u32, String> {
+    if !(share > 0.0 && share <= 1.0) {
+        return Err(format!("a share must be in (0, 1], got {share}"));
+    }
+    let points = share * f64::from(BASIS_POINTS);
+    if (points - points.round()).abs() > 1e-6 {
+        return Err(format!("a share must be in steps of 0.0001 (one basis point), got {share}"));
+    }
+    Ok(points.round() as u32)
+}
+
+/// The basis points of an experiment's groups, whose shares must sum to 1.
+pub fn group_basis_points(shares: &[f64]) -> std::result::Result<Vec<u32>, String> {
+    let points = shares.iter().map(|&s| share_basis_points(s)).collect::<std::result::Result<Vec<_>, _>>()?;
+    let total: u32 = points.iter().sum();
+    if total != BASIS_POINTS {
+        return Err(format!("group shares must sum to 1, got {}", f64::from(total) / f64::from(BASIS_POINTS)));
+    }
+    Ok(points)
 }
 
 /// Compiles experiments; layers fill their slices in catalog order.
@@ -113,7 +136,8 @@ pub fn compile(specs: Vec<ExperimentSpec>, placement_index: impl Fn(&str) -> Opt
         let id = spec.id.clone();
         let fail = |detail: String| catalog_error(at(), format!("experiment '{id}': {detail}"));
         let layer = spec.layer.unwrap_or_else(|| "default".to_owned());
-        let traffic = spec.traffic.map_or(BASIS_POINTS, basis_points);
+        let traffic =
+            spec.traffic.map_or(Ok(BASIS_POINTS), share_basis_points).map_err(|e| fail(format!("traffic: {e}")))?;
         let start = match used.iter_mut().find(|(l, _)| *l == layer) {
             Some((_, end)) => {
                 let start = *end;
@@ -128,17 +152,16 @@ pub fn compile(specs: Vec<ExperimentSpec>, placement_index: impl Fn(&str) -> Opt
         if start + traffic > BASIS_POINTS || traffic == 0 {
             return Err(fail(format!("layer '{layer}' has no room for {traffic} basis points")));
         }
+        let shares: Vec<f64> = spec.groups.iter().map(|g| g.share).collect();
+        let points = group_basis_points(&shares).map_err(fail)?;
         let mut upper = 0;
         let mut groups = Vec::with_capacity(spec.groups.len());
-        for g in spec.groups {
-            upper += basis_points(g.share);
+        for (g, points) in spec.groups.into_iter().zip(points) {
+            upper += points;
             if let Some(policy) = &g.policy {
                 policy.validate().map_err(|e| fail(format!("group '{}': {e}", g.name)))?;
             }
             groups.push(Group { name: g.name, upper, treatment: g.treatment, policy: g.policy });
-        }
-        if upper != BASIS_POINTS {
-            return Err(fail(format!("group shares must sum to {BASIS_POINTS} basis points, got {upper}")));
         }
         let placements = match spec.placements {
             None => None,
@@ -163,6 +186,18 @@ pub fn compile(specs: Vec<ExperimentSpec>, placement_index: impl Fn(&str) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shares_are_basis_points_that_sum_to_one() {
+        assert_eq!(share_basis_points(0.05), Ok(500));
+        assert_eq!(share_basis_points(1.0), Ok(10_000));
+        assert!(share_basis_points(0.0).unwrap_err().contains("(0, 1]"));
+        assert!(share_basis_points(1.5).unwrap_err().contains("(0, 1]"));
+        assert!(share_basis_points(f64::NAN).unwrap_err().contains("(0, 1]"));
+        assert!(share_basis_points(0.00005).unwrap_err().contains("steps of 0.0001"));
+        assert_eq!(group_basis_points(&[0.2, 0.3, 0.5]), Ok(vec![2_000, 3_000, 5_000]));
+        assert_eq!(group_basis_points(&[0.5, 0.4]).unwrap_err(), "group shares must sum to 1, got 0.9");
+    }
 
     /// The published vectors, shared with the Python implementation.
     #[test]

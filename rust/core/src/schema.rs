@@ -157,13 +157,15 @@ impl std::fmt::Display for NamedValue<'_> {
 
 impl Schema {
     /// One feature's value in the vector's encoding: numbers for int and float features,
-    /// flags for bools, value names for categories, each checked like a vector's entry.
+    /// flags (or 0 and 1) for bools, value names for categories, each checked like a vector's entry.
     pub fn encode_value(&self, index: usize, value: NamedValue<'_>) -> Result<f32> {
         let feature = &self.features[index];
         let name = &feature.name;
         let encoded = match (&feature.kind, value) {
             (FeatureKind::Float | FeatureKind::Int, NamedValue::Number(n)) => n as f32,
             (FeatureKind::Bool, NamedValue::Flag(b)) => f32::from(u8::from(b)),
+            // 0 and 1 as numbers too, as in a feature vector and in profile writes
+            (FeatureKind::Bool, NamedValue::Number(n)) if n == 0.0 || n == 1.0 => n as f32,
             (FeatureKind::Category(values), NamedValue::Category(v)) => feature.category_code(v).ok_or_else(|| {
                 Error::InvalidInput(format!("feature '{name}' must be one of {}, got '{v}'", values.join(", ")))
             })?,

@@ -6,18 +6,13 @@ use serde::{Deserialize, Serialize};
 use super::Bandit;
 use crate::error::{Error, Result};
 use crate::policy::{Arm, ContextSpec, Model, PolicyConfig};
+use crate::store::file::check_header;
 
 pub const BANDIT_FORMAT: &str = "decision-engine/bandit";
 /// Version 1: policy, shape, seed, decisions made, and every arm's sufficient statistics.
 /// Version 2: a linear arm's statistics are over the encoded context (a bias term first),
 /// not the raw features; version 1 files of context-free policies read unchanged.
 pub const BANDIT_VERSION: u32 = 2;
-
-#[derive(Serialize, Deserialize)]
-struct Header {
-    format: String,
-    version: u32,
-}
 
 #[derive(Serialize, Deserialize)]
 struct File {
@@ -29,23 +24,6 @@ struct File {
     seed: u64,
     decisions: u64,
     arms: Vec<Arm>,
-}
-
-/// Checks the header of a policy-state file of `format`, readable up to `newest`.
-pub(crate) fn check_header(json: &str, format: &str, newest: u32) -> Result<u32> {
-    let header: Header = serde_json::from_str(json)
-        .map_err(|e| Error::InvalidInput(format!("not a {format} file (no format/version header: {e})")))?;
-    if header.format != format {
-        return Err(Error::InvalidInput(format!("expected a {format} file, got format '{}'", header.format)));
-    }
-    if header.version == 0 || header.version > newest {
-        return Err(Error::InvalidInput(format!(
-            "{format} file version {} is not readable by this build (it reads versions 1 to {newest}); \
-             upgrade decision-engine to load it",
-            header.version
-        )));
-    }
-    Ok(header.version)
 }
 
 impl Bandit {

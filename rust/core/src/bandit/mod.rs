@@ -5,9 +5,6 @@
 mod file;
 pub(crate) mod linear_batch;
 
-pub(crate) use file::check_header;
-pub use file::{BANDIT_FORMAT, BANDIT_VERSION};
-
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
@@ -40,7 +37,7 @@ pub struct Selection {
 
 impl Bandit {
     pub fn new(config: PolicyConfig, n_arms: usize, n_features: usize, seed: u64) -> Result<Self> {
-        config.validate().map_err(Error::InvalidInput)?;
+        config.validate().map_err(|e| Error::InvalidInput(e.message))?;
         if n_arms == 0 {
             return Err(Error::InvalidInput("a bandit needs at least one arm".to_owned()));
         }

@@ -43,6 +43,7 @@ pub struct Budget {
 }
 
 impl Budget {
+    #[cfg(test)]
     pub fn new(spec: BudgetSpec) -> Self {
         Self { spec, used: Mutex::new((i64::MIN, 0)) }
     }

@@ -1,10 +1,11 @@
 //! Which offers a profile's contact history rules out, and why.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 
-use super::history::{ContactEvent, ContactKind};
 use super::policy::{Cap, CapScope, ContactPolicy};
+use super::{ContactEvent, ContactKind};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Exclusion {
@@ -16,6 +17,33 @@ pub enum Exclusion {
     Purchased { product: String },
     /// The offer's volume budget is used up for now.
     Budget { used: u64, allowed: u64 },
+}
+
+/// Seconds as the catalog writes durations: `1d`, `36h`, `90s`.
+fn duration(seconds: f64) -> String {
+    let s = seconds.round() as i64;
+    for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if s >= size && s % size == 0 {
+            return format!("{}{unit}", s / size);
+        }
+    }
+    if s >= 3_600 { format!("{:.1}h", seconds / 3_600.0) } else { format!("{s}s") }
+}
+
+impl fmt::Display for Exclusion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cap { cap, window, count, max } => {
+                write!(f, "{cap}: {count} contact(s) in the last {} (max {max})", duration(*window))
+            }
+            Self::Cooldown { after, ago, cooldown } => {
+                let event = if *after == ContactKind::Converted { "conversion" } else { "dismissal" };
+                write!(f, "cooldown after {event}: {} ago, cooldown {}", duration(*ago), duration(*cooldown))
+            }
+            Self::Purchased { product } => write!(f, "already bought product '{product}'"),
+            Self::Budget { used, allowed } => write!(f, "budget: {used} used of {allowed} allowed so far"),
+        }
+    }
 }
 
 /// The history of one profile, summarised once per decision against the policy.

@@ -8,6 +8,7 @@ fn policy() -> ContactPolicy {
         group: group.map(Into::into),
         max,
         window,
+        when_store_unavailable: None,
     };
     let spec = ContactPolicySpec {
         caps: vec![

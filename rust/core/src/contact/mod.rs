@@ -5,10 +5,9 @@
 
 mod budget;
 mod check;
-mod history;
 mod policy;
 
+pub use crate::store::history::{ContactEvent, ContactKind, ContactStore, History};
 pub use budget::{Budget, BudgetSpec, Counts};
 pub use check::{ContactCheck, Exclusion, shown};
-pub use history::{ContactEvent, ContactKind, ContactStore, History};
-pub use policy::{Cap, CapScope, ContactPolicy, ContactPolicySpec};
+pub use policy::{CapScope, ContactPolicy, ContactPolicySpec};

@@ -28,6 +28,9 @@ pub struct CapSpec {
     pub max: u32,
     /// Seconds.
     pub window: f64,
+    /// "open" (the default) or "closed": see [`Cap::fails_closed`].
+    #[serde(default)]
+    pub when_store_unavailable: Option<String>,
 }
 
 /// What a cap counts.
@@ -48,6 +51,9 @@ pub struct Cap {
     pub scope: CapScope,
     pub max: u32,
     pub window: f64,
+    /// While a shared store (Redis) cannot be reached, nothing this cap governs is shown
+    /// (instead of deciding without the cap's stored history).
+    pub fails_closed: bool,
 }
 
 impl Cap {
@@ -105,7 +111,15 @@ impl ContactPolicy {
                     return Err(catalog_error(at(), detail));
                 }
             };
-            caps.push(Cap { scope, max: cap.max, window: cap.window });
+            let fails_closed = match cap.when_store_unavailable.as_deref() {
+                None | Some("open") => false,
+                Some("closed") => true,
+                Some(other) => {
+                    let detail = format!("contact_policy: when_store_unavailable is 'open' or 'closed', got '{other}'");
+                    return Err(catalog_error(at(), detail));
+                }
+            };
+            caps.push(Cap { scope, max: cap.max, window: cap.window, fails_closed });
         }
         let positive = |d: Option<f64>| d.filter(|s| s.is_finite() && *s > 0.0);
         Ok(Self {

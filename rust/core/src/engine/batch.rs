@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::decide::{Profile, Slotting};
 use super::{Engine, Loaded};
 use crate::arbitrate::{ArmView, Workspace};
+use crate::arbitrate::{Profile, Slotting};
 use crate::bandit::linear_batch::Moments;
 use crate::error::{Error, Result};
 use crate::experiment::Treatment;
-use crate::pending::{NO_OFFER, PendingBatch};
 use crate::rules::{ChunkScratch, LANES};
+use crate::store::pending::{NO_OFFER, PendingBatch};
 
 pub struct BatchRequest<'a> {
     pub placement: &'a str,

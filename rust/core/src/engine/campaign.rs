@@ -8,12 +8,12 @@ use rayon::prelude::*;
 
 use super::Engine;
 use super::batch::{BatchDecision, BatchRequest, consent_mask, validate};
-use super::decide::gate;
 use crate::allocate::{Candidates, Groups, allocate};
+use crate::arbitrate::gate;
 use crate::contact::Counts;
 use crate::error::{Error, Result};
-use crate::pending::{NO_OFFER, PendingBatch};
 use crate::rules::{ChunkScratch, LANES};
+use crate::store::pending::{NO_OFFER, PendingBatch};
 
 impl Engine {
     /// Allocates offers to a batch within budgets. Deterministic given the learned state,

@@ -12,7 +12,11 @@ const DAY: f64 = 86_400.0;
 const NOW: f64 = 1000.0 * DAY;
 
 fn catalog(caps: &str, budget: &str) -> Catalog {
-    let json = format!(
+    Catalog::from_json(&catalog_json(caps, budget)).unwrap()
+}
+
+fn catalog_json(caps: &str, budget: &str) -> String {
+    format!(
         r#"{{
       "features": [{{"name": "age", "type": "int"}}],
       "channels": ["web", "email"],
@@ -32,8 +36,7 @@ fn catalog(caps: &str, budget: &str) -> Catalog {
     }}"#,
         conv = 14.0 * DAY,
         dis = 3.0 * DAY,
-    );
-    Catalog::from_json(&json).unwrap()
+    )
 }
 
 fn decide(e: &Engine, placements: &[&str], profile: Option<&str>, now: f64) -> Vec<Decision> {
@@ -372,4 +375,26 @@ proptest! {
             prop_assert!(used <= 5);
         }
     }
+}
+
+#[test]
+fn fail_closed_caps_keep_out_what_they_govern_while_the_store_is_unreachable() {
+    let ids = |c: &Catalog, placement: &str| -> Vec<String> {
+        let p = c.placement_index(placement).unwrap();
+        c.closed_without_store(p).into_iter().map(|o| c.offers[o].id.clone()).collect()
+    };
+    let group =
+        r#"{"scope": "group", "group": "cards", "max": 1, "window": 86400, "when_store_unavailable": "closed"}"#;
+    let channel =
+        r#"{"scope": "channel", "channel": "email", "max": 1, "window": 86400, "when_store_unavailable": "closed"}"#;
+    let open = r#"{"scope": "all", "max": 9, "window": 86400}"#;
+    let c = catalog(&format!("{group}, {channel}, {open}"), "");
+    assert_eq!(ids(&c, "hero"), ["card", "card_plus"], "the group's offers only");
+    assert_eq!(ids(&c, "mail"), ["loan", "news"], "every offer on the capped channel");
+    let all = catalog(r#"{"scope": "all", "max": 9, "window": 86400, "when_store_unavailable": "closed"}"#, "");
+    assert_eq!(ids(&all, "side").len(), 4);
+    assert!(ids(&catalog(open, ""), "hero").is_empty(), "open caps close nothing");
+    let typo = r#"{"scope": "all", "max": 9, "window": 86400, "when_store_unavailable": "shut"}"#;
+    let err = Catalog::from_json(&catalog_json(typo, "")).unwrap_err().to_string();
+    assert!(err.contains("when_store_unavailable is 'open' or 'closed', got 'shut'"), "{err}");
 }

@@ -11,12 +11,12 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use super::{Engine, Loaded};
 use crate::catalog::Catalog;
 use crate::contact::Counts;
-use crate::durable::{
+use crate::error::Result;
+use crate::store::durable::{
     DurableOptions, Journal, PendingRecord, Record, RecoveryReport, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, Snapshot,
     encode, journal_path, read_and_repair, read_snapshot, remove_old_journals, write_snapshot,
 };
-use crate::error::Result;
-use crate::pending::{NO_OFFER, PendingBatch};
+use crate::store::pending::{NO_OFFER, PendingBatch};
 
 pub(super) struct Durable {
     options: DurableOptions,

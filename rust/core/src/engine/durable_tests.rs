@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::catalog::Catalog;
-use crate::durable::{DurableOptions, Fsync};
+use crate::store::durable::{DurableOptions, Fsync};
 
 const NOW: f64 = 1_000_000.0;
 
@@ -33,7 +33,7 @@ fn dir(name: &str) -> PathBuf {
     dir
 }
 
-fn open(dir: &Path, snapshot_every: u64) -> (Engine, crate::durable::RecoveryReport) {
+fn open(dir: &Path, snapshot_every: u64) -> (Engine, crate::store::durable::RecoveryReport) {
     let options = DurableOptions { dir: dir.to_path_buf(), fsync: Fsync::Never, snapshot_every };
     let (engine, report) = Engine::open(catalog(), 7, 1000, options).unwrap();
     (engine.simulated(), report)
@@ -96,7 +96,7 @@ fn a_torn_last_record_is_skipped_with_a_warning() {
     traffic(&engine, 10);
     let before = state(&engine);
     drop(engine);
-    let journal = crate::durable::journal_path(&dir, 0);
+    let journal = crate::store::durable::journal_path(&dir, 0);
     let mut bytes = std::fs::read(&journal).unwrap();
     bytes.extend_from_slice(&[200, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3]);
     std::fs::write(&journal, bytes).unwrap();

@@ -6,18 +6,18 @@ mod batch;
 mod campaign;
 mod decide;
 mod durable;
+mod outcomes;
 mod persist;
 mod profiles;
-mod reason;
 mod triggers;
 
+pub use crate::arbitrate::Reason;
 pub use batch::{BatchDecision, BatchRequest};
 pub use decide::{ChosenOffer, DecideRequest, Decision};
-pub use persist::{LoadReport, POLICY_STATE_FORMAT, POLICY_STATE_VERSION};
+pub use persist::LoadReport;
 pub use profiles::{
     Column, Event, ProfileView, ProfileWrite, RowError, StoredDecideRequest, StoredFeatures, WriteReport,
 };
-pub use reason::Reason;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -27,11 +27,11 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::arbitrate::ArmView;
 use crate::catalog::Catalog;
-use crate::contact::{Budget, ContactStore, Counts};
+use crate::contact::{Budget, ContactStore};
 pub use crate::contact::{ContactEvent, ContactKind};
 use crate::error::{Error, Result};
 use crate::limits::Clock;
-use crate::pending::{PendingBatch, PendingStore};
+use crate::store::pending::{PendingBatch, PendingStore};
 use crate::store::{Layout, ProfileStore, Profiles, RedisProfiles};
 
 /// Decisions kept awaiting outcomes before the oldest are dropped.
@@ -43,11 +43,11 @@ pub struct Loaded {
     pub catalog: Catalog,
     arm_sets: Vec<arms::ArmSet>,
     /// Volume budget per catalog offer.
-    budgets: Vec<Option<Budget>>,
+    pub(crate) budgets: Vec<Option<Budget>>,
     /// Shared names for contact history events.
-    offer_names: Vec<Arc<str>>,
-    channel_names: Vec<Arc<str>>,
-    group_names: Vec<Arc<str>>,
+    pub(crate) offer_names: Vec<Arc<str>>,
+    pub(crate) channel_names: Vec<Arc<str>>,
+    pub(crate) group_names: Vec<Arc<str>>,
     /// Per placement, per local offer: value x weight, and exclusion group.
     scales: Vec<Vec<f64>>,
     groups: Vec<Vec<Option<usize>>>,
@@ -247,138 +247,13 @@ impl Engine {
     /// Keeps decisions for their outcomes, journaled first when the engine has a store.
     /// Decisions older than the attribution window are let go.
     fn remember(&self, first_id: u64, batch: PendingBatch<Loaded>) -> Result<()> {
-        self.journal(|| crate::durable::Record::Decided(durable::pending_record(first_id, &batch)))?;
+        self.journal(|| crate::store::durable::Record::Decided(durable::pending_record(first_id, &batch)))?;
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         let cutoff = batch.time() - self.attribution_window;
         if pending.batches().next().is_some_and(|(_, oldest)| oldest.time() < cutoff) {
             pending.expire_before(cutoff);
         }
         pending.insert(first_id, batch);
-        Ok(())
-    }
-
-    /// Records a reward for one offer of a decision and updates its policy: in [0, 1] for a
-    /// Beta-Bernoulli `thompson` policy, any finite number for the others (`gaussian_thompson`
-    /// learns real rewards such as revenue). `offer_id` may be left out when the decision
-    /// showed exactly one offer.
-    /// A positive reward is a conversion and `dismissed` a dismissal: both start the contact
-    /// policy's cooldowns for the profile, and a conversion counts against a conversions budget.
-    pub fn report_outcome(&self, decision_id: u64, offer_id: Option<&str>, reward: f64, dismissed: bool) -> Result<()> {
-        if !reward.is_finite() {
-            return Err(Error::InvalidInput(format!("reward must be a finite number, got {reward}")));
-        }
-        let _gate = self.begin_change()?;
-        self.learn_outcome(decision_id, offer_id, reward, dismissed)?;
-        self.journal(|| crate::durable::Record::Outcome {
-            decision_id,
-            offer: offer_id.map(str::to_owned),
-            reward,
-            dismissed,
-        })
-    }
-
-    fn learn_outcome(&self, decision_id: u64, offer_id: Option<&str>, reward: f64, dismissed: bool) -> Result<()> {
-        let pick = |loaded: &Loaded, (placement, set): (usize, usize), shown: &[u32]| -> Result<usize> {
-            let whose = format!("for placement '{}' ", loaded.catalog.placements[placement].id);
-            loaded.arm_sets[set].policy.check_reward(reward, &whose).map_err(Error::InvalidInput)?;
-            let shown: Vec<usize> =
-                shown.iter().filter(|&&o| o != crate::pending::NO_OFFER).map(|&o| o as usize).collect();
-            match (offer_id, shown.as_slice()) {
-                (_, []) => Err(Error::InvalidInput(format!("decision {decision_id} showed no offer"))),
-                (None, [only]) => Ok(*only),
-                (None, many) => Err(Error::InvalidInput(format!(
-                    "decision {decision_id} showed {} offers ({}); say which one the outcome is for",
-                    many.len(),
-                    many.iter().map(|&l| loaded.offer_id(placement, l)).collect::<Vec<_>>().join(", ")
-                ))),
-                (Some(id), _) => {
-                    shown.iter().copied().find(|&l| loaded.offer_id(placement, l) == id).ok_or_else(|| {
-                        if loaded.catalog.offer_index(id).is_some() {
-                            Error::InvalidInput(format!("offer '{id}' was not shown in decision {decision_id}"))
-                        } else {
-                            Error::UnknownOffer(id.to_owned())
-                        }
-                    })
-                }
-            }
-        };
-        let name = |loaded: &Loaded, placement: usize, local: usize| loaded.offer_id(placement, local).to_owned();
-        let settled = self.pending.lock().unwrap_or_else(PoisonError::into_inner).settle(decision_id, pick, name)?;
-        self.record_outcome_contact(&settled, reward, dismissed);
-        // The outcome teaches the current catalog's arm, also when the decision predates a reload.
-        let current = self.current();
-        let (set, local) = if Arc::ptr_eq(&current, &settled.state) {
-            (settled.arm_set, settled.local)
-        } else {
-            match current.translate(&settled.state, settled.arm_set, settled.local) {
-                Some(found) => found,
-                // The offer or its policy is gone from the catalog: nothing left to teach.
-                None => return Ok(()),
-            }
-        };
-        let mut model = current.arm_sets[set].arms.write().unwrap_or_else(PoisonError::into_inner);
-        if model.dim != settled.context.len() {
-            // The contextual policy's features changed with a reload: the old context no longer fits.
-            return Ok(());
-        }
-        model.observe(local, &settled.context, reward);
-        model.settle();
-        Ok(())
-    }
-
-    fn record_outcome_contact(&self, settled: &crate::pending::Settled<Loaded>, reward: f64, dismissed: bool) {
-        let state = &settled.state;
-        let offer = state.catalog.placements[settled.placement].offers[settled.local];
-        if reward > 0.0
-            && let Some(budget) = &state.budgets[offer]
-            && budget.spec.counts == Counts::Conversions
-        {
-            budget.add(settled.decided_at);
-        }
-        let kind = if reward > 0.0 {
-            ContactKind::Converted
-        } else if dismissed {
-            ContactKind::Dismissed
-        } else {
-            return;
-        };
-        let Some(profile) = &settled.profile else { return };
-        let event = ContactEvent {
-            time: settled.decided_at,
-            offer: Arc::clone(&state.offer_names[offer]),
-            channel: Arc::clone(&state.channel_names[state.catalog.placements[settled.placement].channel]),
-            group: state.catalog.offers[offer].group.map(|g| Arc::clone(&state.group_names[g])),
-            kind,
-            // Cooldown events belong to no reservation.
-            decision_id: 0,
-        };
-        self.contacts.record(profile, event, state.catalog.contact.horizon());
-    }
-
-    /// Withdraws a decision that was not shown: its contacts and budget units are given
-    /// back, and no outcome can be reported for it.
-    pub fn release(&self, decision_id: u64) -> Result<()> {
-        let _gate = self.begin_change()?;
-        self.give_back(decision_id)?;
-        self.journal(|| crate::durable::Record::Released { decision_id })
-    }
-
-    fn give_back(&self, decision_id: u64) -> Result<()> {
-        let released = self.pending.lock().unwrap_or_else(PoisonError::into_inner).release(decision_id)?;
-        let state = &released.state;
-        for &local in &released.locals {
-            let offer = state.catalog.placements[released.placement].offers[local];
-            if let Some(budget) = &state.budgets[offer]
-                && budget.spec.counts == Counts::Impressions
-            {
-                budget.give_back(released.decided_at);
-            }
-        }
-        if let Some(profile) = &released.profile
-            && let Some(history) = self.contacts.lock(profile).get_mut(&**profile)
-        {
-            history.release(decision_id);
-        }
         Ok(())
     }
 
@@ -394,7 +269,7 @@ impl Engine {
         let _gate = self.begin_change()?;
         let horizon = self.current().catalog.contact.horizon();
         self.contacts.record(profile, event.clone(), horizon);
-        self.journal(|| crate::durable::Record::Contact { profile: profile.to_owned(), event })
+        self.journal(|| crate::store::durable::Record::Contact { profile: profile.to_owned(), event })
     }
 
     /// (used, allowed) of an offer's volume budget at `now`, if it has one.

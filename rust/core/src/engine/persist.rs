@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::Engine;
 use super::arms::{model_for, offer_layout};
-use crate::bandit::check_header;
 use crate::error::{Error, Result};
 use crate::policy::{Arm, ArmDelta, LinearArm, PolicyConfig};
+use crate::store::file::check_header;
 
 pub const POLICY_STATE_FORMAT: &str = "decision-engine/policy-state";
 /// Version 1: per arm set, its placement, experiment group, policy and arms by offer id.

@@ -3,9 +3,9 @@
 
 use super::*;
 use crate::catalog::Catalog;
-use crate::durable::{DurableOptions, Fsync};
 use crate::schema::NamedValue;
 use crate::store::Value;
+use crate::store::durable::{DurableOptions, Fsync};
 
 const T0: f64 = 1_700_000_000.0;
 const DAY: f64 = 86_400.0;
@@ -91,7 +91,7 @@ fn writes_are_partial_and_a_bad_row_is_rejected_whole() {
         write("c4", &[("cart_adds_7d", Value::Number(3.0))]),
         write("c5", &[("height", Value::Number(3.0))]),
         write("", &[("age", Value::Number(3.0))]),
-        write("c6", &[("vip", Value::Number(1.0))]),
+        write("c6", &[("vip", Value::Number(2.0))]), // 0 and 1 would do, as in columns
     ];
     let report = engine.upsert_profiles(&rows, Some(T0)).unwrap();
     assert_eq!(report.accepted, 1);

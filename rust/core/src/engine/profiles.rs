@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{DecideRequest, Decision, Engine, Loaded};
 use crate::customer::{Aggregate, UnknownProfile};
-use crate::durable::Record;
 use crate::error::{Error, Result};
 use crate::limits::{self, Clock, MAX_EVENT_ID_BYTES, MAX_EVENT_PROPERTIES, MAX_LISTED_REJECTIONS};
 use crate::schema::{FeatureKind, NamedValue};
 use crate::store::Value;
+use crate::store::durable::Record;
 use crate::store::profiles::{Aggregated, StoredProfile};
 
 /// A write of one profile: the features given are set, the others keep their values.

@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::catalog::Catalog;
-use crate::durable::{DurableOptions, Fsync};
 use crate::store::Value;
+use crate::store::durable::{DurableOptions, Fsync};
 
 /// A midnight, UTC.
 const DAY0: f64 = 86_400.0 * 19_700.0;

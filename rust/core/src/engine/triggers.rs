@@ -9,10 +9,10 @@ use std::sync::{MutexGuard, PoisonError};
 
 use super::profiles::{Event, StoredDecideRequest};
 use super::{Engine, Loaded, Reason};
-use crate::durable::Record;
 use crate::error::{Error, Result};
 use crate::limits::{MAX_IN_FLIGHT, MAX_VISIBILITY, MIN_VISIBILITY};
 use crate::store::Value;
+use crate::store::durable::Record;
 use crate::triggers::{Delivery, HistoryEntry, Instance, QuietAction, Timers, WithoutTimeZone};
 
 /// Instances fired per `fire_due` call at most (the next call takes the rest).

@@ -72,6 +72,26 @@ impl Default for PolicyConfig {
     }
 }
 
+/// Why a policy configuration was refused, with the parameter at fault when there is one
+/// (so the catalog loader can point at its line).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyError {
+    pub parameter: Option<&'static str>,
+    pub message: String,
+}
+
+impl PolicyError {
+    fn of(parameter: &'static str, message: String) -> Self {
+        Self { parameter: Some(parameter), message }
+    }
+}
+
+impl std::fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// Every parameter of every policy type; `from_raw` checks which ones apply.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -107,8 +127,15 @@ impl<'de> Deserialize<'de> for PolicyConfig {
 }
 
 impl PolicyConfig {
-    fn from_raw(raw: Raw) -> Result<Self, String> {
-        let given: Vec<(&str, bool)> = vec![
+    /// A policy from its JSON form, every default filled in; the error names the parameter
+    /// at fault when there is one.
+    pub fn from_value(value: serde_json::Value) -> Result<Self, PolicyError> {
+        let raw = Raw::deserialize(value).map_err(|e| PolicyError { parameter: None, message: e.to_string() })?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: Raw) -> Result<Self, PolicyError> {
+        let given: Vec<(&'static str, bool)> = vec![
             ("alpha", raw.alpha.is_some()),
             ("beta", raw.beta.is_some()),
             ("prior_mean", raw.prior_mean.is_some()),
@@ -149,15 +176,17 @@ impl PolicyConfig {
                 &["scale", "ridge", "features", "interactions", "shared"],
             ),
             other => {
-                return Err(format!("unknown policy type '{other}' (known types: {})", POLICY_TYPES.join(", ")));
+                let message = format!("unknown policy type '{other}' (known types: {})", POLICY_TYPES.join(", "));
+                return Err(PolicyError::of("type", message));
             }
         };
-        if let Some((name, _)) = given.iter().find(|(name, set)| *set && !takes.contains(name)) {
-            return Err(format!(
+        if let Some(&(name, _)) = given.iter().find(|(name, set)| *set && !takes.contains(name)) {
+            let message = format!(
                 "policy '{}' does not take '{name}' (it takes: {}, discount, rewards)",
                 raw.kind,
                 takes.join(", ")
-            ));
+            );
+            return Err(PolicyError::of(name, message));
         }
         let config = Self {
             kind,
@@ -214,27 +243,28 @@ impl PolicyConfig {
         matches!(self.kind, Kind::LinUcb { .. } | Kind::LinThompson { .. })
     }
 
-    /// Checks parameter ranges; the message names the parameter and the range.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks parameter ranges; the error names the parameter and the range.
+    pub fn validate(&self) -> Result<(), PolicyError> {
         let name = self.name();
-        let positive = |param: &str, v: f64| {
-            if v.is_finite() && v > 0.0 { Ok(()) } else { Err(format!("{name} needs {param} > 0, got {v}")) }
+        let fail = |param: &'static str, rule: String| Err(PolicyError::of(param, format!("{name} needs {rule}")));
+        let positive = |param: &'static str, v: f64| {
+            if v.is_finite() && v > 0.0 { Ok(()) } else { fail(param, format!("{param} > 0, got {v}")) }
         };
-        let non_negative = |param: &str, v: f64| {
-            if v.is_finite() && v >= 0.0 { Ok(()) } else { Err(format!("{name} needs {param} >= 0, got {v}")) }
+        let non_negative = |param: &'static str, v: f64| {
+            if v.is_finite() && v >= 0.0 { Ok(()) } else { fail(param, format!("{param} >= 0, got {v}")) }
         };
         match self.kind {
             Kind::Thompson { alpha, beta } => positive("alpha", alpha).and(positive("beta", beta))?,
             Kind::GaussianThompson { prior_mean, prior_strength, prior_variance } => {
                 if !prior_mean.is_finite() {
-                    return Err(format!("{name} needs a finite prior_mean, got {prior_mean}"));
+                    return fail("prior_mean", format!("a finite prior_mean, got {prior_mean}"));
                 }
                 positive("prior_strength", prior_strength).and(positive("prior_variance", prior_variance))?;
             }
             Kind::Ucb1 { exploration } => non_negative("exploration", exploration)?,
             Kind::EpsilonGreedy { epsilon } => {
                 if !(0.0..=1.0).contains(&epsilon) {
-                    return Err(format!("{name} needs 0 <= epsilon <= 1, got {epsilon}"));
+                    return fail("epsilon", format!("0 <= epsilon <= 1, got {epsilon}"));
                 }
             }
             Kind::Softmax { temperature } => positive("temperature", temperature)?,
@@ -242,26 +272,27 @@ impl PolicyConfig {
             Kind::LinThompson { scale, ridge } => non_negative("scale", scale).and(positive("ridge", ridge))?,
         }
         if !(self.discount > 0.0 && self.discount <= 1.0) {
-            return Err(format!("{name} needs 0 < discount <= 1, got {}", self.discount));
+            return fail("discount", format!("0 < discount <= 1, got {}", self.discount));
         }
         if self.window == Some(0) {
-            return Err(format!("{name} needs window >= 1"));
+            return fail("window", "window >= 1".to_owned());
         }
         if self.window.is_some() && self.discount < 1.0 {
-            return Err(format!("{name} takes a window or a discount, not both"));
+            return Err(PolicyError::of("window", format!("{name} takes a window or a discount, not both")));
         }
         if let Some(features) = &self.features
             && features.is_empty()
         {
-            return Err(format!("{name} needs at least one feature when 'features' is given"));
+            return fail("features", "at least one feature when 'features' is given".to_owned());
         }
         if let Some([lo, hi]) = self.rewards {
             let binary = matches!(self.kind, Kind::Thompson { .. });
             if !(lo.is_finite() && hi.is_finite() && lo < hi) {
-                return Err(format!("{name} needs rewards [min, max] with finite min < max, got [{lo}, {hi}]"));
+                return fail("rewards", format!("rewards [min, max] with finite min < max, got [{lo}, {hi}]"));
             }
             if binary && !(0.0 <= lo && hi <= 1.0) {
-                return Err(format!("{name} is Beta-Bernoulli: its rewards must lie within [0, 1], got [{lo}, {hi}]"));
+                let message = format!("{name} is Beta-Bernoulli: its rewards must lie within [0, 1], got [{lo}, {hi}]");
+                return Err(PolicyError::of("rewards", message));
             }
         }
         Ok(())

@@ -12,15 +12,14 @@ mod score;
 mod shared;
 mod thompson;
 
-pub use config::{Kind, POLICY_TYPES, PolicyConfig};
+pub use config::{Kind, POLICY_TYPES, PolicyConfig, PolicyError};
 pub use context::{ColumnKind, ContextSpec};
 pub use counts::Counts;
 pub use delta::ArmDelta;
 pub use lifted::{lift, lifted_len};
 pub use linear::LinearArm;
 pub use model::{Arm, Model, Picker};
-pub use propensity::{MIN_PROPENSITY, ScoreLaw, WinTable, win_probabilities};
-pub use thompson::ThompsonArm;
+pub use propensity::{MIN_PROPENSITY, ScoreLaw};
 
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,14 @@
-//! Everything that is state. Today: the customers' profiles, in memory (embedded) or in
-//! Redis / Redis Cluster. The pending decisions, contact history and journal still live in
-//! `pending`, `contact` and `durable`; they move here behind the same backends as the rest
-//! of the Redis store is ported to Rust.
+//! Everything that is state: the customers' profiles (in memory, or in Redis / Redis
+//! Cluster), the decisions awaiting outcomes (`pending`), the contact history (`history`),
+//! and the journal and snapshots that make the embedded store durable (`durable`). Budget
+//! counters live beside their pacing rule in `contact::budget`, policy deltas beside the
+//! models in `policy::delta`. Pending decisions and contact history in Redis are still the
+//! Python layer's (`decision_engine.store`).
 
+pub mod durable;
+pub mod file;
+pub mod history;
+pub mod pending;
 pub mod profiles;
 pub mod redis;
 

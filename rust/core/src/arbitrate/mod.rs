@@ -1,9 +1,19 @@
-//! Arbitration inside one placement: the policy scores each eligible arm (its estimate or
-//! sample x value x weight), the slots fill one at a time by the policy's rule (best score,
+//! Arbitration inside one placement, the whole pipeline DESIGN names: eligibility gating
+//! (`gate`), then the placement's offers checked and its slots chosen (`placement`), with
+//! `Reason` saying why an offer was left out. Here: the policy scores each eligible arm (its
+//! estimate or sample x value x weight), the slots fill one at a time by the policy's rule (best score,
 //! epsilon-greedy, softmax, or a fresh Thompson draw per slot) with at most the allowed
 //! offers per exclusion group, and each pick gets the probability the policy had of making
 //! it, given the picks of the slots above it (the probability of the first k picks is the
 //! product of theirs).
+
+mod gate;
+mod placement;
+mod reason;
+
+pub(crate) use gate::gate;
+pub(crate) use placement::{Profile, Slotting};
+pub use reason::Reason;
 
 use rand::{Rng, RngExt};
 

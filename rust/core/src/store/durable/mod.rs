@@ -10,7 +10,7 @@
 mod journal;
 mod records;
 
-pub use journal::{Fsync, Journal, JournalRead, read_and_repair};
+pub use journal::{Fsync, Journal, read_and_repair};
 pub use records::{PendingRecord, Record, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, Snapshot, encode};
 
 use std::fs::File;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::contact::{ContactKind, Exclusion};
+use crate::contact::Exclusion;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reason {
@@ -51,33 +51,6 @@ impl fmt::Display for Reason {
             Self::Outranked { score } => write!(f, "outranked (score {score:.6})"),
             Self::AlreadyOnPage { placement } => write!(f, "already chosen for placement '{placement}' on this page"),
             Self::Contact(exclusion) => write!(f, "contact policy: {exclusion}"),
-        }
-    }
-}
-
-/// Seconds as the catalog writes durations: `1d`, `36h`, `90s`.
-pub fn duration(seconds: f64) -> String {
-    let s = seconds.round() as i64;
-    for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if s >= size && s % size == 0 {
-            return format!("{}{unit}", s / size);
-        }
-    }
-    if s >= 3_600 { format!("{:.1}h", seconds / 3_600.0) } else { format!("{s}s") }
-}
-
-impl fmt::Display for Exclusion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Cap { cap, window, count, max } => {
-                write!(f, "{cap}: {count} contact(s) in the last {} (max {max})", duration(*window))
-            }
-            Self::Cooldown { after, ago, cooldown } => {
-                let event = if *after == ContactKind::Converted { "conversion" } else { "dismissal" };
-                write!(f, "cooldown after {event}: {} ago, cooldown {}", duration(*ago), duration(*cooldown))
-            }
-            Self::Purchased { product } => write!(f, "already bought product '{product}'"),
-            Self::Budget { used, allowed } => write!(f, "budget: {used} used of {allowed} allowed so far"),
         }
     }
 }

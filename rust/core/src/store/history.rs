@@ -135,6 +135,7 @@ impl ContactStore {
         shard.insert(profile, History { events: events.into() });
     }
 
+    #[cfg(test)]
     pub fn profiles(&self) -> usize {
         self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len()).sum()
     }

@@ -1,0 +1,134 @@
+//! `DecideOptions`: everything a decision is asked with besides its placements and the
+//! profile, one type for `decide`, `decide_page` and `decide_stored`. It mirrors the core's
+//! `DecideRequest` and `StoredDecideRequest`, and is checked and converted once, when built.
+
+use decision_engine_core::DecideRequest;
+use decision_engine_core::engine::{ContactEvent, StoredDecideRequest};
+use decision_engine_core::store::Value;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::convert::{HistoryItem, contact_event, now_or};
+use crate::errors::InvalidInputError;
+use crate::profiles;
+
+#[pyclass(frozen, name = "DecideOptions", module = "decision_engine._core")]
+pub struct PyDecideOptions {
+    consents: Vec<String>,
+    now: Option<f64>,
+    explain: bool,
+    profile_id: Option<String>,
+    history: Vec<ContactEvent>,
+    purchases: Vec<String>,
+    exclude: Vec<String>,
+    /// Features by name overriding stored values (decisions by id only).
+    context: Vec<(String, Value)>,
+}
+
+#[pymethods]
+impl PyDecideOptions {
+    #[new]
+    #[pyo3(signature = (*, consents = Vec::new(), now = None, explain = false, profile_id = None,
+                        history = Vec::new(), purchases = Vec::new(), exclude = Vec::new(), context = None))]
+    #[expect(clippy::too_many_arguments, reason = "one per Python keyword argument")]
+    fn new(
+        consents: Vec<String>,
+        now: Option<f64>,
+        explain: bool,
+        profile_id: Option<String>,
+        history: Vec<HistoryItem>,
+        purchases: Vec<String>,
+        exclude: Vec<String>,
+        context: Option<Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let history = history.into_iter().map(contact_event).collect::<PyResult<Vec<_>>>()?;
+        let mut values = Vec::new();
+        for (name, item) in context.iter().flat_map(|c| c.iter()) {
+            let name: String = name.extract()?;
+            let value =
+                profiles::value(&item).map_err(|m| InvalidInputError::new_err(format!("context '{name}': {m}")))?;
+            values.push((name, value));
+        }
+        Ok(Self { consents, now, explain, profile_id, history, purchases, exclude, context: values })
+    }
+
+    /// Were features given by name for a decision by id?
+    #[getter]
+    fn has_context(&self) -> bool {
+        !self.context.is_empty()
+    }
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+impl PyDecideOptions {
+    /// With no options: what the keyword defaults are.
+    pub(crate) fn none() -> Self {
+        Self {
+            consents: Vec::new(),
+            now: None,
+            explain: false,
+            profile_id: None,
+            history: Vec::new(),
+            purchases: Vec::new(),
+            exclude: Vec::new(),
+            context: Vec::new(),
+        }
+    }
+
+    /// Runs `f` with the core's request for a decision on a feature vector.
+    pub(crate) fn with_request<T>(
+        &self,
+        placements: &[String],
+        features: &[f32],
+        f: impl FnOnce(&DecideRequest<'_>) -> T,
+    ) -> PyResult<T> {
+        if !self.context.is_empty() {
+            return Err(InvalidInputError::new_err(
+                "context features go with deciding by id (profile None and a profile_id)",
+            ));
+        }
+        let (placements, consents, purchases, exclude) =
+            (strs(placements), strs(&self.consents), strs(&self.purchases), strs(&self.exclude));
+        Ok(f(&DecideRequest {
+            placements: &placements,
+            features,
+            consents: &consents,
+            now: now_or(self.now),
+            explain: self.explain,
+            profile_id: self.profile_id.as_deref(),
+            history: &self.history,
+            purchases: &purchases,
+            exclude: &exclude,
+        }))
+    }
+
+    /// Runs `f` with the core's request for a decision on the stored profile.
+    pub(crate) fn with_stored_request<T>(
+        &self,
+        placements: &[String],
+        f: impl FnOnce(&StoredDecideRequest<'_>) -> T,
+    ) -> PyResult<T> {
+        let Some(profile_id) = self.profile_id.as_deref() else {
+            return Err(InvalidInputError::new_err(
+                "give the profile's features, or profile_id to decide on the stored profile",
+            ));
+        };
+        let context: Vec<(&str, _)> = self.context.iter().map(|(n, v)| (n.as_str(), v.named())).collect();
+        let (placements, consents, purchases, exclude) =
+            (strs(placements), strs(&self.consents), strs(&self.purchases), strs(&self.exclude));
+        Ok(f(&StoredDecideRequest {
+            placements: &placements,
+            profile_id,
+            context: &context,
+            consents: &consents,
+            purchases: &purchases,
+            history: &self.history,
+            now: now_or(self.now),
+            explain: self.explain,
+            exclude: &exclude,
+        }))
+    }
+}
