@@ -21,7 +21,7 @@ redis-server:            ## the Redis store's tests start their own redis-server
 test: install redis-server test-rust test-python   ## set up and run every test
 
 test-rust:
-	cargo test -p decision-engine-core
+	cargo test -p decision-engine-core -p decision-engine-py
 
 test-python:
 	$(PY) -m pytest

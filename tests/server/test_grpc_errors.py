@@ -5,7 +5,7 @@ import math
 
 import grpc
 import pytest
-from decision_engine import Engine
+from decision_engine import Engine, _core
 from decision_engine.server import Limits
 from decision_engine.server.errors import RequestError, check_deadline, handle_errors
 from decision_engine.v1 import admin_pb2 as admin
@@ -180,19 +180,25 @@ def test_unknown_placement_in_policy_state(served):
     assert (error.code(), error.details()) == (NOT_FOUND, "unknown placement 'zz'")
 
 
-class Boom(BaseException):
-    """Like pyo3's PanicException: not an Exception."""
+def _raise(exc: BaseException) -> None:
+    raise exc
 
 
-@pytest.mark.parametrize("exc", [RuntimeError("secret detail"), Boom()])
-def test_unexpected_errors_are_internal_and_the_server_keeps_serving(served, monkeypatch, exc, caplog):
-    def fail(placement):
-        raise exc
-
-    monkeypatch.setattr(served.engine, "policy_state", fail)
+@pytest.mark.parametrize(
+    ("fail", "kind"),
+    [
+        (lambda: _raise(RuntimeError("secret detail")), "RuntimeError"),
+        # a real Rust panic crossing the boundary (pyo3's PanicException is no Exception)
+        (lambda: _core._panic_for_tests("secret detail"), "PanicException"),
+    ],
+    ids=["python", "rust-panic"],
+)
+def test_unexpected_errors_are_internal_and_the_server_keeps_serving(served, monkeypatch, fail, kind, caplog):
+    monkeypatch.setattr(served.engine, "policy_state", lambda placement: fail())
     error = rpc_error(lambda: served.admin.GetPolicyState(admin.GetPolicyStateRequest(placements=["hero"])))
     assert error.code() == grpc.StatusCode.INTERNAL
-    assert error.details() == f"internal error ({type(exc).__name__}); see the server log"
+    assert error.details() == f"internal error ({kind}); see the server log"
+    assert "secret detail" not in error.details()
     assert "unexpected error" in caplog.text
     assert served.decisions.Ping(pb.PingRequest()) == pb.PingResponse()
 

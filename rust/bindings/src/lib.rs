@@ -608,6 +608,13 @@ impl PyEngine {
     }
 }
 
+/// Panics inside Rust, so tests see a real `pyo3_runtime.PanicException` cross the boundary
+/// (the servers must answer INTERNAL and keep serving).
+#[pyfunction]
+fn _panic_for_tests(message: &str) {
+    panic!("{message}");
+}
+
 #[pymodule]
 mod _core {
     use pyo3::prelude::*;
@@ -624,6 +631,8 @@ mod _core {
         m.add("BASIS_POINTS", decision_engine_core::experiment::BASIS_POINTS)
     }
 
+    #[pymodule_export]
+    use super::_panic_for_tests;
     #[pymodule_export]
     use super::PyEngine;
     #[pymodule_export]

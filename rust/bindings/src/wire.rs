@@ -305,3 +305,6 @@ pub fn decide(engine: &Engine, request: &[u8], id_tag: u64) -> Result<(Vec<u8>, 
     };
     Ok((response.encode_to_vec(), decisions))
 }
+
+#[cfg(test)]
+mod tests;
