@@ -1,6 +1,7 @@
 """Type stubs of the Rust extension (kept in step by `python -m mypy.stubtest decision_engine._core`)."""
 
 import os
+from collections.abc import Iterable, Mapping
 from typing import Any, final
 
 import numpy as np
@@ -236,14 +237,14 @@ class DecideOptions:
     def __new__(
         cls,
         *,
-        consents: list[str] = ...,
+        consents: str | Iterable[str] | None = None,
         now: float | None = None,
         explain: bool = False,
         profile_id: str | None = None,
-        history: list[tuple[str, str, float, str, str | None, int]] = ...,
-        purchases: list[str] = ...,
-        exclude: list[str] = ...,
-        context: dict[str, float | int | bool | str] | None = None,
+        history: Iterable[Any] | None = None,
+        purchases: str | Iterable[str] | None = None,
+        exclude: str | Iterable[str] | None = None,
+        context: Mapping[str, float | int | bool | str] | None = None,
     ) -> DecideOptions: ...
     @property
     def has_context(self) -> bool: ...

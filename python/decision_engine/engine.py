@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -89,24 +89,18 @@ class DecideKeywords(TypedDict, total=False):
     context: Mapping[str, ProfileValue] | None  # by-id decisions: features over the stored ones
 
 
-_CONVERT: dict[str, Callable[[Any], Any]] = {
-    "consents": lambda v: [v] if isinstance(v, str) else list(v),
-    "now": unix_seconds,
-    "history": lambda contacts: [c.as_tuple() for c in contacts],
-    "purchases": list,
-    "exclude": list,
-    "context": lambda c: dict(c) if c else None,
-}
-
-
 def decide_options(options: DecideKeywords) -> _core.DecideOptions:
-    """The core's options for the keywords given (the others keep the core's defaults)."""
-    given = {k: _CONVERT.get(k, _same)(v) for k, v in options.items()}
+    """The core's options for the keywords given (the others keep the core's defaults; the
+    core reads any iterable of names, and contacts as `Contact` or tuples)."""
+    if not options:
+        return _NO_OPTIONS
+    given = cast("dict[str, Any]", options)
+    if isinstance(now := given.get("now"), datetime):
+        given = {**given, "now": unix_seconds(now)}
     return _core.DecideOptions(**given)
 
 
-def _same(value: object) -> object:
-    return value
+_NO_OPTIONS = _core.DecideOptions()
 
 
 class Engine:
@@ -242,9 +236,11 @@ class Engine:
         ``context`` features by name override stored values for this decision only, and
         ``consents``, ``history`` and ``purchases`` add to the stored ones.
         """
-        if not options and profile is not None:
+        if profile is None:
+            return self._core.decide_stored([placement], decide_options(options))[0]
+        if not options:
             return self._core.decide(placement, self._vector(profile))  # the hot path: no extras
-        return self.decide_page([placement], profile, **options)[0]
+        return self._core.decide(placement, self._vector(profile), decide_options(options))
 
     def decide_page(
         self,

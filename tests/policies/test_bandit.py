@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from decision_engine import Bandit, InvalidInputError
+from decision_engine import Bandit, InvalidInputError, StorageError
 
 
 def test_select_update_and_state_from_numpy():
@@ -76,3 +76,11 @@ def test_save_and_load(tmp_path):
     (tmp_path / "bad.json").write_text('{"format": "decision-engine/bandit", "version": 3}')
     with pytest.raises(InvalidInputError, match=r"bad.json: .*version 3 is not readable"):
         Bandit.load(tmp_path / "bad.json")
+
+
+def test_a_file_that_cannot_be_read_or_written_is_a_storage_error(tmp_path):
+    with pytest.raises(StorageError, match=r"cannot read bandit file .*missing.json: "):
+        Bandit.load(tmp_path / "missing.json")
+    with pytest.raises(StorageError, match=r"cannot write bandit file .*no_such_dir"):
+        Bandit({"type": "thompson"}, 2).save(tmp_path / "no_such_dir" / "b.json")
+    assert not (tmp_path / "no_such_dir").exists()

@@ -3,6 +3,7 @@
 use std::sync::{Mutex, PoisonError};
 
 use decision_engine_core::bandit::Bandit;
+use decision_engine_core::error::io_error;
 use decision_engine_core::policy::PolicyConfig;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
@@ -157,13 +158,14 @@ impl PyBandit {
         let json = self.to_json();
         // Write then rename, so a crash never leaves half a file under the name.
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, &path))?;
-        Ok(())
+        std::fs::write(&tmp, json)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| to_py(io_error(&path, "cannot write bandit file", e)))
     }
 
     #[staticmethod]
     fn load(path: std::path::PathBuf) -> PyResult<Self> {
-        let json = std::fs::read_to_string(&path)?;
+        let json = std::fs::read_to_string(&path).map_err(|e| to_py(io_error(&path, "cannot read bandit file", e)))?;
         Self::from_json(&json).map_err(|e| {
             Python::attach(|py| InvalidInputError::new_err(format!("{}: {}", path.display(), e.value(py))))
         })

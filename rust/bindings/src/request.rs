@@ -6,7 +6,7 @@ use decision_engine_core::DecideRequest;
 use decision_engine_core::engine::{ContactEvent, StoredDecideRequest};
 use decision_engine_core::store::Value;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyList, PyMapping, PyString, PyTuple};
 
 use crate::convert::{HistoryItem, contact_event, now_or};
 use crate::errors::InvalidInputError;
@@ -27,29 +27,57 @@ pub struct PyDecideOptions {
 
 #[pymethods]
 impl PyDecideOptions {
+    /// `consents`, `purchases` and `exclude` take a list, any iterable of str, or one str;
+    /// `history` contact tuples or objects with `as_tuple()`; `context` a mapping.
     #[new]
-    #[pyo3(signature = (*, consents = Vec::new(), now = None, explain = false, profile_id = None,
-                        history = Vec::new(), purchases = Vec::new(), exclude = Vec::new(), context = None))]
+    #[pyo3(signature = (*, consents = None, now = None, explain = false, profile_id = None,
+                        history = None, purchases = None, exclude = None, context = None))]
     #[expect(clippy::too_many_arguments, reason = "one per Python keyword argument")]
     fn new(
-        consents: Vec<String>,
+        consents: Option<Bound<'_, PyAny>>,
         now: Option<f64>,
         explain: bool,
         profile_id: Option<String>,
-        history: Vec<HistoryItem>,
-        purchases: Vec<String>,
-        exclude: Vec<String>,
-        context: Option<Bound<'_, PyDict>>,
+        history: Option<Bound<'_, PyAny>>,
+        purchases: Option<Bound<'_, PyAny>>,
+        exclude: Option<Bound<'_, PyAny>>,
+        context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let history = history.into_iter().map(contact_event).collect::<PyResult<Vec<_>>>()?;
-        let mut values = Vec::new();
-        for (name, item) in context.iter().flat_map(|c| c.iter()) {
-            let name: String = name.extract()?;
-            let value =
-                profiles::value(&item).map_err(|m| InvalidInputError::new_err(format!("context '{name}': {m}")))?;
-            values.push((name, value));
+        let mut contacts = Vec::new();
+        for item in history.iter().map(|h| h.try_iter()).collect::<PyResult<Vec<_>>>()?.into_iter().flatten() {
+            let item = item?;
+            let tuple = if item.is_instance_of::<PyTuple>() { item } else { item.call_method0("as_tuple")? };
+            contacts.push(contact_event(tuple.extract::<HistoryItem>()?)?);
         }
-        Ok(Self { consents, now, explain, profile_id, history, purchases, exclude, context: values })
+        let mut values = Vec::new();
+        if let Some(context) = context.filter(|c| !c.is_none()) {
+            let context = match context.cast::<PyDict>() {
+                Ok(dict) => dict.clone(),
+                Err(_) => {
+                    let dict = PyDict::new(context.py());
+                    dict.update(context.cast::<PyMapping>().map_err(|_| {
+                        InvalidInputError::new_err("context must be a mapping of feature names to values")
+                    })?)?;
+                    dict
+                }
+            };
+            for (name, item) in context.iter() {
+                let name: String = name.extract()?;
+                let value =
+                    profiles::value(&item).map_err(|m| InvalidInputError::new_err(format!("context '{name}': {m}")))?;
+                values.push((name, value));
+            }
+        }
+        Ok(Self {
+            consents: names(consents, "consents")?,
+            now,
+            explain,
+            profile_id,
+            history: contacts,
+            purchases: names(purchases, "purchases")?,
+            exclude: names(exclude, "exclude")?,
+            context: values,
+        })
     }
 
     /// Were features given by name for a decision by id?
@@ -57,6 +85,19 @@ impl PyDecideOptions {
     fn has_context(&self) -> bool {
         !self.context.is_empty()
     }
+}
+
+/// A list of str, any iterable of str, or one str.
+fn names(given: Option<Bound<'_, PyAny>>, what: &str) -> PyResult<Vec<String>> {
+    let Some(given) = given.filter(|g| !g.is_none()) else { return Ok(Vec::new()) };
+    if let Ok(one) = given.cast::<PyString>() {
+        return Ok(vec![one.to_string()]);
+    }
+    if let Ok(list) = given.cast::<PyList>() {
+        return list.extract();
+    }
+    let items = given.try_iter().map_err(|_| InvalidInputError::new_err(format!("{what} must be str names")))?;
+    items.map(|item| item?.extract::<String>()).collect()
 }
 
 fn strs(v: &[String]) -> Vec<&str> {

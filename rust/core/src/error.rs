@@ -98,7 +98,8 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A storage error naming what was being done to which file.
-pub(crate) fn io_error(path: &std::path::Path, what: &str, err: std::io::Error) -> Error {
+/// A storage error naming the file: "{what} {path}: {err}".
+pub fn io_error(path: &std::path::Path, what: &str, err: std::io::Error) -> Error {
     Error::Storage(format!("{what} {}: {err}", path.display()))
 }
 
