@@ -54,7 +54,7 @@ impl PyEngine {
         options: Option<&PyDecideOptions>,
     ) -> PyResult<Vec<PyDecision>> {
         let features = contiguous(&features, "features")?.to_vec();
-        let none = PyDecideOptions::none();
+        let none = PyDecideOptions::default();
         let options = options.unwrap_or(&none);
         let decisions =
             py.detach(|| options.with_request(placements, &features, |request| self.inner.decide_page(request)))?;
@@ -420,16 +420,7 @@ impl PyEngine {
         py: Python<'py>,
         profile: &Bound<'py, pyo3::types::PyDict>,
     ) -> PyResult<Bound<'py, numpy::PyArray1<f32>>> {
-        let mut given = Vec::with_capacity(profile.len());
-        for (key, item) in profile.iter() {
-            if item.is_none() {
-                continue;
-            }
-            let name = key.extract::<String>()?;
-            let value =
-                profiles::value(&item).map_err(|e| InvalidInputError::new_err(format!("feature '{name}': {e}")))?;
-            given.push((name, value));
-        }
+        let given = profiles::named_values(profile, "feature")?;
         let values = given.iter().map(|(name, value)| (name.as_str(), value.named()));
         let row = self.inner.current().catalog.schema.encode_named(values).map_err(to_py)?;
         Ok(row.into_pyarray(py))

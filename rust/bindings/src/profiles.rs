@@ -68,6 +68,21 @@ pub fn value(item: &Bound<'_, PyAny>) -> Result<Value, String> {
     Err(format!("a value must be a number, bool or str, got {kind}"))
 }
 
+/// Values given by name in a dict (None counts as absent); `what` names one in messages,
+/// e.g. "feature" or "context".
+pub fn named_values(dict: &Bound<'_, PyDict>, what: &str) -> PyResult<Vec<(String, Value)>> {
+    let mut values = Vec::with_capacity(dict.len());
+    for (key, item) in dict.iter() {
+        if item.is_none() {
+            continue;
+        }
+        let name: String = key.extract()?;
+        let value = value(&item).map_err(|m| InvalidInputError::new_err(format!("{what} '{name}': {m}")))?;
+        values.push((name, value));
+    }
+    Ok(values)
+}
+
 fn names(item: &Bound<'_, PyAny>, key: &str) -> Result<Vec<String>, String> {
     item.extract::<Vec<String>>().map_err(|_| format!("'{key}' must be a list of str"))
 }

@@ -12,7 +12,9 @@ use crate::convert::{HistoryItem, contact_event, now_or};
 use crate::errors::InvalidInputError;
 use crate::profiles;
 
+/// No options (`Default`): no consents, the server clock, no contact history.
 #[pyclass(frozen, name = "DecideOptions", module = "decision_engine._core")]
+#[derive(Default)]
 pub struct PyDecideOptions {
     consents: Vec<String>,
     now: Option<f64>,
@@ -49,25 +51,22 @@ impl PyDecideOptions {
             let tuple = if item.is_instance_of::<PyTuple>() { item } else { item.call_method0("as_tuple")? };
             contacts.push(contact_event(tuple.extract::<HistoryItem>()?)?);
         }
-        let mut values = Vec::new();
-        if let Some(context) = context.filter(|c| !c.is_none()) {
-            let context = match context.cast::<PyDict>() {
-                Ok(dict) => dict.clone(),
-                Err(_) => {
-                    let dict = PyDict::new(context.py());
-                    dict.update(context.cast::<PyMapping>().map_err(|_| {
-                        InvalidInputError::new_err("context must be a mapping of feature names to values")
-                    })?)?;
-                    dict
-                }
-            };
-            for (name, item) in context.iter() {
-                let name: String = name.extract()?;
-                let value =
-                    profiles::value(&item).map_err(|m| InvalidInputError::new_err(format!("context '{name}': {m}")))?;
-                values.push((name, value));
+        let values = match context.filter(|c| !c.is_none()) {
+            None => Vec::new(),
+            Some(context) => {
+                let dict = match context.cast::<PyDict>() {
+                    Ok(dict) => dict.clone(),
+                    Err(_) => {
+                        let dict = PyDict::new(context.py());
+                        dict.update(context.cast::<PyMapping>().map_err(|_| {
+                            InvalidInputError::new_err("context must be a mapping of feature names to values")
+                        })?)?;
+                        dict
+                    }
+                };
+                profiles::named_values(&dict, "context")?
             }
-        }
+        };
         Ok(Self {
             consents: names(consents, "consents")?,
             now,
@@ -105,20 +104,6 @@ fn strs(v: &[String]) -> Vec<&str> {
 }
 
 impl PyDecideOptions {
-    /// With no options: what the keyword defaults are.
-    pub(crate) fn none() -> Self {
-        Self {
-            consents: Vec::new(),
-            now: None,
-            explain: false,
-            profile_id: None,
-            history: Vec::new(),
-            purchases: Vec::new(),
-            exclude: Vec::new(),
-            context: Vec::new(),
-        }
-    }
-
     /// Runs `f` with the core's request for a decision on a feature vector.
     pub(crate) fn with_request<T>(
         &self,
