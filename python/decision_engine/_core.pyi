@@ -198,7 +198,20 @@ class Engine:
         propensities: bool = True,
         profile_ids: list[str] | None = None,
         allocate_budgets: bool = False,
+        stream: int | None = None,
+        prices: dict[str, float] | None = None,
+        quota: dict[str, int] | None = None,
+        contact_history: bool = True,
     ) -> BatchDecision: ...
+    def budget_prices(
+        self,
+        placement: str,
+        features: npt.NDArray[np.float32],
+        total_rows: int,
+        consents: npt.NDArray[np.bool_] | None = None,
+        now: float | None = None,
+        threads: int | None = None,
+    ) -> list[tuple[str, float, int]]: ...
     def evaluate_rules(
         self, features: npt.NDArray[np.float32], threads: int | None = None
     ) -> npt.NDArray[np.uint8]: ...

@@ -47,6 +47,15 @@ class ArmState:
 
 
 @dataclass(frozen=True)
+class BudgetPrice:
+    """An impression budget's price for a campaign (`Engine.budget_prices`), and the volume
+    it had room for when priced."""
+
+    price: float
+    room: int
+
+
+@dataclass(frozen=True)
 class Contact:
     """One contact of a profile with an offer: shown, converted or dismissed."""
 
@@ -434,6 +443,10 @@ class Engine:
         propensities: bool = True,
         profile_ids: Sequence[str] | None = None,
         allocate_budgets: bool = False,
+        stream: int | None = None,
+        prices: Mapping[str, float] | None = None,
+        quota: Mapping[str, int] | None = None,
+        contact_history: bool = True,
     ) -> BatchDecision:
         """Decides for every row of a (profiles x features) float32 array, on all cores.
 
@@ -441,12 +454,21 @@ class Engine:
         without it no profile has consent, so offers that need one are left out.
         Empty slots have offer -1 and NaN score and propensity. ``propensities=False`` skips
         computing them (``batch.propensities`` is then None), for scoring-only runs. With
-        ``profile_ids`` (one per row) the contact policy applies as in :meth:`decide`.
+        ``profile_ids`` (one per row) the profiles get their experiment groups
+        (``batch.groups``) and the contact policy applies as in :meth:`decide`;
+        ``contact_history=False`` uses the ids for groups and streams only.
 
         ``allocate_budgets=True`` is for campaigns under volume budgets: offers are scored
         by expected value and allocated across the whole batch to maximise the total within
         each budget's remaining volume (rather than first come, first served); the result
         is deterministic, so propensities are 1.
+
+        A campaign split into batches (over many engines, on Ray or Spark) uses the rest:
+        ``stream`` (with ``profile_ids``) draws each profile's randomness from (seed,
+        stream, profile id), so the decisions do not depend on how the rows are split;
+        ``prices`` (offer id -> price, from :meth:`budget_prices`) makes every row take its
+        offers by expected value minus price (propensity 1); ``quota`` (offer id -> count)
+        caps what this batch takes of each offer, on top of its budget.
         """
         rows = np.ascontiguousarray(features, dtype=np.float32)
         if rows.ndim != 2:
@@ -456,8 +478,41 @@ class Engine:
             raise InvalidInputError(f"consents must be 2-D (profiles x {len(self.channels)})")
         ids = None if profile_ids is None else list(profile_ids)
         return self._core.decide_batch(
-            placement, rows, mask, unix_seconds(now), threads, propensities, ids, allocate_budgets
+            placement,
+            rows,
+            mask,
+            unix_seconds(now),
+            threads,
+            propensities,
+            ids,
+            allocate_budgets,
+            stream,
+            None if prices is None else dict(prices),
+            None if quota is None else dict(quota),
+            contact_history,
         )
+
+    def budget_prices(
+        self,
+        placement: str,
+        features: npt.ArrayLike,
+        total_rows: int,
+        *,
+        consents: npt.ArrayLike | None = None,
+        now: Timestamp = None,
+        threads: int | None = None,
+    ) -> dict[str, BudgetPrice]:
+        """The first pass of a campaign under budgets: prices from a sample of its profiles.
+
+        ``features`` (and ``consents``) are a sample of the ``total_rows`` profiles the
+        campaign decides. Each impression budget of the placement's offers gets the price
+        at which the sample, scaled to the whole run, takes what the budget has room for;
+        :meth:`decide_batch` with ``prices=`` then decides any batch of the run alone.
+        """
+        rows = np.ascontiguousarray(features, dtype=np.float32)
+        mask = None if consents is None else np.ascontiguousarray(consents, dtype=np.bool_)
+        priced = self._core.budget_prices(placement, rows, total_rows, mask, unix_seconds(now), threads)
+        return {offer: BudgetPrice(price, room) for offer, price, room in priced}
 
     def decide_arrow(
         self,
@@ -542,4 +597,4 @@ class Engine:
         return ids[np.where(offers < 0, len(self.offer_ids), offers)]
 
 
-__all__: Sequence[str] = ["ArmState", "Contact", "Engine"]
+__all__: Sequence[str] = ["ArmState", "BudgetPrice", "Contact", "Engine"]

@@ -47,7 +47,7 @@ def test_decide_arrow_equals_decide_batch_on_the_same_rows(make_engine, table):
     assert out.schema == output_schema(engine, PLACEMENT)
     assert out.schema.names == [
         "profile_id", "decision_id", "offer_0", "score_0", "propensity_0",
-        "offer_1", "score_1", "propensity_1", "experiment_group",
+        "offer_1", "score_1", "propensity_1", "experiment", "experiment_group",
     ]  # fmt: skip
     assert out.column("profile_id").to_pylist() == [f"p{i}" for i in range(N)]
     assert np.array_equal(out.column("decision_id").to_numpy(), expected.decision_ids)
@@ -62,7 +62,44 @@ def test_decide_arrow_equals_decide_batch_on_the_same_rows(make_engine, table):
             assert column.type == pa.float32()
             assert np.array_equal(pc.is_valid(column).to_numpy(zero_copy_only=False), filled[:, slot])
             assert np.array_equal(column.drop_null().to_numpy(), values[filled[:, slot], slot])
-    assert out.column("experiment_group").null_count == N  # the batch path assigns no group
+    assert out.column("experiment_group").null_count == N  # the demo runs no experiment
+
+
+def test_profiles_with_ids_get_their_experiment_group():
+    from decision_engine import Engine, parse_catalog
+
+    catalog = parse_catalog(
+        """
+version: 1
+features: [{name: age, type: int}]
+channels: [web]
+placements: [{id: hero, channel: web, slots: 1}]
+offers:
+  - {id: rich, placements: [hero], value: 10}
+  - {id: cheap, placements: [hero], value: 1}
+experiments:
+  - id: universal_holdout
+    layer: global
+    groups: [{name: holdout, share: 0.2, treatment: default}, {name: personalized, share: 0.8}]
+""",
+        "inline.yaml",
+    )
+    engine = Engine(catalog, seed=5, clock="simulated")
+    ids = [f"c{i}" for i in range(400)]
+    table = pa.table({"profile_id": ids, "age": pa.array(np.full(400, 30), pa.int64())})
+    out = decide_arrow(engine, "hero", table, now=NOW)
+    assert set(out.column("experiment").to_pylist()) == {"universal_holdout"}
+    groups = out.column("experiment_group").to_pylist()
+    assert engine.contact_history("c0") == [], "a batch by default keeps no contact history"
+    single = [
+        dict(engine.decide("hero", {"age": 30}, profile_id=i, now=NOW).experiments)["universal_holdout"]
+        for i in ids[:50]
+    ]
+    assert groups[:50] == single, "the groups a single decision by id gets"
+    holdout = np.array(groups) == "holdout"
+    assert 40 < holdout.sum() < 120
+    # The holdout gets the non-personalized default: the highest value x weight.
+    assert set(np.array(out.column("offer_0").to_pylist())[holdout]) == {"rich"}
 
 
 def test_feature_matrix_reads_columns_by_name_and_category_names(make_engine, table):

@@ -45,7 +45,9 @@ def test_campaign_decides_every_profile_in_batches_with_its_log(profiles, tmp_pa
     assert pq.ParquetFile(out).metadata.num_row_groups == 5, "written batch by batch"
     # One engine through every batch: the same decisions as one call over the whole file.
     reference = Engine(DEMO_CATALOG, seed=9)
-    expected = decide_arrow(reference, PLACEMENT, pq.read_table(profiles), consents={"email": "email_ok"})
+    expected = decide_arrow(
+        reference, PLACEMENT, pq.read_table(profiles), consents={"email": "email_ok"}, stream=0
+    )
     assert decided.drop_columns(["features_hash"]).equals(pa.Table.from_batches([expected]))
     assert not list(tmp_path.glob("*.partial"))
 

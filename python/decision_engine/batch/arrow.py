@@ -7,7 +7,7 @@ cores. The result is one record batch (`output_schema`)::
 
     profile_id string | decision_id uint64 |
     offer_<s> string | score_<s> float32 | propensity_<s> float32   (per slot s = 0, 1, ...) |
-    experiment_group string | [features_hash string]
+    experiment string | experiment_group string | [features_hash string]
 
 An empty slot has a null offer, score and propensity. `feature_matrix` is the one place a
 batch becomes the core's float32 matrix, so a column path in the core can replace it.
@@ -177,7 +177,7 @@ def output_schema(
         fields += [pa.field(f"offer_{slot}", pa.string()), pa.field(f"score_{slot}", pa.float32())]
         if propensities:
             fields.append(pa.field(f"propensity_{slot}", pa.float32()))
-    fields.append(pa.field("experiment_group", pa.string()))
+    fields += [pa.field("experiment", pa.string()), pa.field("experiment_group", pa.string())]
     if features_hash:
         fields.append(pa.field("features_hash", pa.string()))
     return pa.schema(fields)
@@ -200,6 +200,22 @@ def _core_error(err: InvalidInputError, ids: pa.Array[Any], row_offset: int) -> 
     return InvalidInputError(_CORE_ROW.sub(label, str(err), count=1))
 
 
+def _experiment_columns(
+    engine: Engine, groups: npt.NDArray[np.int32] | None, rows: int
+) -> tuple[pa.Array[Any], pa.Array[Any]]:
+    """Each row's experiment and group: the first experiment of the catalog it is in."""
+    if groups is None or not (groups >= 0).any():
+        return pa.nulls(rows, pa.string()), pa.nulls(rows, pa.string())
+    experiment = np.full(rows, None, dtype=object)
+    group = np.full(rows, None, dtype=object)
+    # Last to first, so that the first experiment a row is in is the one it keeps.
+    for e, (name, group_names) in reversed(list(enumerate(engine.experiments))):
+        member = groups[:, e] >= 0
+        experiment[member] = name
+        group[member] = np.asarray(group_names, dtype=object)[groups[member, e]]
+    return pa.array(experiment, pa.string()), pa.array(group, pa.string())
+
+
 def decide_arrow(
     engine: Engine,
     placement: str,
@@ -212,14 +228,22 @@ def decide_arrow(
     threads: int | None = None,
     features_hash: bool = False,
     row_offset: int = 0,
+    stream: int | None = None,
+    prices: Mapping[str, float] | None = None,
+    quota: Mapping[str, int] | None = None,
+    contact_history: bool = False,
 ) -> pa.RecordBatch:
     """Decides ``placement`` for every row of ``data`` (see the module docstring for the output).
 
-    ``id_column`` names the profile ids (strings or integers), carried to the output (None:
-    null ids). They label rows only: the batch path applies no stored contact history and
-    reserves no contacts by them. ``consents`` names bool columns per channel (without it no
-    profile has consent). ``experiment_group`` is null: the batch path assigns no experiment
-    group. ``features_hash=True`` adds the hash the decision log joins features by.
+    ``id_column`` names the profile ids (strings or integers; None: null ids). They go to
+    the core: each profile gets its experiment group (``experiment``, ``experiment_group``;
+    null outside every experiment), and with ``stream`` its own random stream
+    (`Engine.decide_batch`). ``contact_history=True`` also applies and records the
+    engine's contact history by them, as a decision by id does; by default the batch leaves
+    none behind (a campaign's engine lives for one run). ``consents`` names bool columns
+    per channel (without it no profile has consent). ``prices`` and ``quota`` are a
+    campaign's budget prices and this batch's share of the budgets (`Engine.decide_batch`).
+    ``features_hash=True`` adds the hash the decision log joins features by.
     ``row_offset`` is the first row's number in error messages (a batch of a larger file).
     """
     table = as_table(data)
@@ -229,7 +253,17 @@ def decide_arrow(
     mask = consent_matrix(table, engine, consents, row_offset=row_offset)
     try:
         decision = engine.decide_batch(
-            placement, matrix, consents=mask, now=now, threads=threads, propensities=propensities
+            placement,
+            matrix,
+            consents=mask,
+            now=now,
+            threads=threads,
+            propensities=propensities,
+            profile_ids=None if id_column is None else cast("list[str]", ids.to_pylist()),
+            stream=stream if id_column is not None else None,
+            prices=prices,
+            quota=quota,
+            contact_history=contact_history,
         )
     except InvalidInputError as err:
         raise _core_error(err, ids, row_offset) from None
@@ -243,7 +277,7 @@ def decide_arrow(
         if decision.propensities is not None:
             chosen = np.ascontiguousarray(decision.propensities[:, slot])
             columns.append(pa.array(chosen, pa.float32(), mask=hole))
-    columns.append(pa.nulls(table.num_rows, pa.string()))
+    columns.extend(_experiment_columns(engine, decision.groups, table.num_rows))
     if features_hash:
         columns.append(_hashes(matrix))
     return pa.RecordBatch.from_arrays(columns, schema=schema)

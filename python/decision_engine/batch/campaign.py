@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pds
 import pyarrow.parquet as pq
 
-from decision_engine.batch.arrow import Consents
+from decision_engine.batch.arrow import Consents, consent_matrix, feature_matrix
+from decision_engine.batch.budgets import SAMPLE_ROWS, CampaignBudgets, RayLedger
 from decision_engine.batch.decider import BatchDecider
 from decision_engine.decision_log.format import DecisionLogWriter, OutcomeLogWriter
 from decision_engine.engine import Engine, Timestamp, unix_seconds
@@ -42,6 +43,10 @@ class CampaignResult:
     log: Path | None
     # (arms loaded, arms skipped) of the policy state; None without one
     policy_state_loaded: tuple[int, int] | None
+    # the first pass's prices and room, for a placement with impression budgets
+    budgets: CampaignBudgets | None = None
+    # impressions the run took of each budgeted offer
+    budget_used: dict[str, int] | None = None
 
     @property
     def rows_per_second(self) -> float:
@@ -105,6 +110,8 @@ class _Log:
                     "propensity": rows.column(f"propensity_{slot}").cast(pa.float64()),
                     "features_hash": rows.column("features_hash"),
                     "slot": pa.array(np.full(rows.num_rows, slot, np.int32)),
+                    "experiment": _text(rows.column("experiment")),
+                    "group": _text(rows.column("experiment_group")),
                 }
             )
         n = sum(len(p["slot"]) for p in parts)
@@ -115,8 +122,6 @@ class _Log:
         columns.update(
             time=np.full(n, now),
             placement=np.full(n, self.placement, dtype=object),
-            experiment=np.full(n, "", dtype=object),
-            group=np.full(n, "", dtype=object),
             policy_version=np.full(n, self.policy_version, dtype=object),
         )
         self._decisions.append(columns)
@@ -126,8 +131,54 @@ class _Log:
         self._outcomes.close(publish=publish)
 
 
+def _text(values: pa.Array[Any] | pa.ChunkedArray[Any]) -> pa.Array[Any]:
+    """A string column with "" for null (the log's "no experiment")."""
+    return _array(cast("pa.ChunkedArray[Any]", pc.fill_null(values, pa.scalar("", pa.string()))))
+
+
 def _array(values: pa.Array[Any] | pa.ChunkedArray[Any]) -> pa.Array[Any]:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def first_pass(
+    engine: Engine,
+    placement: str,
+    source: pq.ParquetFile,
+    columns: list[str],
+    *,
+    consents: Consents,
+    now: Timestamp,
+    sample_rows: int = SAMPLE_ROWS,
+) -> CampaignBudgets | None:
+    """The budgets' prices from an even sample of the file (every k-th row, at most
+    ``sample_rows`` in all, a row group in memory at a time); None when the placement's
+    offers have no impression budget."""
+    if all(engine.budget_usage(offer, now=now) is None for offer in engine.placements[placement][2]):
+        return None
+    total = source.metadata.num_rows
+    step = max(1, -(-total // max(1, sample_rows)))
+    parts, start = [], 0
+    for group in range(source.metadata.num_row_groups):
+        table = source.read_row_group(group, columns=columns)
+        parts.append(table.take(np.arange((-start) % step, table.num_rows, step)))
+        start += table.num_rows
+    sample = pa.concat_tables(parts) if parts else source.schema_arrow.empty_table()
+    matrix = feature_matrix(sample, engine)
+    mask = consent_matrix(sample, engine, consents)
+    priced = engine.budget_prices(placement, matrix, total, consents=mask, now=now)
+    return CampaignBudgets.of(priced, sample.num_rows) if priced else None
+
+
+def _budget_used(engine: Engine, budgets: CampaignBudgets | None, now: Timestamp) -> dict[str, int] | None:
+    """Impressions the engine's budgets counted beyond the room they had when priced."""
+    if budgets is None:
+        return None
+    used = {}
+    for offer, room in budgets.room.items():
+        usage = engine.budget_usage(offer, now=now)
+        assert usage is not None, offer
+        used[offer] = room - max(0, usage[1] - usage[0])
+    return used
 
 
 def run_campaign(
@@ -145,12 +196,16 @@ def run_campaign(
     consents: Consents = None,
     threads: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stream: int = 0,
 ) -> CampaignResult:
     """Decides ``placement`` for every profile of the Parquet file ``profiles`` into ``out``.
 
     ``progress(rows done, rows in all)`` is called after each batch. The output appears at
     ``out`` (and the log in ``log``) only once every row is decided; a bad row stops the run
-    with an InvalidInputError naming its column and its row in the file.
+    with an InvalidInputError naming its column and its row in the file. Each profile
+    draws from its own random stream (``seed``, ``stream``, id), as on Ray. When the
+    placement's offers have impression budgets, a first pass prices them from a sample
+    (`first_pass`) and every batch is decided at those prices, within the budgets.
     """
     if batch_rows < 1:
         raise InvalidInputError(f"batch_rows must be at least 1, got {batch_rows}")
@@ -167,11 +222,14 @@ def run_campaign(
         features_hash=log is not None,
         threads=threads,
         max_pending=batch_rows,
+        stream=stream,
     )
     source = pq.ParquetFile(os.fspath(profiles))
     wanted = input_columns(decider.engine, id_column, consents)
     _check_columns(source.schema_arrow, wanted, profiles)
     total = source.metadata.num_rows
+    budgets = first_pass(decider.engine, placement, source, wanted, consents=consents, now=now)
+    decider.prices = None if budgets is None else budgets.prices
     output = _Output(Path(out), decider.schema)
     slots = decider.engine.placements[placement][1]
     logged = None if log is None else _Log(Path(log), placement, decider.engine.policy_version, slots)
@@ -196,6 +254,8 @@ def run_campaign(
         Path(out),
         None if log is None else Path(log),
         decider.policy_state_loaded,
+        budgets,
+        _budget_used(decider.engine, budgets, now),
     )
 
 
@@ -227,6 +287,7 @@ def run_ray_campaign(
     id_column: str = "profile_id",
     consents: Consents = None,
     concurrency: int | None = None,
+    stream: int = 0,
 ) -> CampaignResult:
     """The same job on Ray Data: ``read_parquet -> map_batches(BatchDecider) -> write_parquet``.
 
@@ -234,7 +295,11 @@ def run_ray_campaign(
     already initialised in this process is used as it is). ``concurrency`` actors (default:
     the cluster's CPUs) each hold one engine; their decision ids carry a per-actor tag
     (`BatchDecider`, ``unique_ids``). ``out`` becomes a directory of Parquet files; the log, if
-    asked for, is written from them afterwards. Needs the ``ray`` extra.
+    asked for, is written from them afterwards. Needs the ``ray`` extra. Profiles draw from
+    their own streams, so the decisions are those of `run_campaign` with the same seed
+    and stream (budgets aside: which profile gets a budget's last units depends on the
+    order batches run in). Budgets are priced by the same first pass, and their room is
+    shared through one `BudgetLedger` actor, so each holds over the whole run.
     """
     import ray
     import ray.data
@@ -250,10 +315,16 @@ def run_ray_campaign(
         now=now,
         features_hash=log is not None,
         max_pending=batch_rows,
+        stream=stream,
     )
     probe = BatchDecider(os.fspath(catalog), placement, **options)  # bad arguments fail here, not in an actor
     wanted = input_columns(probe.engine, id_column, consents)
-    _check_columns(pq.read_schema(os.fspath(profiles)), wanted, profiles)
+    source = pq.ParquetFile(os.fspath(profiles))
+    _check_columns(source.schema_arrow, wanted, profiles)
+    budgets = first_pass(probe.engine, placement, source, wanted, consents=consents, now=now)
+    ledger = None if budgets is None else RayLedger.start(budgets.room)
+    if budgets is not None:
+        options.update(prices=budgets.prices, ledger=ledger)
     workers = concurrency or max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
     dataset = ray.data.read_parquet(os.fspath(profiles)).select_columns(wanted)
     decided = dataset.map_batches(
@@ -286,6 +357,8 @@ def run_ray_campaign(
         Path(out),
         None if log is None else Path(log),
         probe.policy_state_loaded,
+        budgets,
+        None if ledger is None else ledger.used(),
     )
 
 

@@ -66,6 +66,13 @@ def _consents(texts: tuple[str, ...]) -> dict[str, str] | None:
 )
 @click.option("--seed", default=0, show_default=True)
 @click.option(
+    "--stream",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="This run's random stream: each profile draws from (seed, stream, profile id).",
+)
+@click.option(
     "--now",
     type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
     default=None,
@@ -86,6 +93,7 @@ def campaign(
     ray_address: str | None,
     workers: int | None,
     seed: int,
+    stream: int,
     now: datetime | None,
     id_column: str,
     consents: tuple[str, ...],
@@ -96,6 +104,7 @@ def campaign(
         job: dict[str, Any] = {
             "batch_rows": batch_rows,
             "seed": seed,
+            "stream": stream,
             "policy_state": policy_state,
             "log": log,
             "now": now,
@@ -122,6 +131,13 @@ def campaign(
         f"{result.rows:,} decisions in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s) "
         f"-> {result.out}{logged}{loaded}"
     )
+    if result.budgets is not None and result.budget_used is not None:
+        for offer, room in result.budgets.room.items():
+            click.echo(
+                f"budget {offer}: {result.budget_used[offer]:,} of {room:,} impressions "
+                f"(price {result.budgets.prices[offer]:.4g}, "
+                f"from {result.budgets.sampled_rows:,} sampled rows)"
+            )
 
 
 @contextmanager

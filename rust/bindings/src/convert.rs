@@ -1,6 +1,8 @@
 //! Conversions between Python values and the core's inputs, shared by the Engine methods.
 
-use decision_engine_core::engine::{ContactEvent, ContactKind};
+use std::collections::HashMap;
+
+use decision_engine_core::engine::{ContactEvent, ContactKind, Loaded};
 use numpy::PyReadonlyArray2;
 use pyo3::prelude::*;
 
@@ -44,6 +46,44 @@ pub(crate) fn check_consents(array: &PyReadonlyArray2<'_, bool>, rows: usize, ch
             "consents must be {rows} x {channels} (rows x channels), got {r} x {c}"
         )))
     }
+}
+
+/// A batch's features and consents as the core takes them: checked against the catalog and
+/// copied (another Python thread may write the arrays while the batch runs detached).
+pub(crate) fn batch_arrays(
+    loaded: &Loaded,
+    features: &PyReadonlyArray2<'_, f32>,
+    consents: Option<&PyReadonlyArray2<'_, bool>>,
+) -> PyResult<(Vec<f32>, Option<Vec<u8>>)> {
+    check_features(features, loaded.catalog.schema.len())?;
+    let rows = features.as_array().nrows();
+    let features = owned(contiguous(features, "features")?);
+    let consents = match consents {
+        Some(c) => {
+            check_consents(c, rows, loaded.catalog.channels.len())?;
+            Some(contiguous(c, "consents")?.iter().map(|&b| u8::from(b)).collect())
+        }
+        None => None,
+    };
+    Ok((features, consents))
+}
+
+/// Values given by offer id, one per catalog offer (`missing` for offers not named).
+pub(crate) fn by_offer<T: Copy>(
+    loaded: &Loaded,
+    by_id: HashMap<String, T>,
+    missing: T,
+    what: &str,
+) -> PyResult<Vec<T>> {
+    let offers = &loaded.catalog.offers;
+    let mut values = vec![missing; offers.len()];
+    for (id, value) in by_id {
+        let Some(o) = offers.iter().position(|offer| offer.id == id) else {
+            return Err(InvalidInputError::new_err(format!("{what}: unknown offer '{id}'")));
+        };
+        values[o] = value;
+    }
+    Ok(values)
 }
 
 /// Runs heavy work without the GIL, with its own rayon pool when `threads` is given.

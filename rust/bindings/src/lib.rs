@@ -14,6 +14,7 @@ mod rules;
 mod triggers;
 mod wire;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use decision_engine_core::engine::WriteReport;
@@ -26,8 +27,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use convert::{
-    DecisionSummary, HistoryItem, check_consents, check_features, contiguous, decision_id_of, kind_name, now_or, owned,
-    run_detached,
+    DecisionSummary, HistoryItem, batch_arrays, by_offer, check_features, contiguous, decision_id_of, kind_name,
+    now_or, owned, run_detached,
 };
 use decision::{PyBatchDecision, PyDecision};
 use errors::{InvalidInputError, to_py};
@@ -436,7 +437,8 @@ impl PyEngine {
     /// rows x channels bool array; without it no profile has any consent. Without
     /// `propensities` the result has none, and the batch runs faster.
     #[pyo3(signature = (placement, features, consents = None, now = None, threads = None, propensities = true,
-                        profile_ids = None, allocate_budgets = false))]
+                        profile_ids = None, allocate_budgets = false, stream = None, prices = None, quota = None,
+                        contact_history = true))]
     #[expect(clippy::too_many_arguments, reason = "one per Python keyword argument")]
     fn decide_batch(
         &self,
@@ -449,20 +451,16 @@ impl PyEngine {
         propensities: bool,
         profile_ids: Option<Vec<String>>,
         allocate_budgets: bool,
+        stream: Option<u64>,
+        prices: Option<HashMap<String, f64>>,
+        quota: Option<HashMap<String, u64>>,
+        contact_history: bool,
     ) -> PyResult<PyBatchDecision> {
         let loaded = self.inner.current();
-        check_features(&features, loaded.catalog.schema.len())?;
-        let rows = features.as_array().nrows();
-        // Owned copies: another Python thread may write the arrays while we run detached.
-        let features = owned(contiguous(&features, "features")?);
-        let consents: Option<Vec<u8>> = match &consents {
-            Some(c) => {
-                check_consents(c, rows, loaded.catalog.channels.len())?;
-                Some(contiguous(c, "consents")?.iter().map(|&b| u8::from(b)).collect())
-            }
-            None => None,
-        };
+        let (features, consents) = batch_arrays(&loaded, &features, consents.as_ref())?;
         let ids: Option<Vec<&str>> = profile_ids.as_ref().map(|v| v.iter().map(String::as_str).collect());
+        let prices = prices.map(|by_id| by_offer(&loaded, by_id, 0.0, "prices")).transpose()?;
+        let quota = quota.map(|by_id| by_offer(&loaded, by_id, u64::MAX, "quota")).transpose()?;
         let request = BatchRequest {
             placement,
             features: &features,
@@ -470,12 +468,45 @@ impl PyEngine {
             now: now_or(now),
             propensities,
             profile_ids: ids.as_deref(),
+            without_history: !contact_history,
+            stream,
+            prices: prices.as_deref(),
+            quota: quota.as_deref(),
         };
         let decide = || {
             if allocate_budgets { self.inner.allocate_batch(&request) } else { self.inner.decide_batch(&request) }
         };
         let batch = run_detached(py, threads, decide)?.map_err(to_py)?;
         PyBatchDecision::from_core(py, batch)
+    }
+
+    /// A campaign's budget prices from a sample of its profiles (`features`, `consents`) out
+    /// of `total_rows`: (offer_id, price, remaining volume) per offer of the placement with
+    /// an impression budget. `decide_batch(..., prices=)` takes them by offer id.
+    #[pyo3(signature = (placement, features, total_rows, consents = None, now = None, threads = None))]
+    #[expect(clippy::too_many_arguments, reason = "one per Python keyword argument")]
+    fn budget_prices(
+        &self,
+        py: Python<'_>,
+        placement: &str,
+        features: PyReadonlyArray2<'_, f32>,
+        total_rows: u64,
+        consents: Option<PyReadonlyArray2<'_, bool>>,
+        now: Option<f64>,
+        threads: Option<usize>,
+    ) -> PyResult<Vec<(String, f64, u64)>> {
+        let loaded = self.inner.current();
+        let (features, consents) = batch_arrays(&loaded, &features, consents.as_ref())?;
+        let request = BatchRequest {
+            placement,
+            features: &features,
+            consents: consents.as_deref(),
+            now: now_or(now),
+            ..BatchRequest::default()
+        };
+        let priced = run_detached(py, threads, || self.inner.budget_prices(&request, total_rows))?.map_err(to_py)?;
+        let offers = &loaded.catalog.offers;
+        Ok(priced.into_iter().map(|b| (offers[b.offer].id.clone(), b.price, b.room)).collect())
     }
 
     /// Every offer's rule over a batch: rows x offers uint8 (0/1), rules only.

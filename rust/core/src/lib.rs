@@ -18,5 +18,5 @@ pub mod store;
 pub mod triggers;
 
 pub use catalog::Catalog;
-pub use engine::{BatchDecision, BatchRequest, ChosenOffer, DecideRequest, Decision, Engine, Reason};
+pub use engine::{BatchDecision, BatchRequest, BudgetPrice, ChosenOffer, DecideRequest, Decision, Engine, Reason};
 pub use error::{Error, Location, Result, RulePosition};

@@ -171,6 +171,55 @@ pub fn choose_by_value<R: Rng + ?Sized>(
     fill_slots(view, eligible, slots, ws, rng, |_, _| {}, |ws, best, _| (ws.candidates[best], 1.0));
 }
 
+/// A campaign under budgets, given their prices (the duals of `allocate::prices`, by local
+/// offer): the offers of highest expected value minus price, no sampling. An offer priced
+/// above its value to this profile is not worth its budget here and is left out. Each pick's
+/// score is its expected value: `mean(i)` (the posterior mean) x value x weight.
+///
+/// Values are compared as [`priced_value`] sees them, with the profile's own tie-break
+/// (`row_key`), as the prices were cleared.
+#[expect(clippy::too_many_arguments, reason = "the pick's inputs, each used once")]
+pub fn choose_by_price<R: Rng + ?Sized>(
+    view: &ArmView<'_>,
+    eligible: &mut Vec<usize>,
+    slots: usize,
+    prices: &[f64],
+    row_key: u64,
+    mean: &dyn Fn(usize) -> f64,
+    rng: &mut R,
+    ws: &mut Workspace,
+) {
+    let expected = |i: usize| mean(i) * view.scale[i];
+    let priced = |i: usize| priced_value(expected(i), row_key, i) - prices[i];
+    eligible.retain(|&i| prices[i] <= 0.0 || priced(i) > 0.0);
+    ws.scores.clear();
+    ws.scores.extend(eligible.iter().map(|&i| priced(i)));
+    fill_slots(view, eligible, slots, ws, rng, |_, _| {}, |ws, best, _| (ws.candidates[best], 1.0));
+    for pick in &mut ws.picks {
+        pick.score = expected(pick.local);
+    }
+}
+
+/// An expected value as budget prices are cleared and paid: raised by at most 0.1%, by a
+/// fraction fixed per (profile, offer). Context-free policies value an offer alike for every
+/// profile that may see it, so without it a budget's clearing price leaves every such
+/// profile exactly indifferent and none would take the offer; with it, the share of them
+/// above the price is the share the budget has room for, in every partition alike.
+pub fn priced_value(expected: f64, row_key: u64, local: usize) -> f64 {
+    let hash = xxhash_rust::xxh3::xxh3_64_with_seed(&(local as u64).to_le_bytes(), row_key);
+    expected * (1.0 + 1e-3 * (hash >> 11) as f64 / (1u64 << 53) as f64)
+}
+
+/// The key of a profile's tie-breaks: its id when it has one, else its feature values.
+pub fn row_key(profile_id: Option<&str>, features: &[f32]) -> u64 {
+    match profile_id {
+        Some(id) => xxhash_rust::xxh3::xxh3_64(id.as_bytes()),
+        None => features.iter().fold(0x51_7c_c1_b7_27_22_0a_95, |h, x| {
+            xxhash_rust::xxh3::xxh3_64_with_seed(&x.to_bits().to_le_bytes(), h)
+        }),
+    }
+}
+
 /// Fills the slots one at a time: `redraw` runs before every slot after the first; `pick`
 /// gets the available candidates (in `ws.candidates`) and the position of the best-scored
 /// one, and returns the eligible position it picks with that pick's probability.

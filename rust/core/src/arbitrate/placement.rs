@@ -3,9 +3,11 @@
 //! choosing; an offer whose budget ran out meanwhile is dropped and the slots chosen again).
 //! The single and batch decision paths share it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rand::Rng;
 
-use super::{ArmView, Reason, Workspace, choose, choose_by_value, choose_with, gate};
+use super::{ArmView, Reason, Workspace, choose, choose_by_price, choose_by_value, choose_with, gate};
 use crate::contact::{ContactCheck, ContactEvent, Counts, Exclusion, History};
 use crate::engine::Loaded;
 
@@ -33,6 +35,12 @@ pub(crate) struct Slotting<'a, 'v> {
     pub on_page: &'a [(usize, usize)],
     /// A holdout's non-personalized treatment: highest value x weight, no sampling.
     pub by_value: bool,
+    /// Budget prices by local offer: offers taken by expected value minus price, no sampling.
+    pub prices: Option<&'a [f64]>,
+    /// The profile's tie-break key under prices (`arbitrate::row_key`).
+    pub row_key: u64,
+    /// Impressions this call may still take, by local offer (a partition's budget share).
+    pub quota: Option<&'a [AtomicU64]>,
 }
 
 impl Loaded {
@@ -107,6 +115,11 @@ impl Loaded {
         loop {
             if slotting.by_value {
                 choose_by_value(slotting.view, eligible, placement.slots, rng, ws);
+            } else if let Some(prices) = slotting.prices {
+                // A linear policy's mean is theta'x, computed for the batch's block.
+                let model = slotting.view.model;
+                let mean = |i: usize| profile.linear.map_or_else(|| model.mean(i, &[]), |linear| linear(i).0);
+                choose_by_price(slotting.view, eligible, placement.slots, prices, slotting.row_key, &mean, rng, ws);
             } else if let Some(linear) = profile.linear {
                 let view = slotting.view;
                 choose_with(view, eligible, placement.slots, profile.propensities, rng, ws, |scores, laws, rng| {
@@ -115,7 +128,7 @@ impl Loaded {
             } else {
                 choose(slotting.view, profile.features, eligible, placement.slots, profile.propensities, rng, ws);
             }
-            let Some((local, exclusion)) = self.take_budgets(p, &ws.picks, now) else { break };
+            let Some((local, exclusion)) = self.take_budgets(p, &ws.picks, now, slotting.quota) else { break };
             eligible.retain(|&l| l != local);
             if profile.explain {
                 reasons.push((local, Reason::Contact(exclusion)));
@@ -142,20 +155,43 @@ impl Loaded {
         (used >= allowed).then_some(Reason::Contact(Exclusion::Budget { used, allowed }))
     }
 
-    /// Takes one impression from each pick's budget; on the first refusal gives back what
-    /// this call took and returns the refused offer (local index) with its usage.
-    fn take_budgets(&self, p: usize, picks: &[super::Pick], now: f64) -> Option<(usize, Exclusion)> {
+    /// Takes one impression from each pick's budget (and quota); on the first refusal gives
+    /// back what this call took and returns the refused offer (local index) with its usage.
+    fn take_budgets(
+        &self,
+        p: usize,
+        picks: &[super::Pick],
+        now: f64,
+        quota: Option<&[AtomicU64]>,
+    ) -> Option<(usize, Exclusion)> {
         let offers = &self.catalog.placements[p].offers;
         let mut taken = Vec::new();
+        let give_back = |taken: &[(usize, &crate::contact::Budget)]| {
+            for &(local, budget) in taken {
+                budget.give_back(now);
+                if let Some(q) = quota {
+                    q[local].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        };
         for pick in picks {
             let Some(budget) = self.budgets[offers[pick.local]].as_ref() else { continue };
             if budget.spec.counts != Counts::Impressions {
                 continue;
             }
+            if let Some(q) = quota
+                && q[pick.local].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_err()
+            {
+                give_back(&taken);
+                return Some((pick.local, Exclusion::BudgetShare));
+            }
             match budget.try_take(now) {
-                Ok(()) => taken.push(budget),
+                Ok(()) => taken.push((pick.local, budget)),
                 Err((used, allowed)) => {
-                    taken.iter().for_each(|b| b.give_back(now));
+                    if let Some(q) = quota {
+                        q[pick.local].fetch_add(1, Ordering::Relaxed);
+                    }
+                    give_back(&taken);
                     return Some((pick.local, Exclusion::Budget { used, allowed }));
                 }
             }

@@ -17,6 +17,8 @@ pub enum Exclusion {
     Purchased { product: String },
     /// The offer's volume budget is used up for now.
     Budget { used: u64, allowed: u64 },
+    /// This partition of a campaign took its share of the offer's budget.
+    BudgetShare,
 }
 
 /// Seconds as the catalog writes durations: `1d`, `36h`, `90s`.
@@ -42,6 +44,7 @@ impl fmt::Display for Exclusion {
             }
             Self::Purchased { product } => write!(f, "already bought product '{product}'"),
             Self::Budget { used, allowed } => write!(f, "budget: {used} used of {allowed} allowed so far"),
+            Self::BudgetShare => write!(f, "budget: this partition's share is used up"),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! spread over threads with rayon, every profile arbitrated by the same step as `decide`.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use rayon::prelude::*;
 
@@ -14,6 +15,7 @@ use crate::experiment::Treatment;
 use crate::rules::{ChunkScratch, LANES};
 use crate::store::pending::{NO_OFFER, PendingBatch};
 
+#[derive(Default)]
 pub struct BatchRequest<'a> {
     pub placement: &'a str,
     /// Row-major `rows x features`.
@@ -23,8 +25,22 @@ pub struct BatchRequest<'a> {
     pub now: f64,
     /// Compute each pick's propensity (for logging and off-policy evaluation).
     pub propensities: bool,
-    /// One id per row: stored contact history applies and contacts are reserved, as in `decide`.
+    /// One id per row: experiments assign groups by it and, unless `without_history`,
+    /// stored contact history applies and contacts are reserved, as in `decide`.
     pub profile_ids: Option<&'a [&'a str]>,
+    /// Profile ids assign experiment groups (and random streams) only: a campaign engine
+    /// that lives for one run keeps no contact history of its own.
+    pub without_history: bool,
+    /// With profile ids: each row draws from the random stream of (engine seed, `stream`,
+    /// profile id) instead of its decision id, so a campaign split over many engines in any
+    /// way makes the decisions one engine makes.
+    pub stream: Option<u64>,
+    /// Budget prices per catalog offer (`Engine::budget_prices`): every row takes its offers
+    /// by expected value minus price, deterministically (propensity 1).
+    pub prices: Option<&'a [f64]>,
+    /// Per catalog offer, the most impressions this batch may take (`u64::MAX`: no limit),
+    /// on top of the offer's budget: a partition's share of a budget held elsewhere.
+    pub quota: Option<&'a [u64]>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +75,10 @@ impl Engine {
         let view = ArmView { model: &model, columns, scale: &loaded.scales[p], group: &loaded.groups[p] };
         let consent_mask = |row: usize| consent_mask(request.consents, channels, row);
         let no_clause = |_: usize| String::new();
+        // Prices and quotas by the placement's local offer index.
+        let prices: Option<Vec<f64>> = request.prices.map(|all| placement.offers.iter().map(|&o| all[o]).collect());
+        let quota: Option<Vec<AtomicU64>> =
+            request.quota.map(|all| placement.offers.iter().map(|&o| AtomicU64::new(all[o])).collect());
 
         // Experiments, as in a single decision: a holdout gets the non-personalized default.
         let assigned: Vec<Vec<(usize, usize)>> = match request.profile_ids {
@@ -129,8 +149,23 @@ impl Engine {
                     };
                     let rules = placement.rules.rules();
                     let rule_holds = |l: usize| scratch.truth(rules[l].root)[row] != 0;
-                    let slotting = Slotting { view: &view, decision_id, on_page: &[], by_value: by_value(global) };
-                    let mut rng = self.rng_for(decision_id);
+                    let slotting = Slotting {
+                        view: &view,
+                        decision_id,
+                        on_page: &[],
+                        by_value: by_value(global),
+                        prices: prices.as_deref(),
+                        row_key: if prices.is_some() {
+                            crate::arbitrate::row_key(request.profile_ids.map(|ids| ids[global]), profile.features)
+                        } else {
+                            0
+                        },
+                        quota: quota.as_deref(),
+                    };
+                    let mut rng = match (request.stream, request.profile_ids) {
+                        (Some(stream), Some(ids)) => self.rng_for_profile(stream, ids[global]),
+                        _ => self.rng_for(decision_id),
+                    };
                     let mut decide = |history| {
                         loaded.decide_placement(
                             p,
@@ -144,7 +179,7 @@ impl Engine {
                             eligible,
                         )
                     };
-                    match request.profile_ids {
+                    match request.profile_ids.filter(|_| !request.without_history) {
                         Some(ids) => {
                             let mut shard = self.contacts.lock(ids[global]);
                             decide(Some(shard.entry(ids[global].to_owned()).or_default()));
@@ -234,6 +269,26 @@ pub(super) fn validate(loaded: &Loaded, request: &BatchRequest<'_>) -> Result<(u
         for (row, id) in ids.iter().enumerate() {
             crate::limits::check_profile_id(id).map_err(|e| Error::InvalidInput(format!("row {row}: {e}")))?;
         }
+    }
+    let offers = catalog.offers.len();
+    if let Some(prices) = request.prices
+        && (prices.len() != offers || prices.iter().any(|x| !x.is_finite() || *x < 0.0))
+    {
+        return Err(Error::InvalidInput(format!(
+            "prices must be {offers} finite non-negative values (one per catalog offer), got {}",
+            prices.len()
+        )));
+    }
+    if let Some(quota) = request.quota
+        && quota.len() != offers
+    {
+        return Err(Error::InvalidInput(format!(
+            "quota must have {offers} entries (one per catalog offer), got {}",
+            quota.len()
+        )));
+    }
+    if request.stream.is_some() && request.profile_ids.is_none() {
+        return Err(Error::InvalidInput("a random stream per profile needs profile_ids".to_owned()));
     }
     request
         .features

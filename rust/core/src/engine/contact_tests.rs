@@ -87,6 +87,7 @@ fn an_outbound_channel_decides_nothing_without_its_consent() {
         now: NOW,
         propensities: false,
         profile_ids: None,
+        ..Default::default()
     };
     let decided = e.decide_batch(&batch(Some(&consents))).unwrap();
     assert_eq!(decided.offers[0], -1, "row 0 consented to web only");
@@ -139,6 +140,7 @@ fn profiles_that_were_shown_nothing_leave_nothing_behind() {
         now: NOW,
         propensities: false,
         profile_ids: Some(&ids),
+        ..Default::default()
     };
     e.decide_batch(&request).unwrap();
     assert_eq!(e.contacts.profiles(), 0);

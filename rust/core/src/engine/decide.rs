@@ -164,7 +164,8 @@ impl Engine {
             let variant = assignments.iter().copied().find(|&(e, g)| experiments[e].groups[g].policy.is_some());
             let set = loaded.arm_set(p, variant);
             let reasons = loaded.with_view(set, |view| {
-                let slotting = Slotting { view, decision_id, on_page: &on_page, by_value };
+                let slotting =
+                    Slotting { view, decision_id, on_page: &on_page, by_value, prices: None, row_key: 0, quota: None };
                 loaded.decide_placement(
                     p,
                     &profile,

@@ -90,6 +90,7 @@ fn a_batch_with_profile_ids_assigns_groups_and_keeps_the_holdout_on_the_default(
         now: 0.0,
         propensities: true,
         profile_ids: Some(&ids),
+        ..Default::default()
     };
     let batch = e.decide_batch(&request).unwrap();
     let n_exp = 2;

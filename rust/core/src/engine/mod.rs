@@ -13,6 +13,7 @@ mod triggers;
 
 pub use crate::arbitrate::Reason;
 pub use batch::{BatchDecision, BatchRequest};
+pub use campaign::BudgetPrice;
 pub use decide::{ChosenOffer, DecideRequest, Decision};
 pub use persist::LoadReport;
 pub use profiles::{
@@ -224,6 +225,13 @@ impl Engine {
         Xoshiro256PlusPlus::seed_from_u64(self.seed ^ decision_id.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
 
+    /// A profile's own stream within a campaign's `stream`: the same draws however the
+    /// campaign's rows are split between engines of one seed.
+    fn rng_for_profile(&self, stream: u64, profile_id: &str) -> Xoshiro256PlusPlus {
+        let key = xxhash_rust::xxh3::xxh3_64_with_seed(profile_id.as_bytes(), stream);
+        Xoshiro256PlusPlus::seed_from_u64(self.seed ^ key.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
     /// Sets whose time requests run at (the wall clock by default).
     pub fn set_clock(&mut self, clock: Clock) {
         self.clock = clock;
@@ -300,6 +308,8 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod campaign_tests;
 #[cfg(test)]
 mod contact_tests;
 #[cfg(test)]

@@ -107,6 +107,7 @@ fn batch_decides_like_single_decisions() {
             now: 1000.0,
             propensities: true,
             profile_ids: None,
+            ..Default::default()
         })
         .unwrap();
     let catalog = &a.current().catalog;
@@ -193,6 +194,7 @@ fn the_blocked_linear_batch_decides_like_single_decisions() {
         now: 0.0,
         propensities: true,
         profile_ids: None,
+        ..Default::default()
     };
     let batch = e.decide_batch(&request).unwrap();
     let ids = e.current().catalog.placements[0].offers.clone();
