@@ -178,6 +178,7 @@ def summary_lines(r: dict[str, Measurement], load: tuple[float, float, float] | 
         *_profiles(r),
         *_triggers(r),
         *_freshness(r),
+        *_campaign(r),
     ]
     now = os.getloadavg()
     start = f"{load[0]:.2f}" if load else "?"
@@ -365,3 +366,20 @@ def _freshness(r: dict[str, Measurement]) -> list[str]:
             f"[{rust.label}; {hgetall.label}]"
         )
     return lines
+
+
+def _campaign(r: dict[str, Measurement]) -> list[str]:
+    """test_campaign.py: Parquet to decisions to Parquet, per core, in-process and on Ray."""
+    local, on_ray, command = r.get("campaign.in_process"), r.get("campaign.ray.w2"), r.get("campaign.command")
+    if local is None or on_ray is None:
+        return []
+    cores = 2  # both runs use the machine's two cores: the engine's threads, or two actors
+    line = (
+        f"campaign {local.items:,} rows, Parquet to Parquet  "
+        f"in-process {local.rate / cores:,.0f} rows/s per core"
+        f" | Ray 2 workers {on_ray.rate / cores:,.0f} rows/s per core | Ray/in-process "
+        f"{_ratio(on_ray.rate / local.rate)} (target >= 0.8)"
+    )
+    if command is not None:
+        line += f" | the command: {command.label}"
+    return [line]

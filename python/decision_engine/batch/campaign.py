@@ -3,11 +3,11 @@
 `run_campaign` streams the input a row group at a time (only the columns it reads), in
 batches of at most ``batch_rows``, through one `BatchDecider` on all cores and appends each
 result to the output with a ``ParquetWriter``, so memory holds a row group, never the input.
-`run_ray_campaign` runs the same decider on Ray Data (``read_parquet -> map_batches ->
-write_parquet``); its output is a directory of Parquet files, as Ray writes them. Either can
-write the decision log (`decision_engine.decision_log`) that ``decision-engine evaluate``
-reads: one row per chosen offer, with the features' hash, and an empty outcomes file for the
-outcomes to come.
+`run_ray_campaign` runs the same decider on Ray Data (``row groups -> map_batches ->
+write_parquet``, each actor reading the row groups it is given); its output is a directory
+of Parquet files, as Ray writes them. Either can write the decision log
+(`decision_engine.decision_log`) that ``decision-engine evaluate`` reads: one row per chosen
+offer, with the features' hash, and an empty outcomes file for the outcomes to come.
 """
 
 from __future__ import annotations
@@ -150,18 +150,22 @@ def first_pass(
     now: Timestamp,
     sample_rows: int = SAMPLE_ROWS,
 ) -> CampaignBudgets | None:
-    """The budgets' prices from an even sample of the file (every k-th row, at most
-    ``sample_rows`` in all, a row group in memory at a time); None when the placement's
-    offers have no impression budget."""
+    """The budgets' prices from a uniform sample of the file (at most ``sample_rows``
+    rows, a row group in memory at a time); None when the placement's offers have no
+    impression budget. The sample is random (seeded), not every k-th row: a file written in
+    a pattern (consent on every other row, say) would bias a stride."""
     if all(engine.budget_usage(offer, now=now) is None for offer in engine.placements[placement][2]):
         return None
     total = source.metadata.num_rows
-    step = max(1, -(-total // max(1, sample_rows)))
+    rng = np.random.default_rng(0)
+    chosen = np.sort(rng.choice(total, size=min(total, sample_rows), replace=False))
     parts, start = [], 0
     for group in range(source.metadata.num_row_groups):
-        table = source.read_row_group(group, columns=columns)
-        parts.append(table.take(np.arange((-start) % step, table.num_rows, step)))
-        start += table.num_rows
+        rows = source.metadata.row_group(group).num_rows
+        here = chosen[(chosen >= start) & (chosen < start + rows)] - start
+        if len(here):
+            parts.append(source.read_row_group(group, columns=columns).take(here))
+        start += rows
     sample = pa.concat_tables(parts) if parts else source.schema_arrow.empty_table()
     matrix = feature_matrix(sample, engine)
     mask = consent_matrix(sample, engine, consents)
@@ -289,7 +293,7 @@ def run_ray_campaign(
     concurrency: int | None = None,
     stream: int = 0,
 ) -> CampaignResult:
-    """The same job on Ray Data: ``read_parquet -> map_batches(BatchDecider) -> write_parquet``.
+    """The same job on Ray Data: ``row groups -> map_batches(BatchDecider) -> write_parquet``.
 
     ``address`` is a Ray cluster's address, or "local" for a cluster on this machine (a Ray
     already initialised in this process is used as it is). ``concurrency`` actors (default:
@@ -326,15 +330,21 @@ def run_ray_campaign(
     if budgets is not None:
         options.update(prices=budgets.prices, ledger=ledger)
     workers = concurrency or max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
-    dataset = ray.data.read_parquet(os.fspath(profiles)).select_columns(wanted)
-    decided = dataset.map_batches(
-        BatchDecider,
-        fn_constructor_args=(os.fspath(catalog), placement),
+    # The driver plans the read from the file's footer and each actor reads its own row
+    # groups. Ray Data's read_parquet (2.60) lists one file with a task and 32 footer-reading
+    # actors (each a new Python process, on a 2-core machine) and reads it as one task, which
+    # hands the map two blocks of 762,144 and 237,856 rows of a 1M-row file.
+    metadata = source.metadata
+    starts = np.cumsum([0] + [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)])
+    groups = [{"row_group": g, "first_row": int(starts[g])} for g in range(metadata.num_row_groups)]
+    decided = ray.data.from_items(groups, override_num_blocks=max(1, len(groups))).map_batches(
+        _RowGroupDecider,
+        fn_constructor_args=(os.fspath(profiles), wanted, batch_rows, os.fspath(catalog), placement),
         fn_constructor_kwargs=dict(options, unique_ids=True, threads=1),
         batch_format="pyarrow",
-        batch_size=batch_rows,
+        batch_size=1,  # a row group per call
         compute=ray.data.ActorPoolStrategy(size=workers),
-        # Each actor decides on one thread; half a logical CPU each leaves the read tasks room
+        # Each actor decides on one thread; half a logical CPU each leaves the write tasks room
         # to run when there are as many actors as CPUs.
         num_cpus=0.5,
     )
@@ -360,6 +370,26 @@ def run_ray_campaign(
         budgets,
         None if ledger is None else ledger.used(),
     )
+
+
+class _RowGroupDecider:
+    """One `BatchDecider` that reads its own input: called with a table of row-group numbers
+    of the Parquet file ``profiles`` (and each group's first row in the file), it reads each
+    group's ``columns`` and yields its decisions ``batch_rows`` at a time."""
+
+    def __init__(self, profiles: str, columns: list[str], batch_rows: int, *args: Any, **kwargs: Any) -> None:
+        self.decider = BatchDecider(*args, **kwargs)
+        self._source = pq.ParquetFile(profiles)
+        self._columns, self._batch_rows = columns, batch_rows
+
+    def __call__(self, groups: pa.Table) -> Iterator[pa.Table]:
+        numbers = groups.column("row_group").to_numpy()
+        for group, first_row in zip(numbers, groups.column("first_row").to_numpy(), strict=True):
+            done = int(first_row)
+            table = self._source.read_row_group(int(group), columns=self._columns)
+            for batch in table.to_batches(max_chunksize=self._batch_rows):
+                yield pa.Table.from_batches([self.decider.decide(batch, row_offset=done)])
+                done += batch.num_rows
 
 
 def _batches(dataset: pds.Dataset, batch_rows: int) -> Iterator[pa.RecordBatch]:
