@@ -372,7 +372,7 @@ def _campaign(r: dict[str, Measurement]) -> list[str]:
     """test_campaign.py: Parquet to decisions to Parquet, per core, in-process and on Ray."""
     local, on_ray, command = r.get("campaign.in_process"), r.get("campaign.ray.w2"), r.get("campaign.command")
     if local is None or on_ray is None:
-        return []
+        return [] if command is None else [f"campaign {command.items:,} rows, the command: {command.label}"]
     cores = 2  # both runs use the machine's two cores: the engine's threads, or two actors
     line = (
         f"campaign {local.items:,} rows, Parquet to Parquet  "
