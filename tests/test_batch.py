@@ -220,22 +220,9 @@ def test_batch_without_propensities_decides_the_same(make_demo_engine, demo_prof
 def test_batch_with_profile_ids_assigns_experiment_groups_like_single_decisions():
     from decision_engine import Engine, parse_catalog
 
-    catalog = parse_catalog(
-        """
-version: 1
-features: [{name: age, type: int}]
-channels: [web]
-placements: [{id: hero, channel: web, slots: 1}]
-offers:
-  - {id: rich, placements: [hero], value: 10}
-  - {id: cheap, placements: [hero], value: 1}
-experiments:
-  - id: universal_holdout
-    layer: global
-    groups: [{name: holdout, share: 0.2, treatment: default}, {name: personalized, share: 0.8}]
-""",
-        "inline.yaml",
-    )
+    from tests.batch.profiles import HOLDOUT_CATALOG
+
+    catalog = parse_catalog(HOLDOUT_CATALOG, "inline.yaml")
     engine = Engine(catalog, seed=5, clock="simulated")
     ids = [f"c{i}" for i in range(400)]
     rows = np.full((len(ids), 1), 30, np.float32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +44,31 @@ def write_profiles(path: Path, engine: Engine, n: int, *, chunk: int = 500_000, 
         if writer is not None:
             writer.close()
     return path
+
+
+def with_email_policy(text: str, policy: str) -> str:
+    """Catalog text with email_weekly's policy (one flow mapping, or a block mapping indented
+    below it) replaced by ``policy``."""
+    text, count = re.subn(
+        r"(- id: email_weekly\n    channel: email\n    slots: 2\n    policy:)(?: .*\n|\n(?:      .*\n)+)",
+        rf"\1 {policy}\n",
+        text,
+    )
+    assert count == 1
+    return text
+
+
+HOLDOUT_CATALOG = """
+version: 1
+features: [{name: age, type: int}]
+channels: [web]
+placements: [{id: hero, channel: web, slots: 1}]
+offers:
+  - {id: rich, placements: [hero], value: 10}
+  - {id: cheap, placements: [hero], value: 1}
+experiments:
+  - id: universal_holdout
+    layer: global
+    groups: [{name: holdout, share: 0.2, treatment: default}, {name: personalized, share: 0.8}]
+"""
+"""One placement under a 20% universal holdout, for experiment groups in batches."""

@@ -68,22 +68,9 @@ def test_decide_arrow_equals_decide_batch_on_the_same_rows(make_engine, table):
 def test_profiles_with_ids_get_their_experiment_group():
     from decision_engine import Engine, parse_catalog
 
-    catalog = parse_catalog(
-        """
-version: 1
-features: [{name: age, type: int}]
-channels: [web]
-placements: [{id: hero, channel: web, slots: 1}]
-offers:
-  - {id: rich, placements: [hero], value: 10}
-  - {id: cheap, placements: [hero], value: 1}
-experiments:
-  - id: universal_holdout
-    layer: global
-    groups: [{name: holdout, share: 0.2, treatment: default}, {name: personalized, share: 0.8}]
-""",
-        "inline.yaml",
-    )
+    from tests.batch.profiles import HOLDOUT_CATALOG
+
+    catalog = parse_catalog(HOLDOUT_CATALOG, "inline.yaml")
     engine = Engine(catalog, seed=5, clock="simulated")
     ids = [f"c{i}" for i in range(400)]
     table = pa.table({"profile_id": ids, "age": pa.array(np.full(400, 30), pa.int64())})

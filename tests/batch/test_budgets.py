@@ -22,7 +22,7 @@ from decision_engine.batch.budgets import BudgetLedger, RayLedger, batch_key, of
 from decision_engine.batch.campaign import first_pass, input_columns, run_campaign, run_ray_campaign
 
 from seeds.generator import DEMO_CATALOG
-from tests.batch.profiles import profiles_table, write_profiles
+from tests.batch.profiles import profiles_table, with_email_policy, write_profiles
 from tests.clock import NOW_SECONDS
 
 PLACEMENT = "email_weekly"
@@ -45,12 +45,7 @@ def catalog_with(tmp_path: Path, budgets: dict[str, int] = BUDGETS, policy: str 
         )
         assert count == 1, offer
     if policy is not None:
-        text, count = re.subn(
-            r"(- id: email_weekly\n    channel: email\n    slots: 2\n    policy:)(?: .*\n|\n(?:      .*\n)+)",
-            rf"\1 {policy}\n",
-            text,
-        )
-        assert count == 1
+        text = with_email_policy(text, policy)
     path = tmp_path / "budgets.yaml"
     path.write_text(text, encoding="utf-8")
     return path

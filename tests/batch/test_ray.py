@@ -1,8 +1,6 @@
 """BatchDecider on a real local Ray cluster (two CPUs): the in-process decisions for the same
 seed, and `campaign --ray` with two workers."""
 
-import re
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,7 +17,7 @@ from decision_engine.cli import main
 from decision_engine.decision_log import read_decisions
 
 from seeds.generator import DEMO_CATALOG
-from tests.batch.profiles import profiles_table, write_profiles
+from tests.batch.profiles import profiles_table, with_email_policy, write_profiles
 
 PLACEMENT = "email_weekly"
 N = 3_000
@@ -71,14 +69,7 @@ def test_one_actor_makes_the_in_process_decisions_for_the_same_seed(cluster, pro
 
 def epsilon_greedy_catalog(tmp_path):
     """The demo catalog with email_weekly on a greedy policy: its choice follows what it learned."""
-    text = DEMO_CATALOG.read_text(encoding="utf-8")
-    text, count = re.subn(
-        # the policy: one flow mapping, or a block mapping indented below it
-        r"(- id: email_weekly\n    channel: email\n    slots: 2\n    policy:)(?: .*\n|\n(?:      .*\n)+)",
-        r"\1 {type: epsilon_greedy, epsilon: 0.0}\n",
-        text,
-    )
-    assert count == 1
+    text = with_email_policy(DEMO_CATALOG.read_text(encoding="utf-8"), "{type: epsilon_greedy, epsilon: 0.0}")
     path = tmp_path / "greedy.yaml"
     path.write_text(text, encoding="utf-8")
     return path
