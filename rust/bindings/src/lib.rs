@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use decision_engine_core::engine::WriteReport;
-use decision_engine_core::engine::{DEFAULT_ATTRIBUTION_WINDOW, DEFAULT_MAX_PENDING};
+use decision_engine_core::engine::{DEFAULT_ATTRIBUTION_WINDOW, DEFAULT_MAX_PENDING, spawn_sync};
 use decision_engine_core::limits::{self, Clock};
 use decision_engine_core::store::durable::{DurableOptions, Fsync, RecoveryReport};
 use decision_engine_core::{BatchRequest, Catalog, Engine};
@@ -72,7 +72,8 @@ impl PyEngine {
     #[pyo3(signature = (catalog_json, seed = 0, max_pending = DEFAULT_MAX_PENDING, state_dir = None,
                         fsync = "interval", fsync_interval_ms = 100, snapshot_every = 100_000,
                         attribution_window = DEFAULT_ATTRIBUTION_WINDOW, clock = "wall", max_clock_skew = None,
-                        profile_store = None, profile_prefix = "de"))]
+                        profile_store = None, profile_prefix = "de", shared_store = None,
+                        shared_prefix = "decision-engine", shared_timeout_ms = 50))]
     #[expect(clippy::too_many_arguments, reason = "one per Python keyword argument")]
     fn new(
         py: Python<'_>,
@@ -88,6 +89,9 @@ impl PyEngine {
         max_clock_skew: Option<f64>,
         profile_store: Option<String>,
         profile_prefix: &str,
+        shared_store: Option<String>,
+        shared_prefix: &str,
+        shared_timeout_ms: u64,
     ) -> PyResult<Self> {
         let clock = Clock::parse(clock, max_clock_skew).map_err(to_py)?;
         let catalog = py.detach(|| Catalog::from_json(catalog_json)).map_err(to_py)?;
@@ -100,11 +104,22 @@ impl PyEngine {
             let mut engine = Engine::with_max_pending(catalog, seed, max_pending);
             engine.set_attribution_window(attribution_window);
             engine.set_clock(clock);
-            if let Some(url) = &profile_store {
+            if let Some(url) = &shared_store {
+                let timeout = std::time::Duration::from_millis(shared_timeout_ms.max(1));
+                py.detach(|| engine.use_redis_store(url, shared_prefix, timeout)).map_err(to_py)?;
+            } else if let Some(url) = &profile_store {
                 py.detach(|| engine.use_redis_profiles(url, profile_prefix)).map_err(to_py)?;
             }
-            return Ok(Self { inner: Arc::new(engine), recovery: None });
+            let inner = Arc::new(engine);
+            // Learning from the other servers, the replay after an outage, the probes.
+            spawn_sync(&inner);
+            return Ok(Self { inner, recovery: None });
         };
+        if shared_store.is_some() {
+            return Err(InvalidInputError::new_err(
+                "an engine keeps its state either in a directory (the embedded store) or in Redis, not both",
+            ));
+        }
         let fsync = match fsync {
             "always" => Fsync::Always,
             "interval" => Fsync::Interval(std::time::Duration::from_millis(fsync_interval_ms.max(1))),
@@ -374,9 +389,9 @@ impl PyEngine {
 
     /// A profile's stored contacts, oldest first: (offer_id, channel, time, kind, group,
     /// decision_id).
-    fn contact_history(&self, profile_id: &str) -> Vec<HistoryItem> {
-        self.inner
-            .contact_history(profile_id)
+    fn contact_history(&self, py: Python<'_>, profile_id: &str) -> PyResult<Vec<HistoryItem>> {
+        let history = py.detach(|| self.inner.stored_history(profile_id)).map_err(to_py)?;
+        Ok(history
             .into_iter()
             .map(|e| {
                 (
@@ -388,7 +403,33 @@ impl PyEngine {
                     e.decision_id,
                 )
             })
-            .collect()
+            .collect())
+    }
+
+    /// How the Redis store is doing (None for an engine keeping its state itself): healthy,
+    /// server, buffered, dropped, learned, snapshots, lost_cooldowns.
+    fn store_health<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
+        let Some(h) = self.inner.store_health() else { return Ok(None) };
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("healthy", h.healthy)?;
+        d.set_item("server", h.server)?;
+        d.set_item("buffered", h.buffered)?;
+        d.set_item("dropped", h.dropped)?;
+        d.set_item("learned", h.learned)?;
+        d.set_item("snapshots", h.snapshots)?;
+        d.set_item("lost_cooldowns", h.lost_cooldowns)?;
+        Ok(Some(d))
+    }
+
+    /// One round of the Redis store's background work now (it also runs every 10 ms on its
+    /// own thread): the outcomes learned from the shared stream.
+    fn sync_store(&self, py: Python<'_>) -> PyResult<usize> {
+        py.detach(|| self.inner.sync_shared()).map_err(to_py)
+    }
+
+    /// Stops the Redis store's background work after a last policy snapshot.
+    fn close_store(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.close_shared()).map_err(to_py)
     }
 
     /// How far back contact history matters, in seconds: the longest cap window or cooldown.

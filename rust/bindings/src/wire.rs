@@ -178,7 +178,7 @@ pub fn get_profile(engine: &Engine, request: &[u8]) -> Result<Vec<u8>> {
         }),
     };
     let history = engine
-        .contact_history(&request.id)
+        .stored_history(&request.id)?
         .into_iter()
         .map(|c| pb::Contact {
             offer_id: c.offer.to_string(),

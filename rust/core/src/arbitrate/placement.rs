@@ -41,6 +41,9 @@ pub(crate) struct Slotting<'a, 'v> {
     pub row_key: u64,
     /// Impressions this call may still take, by local offer (a partition's budget share).
     pub quota: Option<&'a [AtomicU64]>,
+    /// Units used by (catalog offer) of budgets kept in a shared store, which takes them
+    /// itself once the decision is made; `None`: the engine's own budgets.
+    pub shared_budgets: Option<&'a [(usize, u64)]>,
 }
 
 impl Loaded {
@@ -94,7 +97,7 @@ impl Loaded {
                         let group = o.group.map(|g| catalog.groups[g].as_str());
                         check.exclusion(&o.id, group, o.product.as_deref()).map(Reason::Contact)
                     })
-                    .or_else(|| self.budget_exclusion(offer, now));
+                    .or_else(|| self.budget_exclusion(offer, now, slotting.shared_budgets));
                 match excluded {
                     None => eligible.push(local),
                     Some(reason) if profile.explain => reasons.push((local, reason)),
@@ -128,6 +131,9 @@ impl Loaded {
             } else {
                 choose(slotting.view, profile.features, eligible, placement.slots, profile.propensities, rng, ws);
             }
+            if slotting.shared_budgets.is_some() {
+                break;
+            }
             let Some((local, exclusion)) = self.take_budgets(p, &ws.picks, now, slotting.quota) else { break };
             eligible.retain(|&l| l != local);
             if profile.explain {
@@ -149,9 +155,12 @@ impl Loaded {
         reasons
     }
 
-    fn budget_exclusion(&self, offer: usize, now: f64) -> Option<Reason> {
+    fn budget_exclusion(&self, offer: usize, now: f64, shared: Option<&[(usize, u64)]>) -> Option<Reason> {
         let budget = self.budgets[offer].as_ref()?;
-        let (used, allowed) = budget.usage(now);
+        let (used, allowed) = match shared {
+            Some(used) => (used.iter().find(|(o, _)| *o == offer).map_or(0, |&(_, n)| n), budget.allowed(now)),
+            None => budget.usage(now),
+        };
         (used >= allowed).then_some(Reason::Contact(Exclusion::Budget { used, allowed }))
     }
 

@@ -161,6 +161,7 @@ impl Engine {
                             0
                         },
                         quota: quota.as_deref(),
+                        shared_budgets: None,
                     };
                     let mut rng = match (request.stream, request.profile_ids) {
                         (Some(stream), Some(ids)) => self.rng_for_profile(stream, ids[global]),
@@ -241,7 +242,7 @@ impl Engine {
                 |scratch, (chunk, (values, out))| {
                     check_rows(catalog, values, chunk * LANES)?;
                     rules.eval_rows_into(values, dim, out, scratch);
-                    Ok(())
+                    Ok::<(), Error>(())
                 },
             )?;
         Ok(out)

@@ -6,10 +6,21 @@ use super::{Engine, Loaded, Reason};
 use crate::arbitrate::{Profile, Slotting, Workspace};
 use crate::catalog::Catalog;
 use crate::contact::ContactEvent;
+use crate::contact::History;
 use crate::error::{Error, Result};
 use crate::experiment::Treatment;
 use crate::limits;
 use crate::store::pending::{NO_OFFER, PendingBatch};
+use crate::store::shared::PendingRecord;
+
+/// Where a decision reserves its contacts, budget units and pending record.
+pub(super) enum Reserve<'r> {
+    /// The engine's own contact store, budgets and pending decisions.
+    Local,
+    /// A shared store's: the profile's history as read from it (pushed onto), the units
+    /// used of each budget (by catalog offer), and the records to commit.
+    Shared { history: Option<&'r mut History>, used: &'r [(usize, u64)], records: &'r mut Vec<PendingRecord> },
+}
 
 pub struct DecideRequest<'a> {
     /// One placement, or several decided as one page: no offer twice, group limits across it.
@@ -110,6 +121,15 @@ impl Engine {
     /// Decides every placement of a page in order: an offer appears at most once on the
     /// page, group limits hold across it, and caps count what earlier placements reserved.
     pub fn decide_page(&self, request: &DecideRequest<'_>) -> Result<Vec<Decision>> {
+        if let Some(shared) = &self.shared {
+            return self.decide_shared(shared, request);
+        }
+        self.decide_page_with(request, Reserve::Local)
+    }
+
+    /// Decides a page, reserving contacts, budget units and the pending decisions where
+    /// `reserve` says.
+    pub(super) fn decide_page_with(&self, request: &DecideRequest<'_>, reserve: Reserve<'_>) -> Result<Vec<Decision>> {
         let _gate = self.begin_change()?;
         let loaded = self.current();
         let catalog = &loaded.catalog;
@@ -142,8 +162,14 @@ impl Engine {
         };
 
         // The profile's shard stays locked from checking caps to reserving contacts.
-        let mut shard = request.profile_id.map(|id| (id, self.contacts.lock(id)));
-        let mut history = shard.as_mut().map(|(id, guard)| guard.entry((*id).to_owned()).or_default());
+        let local = matches!(reserve, Reserve::Local);
+        let mut shard = request.profile_id.filter(|_| local).map(|id| (id, self.contacts.lock(id)));
+        let (mut history, shared_budgets, mut records) = match reserve {
+            Reserve::Local => {
+                (shard.as_mut().map(|(id, guard)| guard.entry((*id).to_owned()).or_default()), None, None)
+            }
+            Reserve::Shared { history, used, records } => (history, Some(used), Some(records)),
+        };
 
         let first_id = self.allocate_ids(placements.len());
         let mut on_page = Vec::new();
@@ -164,8 +190,16 @@ impl Engine {
             let variant = assignments.iter().copied().find(|&(e, g)| experiments[e].groups[g].policy.is_some());
             let set = loaded.arm_set(p, variant);
             let reasons = loaded.with_view(set, |view| {
-                let slotting =
-                    Slotting { view, decision_id, on_page: &on_page, by_value, prices: None, row_key: 0, quota: None };
+                let slotting = Slotting {
+                    view,
+                    decision_id,
+                    on_page: &on_page,
+                    by_value,
+                    prices: None,
+                    row_key: 0,
+                    quota: None,
+                    shared_budgets,
+                };
                 loaded.decide_placement(
                     p,
                     &profile,
@@ -184,7 +218,8 @@ impl Engine {
                 reasons.sort_by_key(|(local, _)| *local);
             }
             on_page.extend(ws.picks.iter().map(|pick| (placement.offers[pick.local], p)));
-            let mut decision = self.record(&loaded, (p, set), decision_id, &ws, reasons, request)?;
+            let mut decision =
+                self.record(&loaded, (p, set, variant), decision_id, &ws, reasons, request, records.as_deref_mut())?;
             if request.explain {
                 decision.eligible = eligible.iter().map(|&local| loaded.offer_id(p, local).to_owned()).collect();
             }
@@ -200,14 +235,16 @@ impl Engine {
         Ok(decisions)
     }
 
+    #[expect(clippy::too_many_arguments, reason = "one decision's parts, kept apart for the two stores")]
     fn record(
         &self,
         loaded: &Arc<Loaded>,
-        (p, set): (usize, usize),
+        (p, set, variant): (usize, usize, Option<(usize, usize)>),
         decision_id: u64,
         ws: &Workspace,
         reasons: Vec<(usize, Reason)>,
         request: &DecideRequest<'_>,
+        records: Option<&mut Vec<PendingRecord>>,
     ) -> Result<Decision> {
         let placement = &loaded.catalog.placements[p];
         let mut shown = vec![NO_OFFER; placement.slots];
@@ -224,9 +261,29 @@ impl Engine {
             })
             .collect();
         let reasons = reasons.into_iter().map(|(local, r)| (loaded.offer_id(p, local).to_owned(), r)).collect();
-        let profiles = request.profile_id.map(|id| vec![Arc::<str>::from(id)]).unwrap_or_default();
         let columns = &loaded.arm_sets[set].columns;
-        let context = columns.iter().map(|&c| request.features[c]).collect();
+        let context: Vec<f32> = columns.iter().map(|&c| request.features[c]).collect();
+        if let Some(records) = records {
+            if !ws.picks.is_empty() {
+                records.push(loaded.pending_record(
+                    (p, set, variant),
+                    decision_id,
+                    &ws.picks,
+                    request.profile_id,
+                    request.now,
+                    context,
+                ));
+            }
+            return Ok(Decision {
+                decision_id,
+                placement: placement.id.clone(),
+                offers,
+                reasons,
+                experiments: Vec::new(),
+                eligible: Vec::new(),
+            });
+        }
+        let profiles = request.profile_id.map(|id| vec![Arc::<str>::from(id)]).unwrap_or_default();
         let batch = PendingBatch::new(Arc::clone(loaded), p, placement.slots, shown)
             .with_arm_set(set)
             .with_context(profiles, request.now)

@@ -9,6 +9,7 @@ mod durable;
 mod outcomes;
 mod persist;
 mod profiles;
+mod shared;
 mod triggers;
 
 pub use crate::arbitrate::Reason;
@@ -19,6 +20,7 @@ pub use persist::LoadReport;
 pub use profiles::{
     Column, Event, ProfileView, ProfileWrite, RowError, StoredDecideRequest, StoredFeatures, WriteReport,
 };
+pub use shared::{StoreHealth, spawn_sync};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -144,6 +146,9 @@ pub struct Engine {
     attribution_window: f64,
     /// Whose time requests run at: the server's (within a skew) or a simulation's.
     clock: Clock,
+    /// Contact history, budgets, pending decisions and learning in Redis, shared with other
+    /// servers (`None`: all of it here).
+    shared: Option<shared::Shared>,
 }
 
 /// Decisions take outcomes for a week unless told otherwise.
@@ -169,6 +174,7 @@ impl Engine {
             durable: None,
             attribution_window: DEFAULT_ATTRIBUTION_WINDOW,
             clock: Clock::default(),
+            shared: None,
         }
     }
 
@@ -177,7 +183,11 @@ impl Engine {
     /// engine pointed at it. Call before the engine takes traffic.
     pub fn use_redis_profiles(&mut self, url: &str, prefix: &str) -> Result<()> {
         let redis = RedisProfiles::connect(url, prefix)?;
-        self.profiles = Profiles::Redis { redis: Box::new(redis), layouts: ProfileStore::new(1) };
+        self.set_profiles(Profiles::Redis { redis: Box::new(redis), layouts: ProfileStore::new(1) })
+    }
+
+    fn set_profiles(&mut self, profiles: Profiles) -> Result<()> {
+        self.profiles = profiles;
         let loaded = self.loaded.get_mut().unwrap_or_else(PoisonError::into_inner);
         let layout = self.profiles.layout_for(&loaded.catalog);
         match Arc::get_mut(loaded) {
@@ -270,10 +280,21 @@ impl Engine {
         self.contacts.history(profile).events.into_iter().collect()
     }
 
+    /// A profile's contact history where the engine keeps it: here, or in the shared store.
+    pub fn stored_history(&self, profile: &str) -> Result<Vec<ContactEvent>> {
+        match &self.shared {
+            Some(shared) => self.shared_history(shared, profile),
+            None => Ok(self.contact_history(profile)),
+        }
+    }
+
     /// Records contacts that happened elsewhere (other systems, a data platform).
     pub fn record_contact(&self, profile: &str, event: ContactEvent) -> Result<()> {
         crate::limits::check_profile_id(profile)?;
         self.clock.check_not_future(event.time)?;
+        if let Some(shared) = &self.shared {
+            return self.record_shared_contact(shared, profile, event);
+        }
         let _gate = self.begin_change()?;
         let horizon = self.current().catalog.contact.horizon();
         self.contacts.record(profile, event.clone(), horizon);
@@ -318,6 +339,8 @@ mod durable_tests;
 mod experiment_tests;
 #[cfg(test)]
 mod profile_tests;
+#[cfg(test)]
+mod shared_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

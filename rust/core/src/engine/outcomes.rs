@@ -8,6 +8,9 @@ use crate::contact::{ContactEvent, ContactKind, Counts};
 use crate::error::{Error, Result};
 use crate::store::pending::{NO_OFFER, Settled};
 
+/// A cooldown contact an outcome starts, for the profile it belongs to.
+pub(super) type Cooldown = (Arc<str>, ContactEvent);
+
 impl Engine {
     /// Records a reward for one offer of a decision and updates its policy: in [0, 1] for a
     /// Beta-Bernoulli `thompson` policy, any finite number for the others (`gaussian_thompson`
@@ -18,6 +21,9 @@ impl Engine {
     pub fn report_outcome(&self, decision_id: u64, offer_id: Option<&str>, reward: f64, dismissed: bool) -> Result<()> {
         if !reward.is_finite() {
             return Err(Error::InvalidInput(format!("reward must be a finite number, got {reward}")));
+        }
+        if let Some(shared) = &self.shared {
+            return self.report_shared(shared, decision_id, offer_id, reward, dismissed);
         }
         let _gate = self.begin_change()?;
         self.learn_outcome(decision_id, offer_id, reward, dismissed)?;
@@ -30,6 +36,23 @@ impl Engine {
     }
 
     fn learn_outcome(&self, decision_id: u64, offer_id: Option<&str>, reward: f64, dismissed: bool) -> Result<()> {
+        let (settled, cooldown) = self.settle_local(decision_id, offer_id, reward, dismissed)?;
+        if let Some((profile, event)) = cooldown {
+            self.contacts.record(&profile, event, settled.state.catalog.contact.horizon());
+        }
+        self.observe_settled(&settled, reward);
+        Ok(())
+    }
+
+    /// Settles an outcome of a decision this engine holds: checked, marked reported, and a
+    /// conversions budget counted; returns it with the cooldown contact it starts, if any.
+    pub(super) fn settle_local(
+        &self,
+        decision_id: u64,
+        offer_id: Option<&str>,
+        reward: f64,
+        dismissed: bool,
+    ) -> Result<(Settled<Loaded>, Option<Cooldown>)> {
         let pick = |loaded: &Loaded, (placement, set): (usize, usize), shown: &[u32]| -> Result<usize> {
             let whose = format!("for placement '{}' ", loaded.catalog.placements[placement].id);
             loaded.arm_sets[set].policy.check_reward(reward, &whose).map_err(Error::InvalidInput)?;
@@ -55,7 +78,12 @@ impl Engine {
         };
         let name = |loaded: &Loaded, placement: usize, local: usize| loaded.offer_id(placement, local).to_owned();
         let settled = self.pending.lock().unwrap_or_else(PoisonError::into_inner).settle(decision_id, pick, name)?;
-        self.record_outcome_contact(&settled, reward, dismissed);
+        let cooldown = Self::outcome_contact(&settled, reward, dismissed);
+        Ok((settled, cooldown))
+    }
+
+    /// Teaches the policy the outcome of a settled decision.
+    fn observe_settled(&self, settled: &Settled<Loaded>, reward: f64) {
         // The outcome teaches the current catalog's arm, also when the decision predates a reload.
         let current = self.current();
         let (set, local) = if Arc::ptr_eq(&current, &settled.state) {
@@ -64,20 +92,21 @@ impl Engine {
             match current.translate(&settled.state, settled.arm_set, settled.local) {
                 Some(found) => found,
                 // The offer or its policy is gone from the catalog: nothing left to teach.
-                None => return Ok(()),
+                None => return,
             }
         };
         let mut model = current.arm_sets[set].arms.write().unwrap_or_else(PoisonError::into_inner);
         if model.dim != settled.context.len() {
             // The contextual policy's features changed with a reload: the old context no longer fits.
-            return Ok(());
+            return;
         }
         model.observe(local, &settled.context, reward);
         model.settle();
-        Ok(())
     }
 
-    fn record_outcome_contact(&self, settled: &Settled<Loaded>, reward: f64, dismissed: bool) {
+    /// Counts a conversion against a conversions budget; the cooldown contact an outcome
+    /// starts (a conversion or a dismissal of a decision with a profile).
+    fn outcome_contact(settled: &Settled<Loaded>, reward: f64, dismissed: bool) -> Option<Cooldown> {
         let state = &settled.state;
         let offer = state.catalog.placements[settled.placement].offers[settled.local];
         if reward > 0.0
@@ -91,9 +120,9 @@ impl Engine {
         } else if dismissed {
             ContactKind::Dismissed
         } else {
-            return;
+            return None;
         };
-        let Some(profile) = &settled.profile else { return };
+        let profile = settled.profile.as_ref()?;
         let event = ContactEvent {
             time: settled.decided_at,
             offer: Arc::clone(&state.offer_names[offer]),
@@ -103,12 +132,15 @@ impl Engine {
             // Cooldown events belong to no reservation.
             decision_id: 0,
         };
-        self.contacts.record(profile, event, state.catalog.contact.horizon());
+        Some((Arc::clone(profile), event))
     }
 
     /// Withdraws a decision that was not shown: its contacts and budget units are given
     /// back, and no outcome can be reported for it.
     pub fn release(&self, decision_id: u64) -> Result<()> {
+        if let Some(shared) = &self.shared {
+            return self.release_shared(shared, decision_id);
+        }
         let _gate = self.begin_change()?;
         self.give_back(decision_id)?;
         self.journal(|| crate::store::durable::Record::Released { decision_id })

@@ -544,7 +544,8 @@ impl Engine {
         let profile = self.profiles.remove(id)?;
         let history = self.contacts.remove(id);
         let pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).forget_profile(id) > 0;
-        Ok(profile || history || pending || triggers)
+        let shared = self.erase_shared(id)?;
+        Ok(profile || history || pending || triggers || shared)
     }
 
     /// Decides by customer id: the stored profile (or, for a never-seen id, the declared

@@ -2,8 +2,8 @@
 //! Cluster), the decisions awaiting outcomes (`pending`), the contact history (`history`),
 //! and the journal and snapshots that make the embedded store durable (`durable`). Budget
 //! counters live beside their pacing rule in `contact::budget`, policy deltas beside the
-//! models in `policy::delta`. Pending decisions and contact history in Redis are still the
-//! Python layer's (`decision_engine.store`).
+//! models in `policy::delta`; `shared` keeps a server's contact history, budgets, pending
+//! decisions and learning log in Redis with every other server's.
 
 pub mod durable;
 pub mod file;
@@ -11,6 +11,7 @@ pub mod history;
 pub mod pending;
 pub mod profiles;
 pub mod redis;
+pub mod shared;
 
 use std::sync::Arc;
 

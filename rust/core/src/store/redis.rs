@@ -19,13 +19,15 @@ use super::profiles::{Layout, StoredProfile, migrate};
 use crate::error::{Error, Result};
 
 /// Writes retried this often when other servers keep writing the same profile.
-const MAX_CAS_ATTEMPTS: usize = 64;
+pub(crate) const MAX_CAS_ATTEMPTS: usize = 64;
 /// Idle connections kept for reuse.
 const POOL: usize = 32;
-/// A Redis that does not answer within this is an error, never a hang.
-const TIMEOUT: Duration = Duration::from_secs(2);
+/// A Redis that does not answer within this is an error, never a hang (profiles alone; a
+/// server sharing all its state sets its own, shorter, timeout).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
-const CAS: &str = r"
+/// Sets a key to a new value only if it still holds the value read (empty: absent).
+pub(crate) const CAS: &str = r"
 local current = redis.call('GET', KEYS[1])
 if (current == false and ARGV[1] == '') or current == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -57,61 +59,80 @@ fn storage(what: &str, e: &redis::RedisError) -> Error {
     Error::Storage(format!("redis: {what}: {e}"))
 }
 
-pub struct RedisProfiles {
-    target: Target,
-    pool: Mutex<Vec<Connection>>,
-    prefix: String,
-    cas: redis::Script,
-    /// Layouts by fingerprint, and the local generation each was given.
-    fingerprints: RwLock<HashMap<u64, Arc<Layout>>>,
-    generations: RwLock<HashMap<u32, u64>>,
+/// Whether an error means Redis is away (no answer, a failover, loading, memory full) rather
+/// than that it refused the command: only the first degrades a server that shares its state.
+pub(crate) fn unavailable(e: &redis::RedisError) -> bool {
+    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
+        return true;
+    }
+    matches!(e.code(), Some("BUSY" | "LOADING" | "MASTERDOWN" | "READONLY" | "OOM" | "TRYAGAIN" | "CLUSTERDOWN"))
 }
 
-impl RedisProfiles {
+/// One Redis or Redis Cluster, with a pool of connections every thread borrows from.
+pub(crate) struct Connector {
+    target: Target,
+    pool: Mutex<Vec<Connection>>,
+    timeout: Duration,
+}
+
+/// A failed Redis call: whether Redis was away, and the error as the engine reports it.
+pub struct Failure {
+    pub unavailable: bool,
+    pub error: Error,
+}
+
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Self {
+        f.error
+    }
+}
+
+impl Connector {
     /// `url`: `redis://host:port[/db]` for one server, or `redis+cluster://h1:p1,h2:p2,...`
     /// for a cluster (any of its nodes; the rest are discovered).
-    pub fn connect(url: &str, prefix: &str) -> Result<Self> {
+    pub fn connect(url: &str, timeout: Duration) -> Result<Self> {
         let target = match url.strip_prefix("redis+cluster://") {
             Some(nodes) => {
                 let nodes: Vec<String> = nodes.split(',').map(|n| format!("redis://{}", n.trim())).collect();
                 let client = redis::cluster::ClusterClient::builder(nodes)
-                    .connection_timeout(TIMEOUT)
-                    .response_timeout(TIMEOUT)
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
                     .build()
                     .map_err(|e| storage("cluster client", &e))?;
                 Target::Cluster(client)
             }
             None => Target::Single(redis::Client::open(url).map_err(|e| storage("client", &e))?),
         };
-        let store = Self {
-            target,
-            pool: Mutex::new(Vec::new()),
-            prefix: prefix.to_owned(),
-            cas: redis::Script::new(CAS),
-            fingerprints: RwLock::new(HashMap::new()),
-            generations: RwLock::new(HashMap::new()),
-        };
-        store.run(|c| redis::cmd("PING").query::<String>(c))?;
-        Ok(store)
+        let connector = Self { target, pool: Mutex::new(Vec::new()), timeout };
+        connector.run(|c| redis::cmd("PING").query::<String>(c))?;
+        Ok(connector)
     }
 
-    fn connection(&self) -> Result<Connection> {
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
+    }
+
+    fn connection(&self) -> std::result::Result<Connection, Failure> {
         if let Some(c) = self.pool.lock().unwrap_or_else(PoisonError::into_inner).pop() {
             return Ok(c);
         }
+        let timeout = self.timeout;
         let connected = match &self.target {
-            Target::Single(client) => client.get_connection_with_timeout(TIMEOUT).and_then(|c| {
-                c.set_read_timeout(Some(TIMEOUT))?;
-                c.set_write_timeout(Some(TIMEOUT))?;
+            Target::Single(client) => client.get_connection_with_timeout(timeout).and_then(|c| {
+                c.set_read_timeout(Some(timeout))?;
+                c.set_write_timeout(Some(timeout))?;
                 Ok(Connection::Single(c))
             }),
             Target::Cluster(client) => client.get_connection().map(|c| Connection::Cluster(Box::new(c))),
         };
-        connected.map_err(|e| storage("connect", &e))
+        connected.map_err(|e| Failure { unavailable: true, error: storage("connect", &e) })
     }
 
     /// Runs `f` on a pooled connection; a connection that failed is not reused.
-    fn run<T>(&self, f: impl FnOnce(&mut dyn ConnectionLike) -> redis::RedisResult<T>) -> Result<T> {
+    pub fn attempt<T>(
+        &self,
+        f: impl FnOnce(&mut dyn ConnectionLike) -> redis::RedisResult<T>,
+    ) -> std::result::Result<T, Failure> {
         let mut connection = self.connection()?;
         match f(connection.get()) {
             Ok(value) => {
@@ -121,8 +142,62 @@ impl RedisProfiles {
                 }
                 Ok(value)
             }
-            Err(e) => Err(storage("command", &e)),
+            Err(e) => Err(Failure { unavailable: unavailable(&e), error: storage("command", &e) }),
         }
+    }
+
+    pub fn run<T>(&self, f: impl FnOnce(&mut dyn ConnectionLike) -> redis::RedisResult<T>) -> Result<T> {
+        self.attempt(f).map_err(Error::from)
+    }
+
+    /// Commands sent together: one pipeline on a single Redis; on a cluster, whose pipelines
+    /// cannot run scripts, one after another on one connection. Replies in order.
+    pub fn batch(&self, commands: &[redis::Cmd]) -> std::result::Result<Vec<redis::Value>, Failure> {
+        if commands.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.attempt(|c| {
+            if self.is_cluster() {
+                commands.iter().map(|cmd| cmd.query(c)).collect()
+            } else {
+                let mut pipe = redis::pipe();
+                for cmd in commands {
+                    pipe.add_command(cmd.clone());
+                }
+                pipe.query(c)
+            }
+        })
+    }
+}
+
+pub struct RedisProfiles {
+    redis: Arc<Connector>,
+    prefix: String,
+    cas: redis::Script,
+    /// Layouts by fingerprint, and the local generation each was given.
+    fingerprints: RwLock<HashMap<u64, Arc<Layout>>>,
+    generations: RwLock<HashMap<u32, u64>>,
+}
+
+impl RedisProfiles {
+    /// Profiles under `prefix` on `redis`.
+    pub(crate) fn new(redis: Arc<Connector>, prefix: &str) -> Self {
+        Self {
+            redis,
+            prefix: prefix.to_owned(),
+            cas: redis::Script::new(CAS),
+            fingerprints: RwLock::new(HashMap::new()),
+            generations: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// See [`Connector::connect`] for the URL.
+    pub fn connect(url: &str, prefix: &str) -> Result<Self> {
+        Ok(Self::new(Arc::new(Connector::connect(url, DEFAULT_TIMEOUT)?), prefix))
+    }
+
+    fn run<T>(&self, f: impl FnOnce(&mut dyn ConnectionLike) -> redis::RedisResult<T>) -> Result<T> {
+        self.redis.run(f)
     }
 
     fn key(&self, id: &str) -> String {
