@@ -327,28 +327,39 @@ impl Engine {
         let loaded = self.current();
         let mut report = WriteReport::default();
         let mut written = Vec::with_capacity(rows.len());
+        let mut changes = Vec::with_capacity(rows.len());
         for (index, row) in rows.iter().enumerate() {
             match loaded.encode_write(row) {
                 Ok(change) => {
-                    self.apply(&loaded, &row.id, &change, now)?;
-                    report.accepted += 1;
                     written.push(index);
+                    changes.push(change);
                 }
                 Err(e) => report.reject(index, &row.id, &e),
             }
         }
+        let ids: Vec<&str> = written.iter().map(|&i| rows[i].id.as_str()).collect();
+        self.apply(&loaded, &ids, &changes, now)?;
+        report.accepted += written.len() as u64;
         Ok((report, written))
     }
 
-    fn apply(&self, loaded: &Loaded, id: &str, change: &Change, now: f64) -> Result<()> {
+    /// Writes checked changes, `changes[r]` to profile `ids[r]`, in order.
+    fn apply(&self, loaded: &Loaded, ids: &[&str], changes: &[Change], now: f64) -> Result<()> {
         let ttl = loaded.catalog.customers.idle_ttl;
-        self.profiles.update(id, &loaded.layout, now, ttl, true, |p| {
-            for &(index, value) in &change.values {
-                p.values[index] = value;
-            }
-            p.consents = (p.consents | change.grant) & !change.revoke;
-            change.purchases.iter().for_each(|product| p.add_purchase(product));
-        })?;
+        self.profiles.update_many(
+            ids,
+            &loaded.layout,
+            |_| now,
+            ttl,
+            |row, p| {
+                let change = &changes[row];
+                for &(index, value) in &change.values {
+                    p.values[index] = value;
+                }
+                p.consents = (p.consents | change.grant) & !change.revoke;
+                change.purchases.iter().for_each(|product| p.add_purchase(product));
+            },
+        )?;
         Ok(())
     }
 
@@ -398,18 +409,21 @@ impl Engine {
         let mut report = WriteReport::default();
         let mut journaled = Vec::new();
         let durable = self.durable.is_some();
+        let (mut written, mut changes) = (Vec::new(), Vec::new());
         for (row, id) in ids.iter().enumerate() {
             match column_change(&loaded, id, row, &encoded) {
                 Ok(change) => {
-                    self.apply(&loaded, id, &change, now)?;
-                    report.accepted += 1;
                     if durable {
                         journaled.push(write_of(&loaded, id, &change));
                     }
+                    written.push(id.as_str());
+                    changes.push(change);
                 }
                 Err(e) => report.reject(row, id, &e),
             }
         }
+        self.apply(&loaded, &written, &changes, now)?;
+        report.accepted += written.len() as u64;
         self.journal_accepted(&report, || Record::Profiles { time: now, rows: journaled })?;
         Ok(report)
     }
@@ -437,6 +451,7 @@ impl Engine {
         let ttl = loaded.catalog.customers.idle_ttl;
         let mut report = WriteReport::default();
         let mut applied = Vec::new();
+        let mut checked_rows = Vec::new();
         for (index, event) in events.iter().enumerate() {
             let checked = loaded.encode_event(event).and_then(|effects| {
                 if check_time {
@@ -444,7 +459,7 @@ impl Engine {
                 }
                 Ok(effects)
             });
-            let EventChange { adds, purchase, grant, revoke } = match checked {
+            let effects = match checked {
                 Ok(Some(effects)) => effects,
                 // Nothing in the catalog reads this event type.
                 Ok(None) => {
@@ -456,31 +471,40 @@ impl Engine {
                     continue;
                 }
             };
-            let touch = touched.max(event.time);
-            let first = self
-                .profiles
-                .update(&event.profile_id, &loaded.layout, touch, ttl, true, |p| {
-                    if !p.first_sight(&event.id) {
-                        return false;
-                    }
-                    for &(c, value) in &adds {
-                        Aggregated::add(p.aggregate_mut(c), &loaded.catalog.customers.computed[c], event.time, value);
-                    }
-                    p.consents = (p.consents | grant) & !revoke;
-                    if let Some(product) = &purchase {
-                        p.add_purchase(product);
-                    }
-                    true
-                })?
-                .unwrap_or(false);
-            if first {
-                self.on_event(&loaded, event);
-                report.accepted += 1;
-                if self.durable.is_some() {
-                    applied.push(event.clone());
+            checked_rows.push((index, effects));
+        }
+        // A trigger's filter reads the profile as its event left it: with triggers, each
+        // event is written (and its triggers started) before the next.
+        let together = if loaded.catalog.triggers.started_by.is_empty() { checked_rows.len().max(1) } else { 1 };
+        for rows in checked_rows.chunks(together) {
+            let ids: Vec<&str> = rows.iter().map(|&(i, _)| events[i].profile_id.as_str()).collect();
+            let touch = |r: usize| touched.max(events[rows[r].0].time);
+            let firsts = self.profiles.update_many(&ids, &loaded.layout, touch, ttl, |r, p| {
+                let (index, EventChange { adds, purchase, grant, revoke }) = &rows[r];
+                let event = &events[*index];
+                if !p.first_sight(&event.id) {
+                    return false;
                 }
-            } else {
-                report.duplicates += 1;
+                for &(c, value) in adds {
+                    Aggregated::add(p.aggregate_mut(c), &loaded.catalog.customers.computed[c], event.time, value);
+                }
+                p.consents = (p.consents | grant) & !revoke;
+                if let Some(product) = purchase {
+                    p.add_purchase(product);
+                }
+                true
+            })?;
+            for (&(index, _), first) in rows.iter().zip(firsts) {
+                let event = &events[index];
+                if first {
+                    self.on_event(&loaded, event);
+                    report.accepted += 1;
+                    if self.durable.is_some() {
+                        applied.push(event.clone());
+                    }
+                } else {
+                    report.duplicates += 1;
+                }
             }
         }
         Ok((report, applied))

@@ -222,3 +222,27 @@ fn without_redis_decisions_go_on_and_what_they_reserved_is_replayed() {
     assert_eq!(a.stored_history("p1").unwrap().len(), 1, "the contact was replayed");
     a.report_outcome(d.decision_id, None, 1.0, false).unwrap();
 }
+
+#[test]
+fn a_pipelined_write_applies_every_row_of_one_profile_in_order() {
+    let redis = Redis::start();
+    let (a, b) = (engine(&redis, 1), engine(&redis, 2));
+    let row = |age: f64, consents: &[&str]| ProfileWrite {
+        id: "p1".to_owned(),
+        features: vec![("age".to_owned(), crate::store::Value::Number(age))],
+        consents: consents.iter().map(|c| (*c).to_owned()).collect(),
+        revoked_consents: Vec::new(),
+        purchases: Vec::new(),
+    };
+    let rows: Vec<ProfileWrite> =
+        (0..3000).map(|i| row(f64::from(i % 90), if i == 10 { &["app"] } else { &[] })).collect();
+    let report = std::thread::scope(|s| {
+        let other = s.spawn(|| b.upsert_profiles(&[row(77.0, &["web"])], Some(NOW)).unwrap());
+        let report = a.upsert_profiles(&rows, Some(NOW)).unwrap();
+        assert_eq!(other.join().unwrap().accepted, 1);
+        report
+    });
+    assert_eq!(report.accepted, 3000);
+    let view = b.profile("p1", Some(NOW)).unwrap().unwrap();
+    assert!(view.consents.contains(&"app".to_owned()) && view.consents.contains(&"web".to_owned()), "{view:?}");
+}

@@ -21,6 +21,9 @@ pub use redis::RedisProfiles;
 use crate::catalog::Catalog;
 use crate::error::Result;
 
+/// Profile writes sent to Redis in one pipeline.
+const WRITE_PIPELINE: usize = 1_024;
+
 /// Where profiles live: one process's memory, or a Redis every server shares.
 pub enum Profiles {
     Embedded(ProfileStore),
@@ -83,6 +86,40 @@ impl Profiles {
         match self {
             Self::Embedded(store) => Ok(store.with(id, layout, now, idle_ttl, create, f)),
             Self::Redis { redis, .. } => redis.update(id, layout, now, idle_ttl, create, f),
+        }
+    }
+
+    /// [`Self::update`] for many rows, each created when absent, in row order (one round
+    /// trip for all of them on Redis). `f(row, profile)`; `touch(row)` is the row's time.
+    pub fn update_many<T>(
+        &self,
+        ids: &[&str],
+        layout: &Layout,
+        touch: impl Fn(usize) -> f64,
+        idle_ttl: f64,
+        mut f: impl FnMut(usize, &mut StoredProfile) -> T,
+    ) -> Result<Vec<T>> {
+        match self {
+            Self::Embedded(store) => Ok(ids
+                .iter()
+                .enumerate()
+                .map(|(row, id)| store.with(id, layout, touch(row), idle_ttl, true, |p| f(row, p)).expect("created"))
+                .collect()),
+            Self::Redis { redis, .. } => {
+                // A pipeline of a bounded size at a time, in row order.
+                let mut out = Vec::with_capacity(ids.len());
+                for start in (0..ids.len()).step_by(WRITE_PIPELINE) {
+                    let rows = &ids[start..(start + WRITE_PIPELINE).min(ids.len())];
+                    out.extend(redis.update_many(
+                        rows,
+                        layout,
+                        |r| touch(start + r),
+                        idle_ttl,
+                        |r, p| f(start + r, p),
+                    )?);
+                }
+                Ok(out)
+            }
         }
     }
 

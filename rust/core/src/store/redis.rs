@@ -302,6 +302,86 @@ impl RedisProfiles {
         )))
     }
 
+    /// [`Self::update`] for many rows at once (each created when absent): one pipelined read,
+    /// the changes (the rows of one profile applied in row order to one value), one pipelined
+    /// compare-and-set per profile. A profile another server wrote in between is changed
+    /// again from its fresh value. `f(row, profile)`; `touch(row)` is the row's write time.
+    pub fn update_many<T>(
+        &self,
+        ids: &[&str],
+        layout: &Layout,
+        touch: impl Fn(usize) -> f64,
+        idle_ttl: f64,
+        mut f: impl FnMut(usize, &mut StoredProfile) -> T,
+    ) -> Result<Vec<T>> {
+        self.register(layout)?;
+        let ttl_ms = (idle_ttl * 1_000.0).clamp(1.0, 9.0e15) as u64;
+        let mut out: Vec<Option<T>> = ids.iter().map(|_| None).collect();
+        // Rows by profile, profiles in the order they first appear.
+        let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+        let mut position: HashMap<&str, usize> = HashMap::new();
+        for (row, &id) in ids.iter().enumerate() {
+            let at = *position.entry(id).or_insert_with(|| {
+                groups.push((id, Vec::new()));
+                groups.len() - 1
+            });
+            groups[at].1.push(row);
+        }
+        let mut todo: Vec<usize> = (0..groups.len()).collect();
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            if todo.is_empty() {
+                break;
+            }
+            let reads: Vec<redis::Cmd> = todo
+                .iter()
+                .map(|&g| {
+                    let mut cmd = redis::cmd("GET");
+                    cmd.arg(self.key(groups[g].0));
+                    cmd
+                })
+                .collect();
+            let current: Vec<Option<Vec<u8>>> = self
+                .redis
+                .batch(&reads)?
+                .into_iter()
+                .map(redis::from_redis_value)
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| Error::Storage(format!("redis: unexpected reply to a profile read: {e}")))?;
+            let mut writes = Vec::with_capacity(todo.len());
+            for (&g, read) in todo.iter().zip(&current) {
+                let (id, rows) = &groups[g];
+                let mut profile = match read {
+                    Some(bytes) => self.decode(bytes, layout)?,
+                    None => StoredProfile::new(layout, touch(rows[0])),
+                };
+                for &row in rows {
+                    profile.touched = profile.touched.max(touch(row));
+                    out[row] = Some(f(row, &mut profile));
+                }
+                let bytes = postcard::to_stdvec(&(layout.fingerprint(), &profile)).expect("profiles serialize");
+                // EVAL, not EVALSHA: Redis caches the script by its text, and a pipeline then
+                // never meets a script Redis lost in a restart.
+                let mut cas = redis::cmd("EVAL");
+                cas.arg(CAS).arg(1).arg(self.key(id)).arg(read.as_deref().unwrap_or_default()).arg(bytes).arg(ttl_ms);
+                writes.push(cas);
+            }
+            let written = self.redis.batch(&writes)?;
+            todo = todo
+                .into_iter()
+                .zip(written)
+                .filter(|(_, w)| !matches!(w, redis::Value::Int(1)))
+                .map(|(g, _)| g)
+                .collect();
+        }
+        if let Some(&g) = todo.first() {
+            return Err(Error::Storage(format!(
+                "redis: profile '{}' kept changing under {MAX_CAS_ATTEMPTS} attempts to write it",
+                groups[g].0
+            )));
+        }
+        Ok(out.into_iter().map(|r| r.expect("every row written")).collect())
+    }
+
     pub fn remove(&self, id: &str) -> Result<bool> {
         let key = self.key(id);
         let removed: i64 = self.run(|c| redis::cmd("DEL").arg(&key).query(c))?;
