@@ -17,6 +17,7 @@ from typing_extensions import Unpack
 
 from decision_engine import _core
 from decision_engine.catalog import LoadedCatalog, load_catalog
+from decision_engine.catalog.store import RedisStoreConfig, StoreConfig
 from decision_engine.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -112,6 +113,16 @@ def decide_options(options: DecideKeywords) -> _core.DecideOptions:
 _NO_OPTIONS = _core.DecideOptions()
 
 
+def shared_store_settings(configured: StoreConfig, url: str | None) -> RedisStoreConfig | None:
+    """The Redis store an engine keeps its state in: the catalog's ``store:`` section with
+    ``url`` over its URL (the defaults of ``RedisStoreConfig`` when the catalog's store is
+    embedded); None for the embedded store."""
+    if url is None:
+        return configured if isinstance(configured, RedisStoreConfig) else None
+    base = configured if isinstance(configured, RedisStoreConfig) else RedisStoreConfig(type="redis")
+    return base.model_copy(update={"url": url})
+
+
 class Engine:
     """Decides which offers a profile sees, learns from outcomes. Thread-safe.
 
@@ -131,11 +142,19 @@ class Engine:
         max_clock_skew: float | None = None,
         profile_store: str | None = None,
         profile_prefix: str = "de",
+        store_url: str | None = None,
     ) -> None:
         """``state_dir`` makes the state durable (the embedded store): every change is journaled
         there before it is acknowledged, and a restart recovers it (see ``recovery``). The
         catalog's ``store:`` section sets the fsync policy, snapshot interval and attribution
         window; ``decision-engine serve`` takes the directory from its ``path``.
+
+        The engine keeps its whole state in Redis, ``redis://host:port/db``, or a Redis
+        Cluster, ``redis+cluster://host:port,host:port,...``, when the catalog's ``store:`` says
+        ``type: redis`` or ``store_url`` is given (it overrides the catalog's URL): profiles,
+        contact history, caps, budgets, pending decisions and learning, shared with every
+        engine on the same Redis and key prefix (see ``shared_store``, :meth:`store_health`,
+        :meth:`close`). Such an engine has no ``state_dir``.
 
         ``clock="wall"`` (the default) runs on this machine's clock: a request's ``now`` may
         differ from it by at most ``max_clock_skew`` seconds (``LIMITS``), so no caller can
@@ -144,26 +163,40 @@ class Engine:
         back-tests). ``max_pending`` bounds the decisions kept awaiting outcomes (about 400
         bytes each; the oldest go first).
 
-        ``profile_store`` keeps the customer plane (profiles, events' computed attributes,
-        consents, purchases) in Redis, ``redis://host:port/db``, or a Redis Cluster,
-        ``redis+cluster://host:port,host:port,...``, under keys starting with
-        ``profile_prefix``: every engine pointed at it shares the same customers."""
+        ``profile_store`` keeps only the customer plane (profiles, events' computed
+        attributes, consents, purchases) in Redis or a Redis Cluster, under keys starting with
+        ``profile_prefix``: every engine pointed at it shares the same customers, each keeping
+        the rest of its state itself."""
         self.catalog = catalog if isinstance(catalog, LoadedCatalog) else load_catalog(catalog)
         store = self.catalog.model.store
+        # The Redis store's settings (the URL given here over the catalog's), None when the
+        # engine keeps its state itself.
+        self.shared_store: RedisStoreConfig | None = shared_store_settings(store, store_url)
         durable: dict[str, object] = {"attribution_window": float(store.attribution_window)}
         durable.update(clock=clock, max_clock_skew=max_clock_skew)
-        if profile_store is not None:
+        if self.shared_store is not None:
+            if profile_store is not None:
+                raise InvalidInputError(
+                    "an engine sharing its state through Redis keeps its profiles there too: "
+                    "give profile_store= only to an engine that keeps the rest of its state itself"
+                )
+            shared = self.shared_store
+            durable.update(shared_store=shared.url, shared_prefix=shared.key_prefix)
+            durable["shared_timeout_ms"] = shared.timeout_ms
+        elif profile_store is not None:
             durable.update(profile_store=profile_store, profile_prefix=profile_prefix)
         if max_pending is not None:
             durable["max_pending"] = max_pending
         if store.type == "embedded":
             durable.update(fsync=store.fsync, fsync_interval_ms=store.fsync_interval_ms)
             durable.update(snapshot_every=store.snapshot_every)
-            durable["state_dir"] = os.fspath(state_dir) if state_dir is not None else None
+        if state_dir is not None:  # the core refuses it beside a Redis store
+            durable["state_dir"] = os.fspath(state_dir)
         try:
             self._core = _core.Engine(self.catalog.to_core_json(), seed, **durable)  # type: ignore[arg-type]
         except _core.CatalogError as exc:
             raise self.catalog.core_error(exc) from exc
+        self._closed = False
         if self.recovery and self.recovery["warning"]:
             _log.warning("state recovery: %s", self.recovery["warning"])
         self._describe_catalog()
@@ -177,6 +210,35 @@ class Engine:
     def snapshot(self) -> None:
         """Writes a snapshot of the whole state now and starts a fresh journal."""
         self._core.snapshot()
+
+    # --- the Redis store ---
+
+    def store_health(self) -> dict[str, int | bool] | None:
+        """How the Redis store is doing (None when the engine keeps its state itself):
+        ``healthy`` (False while Redis is unreachable or slower than ``timeout_ms``: decisions
+        go on without it, outcomes and releases raise StorageError), ``server`` (this
+        server's number, the top bits of its decision ids), ``buffered`` (decisions made
+        without Redis, waiting to be written there), ``dropped`` (of those, lost to the
+        buffer's bound), ``learned`` (outcomes learned from the shared stream), ``snapshots``
+        (policy snapshots written) and ``lost_cooldowns`` (cooldowns of settled outcomes
+        Redis lost)."""
+        return self._core.store_health()
+
+    def sync_store(self) -> int:
+        """Runs one round of the Redis store's background work now (a background thread runs
+        it every 10 ms): learns what every server's outcomes taught since the last round and
+        returns how many; replays what waited for Redis once it answers. 0 without a Redis
+        store."""
+        return self._core.sync_store()
+
+    def close(self) -> None:
+        """Stops the Redis store's background work after a last snapshot of what the
+        policies learned (StorageError when Redis fails it: the outcomes stay in the stream);
+        the engine keeps deciding and settling outcomes, but learns no more by itself.
+        Idempotent, and nothing to do for an engine that keeps its state itself."""
+        if not self._closed:
+            self._closed = True
+            self._core.close_store()
 
     def _describe_catalog(self) -> None:
         self.feature_names: list[str] = self._core.feature_names
@@ -312,25 +374,6 @@ class Engine:
             rows.append(row)
         return self._core.track(rows)
 
-    def stored_vector(
-        self,
-        profile_id: str,
-        context: Mapping[str, ProfileValue] | None = None,
-        consents: Sequence[str] = (),
-        purchases: Sequence[str] = (),
-        now: Timestamp = None,
-    ) -> tuple[npt.NDArray[np.float32], list[str], list[str]]:
-        """What a decision by id reads: the stored profile's feature vector at ``now`` with
-        ``context`` over it, and its consents and purchases with these added (the core's
-        rule, for decision paths that take a vector)."""
-        named = dict(context) if context else None
-        return self._core.stored_vector(profile_id, named, list(consents), list(purchases), unix_seconds(now))
-
-    def decides_by_id(self, profile_id: str, packed: int, named: int) -> bool:
-        """Whether a Decide with this profile (its id, how many packed features and how many
-        by name) decides by id on the stored profile: the wire path's rule."""
-        return self._core.decides_by_id(profile_id, packed, named)
-
     def profile(self, profile_id: str, now: Timestamp = None) -> dict[str, Any] | None:
         """The stored profile: ``{"id", "features", "consents", "purchases"}`` with computed
         attributes evaluated at ``now`` (the engine's clock when None); None when not held."""
@@ -421,11 +464,14 @@ class Engine:
 
     def release(self, decision_id: int) -> None:
         """Withdraws a decision that was not shown: its cap and budget reservations are
-        given back and it takes no outcome."""
+        given back and it takes no outcome. On a Redis store any server releases any
+        server's decision; while Redis is unreachable it raises StorageError and releases
+        nothing (release it again later)."""
         self._core.release(decision_id)
 
     def contact_history(self, profile_id: str) -> list[Contact]:
-        """The profile's stored contacts, oldest first."""
+        """The profile's stored contacts, oldest first (read from Redis on a Redis store:
+        StorageError while it is unreachable)."""
         return [Contact(o, c, t, k, g, d) for o, c, t, k, g, d in self._core.contact_history(profile_id)]  # type: ignore[arg-type]
 
     def budget_usage(self, offer_id: str, now: Timestamp = None) -> tuple[int, int] | None:
@@ -557,7 +603,13 @@ class Engine:
         range: [0, 1] under a ``thompson`` policy, +-1e6 under the others unless the catalog
         declares another (``gaussian_thompson`` learns real rewards such as revenue). A
         positive reward is a conversion and ``dismissed`` a dismissal: each starts its
-        cooldown for the profile."""
+        cooldown for the profile.
+
+        On a Redis store any server takes the outcome of any server's decision, settled once
+        (a repeat raises OutcomeAlreadyReportedError on every server) and learned by every
+        server within moments (:meth:`sync_store`). While Redis is unreachable it raises
+        StorageError and records nothing: report it again later. Outcomes of
+        :meth:`decide_batch` decisions go to the engine that made them."""
         self._core.report_outcome(int(decision_id), float(reward), offer_id, dismissed)
 
     def policy_state(self, placement: str) -> list[ArmState]:

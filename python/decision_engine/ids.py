@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from decision_engine.errors import UnknownDecisionError
 
-__all__ = ["WORKER_BITS", "DecisionIds"]
+__all__ = ["GLOBAL_IDS", "WORKER_BITS", "DecisionIds"]
 
 WORKER_BITS = 8
 
@@ -20,8 +20,8 @@ class DecisionIds:
     (0 for a single process), so an outcome that reaches another worker is refused instead
     of being credited to that worker's decision with the same engine id.
 
-    The Redis store uses the same layout with `worker_bits=24`: the worker is then the server
-    number Redis handed out, and the engine id keeps 40 bits."""
+    An engine on the Redis store makes ids that are unique across servers already (see
+    `GLOBAL_IDS`)."""
 
     worker: int = 0
     worker_bits: int = WORKER_BITS
@@ -54,3 +54,8 @@ class DecisionIds:
                 f"{self.worker}; each worker keeps its own decisions, report on the same connection"
             )
         return self.engine_id(wire_id)
+
+
+GLOBAL_IDS = DecisionIds(worker_bits=0)
+"""Ids passed through unchanged: those of an engine on the Redis store, which carry its server
+number from Redis in their top bits, so that any server takes any server's outcomes."""

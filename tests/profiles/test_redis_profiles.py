@@ -5,90 +5,19 @@ profiles, events and computed attributes."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from decision_engine import Engine, LoadedCatalog
 from decision_engine.errors import StorageError
 
 from tests.profiles.conftest import at
-from tests.store.redis_server import RedisServer, free_port
+from tests.store.redis_server import Cluster, RedisServer
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
-
-
-class Cluster:
-    """Three redis-server processes with cluster mode on, joined by `redis-cli --cluster create`."""
-
-    def __init__(self, directory: Path) -> None:
-        self.ports = [_cluster_port() for _ in range(3)]
-        self.processes: list[subprocess.Popen[bytes]] = []
-        try:
-            self._start(directory)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _start(self, directory: Path) -> None:
-        for port in self.ports:
-            node_dir = directory / str(port)
-            node_dir.mkdir()
-            args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(node_dir)]
-            args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
-            args += ["--save", "", "--appendonly", "no"]
-            quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-            self.processes.append(subprocess.Popen(args, **quiet))
-        for port in self.ports:
-            _wait_ping(port)
-        nodes = [f"127.0.0.1:{p}" for p in self.ports]
-        subprocess.run(
-            ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        deadline = time.monotonic() + 30
-        while self.client().cluster_info().get("cluster_state") != "ok":
-            assert time.monotonic() < deadline, "the cluster did not come up"
-            time.sleep(0.1)
-
-    @property
-    def url(self) -> str:
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
-
-    def client(self) -> redis.RedisCluster:
-        return redis.RedisCluster(host="127.0.0.1", port=self.ports[0], decode_responses=False)
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            process.wait(timeout=10)
-
-
-def _cluster_port() -> int:
-    """A free port whose cluster bus port (port + 10000) is a valid port too."""
-    while (port := free_port()) > 55_000:
-        pass
-    return port
-
-
-def _wait_ping(port: int) -> None:
-    client = redis.Redis(port=port, socket_timeout=0.5, socket_connect_timeout=0.5)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            return
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, f"redis on port {port} did not start"
-            time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")

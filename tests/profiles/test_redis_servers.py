@@ -1,6 +1,6 @@
-"""Two gRPC servers over one real redis-server, their engines keeping profiles in Redis (as
-`decision-engine serve` opens them): the customer data platform writes to one, channels
-decide by id on the other."""
+"""Two gRPC servers over one real redis-server, their engines keeping their state, profiles
+included, in Redis (the catalog's `store: {type: redis}`): the customer data platform writes to
+one, channels decide by id on the other."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ import grpc
 import pytest
 from decision_engine import Engine, parse_catalog
 from decision_engine.server import create_server
-from decision_engine.server.run import profile_store
-from decision_engine.store import open_store
 from decision_engine.v1 import decision_pb2 as pb
 from decision_engine.v1 import decision_pb2_grpc
 
@@ -32,24 +30,21 @@ def two_servers(tmp_path: Path) -> Iterator[tuple[grpc.Channel, grpc.Channel, Re
         PROFILE_YAML + f"store:\n  type: redis\n  url: {redis.url}\n  key_prefix: two{time.monotonic_ns()}\n"
     )
     catalog = parse_catalog(yaml, "shared.yaml")
-    url, prefix = profile_store(catalog, None)
     stops, channels = [], []
     try:
         for worker in range(2):
-            engine = Engine(catalog, seed=worker, clock="simulated", profile_store=url, profile_prefix=prefix)
-            store = open_store(engine)
-            assert store is not None
-            server, port = create_server("127.0.0.1:0", engine, store=store, worker=worker)
+            engine = Engine(catalog, seed=worker, clock="simulated")
+            server, port = create_server("127.0.0.1:0", engine, worker=worker)
             server.start()
-            stops.append((server, store))
+            stops.append((server, engine))
             channels.append(grpc.insecure_channel(f"127.0.0.1:{port}"))
         yield channels[0], channels[1], redis
     finally:
         for channel in channels:
             channel.close()
-        for server, store in stops:
+        for server, engine in stops:
             server.stop(None).wait(5)
-            store.close()
+            engine.close()
         redis.stop()
 
 

@@ -1,4 +1,5 @@
-"""A real redis-server per test (never a mock), and a catalog with caps and budgets."""
+"""A real redis-server per test (never a mock), a catalog with caps and budgets, and two engines
+sharing their state through it (two servers, in this process)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from decision_engine import Engine
-from decision_engine.store import RedisStore, open_store
 
 from tests.store.redis_server import RedisServer
 
@@ -38,7 +38,6 @@ store:
   type: redis
   url: {url}
   key_prefix: {prefix}
-  flush_interval: 1s
   timeout_ms: 200
 """
 
@@ -65,12 +64,16 @@ def catalog_file(tmp_path: Path, redis_server: RedisServer) -> Path:
 
 
 @pytest.fixture
-def two_stores(catalog_file: Path) -> Iterator[tuple[RedisStore, RedisStore]]:
-    """Two servers (engines with their Redis store) in this process."""
-    stores = [open_store(Engine(catalog_file, seed=seed, clock="simulated")) for seed in (1, 2)]
+def two_engines(catalog_file: Path) -> Iterator[tuple[Engine, Engine]]:
+    """Two servers of the catalog's Redis store: engines on the simulated clock."""
+    a, b = (Engine(catalog_file, seed=seed, clock="simulated") for seed in (1, 2))
     try:
-        yield stores[0], stores[1]  # type: ignore[misc]
+        yield a, b
     finally:
-        for store in stores:
-            if store is not None:
-                store.close()
+        a.close()
+        b.close()
+
+
+def pulls(engine: Engine, *placements: str) -> float:
+    """Outcomes the engine's policies learned on these placements."""
+    return sum(arm.pulls for p in placements for arm in engine.policy_state(p))

@@ -1,29 +1,43 @@
-"""Redis stops under load and comes back: decisions go on, outcomes wait, the store recovers."""
+"""Redis stops (or stops answering) under load and comes back: decisions go on without it,
+outcomes are refused until it is back, the decisions made meanwhile are written to it, and the
+store recovers by itself."""
 
 from __future__ import annotations
 
-import json
-import logging
 import threading
 import time
-from collections import deque
 
+import numpy as np
 import pytest
-from decision_engine.store import RedisStore
-from decision_engine.store.writes import outcome_write, replayed
+from decision_engine import Engine
+from decision_engine.errors import StorageError
 
+from tests.store.conftest import pulls
 from tests.store.polling import wait_for
 from tests.store.redis_server import RedisServer
 
-CARDS = {"gold_card", "silver_card"}
+CARDS = {"gold_card", "silver_card"}  # under a fail-closed cap
+LEFT_OUT = {*CARDS, "loan"}  # and the budgeted offer: a budget is never granted twice
+
+
+def healthy(engine: Engine) -> bool:
+    health = engine.store_health()
+    assert health is not None
+    return bool(health["healthy"])
+
+
+def buffered(engine: Engine) -> int:
+    health = engine.store_health()
+    assert health is not None
+    return int(health["buffered"])
 
 
 class _Load(threading.Thread):
-    """Decides for fresh profiles on `a` until stopped; counts decisions and errors."""
+    """Decides for fresh profiles on `engine` until stopped; counts decisions and errors."""
 
-    def __init__(self, store: RedisStore) -> None:
+    def __init__(self, engine: Engine) -> None:
         super().__init__(daemon=True)
-        self.store = store
+        self.engine = engine
         self.stopping = threading.Event()
         self.decided = 0
         self.errors: list[BaseException] = []
@@ -31,7 +45,7 @@ class _Load(threading.Thread):
     def run(self) -> None:
         while not self.stopping.is_set() and self.decided < 50_000:
             try:
-                self.store.decide("hero", [30.0], profile_id=f"load-{self.decided}")
+                self.engine.decide("hero", [30.0], profile_id=f"load-{self.decided}")
                 self.decided += 1
             except BaseException as exc:
                 self.errors.append(exc)
@@ -40,135 +54,101 @@ class _Load(threading.Thread):
 
 
 def test_decisions_go_on_while_redis_is_down_and_the_store_recovers_by_itself(
-    redis_server: RedisServer, two_stores: tuple[RedisStore, RedisStore]
+    redis_server: RedisServer, two_engines: tuple[Engine, Engine]
 ) -> None:
-    a, b = two_stores
-    health: list[bool] = []
-    a.watch_health(health.append)
+    a, b = two_engines
     load = _Load(a)
     load.start()
     time.sleep(0.3)
-    assert a.healthy and load.decided > 0
+    assert healthy(a) and load.decided > 0
 
     redis_server.stop()
     before = load.decided
-    assert wait_for(lambda: not a.healthy, 5), "degraded after the first failed call"
-    # listeners are told right after the flag flips, from the thread that saw the change
-    assert wait_for(lambda: health == [False], 5)
-    # decisions keep coming, without waiting on Redis: the open web cap decides from this
-    # server's own contacts, the closed `cards` cap leaves its offers out
+    assert wait_for(lambda: not healthy(a), 5), "degraded after the first failed call"
+    # decisions keep coming, without waiting on Redis: the closed `cards` cap and the budget
+    # leave their offers out, the open web cap decides without the stored history
     started = time.monotonic()
     outage = [a.decide("hero", [30.0], profile_id=f"outage-{i}", explain=True) for i in range(30)]
     assert time.monotonic() - started < 1.0
-    assert all(d.offer_ids and not CARDS & set(d.offer_ids) for d in outage)
-    assert all(d.reasons[c] == "excluded by the caller" for d in outage for c in CARDS)
-    capped = [a.decide("hero", [30.0], profile_id="outage-cap").offer_ids for _ in range(5)]
-    assert sum(map(len, capped)) == 3, "the open cap still counts what this server showed"
-    # outcomes are acknowledged and buffered, on the deciding server and on another one
+    assert all(d.offer_ids == ["savings"] for d in outage)
+    assert all(d.reasons[o] == "excluded by the caller" for d in outage for o in LEFT_OUT)
+    assert buffered(a) >= 30
+    # outcomes and releases are refused, nothing half-recorded: the client reports them later
+    with pytest.raises(StorageError, match="report it again later"):
+        a.report_outcome(outage[0].decision_id, 1.0)
+    with pytest.raises(StorageError, match="report it again later"):
+        a.release(outage[1].decision_id)
+    assert wait_for(lambda: load.decided > before + 20, 5), "the load goes on"
+    assert wait_for(lambda: not healthy(b), 5), "b's background work found Redis away too"
+
+    redis_server.start()  # same port, empty (no persistence)
+    assert wait_for(lambda: healthy(a) and healthy(b), 5), "recovered without help"
+    # the load may buffer a decision while the recovery runs: it is written on the next round
+    assert wait_for(lambda: buffered(a) == 0, 5)
+    # the decisions made during the outage are in Redis now: either server takes their outcomes
     for d in outage[:10]:
         a.report_outcome(d.decision_id, 1.0)
     for d in outage[10:20]:
         b.report_outcome(d.decision_id, 1.0)
-    assert len(a.buffer) >= 10 and len(b.buffer) == 10
-    assert wait_for(lambda: load.decided > before + 20, 5), "the load goes on"
-
-    redis_server.start()  # same port, empty (no persistence)
-    assert wait_for(lambda: a.healthy and b.healthy, 5), "recovered without help"
-    assert wait_for(lambda: health == [False, True], 5)
-    # the load may buffer a write while the recovery runs: it is replayed on the next tick
-    assert wait_for(lambda: len(a.buffer) == 0 and len(b.buffer) == 0, 5)
-    # every buffered outcome reached the deciding engine: 20 conversions learned
-    pulls = lambda: sum(arm.pulls for arm in a.engine.policy_state("hero"))  # noqa: E731
-    assert wait_for(lambda: pulls() >= 20, 3)
-    assert pulls() == 20
-    # the decisions made during the outage and their conversions are in Redis now
-    client = redis_server.client()
-    converted = [m for m in client.zrange("test:h:outage-0", 0, -1) if '"converted"' in m]
-    assert len(converted) == 1
-    assert client.zcard("test:h:outage-cap") == 3
+    b.release(outage[20].decision_id)
+    a.sync_store()
+    b.sync_store()
+    assert pulls(a, "hero") == pulls(b, "hero") == 20
+    assert [c.kind for c in b.contact_history("outage-0")] == ["shown", "converted"]
+    assert b.contact_history("outage-20") == [], "released: its contact given back"
     load.stopping.set()
     load.join(5)
     assert not load.errors
     assert a.decide("hero", [30.0], profile_id="after").offer_ids
 
 
-def test_a_write_buffered_during_the_recovery_is_replayed(
-    two_stores: tuple[RedisStore, RedisStore], redis_server: RedisServer
+def test_a_redis_that_stops_answering_counts_as_away(
+    redis_server: RedisServer, two_engines: tuple[Engine, Engine]
 ) -> None:
-    a, b = two_stores
+    a, _ = two_engines
+    assert a.decide("hero", [30.0], profile_id="frozen").offer_ids
+    redis_server.pause()
+    try:
+        started = time.monotonic()
+        # the first call waits out timeout_ms (200 ms), the next ones do not wait on Redis
+        frozen = [a.decide("hero", [30.0], profile_id="frozen").offer_ids for _ in range(5)]
+        assert time.monotonic() - started < 1.0
+        assert not healthy(a)
+        assert frozen == [["savings"]] * 5, "the open web cap decides without the stored history"
+    finally:
+        redis_server.resume()
+    assert wait_for(lambda: healthy(a), 5)
+    assert buffered(a) == 0
+    assert len(a.contact_history("frozen")) == 6, "the contacts made meanwhile are written"
+    assert a.decide("hero", [30.0], profile_id="frozen").offers == [], "and counted by the cap"
+
+
+def test_decisions_past_the_buffer_bound_are_dropped_and_counted(
+    redis_server: RedisServer, two_engines: tuple[Engine, Engine]
+) -> None:
+    a, _ = two_engines
+    redis_server.stop()
+    row = np.array([30.0], dtype=np.float32)
+    a.decide("hero", row)  # finds Redis away
+    assert not healthy(a)
+    for _ in range(100_010):
+        a.decide("hero", row)
+    health = a.store_health()
+    assert health is not None
+    assert health["buffered"] == 100_000 and health["dropped"] == 11
+
+
+def test_the_background_work_skips_what_it_cannot_learn(
+    redis_server: RedisServer, two_engines: tuple[Engine, Engine]
+) -> None:
+    a, b = two_engines
+    client = redis_server.client()
+    # entries no server wrote: no fields it knows, and a record that does not decode
+    client.xadd("test:{L0}:learn", {"garbage": "x"})
+    client.xadd("test:{L1}:learn", {"d": "not a record", "o": "loan", "r": "1", "s": "2"})
     decision = a.decide("banner", [30.0])
-    assert decision.offer_ids == ["loan"]
-    # b reported it while it still saw the store degraded, and its probe had just replayed
-    # the buffer and reported healthy: the write waits in a healthy store's buffer
-    write = outcome_write(
-        decision.decision_id,
-        1.0,
-        None,
-        dismissed=False,
-        server=b.server,
-        owner=a.server,
-        view=b.view,
-        keys=b.keys,
-    )
-    b.buffer.add(replayed(write))
-    assert wait_for(lambda: len(b.buffer) == 0, 5)
-    client = redis_server.client()
-    assert client.hget(f"test:p:{decision.decision_id}", "r:loan") == "1.0"
-    assert wait_for(lambda: sum(arm.pulls for arm in a.engine.policy_state("banner")) == 1, 5)
-
-
-def test_the_background_thread_survives_what_it_cannot_apply(
-    two_stores: tuple[RedisStore, RedisStore], redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    a, b = two_stores
-    client = redis_server.client()
-    # two messages a cannot apply: not JSON, and no decision id
-    client.rpush(f"test:inbox:{a.server}", "not json", json.dumps({"op": "outcome"}))
-    drain, failures = a.syncer.drain_inbox, [ValueError("a bug in the background work")]
-
-    def drain_once_failing() -> None:
-        if failures:
-            raise failures.pop()
-        drain()
-
-    monkeypatch.setattr(a.syncer, "drain_inbox", drain_once_failing)
-
-    def listener(healthy: bool) -> None:
-        raise RuntimeError(f"a listener's bug (healthy={healthy})")
-
-    a.watch_health(listener)
-    learned = lambda: sum(arm.pulls for arm in a.engine.policy_state("banner"))  # noqa: E731
-    first = a.decide("banner", [30.0])
-    b.report_outcome(first.decision_id, 1.0)
-    assert wait_for(lambda: learned() == 1, 5), "the inbox is drained past what failed"
-    assert a.syncer.errors == 3
-
-    redis_server.stop()
-    assert a.decide("banner", [30.0]).offer_ids == ["loan"], "the listener's bug stays out of decide"
-    assert not a.healthy
-    redis_server.start()
-    assert wait_for(lambda: a.healthy, 5), "recovered, whatever the listener does"
-    second = a.decide("banner", [30.0])
-    b.report_outcome(second.decision_id, 1.0)
-    assert wait_for(lambda: learned() == 2, 5)
-    assert a.syncer.is_alive()
-
-
-def test_learning_dropped_in_a_long_outage_is_counted_and_logged(
-    two_stores: tuple[RedisStore, RedisStore], redis_server: RedisServer, caplog: pytest.LogCaptureFixture
-) -> None:
-    a, _ = two_stores
-    caplog.set_level(logging.INFO, logger="decision_engine.store")
-    a.syncer.unsent = deque(maxlen=1)  # as if the outage had outlasted MAX_UNSENT_DELTAS flushes
-    redis_server.stop()
-    for _ in range(3):
-        decision = a.decide("banner", [30.0])
-        a.report_outcome(decision.decision_id, 1.0)
-        a.syncer._take_delta()  # a flush
-    assert not a.healthy
-    assert a.syncer.deltas_dropped >= 2
-    redis_server.start()
-    assert wait_for(lambda: a.healthy, 5)
-    # (b recovers too, having lost nothing: it logs at INFO)
-    lost = [r for r in caplog.records if r.levelno == logging.WARNING and "some lost" in r.getMessage()]
-    assert len(lost) == 1 and lost[0].deltas_dropped >= 2
+    b.report_outcome(decision.decision_id, 1.0)
+    a.sync_store()
+    b.sync_store()
+    assert pulls(a, "banner") == pulls(b, "banner") == 1
+    assert healthy(a) and healthy(b)

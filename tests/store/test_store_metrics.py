@@ -3,7 +3,6 @@ is 1, falls to 0 while Redis is down (decisions go on) and comes back by itself.
 
 from __future__ import annotations
 
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,18 +11,17 @@ import grpc
 import pytest
 from decision_engine import Engine
 from decision_engine.server import Metrics, create_server
-from decision_engine.store import RedisStore, open_store
 from decision_engine.v1 import decision_pb2 as pb
 from decision_engine.v1 import decision_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.store.polling import wait_for
 from tests.store.redis_server import RedisServer
 
 
 @pytest.fixture
-def store(catalog_file: Path) -> Iterator[RedisStore]:
-    opened = open_store(Engine(catalog_file, seed=1))
-    assert opened is not None
+def engine(catalog_file: Path) -> Iterator[Engine]:
+    opened = Engine(catalog_file, seed=1)
     try:
         yield opened
     finally:
@@ -41,16 +39,9 @@ def store_healthy(port: int) -> dict[str, float]:
     }
 
 
-def wait_for(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
-def test_store_health_gauge_follows_redis(store: RedisStore, redis_server: RedisServer) -> None:
+def test_store_health_gauge_follows_redis(engine: Engine, redis_server: RedisServer) -> None:
     metrics = Metrics()
-    server, port = create_server("127.0.0.1:0", store.engine, metrics=metrics, store=store)
+    server, port = create_server("127.0.0.1:0", engine, metrics=metrics)
     server.start()
     http = metrics.serve_http("127.0.0.1", 0)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
@@ -61,9 +52,9 @@ def test_store_health_gauge_follows_redis(store: RedisStore, redis_server: Redis
         assert store_healthy(http.port) == {"redis": 1.0}
         redis_server.stop()
         assert decisions.Decide(request, timeout=5).decisions  # decisions go on, degraded
-        wait_for(lambda: store_healthy(http.port) == {"redis": 0.0})
+        assert wait_for(lambda: store_healthy(http.port) == {"redis": 0.0}, 10)
         redis_server.start()
-        wait_for(lambda: store_healthy(http.port) == {"redis": 1.0})
+        assert wait_for(lambda: store_healthy(http.port) == {"redis": 1.0}, 10)
     finally:
         channel.close()
         http.close()

@@ -1,4 +1,4 @@
-"""Engine processes for the store tests (spawned: each has its own engine and Redis store)."""
+"""Engine processes for the store tests (spawned: each is a server of the Redis store)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from decision_engine import Engine
-from decision_engine.store import open_store
 
 
 def decide_many(
@@ -23,12 +22,10 @@ def decide_many(
     times for every profile (None: no profile id) in a shuffled order, at time `now` (None:
     the clock); (profile, offers) of every decision."""
     engine = Engine(Path(catalog), seed=seed, clock="simulated")
-    store = open_store(engine)
-    assert store is not None
     order = [p for p in profiles for _ in range(rounds)]
     random.Random(seed).shuffle(order)
     time.sleep(max(0.0, start_at - time.time()))
     try:
-        return [(p, store.decide(placement, [30.0], profile_id=p, now=now).offer_ids) for p in order]
+        return [(p, engine.decide(placement, [30.0], profile_id=p, now=now).offer_ids) for p in order]
     finally:
-        store.close()
+        engine.close()

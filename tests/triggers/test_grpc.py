@@ -20,7 +20,6 @@ from decision_engine.ids import DecisionIds
 from decision_engine.server import Limits, Tokens, create_server
 from decision_engine.server.server import DecisionServer
 from decision_engine.server.triggers import TriggerServicer
-from decision_engine.store import open_store
 from decision_engine.v1 import decision_pb2 as pb
 from decision_engine.v1 import decision_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -272,9 +271,7 @@ def test_a_redis_store_server_refuses_triggers(tmp_path: Path) -> None:
         path = tmp_path / "catalog.yaml"
         path.write_text(catalog_yaml(redis.url), encoding="utf-8")
         engine = Engine(path, clock="simulated")
-        store = open_store(engine)
-        assert store is not None
-        server, port = create_server("127.0.0.1:0", engine, store=store)
+        server, port = create_server("127.0.0.1:0", engine)
         server.start()
         try:
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -297,7 +294,7 @@ def test_a_redis_store_server_refuses_triggers(tmp_path: Path) -> None:
                 assert ping == pb.PingResponse()  # decisions go on
         finally:
             server.stop(None).wait(5)
-            store.close()
+            engine.close()
     finally:
         redis.stop()
 

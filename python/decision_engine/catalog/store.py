@@ -23,14 +23,13 @@ class EmbeddedStoreConfig(Model):
 
 
 class RedisStoreConfig(Model):
-    """Contact history, caps, budgets, pending decisions and policy statistics shared by
-    every server through one Redis."""
+    """Profiles, contact history, caps, budgets, pending decisions and learning shared by every
+    server through one Redis (`redis://host:port/db`) or a Redis Cluster
+    (`redis+cluster://host:port,host:port,...`), under keys starting with `key_prefix`."""
 
     type: Literal["redis"]
     url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "decision-engine"
-    # Each server flushes its learning and refreshes the shared model this often.
-    flush_interval: Duration = 2
     # A call slower than this counts as Redis being unavailable.
     timeout_ms: Annotated[int, Field(ge=1)] = 50
     attribution_window: Duration = 7 * 24 * 3600

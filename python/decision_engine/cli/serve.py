@@ -68,9 +68,9 @@ DEFAULTS = Limits()
     default=1,
     show_default=True,
     help="Processes sharing the port (SO_REUSEPORT), forked before any server starts. Each worker has "
-    "its OWN engine: learned state, contact history, pending decisions and metrics are per worker "
-    "(shared state comes with the Redis store), so report an outcome on the connection that got the "
-    "decision.",
+    "its OWN engine: on the embedded store learned state, contact history, pending decisions and "
+    "metrics are per worker, so report an outcome on the connection that got the decision; on the "
+    "Redis store every worker is one server of it (any takes any decision's outcome), metrics aside.",
 )
 @click.option(
     "--threads",
@@ -169,8 +169,9 @@ DEFAULTS = Limits()
     "store_url",
     default=None,
     metavar="URL",
-    help="Share contact history, caps, budgets, pending decisions and learning with every server on "
-    "this Redis (redis://host:port/db); overrides the catalog's `store:` URL. Default: the catalog's "
+    help="Keep the whole state (profiles, contact history, caps, budgets, pending decisions, learning) "
+    "in this Redis (redis://host:port/db) or Redis Cluster (redis+cluster://host:port,host:port,...), "
+    "shared with every server on it; overrides the catalog's `store:` URL. Default: the catalog's "
     "store (embedded unless it says `type: redis`).",
 )
 @click.option(

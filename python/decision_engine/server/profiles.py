@@ -8,9 +8,8 @@ whole call (the first `max_listed_rejections` of the core's LIMITS listed, `refu
 all). A bad row is a rejection, never a failed call; a message that does not parse ends the
 call with INVALID_ARGUMENT saying what the messages before it wrote.
 
-A server over the Redis store serves profiles when its engine keeps them in Redis too
-(`Engine(profile_store=...)`, as `decision-engine serve` opens it); otherwise it answers
-FAILED_PRECONDITION, since its servers would disagree about a customer.
+An engine on the Redis store (or with `profile_store=`) keeps its profiles in Redis, so every
+server sharing it answers for the same customers.
 """
 
 from __future__ import annotations
@@ -23,18 +22,13 @@ import grpc
 from decision_engine import _core
 from decision_engine.engine import Engine
 from decision_engine.errors import InvalidInputError
-from decision_engine.server.errors import RequestError, check_deadline, handle_errors
+from decision_engine.server.errors import check_deadline, handle_errors
 from decision_engine.v1 import decision_pb2 as pb
 from decision_engine.v1 import decision_pb2_grpc
 
-__all__ = ["PROFILE_SERVICE", "ProfileServicer", "RedisProfileServicer", "register_profile_service"]
+__all__ = ["PROFILE_SERVICE", "ProfileServicer", "register_profile_service"]
 
 PROFILE_SERVICE = "decision_engine.v1.ProfileService"
-
-NEEDS_EMBEDDED = (
-    "this server shares state through Redis but keeps profiles in its own memory: open its Engine "
-    "with profile_store= (decision-engine serve does) so every server reads the same profiles"
-)
 
 Wire = Callable[[bytes], bytes]
 
@@ -91,19 +85,9 @@ class ProfileServicer:
         return total.SerializeToString()
 
 
-class RedisProfileServicer:
-    """Every call FAILED_PRECONDITION: a Redis-store server whose engine keeps profiles locally
-    would let servers disagree about a customer."""
-
-    def _refuse(self, _request: Any, _context: grpc.ServicerContext) -> bytes:
-        raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, NEEDS_EMBEDDED)
-
-    UpsertProfiles = UpsertProfileStream = TrackEvents = GetProfile = DeleteProfile = handle_errors(_refuse)
-
-
 def register_profile_service(
     server: grpc.Server,
-    servicer: ProfileServicer | RedisProfileServicer,
+    servicer: ProfileServicer,
     register: Callable[..., None],
 ) -> None:
     """Every method takes and returns wire bytes (handlers without (de)serializers)."""

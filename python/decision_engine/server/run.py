@@ -3,7 +3,7 @@ optionally fork worker processes that share one port (SO_REUSEPORT).
 
 Workers are forked before any of them creates an engine or a gRPC server (the pattern of
 grpc's examples/python/multiprocessing). Each worker has its own engine: its own learned
-state and pending decisions, unless they share them through a Redis store (the catalog's
+state and pending decisions, unless they keep their state in Redis (the catalog's
 `store: {type: redis}` or `--store redis://...`), each worker then being one server of it.
 """
 
@@ -24,7 +24,6 @@ from pathlib import Path
 from types import FrameType
 
 from decision_engine.catalog import LoadedCatalog, load_catalog
-from decision_engine.catalog.store import RedisStoreConfig
 from decision_engine.engine import Engine
 from decision_engine.errors import CatalogError, StorageError
 from decision_engine.server.catalogs import issues_of
@@ -32,7 +31,6 @@ from decision_engine.server.interceptors import Tokens
 from decision_engine.server.limits import Limits
 from decision_engine.server.metrics import Metrics
 from decision_engine.server.server import TlsConfig, create_server
-from decision_engine.store import open_store
 
 __all__ = ["ServeOptions", "serve", "split_address"]
 
@@ -58,7 +56,7 @@ class ServeOptions:
     seed: int = 0  # worker i seeds its engine with seed + i
     max_pending: int | None = None  # None: the core's default
     max_clock_skew: float | None = None  # None: the core's default
-    store: str | None = None  # redis://... overrides the catalog's `store:` section
+    store: str | None = None  # redis://... or redis+cluster://... overrides the catalog's `store:` section
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -93,22 +91,12 @@ class _Signals:
 def _state_dir(options: ServeOptions, catalog: LoadedCatalog, worker: int) -> Path | None:
     """The embedded store's directory for this worker: the catalog's ``store.path`` (relative
     to the catalog file), one subdirectory per worker when there are several (each worker
-    keeps its own state)."""
+    keeps its own state); None when the state is in Redis."""
     store = catalog.model.store
-    if store.type != "embedded" or store.path is None:
+    if options.store is not None or store.type != "embedded" or store.path is None:
         return None
     path = Path(options.catalog).parent / store.path
     return path / f"worker-{worker}" if options.workers > 1 else path
-
-
-def profile_store(catalog: LoadedCatalog, url: str | None) -> tuple[str | None, str]:
-    """A server sharing state through Redis keeps the customer plane there too (the
-    Engine's `profile_store` and `profile_prefix`), so every server decides by id on the
-    same profiles; (None, _) for the embedded store."""
-    configured = catalog.model.store
-    if isinstance(configured, RedisStoreConfig):
-        return url or configured.url, f"{configured.key_prefix}:cp"
-    return url, "decision-engine:cp"
 
 
 def _serve_worker(options: ServeOptions, worker: int, *, reuse_port: bool) -> int:
@@ -117,33 +105,27 @@ def _serve_worker(options: ServeOptions, worker: int, *, reuse_port: bool) -> in
     context = {"worker": worker, "pid": os.getpid()}
     try:
         catalog = load_catalog(options.catalog)
-        profiles_url, profiles_prefix = profile_store(catalog, options.store)
         engine = Engine(
             catalog,
             seed=options.seed + worker,
             state_dir=_state_dir(options, catalog, worker),
             max_pending=options.max_pending,
             max_clock_skew=options.max_clock_skew,
-            profile_store=profiles_url,
-            profile_prefix=profiles_prefix,
+            store_url=options.store,
         )
     except CatalogError as exc:
         log.error("invalid catalog: %s", exc, extra={**context, "issues": [str(i) for i in issues_of(exc)]})
         return 1
     except StorageError as exc:
-        log.error("profile store unreachable: %s", exc, extra=context)
+        log.error("cannot open the state store: %s", exc, extra=context)
         return 1
     if engine.recovery is not None:
         log.info("state recovered", extra={**context, **engine.recovery})
-    try:
-        store = open_store(engine, options.store)
-    except ValueError as exc:
-        log.error("invalid store: %s", exc, extra=context)
-        return 1
-    if store is not None:
+    health = engine.store_health()
+    if engine.shared_store is not None and health is not None:
         log.info(
             "sharing state through redis",
-            extra={**context, "server": store.server, "healthy": store.healthy, "prefix": store.keys.prefix},
+            extra={**context, "server": health["server"], "prefix": engine.shared_store.key_prefix},
         )
     metrics = Metrics()
     host, _ = split_address(options.address)
@@ -158,7 +140,6 @@ def _serve_worker(options: ServeOptions, worker: int, *, reuse_port: bool) -> in
             metrics=metrics,
             reuse_port=reuse_port,
             worker=worker,
-            store=store,
         )
         http = None
         if options.metrics_port is not None:
@@ -199,8 +180,10 @@ def _serve_worker(options: ServeOptions, worker: int, *, reuse_port: bool) -> in
         extra={**context, "grace_seconds": options.grace},
     )
     stopped.wait()
-    if store is not None:
-        store.close()  # after a last flush of what this worker learned
+    try:
+        engine.close()  # a Redis store's last snapshot of what the policies learned
+    except StorageError as exc:  # the next server to start learns from the stream instead
+        log.warning("no last policy snapshot: %s", exc, extra=context)
     if http is not None:
         http.close()
     log.info("stopped", extra=context)

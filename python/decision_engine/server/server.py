@@ -22,6 +22,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from decision_engine.engine import Engine
+from decision_engine.ids import GLOBAL_IDS
 from decision_engine.server.catalogs import CatalogManager
 from decision_engine.server.converters import DecisionIds
 from decision_engine.server.errors import tolerant
@@ -34,15 +35,10 @@ from decision_engine.server.interceptors import (
 )
 from decision_engine.server.limits import Limits
 from decision_engine.server.metrics import Metrics
-from decision_engine.server.profiles import (
-    PROFILE_SERVICE,
-    ProfileServicer,
-    RedisProfileServicer,
-    register_profile_service,
-)
+from decision_engine.server.profiles import PROFILE_SERVICE, ProfileServicer, register_profile_service
 from decision_engine.server.reflection import enable_reflection
 from decision_engine.server.servicers import AdminServicer, DecisionServicer
-from decision_engine.server.store_servicer import STORE_SERVICE, StoreDecisionServicer
+from decision_engine.server.store_health import STORE_SERVICE, StoreHealthWatch
 from decision_engine.server.streams import StreamGuard, StreamLimitInterceptor
 from decision_engine.server.triggers import (
     TRIGGER_SERVICE,
@@ -50,7 +46,6 @@ from decision_engine.server.triggers import (
     TriggerServicer,
     register_trigger_service,
 )
-from decision_engine.store import RedisStore
 from decision_engine.v1 import admin_pb2_grpc, decision_pb2_grpc
 
 __all__ = ["DecisionServer", "Limits", "TlsConfig", "create_server"]
@@ -86,7 +81,7 @@ class DecisionServer:
         catalogs: CatalogManager,
         metrics: Metrics,
         streams: StreamGuard,
-        store: RedisStore | None = None,
+        store_health: StoreHealthWatch | None = None,
         insecure_admin: bool = False,
         triggers: TriggerServicer | RedisTriggerServicer | None = None,
     ) -> None:
@@ -97,9 +92,8 @@ class DecisionServer:
         self.catalogs = catalogs
         self.metrics = metrics
         self.streams = streams
-        self.store = store
+        self.store_health = store_health
         self.insecure_admin = insecure_admin
-        self._started = False
 
     def start(self) -> None:
         if self.insecure_admin:
@@ -111,25 +105,17 @@ class DecisionServer:
         if self.triggers is not None:
             self.triggers.start()  # the ticker that fires due trigger instances
         self.grpc_server.start()
-        self._started = True
         for service in ("", *SERVICES):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
-        if self.store is not None:
-            self.store.watch_health(self._store_health)
-            self._store_health(self.store.healthy)
-
-    def _store_health(self, healthy: bool) -> None:
-        """The Redis store's state as the health of `decision_engine.v1.Store`; the server
-        stays SERVING while the store is degraded, since decisions go on."""
-        if self._started:
-            status = health_pb2.HealthCheckResponse
-            self.health.set(STORE_SERVICE, status.SERVING if healthy else status.NOT_SERVING)
+        if self.store_health is not None:
+            self.store_health.start()
 
     def stop(self, grace: float | None = None) -> threading.Event:
         """Reports NOT_SERVING, refuses new calls and lets calls in flight finish for up to
         `grace` seconds (None: cancels them at once). The event is set when all is done."""
-        self._started = False
         self.health.enter_graceful_shutdown()
+        if self.store_health is not None:
+            self.store_health.stop()
         if self.triggers is not None:
             self.triggers.stop()  # subscriptions end at their next poll
         stopped = self.grpc_server.stop(grace)
@@ -209,7 +195,6 @@ def create_server(
     metrics: Metrics | None = None,
     reuse_port: bool = False,
     worker: int = 0,
-    store: RedisStore | None = None,
 ) -> tuple[DecisionServer, int]:
     """A server (not started yet) for `engine` bound to `address` ("host:port", port 0 for
     any free one), and the port it bound.
@@ -218,8 +203,10 @@ def create_server(
     `insecure_admin` opens it to any client (logged as a warning at start). `limits` bounds
     what clients can take (see limits.Limits). `reuse_port` lets several worker processes
     bind the same port (SO_REUSEPORT); `worker` is this process's index among them, carried
-    in the decision ids it hands out. With a Redis `store`, decisions, outcomes and releases
-    go through it (see store_servicer).
+    in the decision ids it hands out. An engine on the Redis store serves every call the same
+    way (its core keeps the state in Redis), with its ids passed through unchanged, since they
+    are unique across servers already; the health of `decision_engine.v1.Store` follows the
+    store's (see store_health), and triggers are refused.
     """
     tokens = tokens or Tokens()
     if insecure_admin and tokens.admin is not None:
@@ -228,8 +215,7 @@ def create_server(
     metrics = metrics if metrics is not None else Metrics()
     catalogs = CatalogManager(engine, on_reload=metrics.catalog_reload)
     metrics.watch(lambda: catalogs.placement_ids, lambda: engine.pending_decisions)
-    if store is not None:
-        metrics.watch_store(lambda: store.healthy)
+    shared = engine.store_health() is not None
     streams = StreamGuard(limits.max_streams, limits.stream_idle_seconds)
     interceptors: list[grpc.ServerInterceptor] = [
         MetricsInterceptor(metrics),
@@ -242,23 +228,20 @@ def create_server(
         options=[*limits.grpc_options(), ("grpc.so_reuseport", 1 if reuse_port else 0)],
         maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
     )
-    if store is None:
-        servicer = DecisionServicer(engine, metrics, limits, DecisionIds(worker))
-    else:
-        servicer = StoreDecisionServicer(store, metrics, limits)
-    register_decision_service(server, servicer)
-    # Profiles in Redis (the engine opened with profile_store) serve any server of the store.
-    shared_profiles = store is not None and engine.profile_count is None
-    profiles = ProfileServicer(engine) if store is None or shared_profiles else RedisProfileServicer()
-    register_profile_service(server, profiles, _register)
-    triggers = TriggerServicer(engine, DecisionIds(worker)) if store is None else RedisTriggerServicer()
+    ids = GLOBAL_IDS if shared else DecisionIds(worker)
+    register_decision_service(server, DecisionServicer(engine, metrics, limits, ids))
+    register_profile_service(server, ProfileServicer(engine), _register)
+    triggers = RedisTriggerServicer() if shared else TriggerServicer(engine, ids)
     register_trigger_service(server, triggers, _register)
     add_admin = admin_pb2_grpc.add_AdminServiceServicer_to_server
     _register(server, ADMIN_SERVICE, add_admin, AdminServicer(engine, catalogs, metrics, limits))
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for service in ("", *SERVICES, *([STORE_SERVICE] if store else [])):
+    for service in ("", *SERVICES, *([STORE_SERVICE] if shared else [])):
         health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+    store_health = StoreHealthWatch(engine, health_servicer) if shared else None
+    if store_health is not None:
+        metrics.watch_store(lambda: store_health.healthy)
     enable_reflection((*SERVICES, health.SERVICE_NAME), server)
     if tls is not None:
         credentials = grpc.ssl_server_credentials([(tls.private_key, tls.cert_chain)])
@@ -272,7 +255,7 @@ def create_server(
         catalogs,
         metrics,
         streams,
-        store,
+        store_health,
         insecure_admin=insecure_admin,
         triggers=triggers,
     )

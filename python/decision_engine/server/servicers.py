@@ -73,7 +73,7 @@ class DecisionServicer:
         return response
 
     def _report(self, request: pb.ReportOutcomeRequest) -> None:
-        """Records one outcome (a shared store overrides this)."""
+        """Records one outcome (ReportOutcome and each message of ReportOutcomes)."""
         self.engine.report_outcome(*convert.outcome(request, self.ids), dismissed=request.dismissed)
 
     @handle_errors
