@@ -1,6 +1,6 @@
 """The customer plane over Redis (issue 16): one real redis-server on 127.0.0.1, two servers in
 processes of their own (catalog_server.py, worker 0 and 1) whose catalog has a Redis `store:`,
-so both keep profiles in Redis as `decision-engine serve` does. The catalog: 32 stored
+so both keep their state, profiles included, in Redis as `decision-engine serve` does. The catalog: 32 stored
 features (31 numbers and a category) and `visits_7d` computed from visit events.
 
 - freshness: an event acknowledged by TrackEvents on server A, then GetProfile on server B
@@ -9,8 +9,8 @@ features (31 numbers and a category) and `visits_7d` computed from visit events.
 - Decide by id beside Decide with the same features in the request, both on server B,
   interleaved call by call with a Ping (an empty RPC: the client's and gRPC's floor); p50
   each and their ratio;
-- a profile read: `Engine.profile` of an engine in this process on the same Redis profile
-  store (the Rust store's read, computed attributes evaluated) beside redis-py HGETALL of a
+- a profile read: `Engine.profile` of an engine in this process on the same Redis store
+  (the Rust store's read, computed attributes evaluated) beside redis-py HGETALL of a
   32-field hash holding the same profile's stored features, as a feature store keeps them
   (the floor of a Feast-style online read: no decoding); p50 each and their ratio.
 
@@ -35,7 +35,6 @@ import pytest
 from bench_grpc import Server
 from decision_engine import Engine
 from decision_engine.catalog import load_catalog
-from decision_engine.server.run import profile_store
 from decision_engine.v1 import decision_pb2 as pb
 from decision_engine.v1 import decision_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -81,7 +80,7 @@ class Plane:
     redis: RedisServer
     a: Server
     b: Server
-    local: Engine  # this process's engine on the same Redis profile store
+    local: Engine  # this process's engine on the same Redis store
     ids: list[str]
     vectors: npt.NDArray[np.float32]  # (PROFILES, features) as a Decide with features sends them
 
@@ -114,8 +113,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
         path = directory / "catalog.yaml"
         path.write_text(catalog_yaml(redis.url), encoding="utf-8")
         catalog = load_catalog(path)
-        url, prefix = profile_store(catalog, None)
-        local = Engine(catalog, seed=9, profile_store=url, profile_prefix=prefix)
+        local = Engine(catalog, seed=9)
         ids = [f"q{i}" for i in range(PROFILES)]
         stored = np.random.default_rng(5).random((PROFILES, NUMBERS + 1))
         stored[:, NUMBERS] = np.floor(stored[:, NUMBERS] * len(SEGMENTS))  # the category's index
@@ -128,6 +126,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
             processes.append(process)
             servers.append(server)
         yield Plane(redis, servers[0], servers[1], local, ids, vectors)
+        local.close()
     finally:
         for process in processes:
             _stop(process)
@@ -255,7 +254,7 @@ def test_decide_by_id_on_redis(benchmark: Any, record: Recorder, plane: Plane) -
             ]
             ruled_out = [{o for o, why in d.decisions[0].reasons.items() if "rule" in why} for d in explained]
             assert ruled_out[0] == ruled_out[1] and ruled_out[0]
-        per_call = {}  # Redis commands per Decide (the servers' background flushes included)
+        per_call = {}  # Redis commands per Decide (with the background reads of the learning streams)
         for mode in ("by_id", "features"):
             before = _redis_calls(plane)
             for i in range(COUNTED_CALLS):

@@ -1,11 +1,12 @@
 """What sharing state through Redis costs: single-decision latency and outcome ingestion with
-the in-memory (embedded) engine and with the Redis store on loopback, in one run.
+the in-memory (embedded) engine and with an engine keeping its state in Redis on loopback, in
+one run.
 
 The workload is the 100-offer catalog with a contact policy (caps per channel, in all and
-per offer, cooldowns) and a profile id on every decision, so the store reads the profile's
-shared history and budgets (round trip 1) and commits the contacts (round trip 2). Redis is a
-real `redis-server` started on a free loopback port for this module. The summary lines are
-printed at the end of the module.
+per offer, cooldowns) and a profile id on every decision, so the engine reads the profile's
+shared history and budgets (round trip 1) and commits the contacts and the pending decision
+(round trip 2). Redis is a real `redis-server` started on a free loopback port for this
+module. The summary lines are printed at the end of the module.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import pytest
 import workload
 import yaml
 from decision_engine import Engine, parse_catalog
-from decision_engine.store import RedisStore, open_store
 from results import Measurement, Recorder
 from test_contact_policy import POLICY
 from test_single_decision import timed_loop
@@ -48,23 +48,18 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.stop()
 
 
-def _engine(url: str, seed: int) -> Engine:
+def _engine(seed: int, store_url: str | None = None) -> Engine:
     document = yaml.safe_load(workload.build(100, 50).yaml_text)
     document |= yaml.safe_load(POLICY)
-    document["store"] = {"type": "redis", "url": url, "key_prefix": "bench"}
-    return Engine(
-        parse_catalog(yaml.safe_dump(document, sort_keys=False), "<bench with redis>"),
-        seed=seed,
-        clock="simulated",
-    )
+    catalog = parse_catalog(yaml.safe_dump(document, sort_keys=False), "<bench>")
+    return Engine(catalog, seed=seed, clock="simulated", store_url=store_url)
 
 
 @pytest.fixture(scope="module")
-def stores(redis_url: str) -> Iterator[tuple[Engine, RedisStore, RedisStore]]:
-    """An engine used on its own (the embedded store), and two servers of one Redis."""
-    a, b = open_store(_engine(redis_url, 2)), open_store(_engine(redis_url, 3))
-    assert a is not None and b is not None
-    yield _engine(redis_url, 1), a, b
+def stores(redis_url: str) -> Iterator[tuple[Engine, Engine, Engine]]:
+    """An engine keeping its state itself (the embedded store), and two servers of one Redis."""
+    a, b = _engine(2, redis_url), _engine(3, redis_url)
+    yield _engine(1), a, b
     a.close()
     b.close()
 
@@ -103,7 +98,7 @@ def test_decide_latency(
     benchmark: Any,
     record: Recorder,
     summary: dict[str, Measurement],
-    stores: tuple[Engine, RedisStore, RedisStore],
+    stores: tuple[Engine, Engine, Engine],
     profiles_1m: npt.NDArray[np.float32],
     store: str,
 ) -> None:
@@ -131,7 +126,7 @@ def test_outcome_ingestion(
     benchmark: Any,
     record: Recorder,
     summary: dict[str, Measurement],
-    stores: tuple[Engine, RedisStore, RedisStore],
+    stores: tuple[Engine, Engine, Engine],
     profiles_1m: npt.NDArray[np.float32],
     where: str,
 ) -> None:
