@@ -1,8 +1,8 @@
 """Nothing the Redis store writes grows without bound: after a mixed workload on a real
 redis-server every key has a lifetime no longer than the one its kind documents, except the
-bounded few (the learning streams, trimmed; the policy snapshot, the server counter and the
-profile layouts, one each). A decision that shows nothing writes nothing; one without a
-profile id writes only its pending decision."""
+bounded few (the learning streams, trimmed; the policy snapshot and the profile layouts, one
+each). A decision that shows nothing writes nothing; one without a
+profile id writes only its pending decision and its record."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ DAY = 24 * HOUR
 LEARN_STREAM_LENGTH = 20_000  # entries kept per learning shard (about: whole stream nodes go)
 STREAM_NODE = 100  # redis' stream-node-max-entries: how far past the bound `MAXLEN ~` may stay
 SHARDS = 16
+SERVER_LEASE = 120  # seconds a server number stays leased without renewal
 
 # `hero` (web, 1 slot, capped), `mail` (email, 2 slots), `banner` (app, only the budgeted
 # `loan`), `never` (an offer no profile is eligible for: shows nothing).
@@ -80,11 +81,12 @@ def all_keys(client: redis.Redis) -> set[str]:
 
 KINDS = {  # the key names the store documents, by kind
     "policy": re.compile(r"bound:policy"),
-    "servers": re.compile(r"bound:servers"),
+    "server": re.compile(r"bound:server:\d+"),
     "layout": re.compile(r"bound:layout:[0-9a-f]+"),
     "budget": re.compile(r"bound:\{b:[^}]+\}:\d+"),
     "learn": re.compile(r"bound:\{L\d+\}:learn"),
     "pending": re.compile(r"bound:\{L\d+\}:d:\d+"),
+    "record": re.compile(r"bound:\{L\d+\}:r:\d+"),
     "h": re.compile(r"bound:\{c[^}]*\}:h"),
     "ds": re.compile(r"bound:\{c[^}]*\}:ds"),
     "p": re.compile(r"bound:\{c[^}]*\}:p"),
@@ -103,9 +105,10 @@ LIFETIME = {
     "p": IDLE,
     "budget": 2 * BUDGET_WINDOW,
     "pending": ATTRIBUTION,
+    "record": ATTRIBUTION,
+    "server": SERVER_LEASE,
     "learn": None,
     "policy": None,
-    "servers": None,
     "layout": None,
 }
 
@@ -161,8 +164,9 @@ def test_every_key_is_bounded_after_a_mixed_workload(
             assert ttl_ms == -1, (key, ttl_ms)
         else:
             assert 0 < ttl_ms <= lifetime * 1000, (key, ttl_ms, lifetime)
-    # The bounded ones: one snapshot, one counter, one layout, at most a stream per shard.
-    assert len(kinds["policy"]) == len(kinds["servers"]) == len(kinds["layout"]) == 1
+    # The bounded ones: one snapshot, one layout, at most a stream per shard; a lease per server.
+    assert len(kinds["policy"]) == len(kinds["layout"]) == 1
+    assert len(kinds["server"]) == 2
     assert len(kinds["learn"]) <= SHARDS
     lengths = [client.xlen(k) for k in kinds["learn"]]
     assert all(length <= LEARN_STREAM_LENGTH for length in lengths), lengths
@@ -220,7 +224,7 @@ def test_a_decision_that_shows_nothing_writes_nothing(
     assert shown.offers and all_keys(client) != before
 
 
-def test_a_decision_without_a_profile_id_writes_only_its_pending_decision(
+def test_a_decision_without_a_profile_id_writes_only_its_pending_decision_and_record(
     engines: tuple[Engine, Engine], redis_server: RedisServer
 ) -> None:
     a, _ = engines
@@ -230,5 +234,7 @@ def test_a_decision_without_a_profile_id_writes_only_its_pending_decision(
     assert len(decision.offers) == 2
     shard = decision.decision_id % SHARDS
     pending = f"bound:{{L{shard}}}:d:{decision.decision_id}"
-    assert all_keys(client) - before == {pending}
-    assert 0 < client.pttl(pending) <= ATTRIBUTION * 1000
+    record = f"bound:{{L{shard}}}:r:{decision.decision_id}"
+    assert all_keys(client) - before == {pending, record}
+    for key in (pending, record):
+        assert 0 < client.pttl(key) <= ATTRIBUTION * 1000

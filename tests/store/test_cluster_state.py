@@ -173,11 +173,6 @@ def test_a_budget_is_spent_exactly_once_across_servers(servers: Servers) -> None
         node.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: Engine.budget_usage on a Redis store reads the engine's own budget counter, "
-    "which the shared store never spends: (0, 25) on either server after 3 impressions",
-)
 def test_budget_usage_reports_the_shared_counter(servers: Servers) -> None:
     a, b = servers.start(), servers.start()
     granted = sum(_shown(a.decide("banner", AGE, now=NOW_SECONDS + i)) for i in range(3))

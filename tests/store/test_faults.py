@@ -114,12 +114,14 @@ def test_a_redis_that_stops_answering_counts_as_away(
         frozen = [a.decide("hero", [30.0], profile_id="frozen").offer_ids for _ in range(5)]
         assert time.monotonic() - started < 1.0
         assert not healthy(a)
-        assert frozen == [["savings"]] * 5, "the open web cap decides without the stored history"
+        # the open web cap (3 a day) counts the request's history and this server's contacts
+        # meanwhile, not the one shown before (failing open costs that one)
+        assert frozen == [["savings"]] * 3 + [[]] * 2
     finally:
         redis_server.resume()
     assert wait_for(lambda: healthy(a), 5)
     assert buffered(a) == 0
-    assert len(a.contact_history("frozen")) == 6, "the contacts made meanwhile are written"
+    assert len(a.contact_history("frozen")) == 4, "the contacts made meanwhile are written"
     assert a.decide("hero", [30.0], profile_id="frozen").offers == [], "and counted by the cap"
 
 

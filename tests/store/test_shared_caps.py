@@ -77,9 +77,6 @@ def test_two_engines_taking_turns_share_caps_and_budgets(
     assert redis_server.client().get(f"test:{{b:loan}}:{int(now // 86_400)}") == "25"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="core: decide_batch on a Redis engine takes budget units from its own counters"
-)
 def test_a_batch_takes_its_budget_units_from_the_shared_budget(
     two_engines: tuple[Engine, Engine], redis_server: RedisServer
 ) -> None:

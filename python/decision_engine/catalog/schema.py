@@ -310,8 +310,9 @@ class Cap(_Model):
     group: Annotated[Id, _refer("groups", "group")] | None = None
     max: Count
     window: Duration
-    # When a shared store (Redis) cannot be reached: "open" decides without the stored
-    # history of this cap; "closed" shows nothing this cap governs until it is back.
+    # When a shared store (Redis) cannot be reached: "open" counts the request's history and
+    # what this server showed meanwhile, without the stored history; "closed" shows nothing
+    # this cap governs until it is back.
     when_store_unavailable: Literal["open", "closed"] = "open"
 
     @model_validator(mode="after")

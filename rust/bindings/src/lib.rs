@@ -312,34 +312,6 @@ impl PyEngine {
         self.inner.pending_deliveries()
     }
 
-    /// Whether a Decide with this profile decides by id (the wire path's rule).
-    fn decides_by_id(&self, profile_id: &str, packed: usize, named: usize) -> bool {
-        self.inner.decides_by_id(!profile_id.is_empty(), packed, named)
-    }
-
-    /// What deciding by id reads: (the stored profile's feature vector at `now` with
-    /// `context` over it, its consents and its purchases with the given ones added).
-    #[pyo3(signature = (profile_id, context = None, consents = Vec::new(), purchases = Vec::new(), now = None))]
-    #[expect(clippy::type_complexity, reason = "a Python tuple")]
-    fn stored_vector<'py>(
-        &self,
-        py: Python<'py>,
-        profile_id: &str,
-        context: Option<Bound<'_, pyo3::types::PyDict>>,
-        consents: Vec<String>,
-        purchases: Vec<String>,
-        now: Option<f64>,
-    ) -> PyResult<(Bound<'py, numpy::PyArray1<f32>>, Vec<String>, Vec<String>)> {
-        let values = profiles::context(context.as_ref())?;
-        let context: Vec<(&str, _)> = values.iter().map(|(n, v)| (n.as_str(), v.named())).collect();
-        let consents: Vec<&str> = consents.iter().map(String::as_str).collect();
-        let purchases: Vec<&str> = purchases.iter().map(String::as_str).collect();
-        let found = py
-            .detach(|| self.inner.stored_features(profile_id, &context, &consents, &purchases, now_or(now)))
-            .map_err(to_py)?;
-        Ok((found.features.into_pyarray(py), found.consents, found.purchases))
-    }
-
     /// ProfileService on wire bytes: `UpsertProfilesRequest` in, `WriteResponse` out.
     fn upsert_profiles_wire<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
         let response = py.detach(|| wire::upsert_profiles(&self.inner, request)).map_err(to_py)?;
@@ -430,29 +402,6 @@ impl PyEngine {
     /// Stops the Redis store's background work after a last policy snapshot.
     fn close_store(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.inner.close_shared()).map_err(to_py)
-    }
-
-    /// How far back contact history matters, in seconds: the longest cap window or cooldown.
-    #[getter]
-    fn history_horizon(&self) -> f64 {
-        self.inner.current().catalog.contact.horizon()
-    }
-
-    /// Offers of these placements that fail-closed caps keep out while the shared store
-    /// cannot be reached, each once, in catalog order.
-    fn closed_without_store(&self, placements: Vec<String>) -> PyResult<Vec<String>> {
-        let loaded = self.inner.current();
-        let catalog = &loaded.catalog;
-        let mut closed = vec![false; catalog.offers.len()];
-        for placement in &placements {
-            let p = catalog
-                .placement_index(placement)
-                .ok_or_else(|| to_py(decision_engine_core::Error::UnknownPlacement(placement.clone())))?;
-            for o in catalog.closed_without_store(p) {
-                closed[o] = true;
-            }
-        }
-        Ok(catalog.offers.iter().zip(closed).filter(|(_, c)| *c).map(|(o, _)| o.id.clone()).collect())
     }
 
     /// A profile given by feature name (numbers, bools, category value names; None counts
@@ -597,18 +546,6 @@ impl PyEngine {
     /// Loads a saved policy state: (arms loaded, arms skipped because the catalog changed).
     fn load_policy_state(&self, py: Python<'_>, json: &str) -> PyResult<(usize, usize)> {
         let report = py.detach(|| self.inner.load_policy_state(json)).map_err(to_py)?;
-        Ok((report.loaded, report.skipped))
-    }
-
-    /// What the policies learned since the last call, as JSON for other servers; the
-    /// first call starts keeping it.
-    fn take_policy_delta(&self, py: Python<'_>) -> String {
-        py.detach(|| self.inner.take_policy_delta())
-    }
-
-    /// Adds what other servers learned: (arms merged, arms skipped).
-    fn apply_policy_delta(&self, py: Python<'_>, json: &str) -> PyResult<(usize, usize)> {
-        let report = py.detach(|| self.inner.apply_policy_delta(json)).map_err(to_py)?;
         Ok((report.loaded, report.skipped))
     }
 

@@ -94,17 +94,6 @@ fn id_of(row: &Bound<'_, PyDict>, key: &str) -> Result<String, (String, String)>
     }
 }
 
-/// Request-time context features by name.
-pub fn context(context: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, Value)>> {
-    let mut values = Vec::new();
-    for (name, item) in context.iter().flat_map(|c| c.iter()) {
-        let name: String = name.extract()?;
-        let value = value(&item).map_err(|m| InvalidInputError::new_err(format!("context '{name}': {m}")))?;
-        values.push((name, value));
-    }
-    Ok(values)
-}
-
 /// One profile write from a flat dict: `id`, feature names, and the reserved lists.
 pub fn profile_write(row: &Bound<'_, PyAny>) -> Result<ProfileWrite, (String, String)> {
     let row = row.cast::<PyDict>().map_err(|_| (String::new(), "a profile row must be a dict".to_owned()))?;

@@ -61,6 +61,15 @@ pub struct BatchDecision {
 
 impl Engine {
     pub fn decide_batch(&self, request: &BatchRequest<'_>) -> Result<BatchDecision> {
+        if let Some(shared) = &self.shared {
+            return self.decide_batch_shared(shared, request);
+        }
+        self.decide_batch_here(request)
+    }
+
+    /// A batch decided in this engine, its budgets taken from its own counters (and
+    /// `request.quota`).
+    pub(super) fn decide_batch_here(&self, request: &BatchRequest<'_>) -> Result<BatchDecision> {
         let _gate = self.begin_change()?;
         let loaded = self.current();
         let catalog = &loaded.catalog;

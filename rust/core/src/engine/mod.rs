@@ -305,7 +305,11 @@ impl Engine {
     pub fn budget_usage(&self, offer: &str, now: f64) -> Result<Option<(u64, u64)>> {
         let loaded = self.current();
         let o = loaded.catalog.offer_index(offer).ok_or_else(|| Error::UnknownOffer(offer.to_owned()))?;
-        Ok(loaded.budgets[o].as_ref().map(|b| b.usage(now)))
+        let Some(budget) = loaded.budgets[o].as_ref() else { return Ok(None) };
+        match &self.shared {
+            Some(shared) => Ok(Some((self.shared_budget_used(shared, offer, budget, now)?, budget.allowed(now)))),
+            None => Ok(Some(budget.usage(now))),
+        }
     }
 
     /// Posterior of every offer in a placement.

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use super::decide::Reserve;
-use super::{DecideRequest, Decision, Engine, Loaded};
+use super::{BatchDecision, BatchRequest, DecideRequest, Decision, Engine, Loaded};
 use crate::contact::{ContactEvent, ContactKind, Counts, History};
 use crate::error::{Error, Result};
 use crate::limits;
@@ -38,6 +38,8 @@ pub const MAX_REPLAY: usize = 100_000;
 /// Decisions per request when other servers keep changing the profile.
 const MAX_ATTEMPTS: usize = 8;
 const PROBE_EVERY: Duration = Duration::from_millis(250);
+/// Between two renewals of the server number's lease.
+const RENEW_EVERY: Duration = Duration::from_secs(5);
 /// Between two rounds of the background work (learning, replay, probes).
 pub const SYNC_EVERY: Duration = Duration::from_millis(10);
 
@@ -67,6 +69,7 @@ pub(crate) struct Shared {
     snapshots: AtomicU64,
     lost_cooldowns: AtomicU64,
     next_probe: Mutex<Instant>,
+    last_renewal: Mutex<Instant>,
     stopped: AtomicBool,
 }
 
@@ -212,7 +215,7 @@ impl Engine {
             layouts: ProfileStore::new(1),
         })?;
         let redis = SharedRedis::new(connector, prefix);
-        let server = redis.server_number()?;
+        let server = redis.claim_server()?;
         *self.next_id.get_mut() = (server << SERVER_SHIFT) + 1;
         let mut positions = vec!["0-0".to_owned(); SHARDS as usize];
         if let Some((saved, state)) = redis.get_snapshot()?
@@ -232,6 +235,7 @@ impl Engine {
             snapshots: AtomicU64::new(0),
             lost_cooldowns: AtomicU64::new(0),
             next_probe: Mutex::new(Instant::now()),
+            last_renewal: Mutex::new(Instant::now()),
             stopped: AtomicBool::new(false),
         });
         // Learn what the others learned since the snapshot before the first decision.
@@ -256,9 +260,10 @@ impl Engine {
     pub fn close_shared(&self) -> Result<()> {
         let Some(shared) = &self.shared else { return Ok(()) };
         shared.stopped.store(true, Ordering::Release);
-        let cursor = shared.learning.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cursor = shared.learning.lock().unwrap_or_else(PoisonError::into_inner);
         if shared.healthy() && cursor.since_snapshot > 0 {
             shared.redis.put_snapshot(&cursor.positions, &self.save_policy_state()).map_err(|f| shared.failed(f))?;
+            cursor.since_snapshot = 0;
         }
         Ok(())
     }
@@ -384,6 +389,56 @@ impl Engine {
         )
     }
 
+    /// A batch decided here, its impressions budgets taken from Redis first: as many units
+    /// as fit (at most one per row) become the batch's quota, and what it did not use goes
+    /// back. Without Redis its budgeted offers get no unit.
+    pub(super) fn decide_batch_shared(&self, shared: &Shared, request: &BatchRequest<'_>) -> Result<BatchDecision> {
+        let loaded = self.current();
+        let catalog = &loaded.catalog;
+        let offers = catalog.offers.len();
+        let (Some(p), true) = (
+            catalog.placement_index(request.placement),
+            request.quota.is_none_or(|q| q.len() == offers) && self.clock.check(request.now).is_ok(),
+        ) else {
+            return self.decide_batch_here(request); // which says what is wrong
+        };
+        let rows = (request.features.len() / catalog.schema.len().max(1)) as u64;
+        let now = request.now;
+        let mut quota: Vec<u64> = request.quota.map_or_else(|| vec![u64::MAX; offers], <[u64]>::to_vec);
+        let mut granted: Vec<(usize, String, f64, u64)> = Vec::new();
+        for &o in &catalog.placements[p].offers {
+            let Some(budget) = loaded.budgets[o].as_ref().filter(|b| b.spec.counts == Counts::Impressions) else {
+                continue;
+            };
+            let key = shared.redis.budget_key(&catalog.offers[o].id, budget.window_of(now));
+            let ttl = 2.0 * budget.spec.window;
+            let want = quota[o].min(rows);
+            let got = if shared.healthy() {
+                shared.redis.take_up_to(&key, budget.allowed(now), ttl, want).unwrap_or_else(|f| {
+                    shared.failed(f);
+                    0
+                })
+            } else {
+                0
+            };
+            quota[o] = got;
+            granted.push((o, key, ttl, got));
+        }
+        let decided = self.decide_batch_here(&BatchRequest { quota: Some(&quota), ..*request });
+        let back: Vec<(String, i64, f64)> = granted
+            .into_iter()
+            .filter_map(|(o, key, ttl, got)| {
+                let used = decided.as_ref().map_or(0, |d| d.offers.iter().filter(|&&x| x == o as i32).count() as u64);
+                (got > used).then(|| (key, -((got - used) as i64), ttl))
+            })
+            .collect();
+        if !back.is_empty() {
+            // Kept taken when Redis is away: a budget is never granted twice.
+            let _ = shared.redis.add_budgets(&back).map_err(|f| shared.failed(f));
+        }
+        decided
+    }
+
     /// Decides without Redis: no shared history, no fail-closed offer and no budgeted offer;
     /// what the decisions must write waits for the replay.
     fn decide_degraded(
@@ -398,9 +453,16 @@ impl Engine {
         let closed = placements.iter().flat_map(|&p| catalog.closed_without_store(p)).chain(budgeted.iter().copied());
         let exclude: Vec<&str> =
             request.exclude.iter().copied().chain(closed.map(|o| catalog.offers[o].id.as_str())).collect();
+        // The contacts this server made while Redis is away count, as Redis would have them.
+        let mut history: Vec<ContactEvent> = request.history.to_vec();
+        if let Some(profile) = request.profile_id {
+            let buffered = shared.replay.lock().unwrap_or_else(PoisonError::into_inner);
+            let mine = buffered.iter().filter(|r| r.profile.as_deref() == Some(profile));
+            history.extend(mine.flat_map(|r| r.contacts.iter().cloned()));
+        }
         let mut records = Vec::new();
         let decisions = self.decide_page_with(
-            &DecideRequest { exclude: &exclude, ..*request },
+            &DecideRequest { exclude: &exclude, history: &history, ..*request },
             Reserve::Shared { history: None, used: &[], records: &mut records },
         )?;
         if !records.is_empty() {
@@ -609,6 +671,19 @@ impl Engine {
         })
     }
 
+    /// Units of `offer`'s budget used in the window of `now`, as Redis counts them.
+    pub(super) fn shared_budget_used(
+        &self,
+        shared: &Shared,
+        offer: &str,
+        budget: &crate::contact::Budget,
+        now: f64,
+    ) -> Result<u64> {
+        let key = shared.redis.budget_key(offer, budget.window_of(now));
+        let (_, used) = shared.redis.read(None, &[key]).map_err(|f| shared.failed(f))?;
+        Ok(used.first().copied().unwrap_or(0))
+    }
+
     pub(super) fn erase_shared(&self, profile: &str) -> Result<bool> {
         match &self.shared {
             Some(shared) => shared.redis.erase(profile),
@@ -637,6 +712,13 @@ impl Engine {
         // Buffered by a request that still saw Redis away.
         if !self.replay_buffered(shared) {
             return Ok(0);
+        }
+        {
+            let mut last = shared.last_renewal.lock().unwrap_or_else(PoisonError::into_inner);
+            if last.elapsed() >= RENEW_EVERY {
+                shared.redis.renew_server(shared.server).map_err(|f| shared.failed(f))?;
+                *last = Instant::now();
+            }
         }
         let mut cursor = shared.learning.lock().unwrap_or_else(PoisonError::into_inner);
         let mut learned = 0;

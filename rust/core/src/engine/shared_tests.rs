@@ -246,3 +246,43 @@ fn a_pipelined_write_applies_every_row_of_one_profile_in_order() {
     let view = b.profile("p1", Some(NOW)).unwrap().unwrap();
     assert!(view.consents.contains(&"app".to_owned()) && view.consents.contains(&"web".to_owned()), "{view:?}");
 }
+
+#[test]
+fn a_batch_takes_its_budget_units_from_the_shared_budget() {
+    let redis = Redis::start();
+    let (a, b) = (engine(&redis, 1), engine(&redis, 2));
+    let shown = (0..20).filter(|_| !decide(&a, "banner", None).unwrap().offers.is_empty()).count();
+    assert_eq!(shown, 20);
+    let features = vec![30.0f32; 30];
+    let batch =
+        b.decide_batch(&BatchRequest { placement: "banner", features: &features, now: NOW, ..Default::default() });
+    assert_eq!(batch.unwrap().offers.iter().filter(|&&o| o >= 0).count(), 5, "the 5 units left of 25");
+    assert!(decide(&a, "banner", None).unwrap().offers.is_empty());
+    assert_eq!(a.budget_usage("loan", NOW).unwrap(), Some((25, 25)));
+}
+
+#[test]
+fn without_redis_an_open_cap_counts_what_this_server_showed_meanwhile() {
+    let mut redis = Redis::start();
+    let a = engine(&redis, 1);
+    redis.stop();
+    let shown: usize = (0..6).map(|_| decide(&a, "hero", Some("p1")).unwrap().offers.len()).sum();
+    assert_eq!(shown, 3, "the web cap of 3 a day holds on this server's own contacts");
+}
+
+#[test]
+fn every_key_a_decision_leaves_expires() {
+    let redis = Redis::start();
+    let a = engine(&redis, 1);
+    let shown = decide(&a, "hero", Some("p1")).unwrap();
+    a.release(shown.decision_id).unwrap();
+    let settled = decide(&a, "banner", Some("p2")).unwrap();
+    a.report_outcome(settled.decision_id, None, 1.0, false).unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut c = client.get_connection().unwrap();
+    for key in redis.keys() {
+        let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut c).unwrap();
+        let bounded = key.ends_with(":learn") || key.ends_with(":policy") || key.contains(":layout:");
+        assert!(ttl > 0 || bounded, "{key} has no lifetime");
+    }
+}

@@ -101,7 +101,9 @@ impl Connector {
                     .map_err(|e| storage("cluster client", &e))?;
                 Target::Cluster(client)
             }
-            None => Target::Single(redis::Client::open(url).map_err(|e| storage("client", &e))?),
+            None => Target::Single(
+                redis::Client::open(url).map_err(|e| Error::InvalidInput(format!("redis URL '{url}': {e}")))?,
+            ),
         };
         let connector = Self { target, pool: Mutex::new(Vec::new()), timeout };
         connector.run(|c| redis::cmd("PING").query::<String>(c))?;

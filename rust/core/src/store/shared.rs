@@ -9,16 +9,17 @@
 //! - `{prefix}:{b:<offer>}:<window>`: units of an offer's budget used in one window; two
 //!   windows' lifetime.
 //! - `{prefix}:{L<s>}:d:<id>`: a decision awaiting outcomes, in learning shard `s = id %
-//!   SHARDS`: the record (`d`), the offers shown (`offers`, one per line), the placement
-//!   (`p`), its policy's reward range (`lo`, `hi`), offers still unsettled (`n`) and each
-//!   outcome (`r:<offer>`). It lives for the attribution window; once every offer is
-//!   settled the record goes and the small fields stay, so a repeated outcome is refused.
+//!   SHARDS`: the offers shown (`offers`, one per line), the placement (`p`), its policy's
+//!   reward range (`lo`, `hi`), offers still unsettled (`n`) and each outcome
+//!   (`r:<offer>`); its record (postcard) is `{prefix}:{L<s>}:r:<id>`. Both live for the
+//!   attribution window; once every offer is settled (or the decision released) the record
+//!   goes and only what refuses a repeat stays.
 //! - `{prefix}:{L<s>}:learn`: the stream of settled outcomes, appended by the very script
 //!   that settles them: an acknowledged outcome is in Redis, and every server learns it
 //!   once, in stream order. Trimmed to about [`LEARN_STREAM_LENGTH`] entries per shard.
 //! - `{prefix}:policy`: the latest policy snapshot with the stream positions it includes,
 //!   where a starting server begins.
-//! - `{prefix}:servers`: the counter handing out server numbers (the top bits of ids).
+//! - `{prefix}:server:<n>`: the lease of a live server's number (the top bits of its ids).
 //!
 //! A decision with nothing shown writes nothing.
 
@@ -42,6 +43,8 @@ pub const LEARN_STREAM_LENGTH: usize = 20_000;
 pub const SNAPSHOT_EVERY: f64 = 1.0;
 /// Entries read per shard and round.
 const READ_COUNT: usize = 1_024;
+/// Seconds a server number stays leased without a renewal (renewed every few seconds).
+pub const SERVER_LEASE: u64 = 120;
 /// Bits of a decision id below the server number.
 pub const SERVER_SHIFT: u32 = 40;
 
@@ -152,11 +155,14 @@ return 1
 ";
 
 const PENDING_PUT: &str = r"
--- KEYS: pending. ARGV: ttl ms, field, value, ... Written once (a replay finds it there).
+-- KEYS: pending, its record. ARGV: ttl ms, record, field, value, ... Written once (a replay
+-- finds it there). The record is a key of its own: a hash whose values all stay short is
+-- kept compact by Redis (a listpack), at half the memory.
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 ";
@@ -172,6 +178,19 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return n
 ";
 
+const BUDGET_TAKE_UP_TO: &str = r"
+-- KEYS: counter. ARGV: allowed, ttl ms, most units. Takes what fits, up to the most; the
+-- units taken.
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local n = math.min(tonumber(ARGV[3]), tonumber(ARGV[1]) - used)
+if n <= 0 then
+  return 0
+end
+redis.call('INCRBY', KEYS[1], n)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return n
+";
+
 const BUDGET_ADD: &str = r"
 -- KEYS: counter. ARGV: units (negative gives back, never below 0), ttl ms.
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -181,7 +200,7 @@ return n
 ";
 
 const SETTLE: &str = r"
--- KEYS: pending, learning stream. ARGV: offer ('' = the only one), reward, stream length,
+-- KEYS: pending, its record, learning stream. ARGV: offer ('' = the only one), reward, stream length,
 -- reporting server.
 if redis.call('HEXISTS', KEYS[1], 'x') == 1 then
   return {'closed'}
@@ -214,6 +233,9 @@ else
     return {'not_shown', offer}
   end
 end
+if redis.call('HEXISTS', KEYS[1], 'r:' .. offer) == 1 then
+  return {'already', offer}
+end
 local reward = tonumber(ARGV[2])
 local range = redis.call('HMGET', KEYS[1], 'lo', 'hi', 'p')
 if reward < tonumber(range[1]) or reward > tonumber(range[2]) then
@@ -222,17 +244,22 @@ end
 if redis.call('HSETNX', KEYS[1], 'r:' .. offer, ARGV[2]) == 0 then
   return {'already', offer}
 end
-local record = redis.call('HGET', KEYS[1], 'd')
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'd', record, 'o', offer, 'r', ARGV[2], 's', ARGV[4])
+local record = redis.call('GET', KEYS[2])
+if not record then
+  return {'unknown'}
+end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'd', record, 'o', offer, 'r', ARGV[2], 's', ARGV[4])
 if redis.call('HINCRBY', KEYS[1], 'n', -1) <= 0 then
-  redis.call('HDEL', KEYS[1], 'd')
+  -- every offer settled: only what refuses a repeat stays
+  redis.call('DEL', KEYS[2])
+  redis.call('HDEL', KEYS[1], 'p', 'lo', 'hi')
 end
 return {'ok', offer, record}
 ";
 
 const RELEASE: &str = r"
--- KEYS: pending. Gives the record back and closes the decision (`x`), unless it has an
--- outcome: it then takes none.
+-- KEYS: pending, its record. Gives the record back and closes the decision (`x`), unless it
+-- has an outcome: it then takes none.
 local fields = redis.call('HKEYS', KEYS[1])
 if #fields == 0 then
   return {'unknown'}
@@ -245,9 +272,17 @@ for _, f in ipairs(fields) do
     return {'reported'}
   end
 end
-local record = redis.call('HGET', KEYS[1], 'd')
-redis.call('HDEL', KEYS[1], 'd', 'offers')
+local record = redis.call('GET', KEYS[2])
+if not record then
+  return {'unknown'}
+end
+-- the closed decision keeps the rest of its lifetime
+local ttl = redis.call('PTTL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('HSET', KEYS[1], 'x', '1')
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
 return {'ok', record}
 ";
 
@@ -258,12 +293,14 @@ enum Lua {
     HistorySet,
     PendingPut,
     BudgetTake,
+    BudgetTakeUpTo,
     BudgetAdd,
     Settle,
     Release,
 }
 
-const SOURCES: [&str; 7] = [HISTORY_COMMIT, HISTORY_SET, PENDING_PUT, BUDGET_TAKE, BUDGET_ADD, SETTLE, RELEASE];
+const SOURCES: [&str; 8] =
+    [HISTORY_COMMIT, HISTORY_SET, PENDING_PUT, BUDGET_TAKE, BUDGET_TAKE_UP_TO, BUDGET_ADD, SETTLE, RELEASE];
 
 enum Op {
     Get(String),
@@ -322,6 +359,11 @@ impl SharedRedis {
         format!("{}:{{L{}}}:d:{decision_id}", self.prefix, Self::shard(decision_id))
     }
 
+    /// The pending decision's record (postcard), beside it in its slot.
+    fn record_key(&self, decision_id: u64) -> String {
+        format!("{}:{{L{}}}:r:{decision_id}", self.prefix, Self::shard(decision_id))
+    }
+
     fn stream_key(&self, shard: u64) -> String {
         format!("{}:{{L{shard}}}:learn", self.prefix)
     }
@@ -330,11 +372,35 @@ impl SharedRedis {
         format!("{}:policy", self.prefix)
     }
 
-    /// A number for a new server, from the shared counter (1 to 2^23 - 1).
-    pub fn server_number(&self) -> crate::Result<u64> {
-        let key = format!("{}:servers", self.prefix);
-        let n: u64 = self.redis.run(|c| redis::cmd("INCR").arg(&key).query(c))?;
-        Ok(n % ((1 << 23) - 1) + 1)
+    /// A number for a new server: a random one no live server holds, leased for
+    /// [`SERVER_LEASE`] seconds ([`Self::renew_server`] keeps it). Not a counter: a Redis
+    /// restarted empty would hand out a live server's number again.
+    pub fn claim_server(&self) -> crate::Result<u64> {
+        let seed =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        for attempt in 0..64u64 {
+            let draw =
+                xxhash_rust::xxh3::xxh3_64_with_seed(&attempt.to_le_bytes(), seed ^ u64::from(std::process::id()));
+            let n = draw % ((1 << 23) - 1) + 1;
+            let key = self.server_key(n);
+            let claimed: Option<String> = self
+                .redis
+                .run(|c| redis::cmd("SET").arg(&key).arg(1).arg("NX").arg("EX").arg(SERVER_LEASE).query(c))?;
+            if claimed.is_some() {
+                return Ok(n);
+            }
+        }
+        Err(Error::Storage("redis: found no free server number in 64 draws".to_owned()))
+    }
+
+    /// Keeps this server's number leased (also after Redis restarted empty).
+    pub fn renew_server(&self, n: u64) -> Outcome<()> {
+        let key = self.server_key(n);
+        self.redis.attempt(|c| redis::cmd("SET").arg(&key).arg(1).arg("EX").arg(SERVER_LEASE).query::<()>(c))
+    }
+
+    fn server_key(&self, n: u64) -> String {
+        format!("{}:server:{n}", self.prefix)
     }
 
     pub fn ping(&self) -> Outcome<()> {
@@ -440,6 +506,16 @@ impl SharedRedis {
         Ok(refused_at)
     }
 
+    /// Takes as many units as fit, up to `most`, from a budget key (allowed, ttl seconds).
+    pub fn take_up_to(&self, key: &str, allowed: u64, ttl: f64, most: u64) -> Outcome<u64> {
+        let op = Op::Script(Lua::BudgetTakeUpTo, vec![key.to_owned()], vec![text(allowed), ms(ttl), text(most)]);
+        let reply = self.exec(&[op])?;
+        Ok(match reply.first() {
+            Some(Value::Int(n)) => (*n).max(0) as u64,
+            _ => 0,
+        })
+    }
+
     /// Adds (or, negative, gives back) units: (key, units, ttl seconds).
     pub fn add_budgets(&self, adds: &[(String, i64, f64)]) -> Outcome<()> {
         let ops: Vec<Op> = adds
@@ -452,9 +528,8 @@ impl SharedRedis {
     fn pending_put(&self, record: &PendingRecord, ttl: f64) -> Op {
         let bytes = postcard::to_stdvec(record).expect("pending records serialize");
         let (lo, hi) = record.reward_range;
-        let mut args = vec![ms(ttl)];
+        let mut args = vec![ms(ttl), bytes];
         for (field, value) in [
-            ("d", bytes),
             ("offers", record.offers.join("\n").into_bytes()),
             ("p", record.placement.clone().into_bytes()),
             ("lo", text(lo)),
@@ -464,7 +539,8 @@ impl SharedRedis {
             args.push(field.as_bytes().to_vec());
             args.push(value);
         }
-        Op::Script(Lua::PendingPut, vec![self.pending_key(record.decision_id)], args)
+        let keys = vec![self.pending_key(record.decision_id), self.record_key(record.decision_id)];
+        Op::Script(Lua::PendingPut, keys, args)
     }
 
     /// Round trip 2 of a decision: the history replaced if unchanged since it was read
@@ -494,7 +570,8 @@ impl SharedRedis {
 
     /// Forgets decisions that were never answered.
     fn forget(&self, records: &[PendingRecord]) -> Outcome<()> {
-        let keys: Vec<String> = records.iter().map(|r| self.pending_key(r.decision_id)).collect();
+        let keys: Vec<String> =
+            records.iter().flat_map(|r| [self.pending_key(r.decision_id), self.record_key(r.decision_id)]).collect();
         self.redis.attempt(|c| keys.iter().try_for_each(|k| redis::cmd("DEL").arg(k).query::<i64>(c).map(drop)))
     }
 
@@ -520,7 +597,11 @@ impl SharedRedis {
 
     /// Settles an outcome and appends it to the learning stream, atomically.
     pub fn settle(&self, decision_id: u64, offer: Option<&str>, reward: f64, server: u64) -> Outcome<Settle> {
-        let keys = vec![self.pending_key(decision_id), self.stream_key(Self::shard(decision_id))];
+        let keys = vec![
+            self.pending_key(decision_id),
+            self.record_key(decision_id),
+            self.stream_key(Self::shard(decision_id)),
+        ];
         let args =
             vec![offer.unwrap_or_default().as_bytes().to_vec(), text(reward), text(LEARN_STREAM_LENGTH), text(server)];
         let reply = self.exec(&[Op::Script(Lua::Settle, keys, args)])?;
@@ -543,7 +624,8 @@ impl SharedRedis {
     }
 
     pub fn release(&self, decision_id: u64) -> Outcome<Release> {
-        let reply = self.exec(&[Op::Script(Lua::Release, vec![self.pending_key(decision_id)], Vec::new())])?;
+        let keys = vec![self.pending_key(decision_id), self.record_key(decision_id)];
+        let reply = self.exec(&[Op::Script(Lua::Release, keys, Vec::new())])?;
         let parts = strings(reply.into_iter().next().unwrap_or(Value::Nil))?;
         Ok(match parts.first().map(|p| utf8(p)).as_deref() {
             Some("ok") => {
@@ -642,8 +724,9 @@ impl SharedRedis {
         let (history, index) = (self.history_key(profile), self.index_key(profile));
         self.redis.run(|c| {
             let pending: Vec<String> = redis::cmd("ZRANGE").arg(&index).arg(0).arg(-1).query(c)?;
+            let records: Vec<String> = pending.iter().map(|k| k.replacen(":d:", ":r:", 1)).collect();
             let mut removed = 0;
-            for key in pending.iter().chain([&history, &index]) {
+            for key in pending.iter().chain(&records).chain([&history, &index]) {
                 removed += redis::cmd("DEL").arg(key).query::<i64>(c)?;
             }
             Ok(removed > 0)
