@@ -1,21 +1,22 @@
 """What the Redis store costs in Redis memory, for sizing a deployment: bytes of `used_memory`
 per stored profile, per pending decision (with and without a profile id, on a 1-slot and a
-2-slot placement), per contact-history entry and per learning-stream entry.
+2-slot placement), per contact-history entry, per learning-stream entry and per settled
+decision's tombstone.
 
 Each measurement writes N of one kind through the engine into a fresh `redis-server` on a
 free loopback port (holding 66,536 other keys, so its key tables do not resize meanwhile)
-and diffs `INFO memory`. Where one write makes several keys (a decision
-with a profile id: its pending record, the profile's index of pending decisions and its
-contact history; an outcome: a stream entry and a smaller pending record), the keys of each
-kind are then deleted in turn (`DEL` frees at once) and each drop is that kind's share.
+and diffs `INFO memory`. Where one write makes several keys (a pending decision: its hash and
+its record; with a profile id, also the profile's index of pending decisions and its contact
+history; an outcome: a stream entry, and the decision's hash cut down to a tombstone with its
+record deleted), the keys of each kind are then deleted in turn (`DEL` frees at once) and each
+drop is that kind's share.
 
 The demo catalog as shipped (33 stored features, `lin_ucb` on every placement: a pending
 record carries the features the policy read, to learn in the same context), and with its
 placements on `thompson` for comparison. Redis' default `hash-max-listpack-value` (64) beside
-512: a pending decision is a hash whose record field is longer than 64 bytes, which by default
-makes Redis keep it as a hash table instead of a compact listpack. (Such a hash's small table
-is left mid-resize or not depending on Redis' hash seed, drawn at each start: the default's
-figures move by about 32 bytes from one run to the next.)
+512: a pending decision's hash holds small fields only (its record is a string key of its
+own), so Redis should keep it a compact listpack under either setting (checked with
+`OBJECT ENCODING`).
 
     python -m pytest benches/test_redis_memory.py --benchmark-only
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +61,9 @@ TABLE_SLOTS = 2**17
 BALLAST_SCRIPT = "for i = 1, tonumber(ARGV[1]) do redis.call('SET', 'ballast:' .. i, 'x', 'PX', 86400000) end"
 # Every key access moves a step of a table's pending resize along (idle, Redis takes seconds).
 TOUCH_SCRIPT = "for r = 1, 3 do for i = 1, tonumber(ARGV[1]) do redis.call('EXISTS', 'ballast:' .. i) end end"
-PENDING, INDEXES, HISTORIES, STREAMS = (KEYS + p for p in ("{L*}:d:*", "{*}:ds", "{*}:h", "{L*}:learn"))
+PENDING, RECORDS, INDEXES, HISTORIES, STREAMS = (
+    KEYS + p for p in ("{L*}:d:*", "{L*}:r:*", "{*}:ds", "{*}:h", "{L*}:learn")
+)
 
 
 class FreshRedis:
@@ -101,6 +105,12 @@ class FreshRedis:
         for start in range(0, len(keys), 1_000):
             self.client.delete(*keys[start : start + 1_000])
         return before - self.used(), len(keys)
+
+    def encodings(self, pattern: str) -> set[str]:
+        """`OBJECT ENCODING` of (up to) the first 100 keys matching `pattern`."""
+        keys = list(islice(self.client.scan_iter(match=pattern, count=1_000), 100))
+        assert keys, pattern
+        return {self.client.object("encoding", key).decode() for key in keys}
 
     def stop(self) -> None:
         self.client.close()
@@ -249,22 +259,31 @@ def test_memory_per_pending_decision(
     closed(engine)
     decisions = sum(1 for n in shown if n)
     total = server.used() - before
-    record_bytes, pending = server.freed_by_deleting(PENDING)
-    assert pending == decisions  # one key per decision that showed something, none for the others
+    # A compact listpack under either setting: every field of the hash is short.
+    encoding = server.encodings(PENDING)
+    assert encoding == {"listpack"}, encoding
+    hash_bytes, hashes = server.freed_by_deleting(PENDING)
+    record_bytes, records = server.freed_by_deleting(RECORDS)
+    # Two keys per decision that showed something (its hash and its record), none for the others.
+    assert hashes == records == decisions, (hashes, records, decisions)
+    pending_bytes = hash_bytes + record_bytes
     who = "profile id" if with_profile else "no profile id"
     what = f"pending decision, {policy}, {slots} slot{'s' * (slots > 1)}, {who}"
-    figures = f"{_bytes(record_bytes, decisions):6.0f} B"
+    figures = (
+        f"{_bytes(pending_bytes, decisions):6.0f} B (hash {_bytes(hash_bytes, decisions):.0f}"
+        f" + record {_bytes(record_bytes, decisions):.0f})"
+    )
     if with_profile:
         index_bytes, indexes = server.freed_by_deleting(INDEXES)
         history_bytes, histories = server.freed_by_deleting(HISTORIES)
         assert indexes == histories == decisions
-        assert_accounts_for(total, record_bytes + index_bytes + history_bytes)
+        assert_accounts_for(total, pending_bytes + index_bytes + history_bytes)
         figures += (
             f" + new index {_bytes(index_bytes, decisions):.0f}"
             f" + new history ({sum(shown) / decisions:.2f} contacts) {_bytes(history_bytes, decisions):.0f}"
         )
     else:
-        assert_accounts_for(total, record_bytes)
+        assert_accounts_for(total, pending_bytes)
     summary[f"{what} [{listpack}]"] = figures + f"   (x{decisions:,}, {sum(shown) / decisions:.2f} offers)"
 
 
@@ -301,6 +320,7 @@ def test_memory_per_history_and_index_entry(
     more = benchmark.pedantic(decide_more, rounds=1, iterations=1)
     closed(engine)
     server.freed_by_deleting(PENDING)
+    server.freed_by_deleting(RECORDS)
     entries = {
         "one": len(one) / len(one),
         "four": (sum(four.values()) + sum(sum(m.values()) for m in more)) / len(four),
@@ -347,9 +367,18 @@ def test_memory_per_learning_stream_entry(
     assert sum(lengths) == len(ids)  # one entry per outcome
     stream_bytes, streams = server.freed_by_deleting(STREAMS)
     assert 0 < streams <= 16
+    # Every offer settled (1 slot): the record is gone, the hash keeps what refuses a repeat.
+    assert next(server.client.scan_iter(match=RECORDS, count=10_000), None) is None
+    sample = next(server.client.scan_iter(match=PENDING, count=10_000))
+    offer = server.client.hget(sample, "offers")
+    assert isinstance(offer, bytes) and b"\n" not in offer, offer
+    assert sorted(server.client.hkeys(sample)) == [b"n", b"offers", b"r:" + offer]
+    assert server.client.pttl(sample) > 0
+    encoding = server.encodings(PENDING)
+    assert encoding == {"listpack"}, encoding
     settled_bytes, settled = server.freed_by_deleting(PENDING)
     assert settled == len(ids)
-    kept = f"a settled decision's key, kept for the window to refuse a repeat: {settled_bytes / settled:.0f} B"
+    kept = f"a settled decision's tombstone, kept for the window: {settled_bytes / settled:.0f} B"
     summary[f"learning-stream entry, {policy} [{listpack}]"] = (
         f"{_bytes(stream_bytes, len(ids)):6.0f} B   (x{len(ids):,}; {kept}; policy snapshot {snapshot:,} B)"
     )
