@@ -156,7 +156,8 @@ def test_every_key_is_bounded_after_a_mixed_workload(
     kinds: dict[str, list[str]] = {}
     for key in keys:
         kinds.setdefault(kind(key), []).append(key)
-    assert set(kinds) == set(LIFETIME), sorted(kinds)  # every kind occurred
+    # every kind occurred, but the servers' leases: a closed server gives its number back
+    assert set(kinds) == set(LIFETIME) - {"server"}, sorted(kinds)
     for key in keys:
         ttl_ms = client.pttl(key)
         lifetime = LIFETIME[kind(key)]
@@ -164,9 +165,8 @@ def test_every_key_is_bounded_after_a_mixed_workload(
             assert ttl_ms == -1, (key, ttl_ms)
         else:
             assert 0 < ttl_ms <= lifetime * 1000, (key, ttl_ms, lifetime)
-    # The bounded ones: one snapshot, one layout, at most a stream per shard; a lease per server.
+    # The bounded ones: one snapshot, one layout, at most a stream per shard.
     assert len(kinds["policy"]) == len(kinds["layout"]) == 1
-    assert len(kinds["server"]) == 2
     assert len(kinds["learn"]) <= SHARDS
     lengths = [client.xlen(k) for k in kinds["learn"]]
     assert all(length <= LEARN_STREAM_LENGTH for length in lengths), lengths

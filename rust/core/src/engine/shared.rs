@@ -256,10 +256,16 @@ impl Engine {
         })
     }
 
-    /// Stops the background work after a last snapshot of what this server learned.
+    /// Stops the background work after a last snapshot of what this server learned, and
+    /// gives the server number back.
     pub fn close_shared(&self) -> Result<()> {
         let Some(shared) = &self.shared else { return Ok(()) };
-        shared.stopped.store(true, Ordering::Release);
+        if shared.stopped.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if shared.healthy() {
+            shared.redis.release_server(shared.server).map_err(|f| shared.failed(f))?;
+        }
         let mut cursor = shared.learning.lock().unwrap_or_else(PoisonError::into_inner);
         if shared.healthy() && cursor.since_snapshot > 0 {
             shared.redis.put_snapshot(&cursor.positions, &self.save_policy_state()).map_err(|f| shared.failed(f))?;

@@ -399,6 +399,12 @@ impl SharedRedis {
         self.redis.attempt(|c| redis::cmd("SET").arg(&key).arg(1).arg("EX").arg(SERVER_LEASE).query::<()>(c))
     }
 
+    /// Gives this server's number back (a server that stops; one that dies lets it expire).
+    pub fn release_server(&self, n: u64) -> Outcome<()> {
+        let key = self.server_key(n);
+        self.redis.attempt(|c| redis::cmd("DEL").arg(&key).query::<i64>(c)).map(drop)
+    }
+
     fn server_key(&self, n: u64) -> String {
         format!("{}:server:{n}", self.prefix)
     }
