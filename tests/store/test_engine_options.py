@@ -58,7 +58,7 @@ def test_an_engine_keeps_its_state_in_one_place(catalog_file: Path, tmp_path: Pa
 def test_an_unreachable_or_malformed_store_fails_the_engine_at_once() -> None:
     with pytest.raises(StorageError, match="connect"):
         Engine(parse_catalog(EMBEDDED, "embedded.yaml"), store_url=f"redis://127.0.0.1:{free_port()}/0")
-    with pytest.raises(InvalidInputError, match="redis URL 'http://127.0.0.1:6379'"):
+    with pytest.raises(InvalidInputError, match=r"redis URL 'http://127\.0\.0\.1:6379'"):
         Engine(parse_catalog(EMBEDDED, "embedded.yaml"), store_url="http://127.0.0.1:6379")
 
 

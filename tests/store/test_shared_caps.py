@@ -10,7 +10,6 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-import pytest
 from decision_engine import Engine
 
 from tests.store.redis_server import RedisServer
