@@ -263,32 +263,26 @@ impl Engine {
         let reasons = reasons.into_iter().map(|(local, r)| (loaded.offer_id(p, local).to_owned(), r)).collect();
         let columns = &loaded.arm_sets[set].columns;
         let context: Vec<f32> = columns.iter().map(|&c| request.features[c]).collect();
-        if let Some(records) = records {
-            if !ws.picks.is_empty() {
-                records.push(loaded.pending_record(
-                    (p, set, variant),
-                    decision_id,
-                    &ws.picks,
-                    request.profile_id,
-                    request.now,
-                    context,
-                ));
-            }
-            return Ok(Decision {
+        match records {
+            // A shared store commits the record itself (nothing shown: nothing to commit).
+            Some(records) if !ws.picks.is_empty() => records.push(loaded.pending_record(
+                (p, set, variant),
                 decision_id,
-                placement: placement.id.clone(),
-                offers,
-                reasons,
-                experiments: Vec::new(),
-                eligible: Vec::new(),
-            });
+                &ws.picks,
+                request.profile_id,
+                request.now,
+                context,
+            )),
+            Some(_) => {}
+            None => {
+                let profiles = request.profile_id.map(|id| vec![Arc::<str>::from(id)]).unwrap_or_default();
+                let batch = PendingBatch::new(Arc::clone(loaded), p, placement.slots, shown)
+                    .with_arm_set(set)
+                    .with_context(profiles, request.now)
+                    .with_contexts(context, columns.len());
+                self.remember(decision_id, batch)?;
+            }
         }
-        let profiles = request.profile_id.map(|id| vec![Arc::<str>::from(id)]).unwrap_or_default();
-        let batch = PendingBatch::new(Arc::clone(loaded), p, placement.slots, shown)
-            .with_arm_set(set)
-            .with_context(profiles, request.now)
-            .with_contexts(context, columns.len());
-        self.remember(decision_id, batch)?;
         Ok(Decision {
             decision_id,
             placement: placement.id.clone(),

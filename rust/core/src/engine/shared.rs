@@ -539,16 +539,7 @@ impl Engine {
                 kind,
                 decision_id: 0,
             };
-            let horizon = loaded.catalog.contact.horizon();
-            if self
-                .change_history(shared, profile, horizon, |events| {
-                    events.push(event.clone());
-                    true
-                })
-                .is_err()
-            {
-                shared.lost_cooldowns.fetch_add(1, Ordering::Relaxed);
-            }
+            self.record_cooldown(shared, profile, event);
         }
         if reward > 0.0
             && let Some((_, key)) = record.conversions.iter().find(|(o, _)| *o == offer)
@@ -592,16 +583,7 @@ impl Engine {
         };
         shared.redis.publish(&Learned { record, offer, reward }, shared.server).map_err(|f| shared.failed(f))?;
         if let Some((profile, event)) = cooldown {
-            let horizon = state.catalog.contact.horizon();
-            if self
-                .change_history(shared, &profile, horizon, |events| {
-                    events.push(event.clone());
-                    true
-                })
-                .is_err()
-            {
-                shared.lost_cooldowns.fetch_add(1, Ordering::Relaxed);
-            }
+            self.record_cooldown(shared, &profile, event);
         }
         Ok(())
     }
@@ -675,6 +657,14 @@ impl Engine {
             events.push(event.clone());
             true
         })
+    }
+
+    /// The cooldown contact of a settled outcome: the outcome stands if Redis loses it, so a
+    /// failure is counted, not reported.
+    fn record_cooldown(&self, shared: &Shared, profile: &str, event: ContactEvent) {
+        if self.record_shared_contact(shared, profile, event).is_err() {
+            shared.lost_cooldowns.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Units of `offer`'s budget used in the window of `now`, as Redis counts them.
