@@ -301,15 +301,18 @@ impl PyEngine {
         py: Python<'py>,
         profile_id: &str,
     ) -> PyResult<Vec<Bound<'py, pyo3::types::PyDict>>> {
-        self.inner.trigger_history(profile_id).iter().map(|e| triggers::history_entry(py, e)).collect()
+        let entries = py.detach(|| self.inner.trigger_history(profile_id)).map_err(to_py)?;
+        entries.iter().map(|e| triggers::history_entry(py, e)).collect()
     }
 
-    fn pending_timers(&self) -> usize {
-        self.inner.pending_timers()
+    /// Instances waiting to fire (on a shared store, every server's).
+    fn pending_timers(&self, py: Python<'_>) -> PyResult<usize> {
+        py.detach(|| self.inner.pending_timers()).map_err(to_py)
     }
 
-    fn pending_deliveries(&self) -> usize {
-        self.inner.pending_deliveries()
+    /// Triggered decisions waiting for their acknowledgement.
+    fn pending_deliveries(&self, py: Python<'_>) -> PyResult<usize> {
+        py.detach(|| self.inner.pending_deliveries()).map_err(to_py)
     }
 
     /// ProfileService on wire bytes: `UpsertProfilesRequest` in, `WriteResponse` out.

@@ -349,3 +349,5 @@ mod shared_tests;
 mod tests;
 #[cfg(test)]
 mod trigger_tests;
+#[cfg(test)]
+mod shared_trigger_tests;

@@ -497,7 +497,7 @@ impl Engine {
             for (&(index, _), first) in rows.iter().zip(firsts) {
                 let event = &events[index];
                 if first {
-                    self.on_event(&loaded, event);
+                    self.on_event(&loaded, event)?;
                     report.accepted += 1;
                     if self.durable.is_some() {
                         applied.push(event.clone());
@@ -564,7 +564,7 @@ impl Engine {
     }
 
     fn erase(&self, id: &str) -> Result<bool> {
-        let triggers = self.erase_triggers(id);
+        let triggers = self.erase_triggers(id)?;
         let profile = self.profiles.remove(id)?;
         let history = self.contacts.remove(id);
         let pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).forget_profile(id) > 0;

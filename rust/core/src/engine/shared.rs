@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::limits;
 use crate::store::redis::{Connector, Failure, MAX_CAS_ATTEMPTS};
 use crate::store::shared::{
-    Commit, Learned, PendingRecord, Release, SERVER_SHIFT, SHARDS, SNAPSHOT_EVERY, Settle, SharedRedis,
+    Commit, Committed, Learned, PendingRecord, Release, SERVER_SHIFT, SHARDS, SNAPSHOT_EVERY, Settle, SharedRedis,
 };
 use crate::store::{ProfileStore, Profiles, RedisProfiles};
 
@@ -59,7 +59,7 @@ struct Cursor {
 }
 
 pub(crate) struct Shared {
-    redis: SharedRedis,
+    pub(super) redis: SharedRedis,
     server: u64,
     healthy: AtomicBool,
     replay: Mutex<VecDeque<Replay>>,
@@ -96,7 +96,7 @@ impl Shared {
     }
 
     /// Redis is away (or `f` is a refusal, which does not degrade): the error to report.
-    fn failed(&self, f: Failure) -> Error {
+    pub(super) fn failed(&self, f: Failure) -> Error {
         if f.unavailable {
             self.healthy.store(false, Ordering::Release);
         }
@@ -275,6 +275,18 @@ impl Engine {
     }
 
     pub(super) fn decide_shared(&self, shared: &Shared, request: &DecideRequest<'_>) -> Result<Vec<Decision>> {
+        Ok(self.decide_shared_with(shared, request, None)?.unwrap_or_default())
+    }
+
+    /// A decision on the shared store; with `fires` (the trigger instance it fires and the
+    /// delivery of the decisions made), committed only while that instance waits, and ending
+    /// it in the same step: `None` when it ended meanwhile, and nothing was decided.
+    pub(super) fn decide_shared_with(
+        &self,
+        shared: &Shared,
+        request: &DecideRequest<'_>,
+        fires: Option<&dyn Fn(&[Decision]) -> (u64, Vec<u8>)>,
+    ) -> Result<Option<Vec<Decision>>> {
         let loaded = self.current();
         let catalog = &loaded.catalog;
         self.clock.check(request.now)?;
@@ -292,8 +304,14 @@ impl Engine {
                 }
             }
         }
+        // Without Redis: decided here, unless it fires a trigger instance, which waits for Redis
+        // (its firing could not be committed with it).
+        let degraded = || match fires {
+            Some(_) => Err(unavailable_now("trigger's decision")),
+            None => self.decide_degraded(shared, &loaded, &placements, &budgeted, request).map(Some),
+        };
         if !shared.healthy() {
-            return self.decide_degraded(shared, &loaded, &placements, &budgeted, request);
+            return degraded();
         }
         let key_of = |o: usize| {
             let budget = loaded.budgets[o].as_ref().expect("budgeted offers have a budget");
@@ -307,7 +325,7 @@ impl Engine {
                 Ok(r) => r,
                 Err(f) if f.unavailable => {
                     shared.failed(f);
-                    return self.decide_degraded(shared, &loaded, &placements, &budgeted, request);
+                    return degraded();
                 }
                 Err(f) => return Err(f.error),
             };
@@ -320,7 +338,7 @@ impl Engine {
                 Reserve::Shared { history: with_history.map(|_| &mut history), used: &used, records: &mut records },
             )?;
             if records.is_empty() {
-                return Ok(decisions);
+                return Ok(Some(decisions));
             }
             let mut takes: Vec<(String, u64, f64, u64)> = Vec::new();
             let mut taken_offers: Vec<usize> = Vec::new();
@@ -348,7 +366,7 @@ impl Engine {
                 }
                 Err(f) if f.unavailable => {
                     shared.failed(f);
-                    return self.decide_degraded(shared, &loaded, &placements, &budgeted, request);
+                    return degraded();
                 }
                 Err(f) => return Err(f.error),
             }
@@ -357,14 +375,19 @@ impl Engine {
                 read,
                 history: with_history.map(|_| history.events.into_iter().collect()),
                 pending: records,
+                fires: fires.map(|f| f(&decisions)),
             };
             let give_back = || {
                 let back: Vec<(String, i64, f64)> = takes.iter().map(|(k, _, ttl, _)| (k.clone(), -1, *ttl)).collect();
                 shared.redis.add_budgets(&back)
             };
             match shared.redis.commit(&commit, horizon, self.attribution_window, now) {
-                Ok(true) => return Ok(decisions),
-                Ok(false) => {
+                Ok(Committed::Yes) => return Ok(Some(decisions)),
+                Ok(Committed::Ended) => {
+                    give_back().map_err(|f| shared.failed(f))?;
+                    return Ok(None);
+                }
+                Ok(Committed::Changed) => {
                     give_back().map_err(|f| shared.failed(f))?;
                     if attempt > 0 {
                         std::thread::sleep(Duration::from_micros(200 * attempt as u64));
@@ -374,7 +397,7 @@ impl Engine {
                     // The commit may have run in part: the units taken stay taken (a budget is
                     // never granted twice), and the decision is made again without Redis.
                     shared.failed(f);
-                    return self.decide_degraded(shared, &loaded, &placements, &budgeted, request);
+                    return degraded();
                 }
                 Err(f) => {
                     let _ = give_back();
@@ -393,6 +416,7 @@ impl Engine {
             &DecideRequest { exclude: &everything, ..*request },
             Reserve::Shared { history: None, used: &[], records: &mut records },
         )
+        .map(Some)
     }
 
     /// A batch decided here, its impressions budgets taken from Redis first: as many units
@@ -749,8 +773,13 @@ impl Engine {
             let loaded = self.current();
             let horizon = loaded.catalog.contact.horizon();
             let now = next.pending.first().map_or(0.0, |r| r.time);
-            let commit =
-                Commit { profile: next.profile.clone(), read: None, history: None, pending: next.pending.clone() };
+            let commit = Commit {
+                profile: next.profile.clone(),
+                read: None,
+                history: None,
+                pending: next.pending.clone(),
+                fires: None,
+            };
             let written =
                 shared.redis.commit(&commit, horizon, self.attribution_window, now).map_err(|f| shared.failed(f));
             let merged = written.and_then(|_| match (&next.profile, next.contacts.is_empty()) {

@@ -13,14 +13,14 @@ const DAY: f64 = 86_400.0;
 const NOW: f64 = 1000.0 * DAY;
 
 /// A redis-server of its own on a free loopback port; stopped when dropped.
-struct Redis {
+pub(super) struct Redis {
     port: u16,
     dir: std::path::PathBuf,
     child: Option<Child>,
 }
 
 impl Redis {
-    fn start() -> Self {
+    pub(super) fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = std::env::temp_dir().join(format!("de-redis-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -53,11 +53,11 @@ impl Redis {
         }
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    fn keys(&self) -> Vec<String> {
+    pub(super) fn keys(&self) -> Vec<String> {
         let client = redis::Client::open(self.url()).unwrap();
         let mut c = client.get_connection().unwrap();
         let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();

@@ -11,7 +11,7 @@ const DAY0: f64 = 86_400.0 * 19_700.0;
 const NOON: f64 = DAY0 + 12.0 * 3_600.0;
 const MINUTE: f64 = 60.0;
 
-fn catalog(trigger_extra: &str) -> Catalog {
+pub(super) fn catalog(trigger_extra: &str) -> Catalog {
     Catalog::from_json(&format!(
         r#"{{
       "features": [
@@ -57,7 +57,7 @@ fn setup(engine: &Engine) {
     engine.upsert_profiles(&[write], Some(DAY0)).unwrap();
 }
 
-fn cart(id: &str, cart: &str, value: f64, time: f64) -> Event {
+pub(super) fn cart(id: &str, cart: &str, value: f64, time: f64) -> Event {
     Event {
         id: id.into(),
         profile_id: "c1".into(),
@@ -67,7 +67,7 @@ fn cart(id: &str, cart: &str, value: f64, time: f64) -> Event {
     }
 }
 
-fn purchase(id: &str, cart: &str, time: f64) -> Event {
+pub(super) fn purchase(id: &str, cart: &str, time: f64) -> Event {
     Event {
         id: id.into(),
         profile_id: "c1".into(),
@@ -78,14 +78,14 @@ fn purchase(id: &str, cart: &str, time: f64) -> Event {
 }
 
 fn outcomes(engine: &Engine) -> Vec<String> {
-    engine.trigger_history("c1").into_iter().map(|e| e.outcome).collect()
+    engine.trigger_history("c1").unwrap().into_iter().map(|e| e.outcome).collect()
 }
 
 #[test]
 fn an_abandoned_cart_sends_after_the_delay_and_a_purchase_cancels() {
     let engine = with_trigger("");
     engine.track(&[cart("e1", "k1", 50.0, NOON)]).unwrap();
-    assert_eq!(engine.pending_timers(), 1);
+    assert_eq!(engine.pending_timers().unwrap(), 1);
     assert_eq!(engine.fire_due(Some(NOON + 29.0 * MINUTE)).unwrap(), 0, "not before the delay");
     assert_eq!(engine.fire_due(Some(NOON + 30.0 * MINUTE)).unwrap(), 1);
     let sent = engine.poll_deliveries("email", 10, 30.0, Some(NOON + 30.0 * MINUTE)).unwrap();
@@ -97,10 +97,10 @@ fn an_abandoned_cart_sends_after_the_delay_and_a_purchase_cancels() {
     // A second cart, bought within the delay: cancelled, by which event.
     engine.track(&[cart("e2", "k2", 50.0, NOON + 2.0 * 3_600.0)]).unwrap();
     engine.track(&[purchase("p1", "other-cart", NOON + 2.1 * 3_600.0)]).unwrap();
-    assert_eq!(engine.pending_timers(), 1, "a purchase of another cart cancels nothing");
+    assert_eq!(engine.pending_timers().unwrap(), 1, "a purchase of another cart cancels nothing");
     engine.track(&[purchase("p2", "k2", NOON + 2.2 * 3_600.0)]).unwrap();
-    assert_eq!(engine.pending_timers(), 0);
-    let last = engine.trigger_history("c1").pop().unwrap();
+    assert_eq!(engine.pending_timers().unwrap(), 0);
+    let last = engine.trigger_history("c1").unwrap().pop().unwrap();
     assert_eq!((last.outcome.as_str(), last.detail.as_str()), ("cancelled", "by event 'p2' (purchase)"));
 }
 
@@ -111,8 +111,8 @@ fn the_filter_and_the_key_decide_who_enters() {
     let mut no_key = cart("nokey", "k1", 50.0, NOON);
     no_key.properties.remove(0);
     engine.track(&[no_key]).unwrap();
-    assert_eq!(engine.pending_timers(), 0);
-    let history = engine.trigger_history("c1");
+    assert_eq!(engine.pending_timers().unwrap(), 0);
+    let history = engine.trigger_history("c1").unwrap();
     assert_eq!(outcomes(&engine), ["filtered", "filtered"]);
     assert!(history[0].detail.contains("cart_value >= 20 is false"), "{history:?}");
     assert!(history[1].detail.contains("no property 'cart_id'"), "{history:?}");
@@ -137,10 +137,10 @@ fn caps_are_shared_with_inbound_decisions() {
     assert_eq!(engine.decide_stored(&request).unwrap()[0].offers.len(), 1);
     engine.track(&[cart("e1", "k1", 50.0, NOON)]).unwrap();
     engine.fire_due(Some(NOON + 30.0 * MINUTE)).unwrap();
-    let last = engine.trigger_history("c1").pop().unwrap();
+    let last = engine.trigger_history("c1").unwrap().pop().unwrap();
     assert_eq!(last.outcome, "capped", "{last:?}");
     assert!(last.detail.contains("cap"), "{last:?}");
-    assert_eq!(engine.pending_deliveries(), 0);
+    assert_eq!(engine.pending_deliveries().unwrap(), 0);
 }
 
 #[test]
@@ -150,11 +150,11 @@ fn quiet_hours_queue_or_discard() {
     let late = DAY0 + 21.75 * 3_600.0; // fires at 22:15 UTC
     engine.track(&[cart("e1", "k1", 50.0, late)]).unwrap();
     engine.fire_due(Some(late + 30.0 * MINUTE)).unwrap();
-    assert_eq!((engine.pending_timers(), engine.pending_deliveries()), (1, 0), "queued until 08:00");
+    assert_eq!((engine.pending_timers().unwrap(), engine.pending_deliveries().unwrap()), (1, 0), "queued until 08:00");
     engine.fire_due(Some(DAY0 + 31.0 * 3_600.0)).unwrap();
-    assert_eq!(engine.pending_deliveries(), 0, "still quiet at 07:00");
+    assert_eq!(engine.pending_deliveries().unwrap(), 0, "still quiet at 07:00");
     engine.fire_due(Some(DAY0 + 32.0 * 3_600.0)).unwrap();
-    assert_eq!(engine.pending_deliveries(), 1, "sent at 08:00");
+    assert_eq!(engine.pending_deliveries().unwrap(), 1, "sent at 08:00");
 
     let discard = queue.replace(r#""action": "queue", "ttl": 43200"#, r#""action": "discard""#);
     let engine = with_trigger(&discard);
@@ -191,7 +191,7 @@ fn a_profile_without_a_time_zone_follows_the_declared_policy() {
         engine.upsert_profiles(&[write], Some(DAY0)).unwrap();
         engine.track(&[cart("e1", "k1", 50.0, late)]).unwrap();
         engine.fire_due(Some(late + 30.0 * MINUTE)).unwrap();
-        let last = engine.trigger_history("c1").pop().unwrap();
+        let last = engine.trigger_history("c1").unwrap().pop().unwrap();
         assert_eq!(last.outcome, expected, "{without}: {last:?}");
         if without == "discard" {
             assert!(last.detail.contains("no time zone"), "{last:?}");
@@ -209,7 +209,7 @@ fn reentry_and_live_instances_are_bounded() {
     engine.track(&[cart("e1", "k1", 50.0, NOON)]).unwrap();
     engine.track(&[cart("e2", "k1", 50.0, NOON + MINUTE)]).unwrap();
     engine.track(&[cart("e3", "k2", 50.0, NOON + MINUTE)]).unwrap();
-    assert_eq!(engine.pending_timers(), 2, "one live instance per cart");
+    assert_eq!(engine.pending_timers().unwrap(), 2, "one live instance per cart");
     assert_eq!(outcomes(&engine), ["max_live"]);
 }
 
@@ -233,7 +233,7 @@ fn an_unacknowledged_delivery_comes_again_then_is_released() {
     );
     // Never acknowledged: released after the delivery ttl, the email cap given back.
     engine.fire_due(Some(fire + 3_601.0)).unwrap();
-    assert_eq!(engine.pending_deliveries(), 0);
+    assert_eq!(engine.pending_deliveries().unwrap(), 0);
     assert_eq!(outcomes(&engine), ["delivered", "released"]);
     engine.track(&[cart("e2", "k2", 50.0, fire + 3_700.0)]).unwrap();
     engine.fire_due(Some(fire + 3_700.0 + 30.0 * MINUTE)).unwrap();
@@ -260,18 +260,18 @@ fn timers_fire_once_after_a_restart() {
                 engine.track(&[cart(&format!("e{i}"), k, 50.0, NOON + i as f64 * 3_600.0)]).unwrap();
             }
             engine.fire_due(Some(NOON + 30.0 * MINUTE)).unwrap();
-            assert_eq!(engine.pending_deliveries(), 1);
+            assert_eq!(engine.pending_deliveries().unwrap(), 1);
         }
         let engine = open();
-        assert_eq!(engine.pending_timers(), 2, "snapshot_every {snapshot_every}");
-        assert_eq!(engine.pending_deliveries(), 1, "the delivery survived, waiting for its ack");
+        assert_eq!(engine.pending_timers().unwrap(), 2, "snapshot_every {snapshot_every}");
+        assert_eq!(engine.pending_deliveries().unwrap(), 1, "the delivery survived, waiting for its ack");
         engine.fire_due(Some(NOON + 10.0 * 3_600.0)).unwrap();
-        assert_eq!(engine.pending_timers(), 0);
+        assert_eq!(engine.pending_timers().unwrap(), 0);
         // The email cap allows one a day: the other two end capped, none fires twice.
         assert_eq!(outcomes(&engine), ["delivered", "capped", "capped"], "snapshot_every {snapshot_every}");
         drop(engine);
         let engine = open();
-        assert_eq!(engine.pending_timers(), 0);
+        assert_eq!(engine.pending_timers().unwrap(), 0);
         assert_eq!(engine.fire_due(Some(NOON + 20.0 * 3_600.0)).unwrap(), 0);
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -282,10 +282,10 @@ fn erasure_takes_timers_and_deliveries() {
     let engine = with_trigger("");
     engine.track(&[cart("e1", "k1", 50.0, NOON), cart("e2", "k2", 50.0, NOON + 3_600.0)]).unwrap();
     engine.fire_due(Some(NOON + 30.0 * MINUTE)).unwrap();
-    assert_eq!((engine.pending_timers(), engine.pending_deliveries()), (1, 1));
+    assert_eq!((engine.pending_timers().unwrap(), engine.pending_deliveries().unwrap()), (1, 1));
     assert!(engine.delete_profile("c1").unwrap());
-    assert_eq!((engine.pending_timers(), engine.pending_deliveries()), (0, 0));
-    assert!(engine.trigger_history("c1").is_empty());
+    assert_eq!((engine.pending_timers().unwrap(), engine.pending_deliveries().unwrap()), (0, 0));
+    assert!(engine.trigger_history("c1").unwrap().is_empty());
 }
 
 #[test]

@@ -1,6 +1,10 @@
 //! Triggers through the engine: events start and cancel instances, `fire_due` decides the
 //! due ones on the customer as they are then, and deliveries wait for acknowledgements.
 //!
+//! On Redis (`store::shared`) the instances and deliveries are every server's: a due instance
+//! is leased to the server that claims it, and its decision's commit ends it, so it fires once
+//! across servers and after any of them dies.
+//!
 //! Journal: an instance is scheduled by the `Events` record of the event that started it
 //! (replaying the event schedules it again, under the same id); its end, a quiet-hours
 //! reschedule, acknowledgements and releases have records of their own.
@@ -8,12 +12,13 @@
 use std::sync::{MutexGuard, PoisonError};
 
 use super::profiles::{Event, StoredDecideRequest};
-use super::{Engine, Loaded, Reason};
+use super::{DecideRequest, Decision, Engine, Loaded, Reason};
 use crate::error::{Error, Result};
 use crate::limits::{MAX_IN_FLIGHT, MAX_VISIBILITY, MIN_VISIBILITY};
 use crate::store::Value;
 use crate::store::durable::Record;
-use crate::triggers::{Delivery, HistoryEntry, Instance, QuietAction, Timers, WithoutTimeZone};
+use crate::store::shared::{CLAIM_LEASE, Found};
+use crate::triggers::{Delivery, HistoryEntry, Instance, QuietAction, Started, Timers, Trigger, WithoutTimeZone};
 
 /// Instances fired per `fire_due` call at most (the next call takes the rest).
 pub const FIRE_BATCH: usize = 10_000;
@@ -47,11 +52,11 @@ impl Engine {
     }
 
     /// Starts and cancels the instances an applied event concerns.
-    pub(super) fn on_event(&self, loaded: &Loaded, event: &Event) {
+    pub(super) fn on_event(&self, loaded: &Loaded, event: &Event) -> Result<()> {
         let triggers = &loaded.catalog.triggers;
         let profile = event.profile_id.as_str();
+        let mut notes = Vec::new();
         if let Some(cancels) = triggers.cancelled_by.get(&event.kind) {
-            let mut timers = self.timers();
             for (t, key_property) in cancels {
                 let trigger = &triggers.triggers[*t];
                 let key = match key_property {
@@ -61,87 +66,117 @@ impl Engine {
                     },
                     None => None,
                 };
-                for instance in timers.cancel(profile, &trigger.id, key.as_deref()) {
+                let cancelled: Vec<String> = match &self.shared {
+                    Some(shared) => shared
+                        .redis
+                        .cancel_instances(profile, &trigger.id, key.as_deref())
+                        .map_err(|f| shared.failed(f))?
+                        .into_iter()
+                        .map(|(_, key)| key)
+                        .collect(),
+                    None => {
+                        self.timers().cancel(profile, &trigger.id, key.as_deref()).into_iter().map(|i| i.key).collect::<Vec<_>>()
+                    }
+                };
+                for key in cancelled {
                     let detail = format!("by event '{}' ({})", event.id, event.kind);
-                    timers.note(profile, entry(&trigger.id, &instance.key, event.time, "cancelled", detail, 0));
+                    notes.push(entry(&trigger.id, &key, event.time, "cancelled", detail, 0));
                 }
             }
         }
-        let Some(started) = triggers.started_by.get(&event.kind) else { return };
-        let rules = &loaded.catalog.customers;
-        let vector = self
-            .profiles
-            .read(profile, &loaded.layout, event.time, rules.idle_ttl, |p| p.vector(rules, event.time))
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| vec![f32::NAN; loaded.catalog.schema.len()]);
-        let mut timers = self.timers();
-        for &t in started {
-            let trigger = &triggers.triggers[t];
-            let note = |timers: &mut Timers, key: &str, outcome: &str, detail: String| {
-                timers.note(profile, entry(&trigger.id, key, event.time, outcome, detail, 0));
-            };
-            let key = match &trigger.key {
-                Some(p) => match property(event, p) {
-                    Some(v) => text_of(v),
-                    None => {
-                        note(
-                            &mut timers,
-                            "",
-                            "filtered",
-                            format!("event '{}' has no property '{p}' (the key)", event.id),
-                        );
-                        continue;
-                    }
-                },
-                None => String::new(),
-            };
-            if let Some(filter) = &trigger.filter {
-                let mut row = vector.clone();
-                let base = row.len();
-                row.extend(trigger.properties.iter().enumerate().map(|(j, p)| {
-                    property(event, &p.name)
-                        .and_then(|v| trigger.filter_schema.encode_value(base + j, v.named()).ok())
-                        .unwrap_or(f32::NAN)
-                }));
-                let mut values = Vec::new();
-                filter.program().eval_row(&row, &mut values);
-                if !filter.holds(&values, 0) {
-                    let clause = filter.failing_clause(&values, 0).unwrap_or("the filter");
-                    note(&mut timers, &key, "filtered", format!("event '{}': {clause} is false", event.id));
-                    continue;
+        if let Some(started) = triggers.started_by.get(&event.kind) {
+            let rules = &loaded.catalog.customers;
+            let vector = self
+                .profiles
+                .read(profile, &loaded.layout, event.time, rules.idle_ttl, |p| p.vector(rules, event.time))?
+                .unwrap_or_else(|| vec![f32::NAN; loaded.catalog.schema.len()]);
+            for &t in started {
+                let trigger = &triggers.triggers[t];
+                if let Some((key, outcome, detail)) = self.start(trigger, event, &vector)? {
+                    notes.push(entry(&trigger.id, &key, event.time, outcome, detail, 0));
                 }
             }
-            if trigger.reentry > 0.0
-                && let Some(last) = timers.last_entry(&trigger.id, profile)
-                && event.time < last + trigger.reentry
-            {
-                let detail =
-                    format!("entered {:.0} s before; re-entry after {:.0} s", event.time - last, trigger.reentry);
-                note(&mut timers, &key, "reentry", detail);
-                continue;
+        }
+        self.note(profile, notes)
+    }
+
+    /// Starts `trigger`'s instance for `event` on a profile whose features are `vector`; the
+    /// key, outcome and detail when it did not start.
+    fn start(
+        &self,
+        trigger: &crate::triggers::Trigger,
+        event: &Event,
+        vector: &[f32],
+    ) -> Result<Option<(String, &'static str, String)>> {
+        let key = match &trigger.key {
+            Some(p) => match property(event, p) {
+                Some(v) => text_of(v),
+                None => {
+                    let detail = format!("event '{}' has no property '{p}' (the key)", event.id);
+                    return Ok(Some((String::new(), "filtered", detail)));
+                }
+            },
+            None => String::new(),
+        };
+        if let Some(filter) = &trigger.filter {
+            let mut row = vector.to_vec();
+            let base = row.len();
+            row.extend(trigger.properties.iter().enumerate().map(|(j, p)| {
+                property(event, &p.name)
+                    .and_then(|v| trigger.filter_schema.encode_value(base + j, v.named()).ok())
+                    .unwrap_or(f32::NAN)
+            }));
+            let mut values = Vec::new();
+            filter.program().eval_row(&row, &mut values);
+            if !filter.holds(&values, 0) {
+                let clause = filter.failing_clause(&values, 0).unwrap_or("the filter");
+                return Ok(Some((key, "filtered", format!("event '{}': {clause} is false", event.id))));
             }
-            if timers.live(profile, &trigger.id, &key) >= trigger.max_live {
-                note(&mut timers, &key, "max_live", format!("{} live instance(s) for this key", trigger.max_live));
-                continue;
+        }
+        let fire_at = event.time + trigger.delay;
+        let instance = Instance {
+            id: instance_id(&trigger.id, &event.profile_id, &event.id),
+            trigger: trigger.id.clone(),
+            profile: event.profile_id.clone(),
+            key: key.clone(),
+            fire_at,
+            scheduled_for: fire_at,
+        };
+        let started = match &self.shared {
+            Some(shared) => {
+                // Kept until it could fire last (quiet hours may queue it), then for re-entry.
+                let ttl = (fire_at - event.time).max(0.0) + trigger.longest_wait() + trigger.reentry + CLAIM_LEASE;
+                Some(
+                    shared
+                        .redis
+                        .start_instance(&instance, event.time, trigger.reentry, trigger.max_live, ttl)
+                        .map_err(|f| shared.failed(f))?,
+                )
             }
-            let id = instance_id(&trigger.id, profile, &event.id);
-            if timers.contains(id) {
-                continue;
+            None => self.timers().start(instance, event.time, trigger.reentry, trigger.max_live),
+        };
+        Ok(match started {
+            Some(Started::Started | Started::Exists) => None,
+            Some(Started::Reentry(last)) => Some((
+                key,
+                "reentry",
+                format!("entered {:.0} s before; re-entry after {:.0} s", event.time - last, trigger.reentry),
+            )),
+            Some(Started::MaxLive) => {
+                Some((key, "max_live", format!("{} live instance(s) for this key", trigger.max_live)))
             }
-            let fire_at = event.time + trigger.delay;
-            let instance = Instance {
-                id,
-                trigger: trigger.id.clone(),
-                profile: profile.to_owned(),
-                key: key.clone(),
-                fire_at,
-                scheduled_for: fire_at,
-            };
-            if timers.schedule(instance) {
-                timers.enter(&trigger.id, profile, event.time);
-            } else {
-                note(&mut timers, &key, "refused", "the timer store is full".to_owned());
+            None => Some((key, "refused", "the timer store is full".to_owned())),
+        })
+    }
+
+    /// Notes what became of instances (or of deliveries) of one profile.
+    fn note(&self, profile: &str, notes: Vec<HistoryEntry>) -> Result<()> {
+        match &self.shared {
+            Some(shared) => shared.redis.note(profile, &notes).map_err(|f| shared.failed(f)),
+            None => {
+                let mut timers = self.timers();
+                notes.into_iter().for_each(|n| timers.note(profile, n));
+                Ok(())
             }
         }
     }
@@ -151,7 +186,10 @@ impl Engine {
     pub fn fire_due(&self, now: Option<f64>) -> Result<usize> {
         let now = self.clock.resolve(now)?;
         let loaded = self.current();
-        let mut due = self.timers().take_due(now, FIRE_BATCH);
+        let mut due = match &self.shared {
+            Some(shared) => self.claim_shared(shared, now)?,
+            None => self.timers().take_due(now, FIRE_BATCH),
+        };
         // Several instances of one profile at once: the placement worth most decides first,
         // so the contact policy keeps the most valuable message, not the first to arrive.
         let worth = |i: &Instance| {
@@ -169,22 +207,33 @@ impl Engine {
         while let Some(instance) = due.next() {
             if let Err(e) = self.fire(&loaded, instance.clone(), now) {
                 // The store failed (Redis, the disk): this instance and the rest wait for the
-                // next call instead of being lost. One that failed after deciding fires again.
-                let mut timers = self.timers();
-                timers.schedule(instance);
-                due.for_each(|i| {
-                    timers.schedule(i);
-                });
+                // next call instead of being lost (on Redis their leases run out and any server
+                // fires them). One that failed after deciding fires again.
+                if self.shared.is_none() {
+                    let mut timers = self.timers();
+                    timers.schedule(instance);
+                    due.for_each(|i| {
+                        timers.schedule(i);
+                    });
+                }
                 return Err(e);
             }
         }
-        let expired = self.timers().take_expired(now);
+        let expired = match &self.shared {
+            Some(shared) => shared.redis.take_expired(now, FIRE_BATCH).map_err(|f| shared.failed(f))?,
+            None => self.timers().take_expired(now),
+        };
         for delivery in expired {
-            let _gate = self.begin_change()?;
             // The subscriber never confirmed the send: its caps and budget units come back.
-            let _ = self.give_back(delivery.decision_id);
             let detail = "never acknowledged".to_owned();
             let note = entry(&delivery.trigger, &delivery.key, now, "released", detail, delivery.decision_id);
+            if self.shared.is_some() {
+                let _ = self.release(delivery.decision_id);
+                self.note(&delivery.profile, vec![note])?;
+                continue;
+            }
+            let _gate = self.begin_change()?;
+            let _ = self.give_back(delivery.decision_id);
             self.timers().note(&delivery.profile, note.clone());
             self.journal(|| Record::DeliveryReleased {
                 decision_id: delivery.decision_id,
@@ -193,6 +242,38 @@ impl Engine {
             })?;
         }
         Ok(fired)
+    }
+
+    /// The instances due on Redis, leased to this server; a firing another server committed
+    /// before it stopped has its delivery queued here.
+    fn claim_shared(&self, shared: &super::shared::Shared, now: f64) -> Result<Vec<Instance>> {
+        let claimed = shared.redis.claim_due(now, FIRE_BATCH).map_err(|f| shared.failed(f))?;
+        let mut due = Vec::with_capacity(claimed.len());
+        for c in claimed {
+            match shared.redis.find_instance(&c).map_err(|f| shared.failed(f))? {
+                Found::Instance(instance) => due.push(instance),
+                Found::Committed(delivery) => self.queue_committed(shared, c.id, delivery, now)?,
+                Found::Gone => {
+                    shared.redis.end_instance(c.id, &c.profile, None).map_err(|f| shared.failed(f))?;
+                }
+            }
+        }
+        Ok(due)
+    }
+
+    /// Queues the delivery of a committed firing and ends its instance.
+    fn queue_committed(&self, shared: &super::shared::Shared, instance: u64, delivery: Delivery, now: f64) -> Result<()> {
+        let offers = delivery.offers.iter().map(|o| o.0.as_str()).collect::<Vec<_>>().join(", ");
+        let (outcome, detail) = if shared.redis.put_delivery(&delivery).map_err(|f| shared.failed(f))? {
+            ("delivered", offers)
+        } else {
+            let _ = self.release(delivery.decision_id);
+            ("refused", "the delivery queue is full".to_owned())
+        };
+        let note = entry(&delivery.trigger, &delivery.key, now, outcome, detail, delivery.decision_id);
+        let delivered = (outcome == "delivered").then_some(delivery.decision_id);
+        shared.redis.end_instance(instance, &delivery.profile, Some((&note, delivered))).map_err(|f| shared.failed(f))?;
+        Ok(())
     }
 
     fn end(
@@ -205,6 +286,13 @@ impl Engine {
     ) -> Result<()> {
         let decision_id = delivery.as_ref().map_or(0, |d| d.decision_id);
         let note = entry(&instance.trigger, &instance.key, now, outcome, detail, decision_id);
+        if let Some(shared) = &self.shared {
+            return shared
+                .redis
+                .end_instance(instance.id, &instance.profile, Some((&note, None)))
+                .map(drop)
+                .map_err(|f| shared.failed(f));
+        }
         let _gate = self.begin_change()?;
         {
             let mut timers = self.timers();
@@ -219,6 +307,17 @@ impl Engine {
             entry: note,
             delivery,
         })
+    }
+
+    /// Fires the instance again when quiet hours end.
+    fn reschedule(&self, instance: &Instance, trigger: &Trigger, now: f64) -> Result<()> {
+        if let Some(shared) = &self.shared {
+            let ttl = (instance.fire_at - now).max(0.0) + trigger.reentry + CLAIM_LEASE;
+            return shared.redis.reschedule(instance, ttl).map_err(|f| shared.failed(f));
+        }
+        let _gate = self.begin_change()?;
+        self.timers().schedule(instance.clone());
+        self.journal(|| Record::TriggerRescheduled { instance: instance.id, fire_at: instance.fire_at })
     }
 
     fn fire(&self, loaded: &Loaded, mut instance: Instance, now: f64) -> Result<()> {
@@ -252,28 +351,48 @@ impl Engine {
                     }
                     QuietAction::Queue { .. } => {
                         instance.fire_at = until;
-                        let _gate = self.begin_change()?;
-                        self.timers().schedule(instance.clone());
-                        return self.journal(|| Record::TriggerRescheduled { instance: instance.id, fire_at: until });
+                        return self.reschedule(&instance, trigger, now);
                     }
                 }
             }
         }
         let placement = &loaded.catalog.placements[trigger.placement];
-        let placements = [placement.id.as_str()];
-        let request = StoredDecideRequest {
-            placements: &placements,
-            profile_id: &instance.profile,
-            context: &[],
-            consents: &[],
-            purchases: &[],
-            history: &[],
-            now,
-            explain: true,
-            exclude: &[],
+        let channel = &loaded.catalog.channels[placement.channel];
+        let delivery_of = |decision: &Decision| Delivery {
+            decision_id: decision.decision_id,
+            trigger: trigger.id.clone(),
+            profile: instance.profile.clone(),
+            key: instance.key.clone(),
+            placement: placement.id.clone(),
+            channel: channel.clone(),
+            offers: decision.offers.iter().map(|o| (o.offer_id.clone(), o.score, o.propensity)).collect(),
+            decided_at: now,
+            expires_at: now + trigger.delivery_ttl,
+            attempt: 0,
+            visible_at: now,
         };
-        let decision = match self.decide_stored(&request) {
-            Ok(mut decisions) => decisions.remove(0),
+        let decided = match &self.shared {
+            Some(shared) => self.decide_firing(shared, &instance, placement.id.as_str(), now, &delivery_of),
+            None => {
+                let placements = [placement.id.as_str()];
+                let request = StoredDecideRequest {
+                    placements: &placements,
+                    profile_id: &instance.profile,
+                    context: &[],
+                    consents: &[],
+                    purchases: &[],
+                    history: &[],
+                    now,
+                    explain: true,
+                    exclude: &[],
+                };
+                self.decide_stored(&request).map(|mut decisions| Some(decisions.remove(0)))
+            }
+        };
+        let decision = match decided {
+            Ok(Some(decision)) => decision,
+            // Fired by another server meanwhile (its lease ran out), or cancelled: nothing to do.
+            Ok(None) => return Ok(()),
             Err(Error::UnknownProfile(_)) => {
                 return self.end(&instance, now, "expired", "the profile is no longer held".to_owned(), None);
             }
@@ -295,25 +414,49 @@ impl Engine {
             };
             return self.end(&instance, now, outcome, detail, None);
         }
-        let delivery = Delivery {
-            decision_id: decision.decision_id,
-            trigger: trigger.id.clone(),
-            profile: instance.profile.clone(),
-            key: instance.key.clone(),
-            placement: placement.id.clone(),
-            channel: loaded.catalog.channels[placement.channel].clone(),
-            offers: decision.offers.iter().map(|o| (o.offer_id.clone(), o.score, o.propensity)).collect(),
-            decided_at: now,
-            expires_at: now + trigger.delivery_ttl,
-            attempt: 0,
-            visible_at: now,
-        };
+        let delivery = delivery_of(&decision);
+        if let Some(shared) = &self.shared {
+            // The firing is committed with the decision: queue its delivery.
+            return self.queue_committed(shared, instance.id, delivery, now);
+        }
         if self.timers().deliveries() >= crate::triggers::MAX_DELIVERIES {
             let _ = self.release(decision.decision_id);
             return self.end(&instance, now, "refused", "the delivery queue is full".to_owned(), None);
         }
         let offers = delivery.offers.iter().map(|o| o.0.as_str()).collect::<Vec<_>>().join(", ");
         self.end(&instance, now, "delivered", offers, Some(delivery))
+    }
+
+    /// A trigger's decision on the shared store, committed only while its instance waits and
+    /// ending it in the same step (so it fires once across servers): `None` when it ended.
+    pub(super) fn decide_firing(
+        &self,
+        shared: &super::shared::Shared,
+        instance: &Instance,
+        placement: &str,
+        now: f64,
+        delivery_of: &dyn Fn(&Decision) -> Delivery,
+    ) -> Result<Option<Decision>> {
+        let found = self.stored_features(&instance.profile, &[], &[], &[], now)?;
+        let consents: Vec<&str> = found.consents.iter().map(String::as_str).collect();
+        let bought: Vec<&str> = found.purchases.iter().map(String::as_str).collect();
+        let placements = [placement];
+        let request = DecideRequest {
+            placements: &placements,
+            features: &found.features,
+            consents: &consents,
+            now,
+            explain: true,
+            profile_id: Some(&instance.profile),
+            history: &[],
+            purchases: &bought,
+            exclude: &[],
+        };
+        let fires = |decisions: &[Decision]| {
+            let delivery = delivery_of(&decisions[0]);
+            (instance.id, postcard::to_stdvec(&delivery).expect("deliveries serialize"))
+        };
+        Ok(self.decide_shared_with(shared, &request, Some(&fires))?.map(|mut d| d.remove(0)))
     }
 
     /// Decisions ready to send on `channel` at `now`: never delivered, or not acknowledged
@@ -341,26 +484,32 @@ impl Engine {
             return Err(Error::InvalidInput(format!("max must be 1..={MAX_IN_FLIGHT}, got {max}")));
         }
         let now = self.clock.resolve(now)?;
-        Ok(self.timers().poll(channel, max, visibility, now))
+        match &self.shared {
+            Some(shared) => shared.redis.poll_deliveries(channel, max, visibility, now).map_err(|f| shared.failed(f)),
+            None => Ok(self.timers().poll(channel, max, visibility, now)),
+        }
     }
 
     /// Acknowledges delivered decisions; returns how many were waiting.
     pub fn ack_deliveries(&self, decision_ids: &[u64]) -> Result<usize> {
+        let acknowledged = |d: &Delivery| {
+            let tries = format!("after {} deliver{}", d.attempt, if d.attempt == 1 { "y" } else { "ies" });
+            entry(&d.trigger, &d.key, d.decided_at, "acknowledged", tries, d.decision_id)
+        };
+        if let Some(shared) = &self.shared {
+            let acked = shared.redis.ack_deliveries(decision_ids).map_err(|f| shared.failed(f))?;
+            for d in &acked {
+                self.note(&d.profile, vec![acknowledged(d)])?;
+            }
+            return Ok(acked.len());
+        }
         let _gate = self.begin_change()?;
         let mut acked = Vec::new();
         {
             let mut timers = self.timers();
             for &id in decision_ids {
                 if let Some(d) = timers.ack(id) {
-                    let note = entry(
-                        &d.trigger,
-                        &d.key,
-                        d.decided_at,
-                        "acknowledged",
-                        format!("after {} deliver{}", d.attempt, if d.attempt == 1 { "y" } else { "ies" }),
-                        id,
-                    );
-                    timers.note(&d.profile, note);
+                    timers.note(&d.profile, acknowledged(&d));
                     acked.push(id);
                 }
             }
@@ -374,26 +523,40 @@ impl Engine {
     }
 
     /// What became of a profile's trigger instances, oldest first.
-    pub fn trigger_history(&self, profile: &str) -> Vec<HistoryEntry> {
-        self.timers().history(profile)
+    pub fn trigger_history(&self, profile: &str) -> Result<Vec<HistoryEntry>> {
+        match &self.shared {
+            Some(shared) => shared.redis.notes(profile).map_err(|f| shared.failed(f)),
+            None => Ok(self.timers().history(profile)),
+        }
     }
 
-    pub fn pending_timers(&self) -> usize {
-        self.timers().len()
+    /// Instances waiting to fire (on Redis, every server's, leased ones included).
+    pub fn pending_timers(&self) -> Result<usize> {
+        match &self.shared {
+            Some(shared) => shared.redis.trigger_counts().map(|c| c.0).map_err(|f| shared.failed(f)),
+            None => Ok(self.timers().len()),
+        }
     }
 
-    pub fn pending_deliveries(&self) -> usize {
-        self.timers().deliveries()
+    /// Triggered decisions waiting for their acknowledgement.
+    pub fn pending_deliveries(&self) -> Result<usize> {
+        match &self.shared {
+            Some(shared) => shared.redis.trigger_counts().map(|c| c.1).map_err(|f| shared.failed(f)),
+            None => Ok(self.timers().deliveries()),
+        }
     }
 
     /// Erases a profile's timers, deliveries (their reservations given back) and history.
-    pub(super) fn erase_triggers(&self, profile: &str) -> bool {
-        let deliveries = self.timers().erase(profile);
+    pub(super) fn erase_triggers(&self, profile: &str) -> Result<bool> {
+        let deliveries = match &self.shared {
+            Some(shared) => shared.redis.erase_triggers(profile).map_err(|f| shared.failed(f))?,
+            None => self.timers().erase(profile),
+        };
         let any = !deliveries.is_empty();
         for d in deliveries {
-            let _ = self.give_back(d.decision_id);
+            let _ = if self.shared.is_some() { self.release(d.decision_id) } else { self.give_back(d.decision_id) };
         }
-        any
+        Ok(any)
     }
 
     /// Replays a journaled trigger record.

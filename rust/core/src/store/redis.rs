@@ -76,6 +76,7 @@ pub(crate) struct Connector {
 }
 
 /// A failed Redis call: whether Redis was away, and the error as the engine reports it.
+#[derive(Debug)]
 pub struct Failure {
     pub unavailable: bool,
     pub error: Error,

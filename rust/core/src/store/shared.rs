@@ -32,6 +32,10 @@ use super::redis::{Connector, Failure};
 use crate::contact::ContactEvent;
 use crate::error::Error;
 
+mod triggers;
+
+pub use triggers::{CLAIM_LEASE, Claimed, Found, NOTES_TTL};
+
 /// Learning shards: pending decisions and the learning stream are split this many ways so a
 /// cluster spreads them; every server reads every shard.
 pub const SHARDS: u64 = 16;
@@ -117,12 +121,30 @@ pub struct Commit {
     pub read: Option<Vec<u8>>,
     pub history: Option<Vec<ContactEvent>>,
     pub pending: Vec<PendingRecord>,
+    /// The trigger instance the decision fires and its delivery: committed only while the
+    /// instance is still waiting, and ending it.
+    pub fires: Option<(u64, Vec<u8>)>,
+}
+
+/// What a commit found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    Yes,
+    /// Another decision changed the profile's history since the read: decide again.
+    Changed,
+    /// The trigger instance it fires has ended meanwhile (fired elsewhere, or cancelled).
+    Ended,
 }
 
 const HISTORY_COMMIT: &str = r"
--- KEYS: history, decision index. ARGV: expected ('' absent, '*' unchecked and unchanged),
--- new history, history ttl ms, index ttl ms, oldest time kept in the index, now,
--- pending keys to index...
+-- KEYS: history, decision index, trigger state. ARGV: expected ('' absent, '*' unchecked and
+-- unchanged), new history, history ttl ms, index ttl ms, oldest time kept in the index, now,
+-- the trigger instance the decision fires ('' none), its delivery, pending keys to index...
+-- 1 committed, 0 the history changed meanwhile, -1 the instance has ended meanwhile.
+local instance = ARGV[7]
+if instance ~= '' and redis.call('HEXISTS', KEYS[3], 'i:' .. instance) == 0 then
+  return -1
+end
 if ARGV[1] ~= '*' then
   local current = redis.call('GET', KEYS[1])
   if not ((current == false and ARGV[1] == '') or current == ARGV[1]) then
@@ -130,8 +152,13 @@ if ARGV[1] ~= '*' then
   end
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 end
-if #ARGV > 6 then
-  for i = 7, #ARGV do
+if instance ~= '' then
+  -- the firing is committed with the decision; the delivery is queued next
+  redis.call('HDEL', KEYS[3], 'i:' .. instance, 'k:' .. instance)
+  redis.call('HSET', KEYS[3], 'f:' .. instance, ARGV[8])
+end
+if #ARGV > 8 then
+  for i = 9, #ARGV do
     redis.call('ZADD', KEYS[2], ARGV[6], ARGV[i])
   end
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[5])
@@ -297,10 +324,36 @@ enum Lua {
     BudgetAdd,
     Settle,
     Release,
+    TriggerStart,
+    TriggerCancel,
+    TriggerReschedule,
+    TriggerClaim,
+    TriggerEnd,
+    TriggerNote,
+    DeliveryPut,
+    DeliveryPoll,
+    DeliveryTake,
 }
 
-const SOURCES: [&str; 8] =
-    [HISTORY_COMMIT, HISTORY_SET, PENDING_PUT, BUDGET_TAKE, BUDGET_TAKE_UP_TO, BUDGET_ADD, SETTLE, RELEASE];
+const SOURCES: [&str; 17] = [
+    HISTORY_COMMIT,
+    HISTORY_SET,
+    PENDING_PUT,
+    BUDGET_TAKE,
+    BUDGET_TAKE_UP_TO,
+    BUDGET_ADD,
+    SETTLE,
+    RELEASE,
+    triggers::TRIGGER_START,
+    triggers::TRIGGER_CANCEL,
+    triggers::TRIGGER_RESCHEDULE,
+    triggers::TRIGGER_CLAIM,
+    triggers::TRIGGER_END,
+    triggers::TRIGGER_NOTE,
+    triggers::DELIVERY_PUT,
+    triggers::DELIVERY_POLL,
+    triggers::DELIVERY_TAKE,
+];
 
 enum Op {
     Get(String),
@@ -552,7 +605,7 @@ impl SharedRedis {
     /// Round trip 2 of a decision: the history replaced if unchanged since it was read
     /// (`history: None` leaves it alone), the decisions recorded and indexed under the profile. False when another
     /// decision changed the history in between (the records are taken back).
-    pub fn commit(&self, commit: &Commit, horizon: f64, window: f64, now: f64) -> Outcome<bool> {
+    pub fn commit(&self, commit: &Commit, horizon: f64, window: f64, now: f64) -> Outcome<Committed> {
         let mut ops: Vec<Op> = commit.pending.iter().map(|r| self.pending_put(r, window)).collect();
         if let Some(profile) = &commit.profile {
             let expected = match &commit.history {
@@ -563,12 +616,19 @@ impl SharedRedis {
             let mut args =
                 vec![expected, history.unwrap_or_default(), ms(horizon + 60.0), ms(window), text(now - window)];
             args.push(text(now));
+            let (instance, delivery) = commit.fires.clone().map_or((Vec::new(), Vec::new()), |(i, d)| (text(i), d));
+            args.extend([instance, delivery]);
             args.extend(commit.pending.iter().map(|r| self.pending_key(r.decision_id).into_bytes()));
-            ops.push(Op::Script(Lua::HistoryCommit, vec![self.history_key(profile), self.index_key(profile)], args));
+            let keys = vec![self.history_key(profile), self.index_key(profile), self.trigger_state_key(profile)];
+            ops.push(Op::Script(Lua::HistoryCommit, keys, args));
         }
         let replies = self.exec(&ops)?;
-        let committed = commit.profile.is_none() || matches!(replies.last(), Some(Value::Int(1)));
-        if !committed {
+        let committed = match (&commit.profile, replies.last()) {
+            (None, _) | (_, Some(Value::Int(1))) => Committed::Yes,
+            (_, Some(Value::Int(-1))) => Committed::Ended,
+            _ => Committed::Changed,
+        };
+        if committed != Committed::Yes {
             self.forget(&commit.pending)?;
         }
         Ok(committed)

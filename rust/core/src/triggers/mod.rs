@@ -6,7 +6,7 @@
 
 pub mod timers;
 
-pub use timers::{Delivery, HistoryEntry, Instance, MAX_DELIVERIES, Timers, TimersRecord};
+pub use timers::{Delivery, HistoryEntry, Instance, MAX_DELIVERIES, Started, Timers, TimersRecord};
 
 use std::collections::HashMap;
 
@@ -128,6 +128,16 @@ pub struct Trigger {
     pub reentry: f64,
     pub max_live: usize,
     pub delivery_ttl: f64,
+}
+
+impl Trigger {
+    /// Seconds past its fire time an instance may still wait (quiet hours that queue it).
+    pub fn longest_wait(&self) -> f64 {
+        match self.quiet_hours.as_ref().map(|q| q.action) {
+            Some(QuietAction::Queue { ttl }) => ttl,
+            _ => 0.0,
+        }
+    }
 }
 
 /// Every trigger of a catalog, indexed by the event types that start or cancel them.

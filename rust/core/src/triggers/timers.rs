@@ -7,6 +7,16 @@ use std::num::NonZeroUsize;
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
+/// What starting an instance found (both stores).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Started {
+    Started,
+    Exists,
+    /// Entered at this time, within the re-entry window.
+    Reentry(f64),
+    MaxLive,
+}
+
 /// Instances waiting to fire; past it a new instance is refused (and says so).
 pub const MAX_TIMERS: usize = 5_000_000;
 /// Triggered decisions waiting for their acknowledgement.
@@ -153,6 +163,29 @@ impl Timers {
         }
         let entry = self.entries.entry((trigger.to_owned(), profile.to_owned())).or_insert(time);
         *entry = entry.max(time);
+    }
+
+    /// Starts an instance entered at `entered` unless it exists or the re-entry window or
+    /// `max_live` refuses it (the Redis store's `start_instance` decides the same way).
+    pub fn start(&mut self, instance: Instance, entered: f64, reentry: f64, max_live: usize) -> Option<Started> {
+        if self.contains(instance.id) {
+            return Some(Started::Exists);
+        }
+        if reentry > 0.0
+            && let Some(last) = self.last_entry(&instance.trigger, &instance.profile)
+            && entered < last + reentry
+        {
+            return Some(Started::Reentry(last));
+        }
+        if self.live(&instance.profile, &instance.trigger, &instance.key) >= max_live {
+            return Some(Started::MaxLive);
+        }
+        let (trigger, profile) = (instance.trigger.clone(), instance.profile.clone());
+        if !self.schedule(instance) {
+            return None;
+        }
+        self.enter(&trigger, &profile, entered);
+        Some(Started::Started)
     }
 
     /// Takes an instance out (it fired, or it ended).
