@@ -324,6 +324,7 @@ def _triggers(r: dict[str, Measurement]) -> list[str]:
         ("triggers.inproc.ticker", "in-process"),
         ("triggers.inproc.direct", "in-process, engine work only"),
         ("triggers.grpc", "over gRPC"),
+        ("triggers.grpc.redis", "over gRPC, Redis store"),
     ):
         m = r.get(key)
         if m is not None:

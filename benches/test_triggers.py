@@ -8,8 +8,9 @@
 - the same over gRPC against a server in its own process (catalog_server.py, 127.0.0.1, any
   port, its ticker firing every 50 ms): TrackEvents sends the event, a SubscribeDecisions
   stream (its server side polls every 20 ms while idle) receives the decision on a client
-  thread, and the bench acknowledges it. A server over the Redis store refuses triggers in
-  this version (FAILED_PRECONDITION), so this is the embedded store;
+  thread, and the bench acknowledges it; on the embedded store, and on the Redis store (a
+  real redis-server on loopback: the timer claimed from Redis under a lease, the decision
+  committed there with the firing, the delivery queued there and polled from there);
 - timers fired per second with a million pending, on a simulated clock: 1,000,000 profiles,
   one cart event each starting a 30-minute timer, then fire_due at a time past them all,
   again and again until none is left (the core fires at most 10,000 per call). Each fire
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import queue
 import random
+import shutil
 import subprocess
 import sys
 import threading
@@ -41,6 +43,8 @@ from decision_engine.v1 import decision_pb2 as pb
 from decision_engine.v1 import decision_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from results import Recorder
+
+from tests.store.redis_server import RedisServer
 
 TRIGGER_YAML = """\
 version: 1
@@ -167,9 +171,18 @@ def test_event_to_delivery_in_process(benchmark: Any, record: Recorder) -> None:
 
 
 @pytest.fixture(scope="module")
-def trigger_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    path = tmp_path_factory.mktemp("triggers") / "triggers.yaml"
-    path.write_text(TRIGGER_YAML.replace("DELAY", "0s"), encoding="utf-8")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server")
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def _serve(path: Path) -> Iterator[Server]:
     process = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("catalog_server.py")), str(path)],
         stdin=subprocess.PIPE,
@@ -183,6 +196,23 @@ def trigger_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
         process.stdin.close()
         process.wait(30)
         process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def trigger_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    path = tmp_path_factory.mktemp("triggers") / "triggers.yaml"
+    path.write_text(TRIGGER_YAML.replace("DELAY", "0s"), encoding="utf-8")
+    yield from _serve(path)
+
+
+@pytest.fixture(scope="module")
+def redis_trigger_server(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Server]:
+    path = tmp_path_factory.mktemp("triggers-redis") / "triggers.yaml"
+    store = f"store: {{type: redis, url: '{redis_url}', key_prefix: bench-triggers, timeout_ms: 500}}\n"
+    path.write_text(
+        TRIGGER_YAML.replace("DELAY", "0s").replace("triggers:\n", store + "triggers:\n"), "utf-8"
+    )
+    yield from _serve(path)
 
 
 def _stamp(seconds: float) -> Timestamp:
@@ -246,15 +276,28 @@ def _over_grpc(channel: grpc.Channel, n: int, warmup: int) -> npt.NDArray[np.int
 
 
 @pytest.mark.benchmark(group="trigger latency")
-def test_event_to_delivery_grpc(benchmark: Any, record: Recorder, trigger_server: Server) -> None:
-    with trigger_server.channel() as channel:
+@pytest.mark.parametrize("store", ["embedded", "redis"])
+def test_event_to_delivery_grpc(
+    benchmark: Any, record: Recorder, store: str, request: pytest.FixtureRequest
+) -> None:
+    server: Server = request.getfixturevalue(
+        "trigger_server" if store == "embedded" else "redis_trigger_server"
+    )
+    with server.channel() as channel:
         durations = benchmark.pedantic(_over_grpc, args=(channel, LATENCY_EVENTS, WARMUP_EVENTS), rounds=1)
     p50, p95 = p50_p95(durations)
     label = (
         f"TrackEvents -> server ticker ({TICK_SECONDS * 1e3:.0f} ms) -> SubscribeDecisions, "
-        f"embedded store, {len(durations):,} events"
+        f"{store} store, {len(durations):,} events"
     )
-    record("triggers.grpc", 1, seconds=p50, p50=p50, p95=p95, label=label)
+    record(
+        "triggers.grpc" if store == "embedded" else "triggers.grpc.redis",
+        1,
+        seconds=p50,
+        p50=p50,
+        p95=p95,
+        label=label,
+    )
 
 
 # --- a million pending timers ---------------------------------------------------------------

@@ -1,8 +1,8 @@
 """TriggerService on a real server (127.0.0.1, port 0, the wall clock): an event sent with
 TrackEvents starts a zero-delay trigger, the server's ticker fires it, a SubscribeDecisions
 client receives the decision, disconnects without acknowledging, gets it again (attempt 2),
-acknowledges it, and it does not come again. Request bounds, the stream budget, auth, stop and
-the Redis store's refusal."""
+acknowledges it, and it does not come again. Request bounds, the stream budget, auth, stop, and
+two servers sharing one Redis."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from decision_engine.v1 import decision_pb2 as pb
 from decision_engine.v1 import decision_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from tests.store.conftest import catalog_yaml
 from tests.store.redis_server import RedisServer
 from tests.triggers.conftest import catalog
 
@@ -264,38 +263,61 @@ def test_stopping_the_server_ends_subscriptions_and_the_ticker(served: Served) -
     subscriber.close()
 
 
-def test_a_redis_store_server_refuses_triggers(tmp_path: Path) -> None:
+def test_two_servers_on_one_redis_deliver_each_triggered_decision_once(tmp_path: Path) -> None:
+    """Events tracked on A start zero-delay timers that either server's ticker fires (each
+    once); a subscriber on B receives every decision, disconnects without acknowledging, and a
+    subscriber on A gets them all again (attempt 2); acknowledgements on B end them."""
     redis = RedisServer(tmp_path)
     redis.start()
+    store = f"store: {{type: redis, url: '{redis.url}', key_prefix: shared-triggers, timeout_ms: 500}}\n"
+    both: list[Served] = []
     try:
-        path = tmp_path / "catalog.yaml"
-        path.write_text(catalog_yaml(redis.url), encoding="utf-8")
-        engine = Engine(path, clock="simulated")
-        server, port = create_server("127.0.0.1:0", engine)
-        server.start()
-        try:
-            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-                stub = decision_pb2_grpc.TriggerServiceStub(channel)
-                errors = [
-                    subscribe_error(stub, channel="email"),
-                    rpc_error(
-                        lambda: stub.AckDecisions(pb.AckDecisionsRequest(decision_ids=[1]), timeout=TIMEOUT)
-                    ),
-                    rpc_error(
-                        lambda: stub.GetTriggerHistory(
-                            pb.GetTriggerHistoryRequest(profile_id="a"), timeout=TIMEOUT
-                        )
-                    ),
-                ]
-                for error in errors:
-                    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
-                    assert "triggers need the embedded store in this version" in (error.details() or "")
-                ping = decision_pb2_grpc.DecisionServiceStub(channel).Ping(pb.PingRequest(), timeout=TIMEOUT)
-                assert ping == pb.PingResponse()  # decisions go on
-        finally:
-            server.stop(None).wait(5)
-            engine.close()
+        for _ in range(2):
+            engine = Engine(catalog(AT_ONCE, extra=store), seed=7)
+            server, port = create_server("127.0.0.1:0", engine)
+            server.start()
+            channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+            stubs = (
+                decision_pb2_grpc.TriggerServiceStub(channel),
+                decision_pb2_grpc.ProfileServiceStub(channel),
+            )
+            both.append(Served(server, engine, channel, *stubs))
+        a, b = both
+        profiles = [f"p{i}" for i in range(20)]
+        customers(a, *profiles)
+        on_b = Subscriber(b.triggers, visibility_timeout_seconds=1, max_in_flight=100)
+        for i, profile in enumerate(profiles):
+            add_cart(a, profile, f"e{i}")
+        first = [on_b.next() for _ in profiles]
+        assert sorted(m.profile_id for m in first) == sorted(profiles)
+        assert len({m.decision.decision_id for m in first}) == len(profiles)
+        assert {m.attempt for m in first} == {1}
+        on_b.close()  # gone without acknowledging
+
+        on_a = Subscriber(a.triggers, visibility_timeout_seconds=5, max_in_flight=100)
+        again = [on_a.next() for _ in profiles]
+        assert {m.decision.decision_id for m in again} == {m.decision.decision_id for m in first}
+        assert {m.attempt for m in again} == {2}
+        ack = pb.AckDecisionsRequest(decision_ids=[m.decision.decision_id for m in again])
+        assert b.triggers.AckDecisions(ack, timeout=TIMEOUT).acknowledged == len(profiles)
+        assert a.triggers.AckDecisions(ack, timeout=TIMEOUT).acknowledged == 0  # once, on any server
+        assert on_a.nothing_for(1.5)
+        on_a.close()
+        assert (a.engine.pending_timers, b.engine.pending_deliveries) == (0, 0)
+        fired = [
+            s.server.triggers.ticker.fired for s in both if isinstance(s.server.triggers, TriggerServicer)
+        ]
+        assert sum(fired) == len(profiles), fired  # each timer fired once, by one of the two
+        for profile in profiles:
+            history = b.triggers.GetTriggerHistory(
+                pb.GetTriggerHistoryRequest(profile_id=profile), timeout=TIMEOUT
+            )
+            assert [o.outcome for o in history.outcomes] == ["delivered", "acknowledged"]
     finally:
+        for served in both:
+            served.channel.close()
+            served.server.stop(None).wait(5)
+            served.engine.close()
         redis.stop()
 
 

@@ -42,7 +42,6 @@ from decision_engine.server.store_health import STORE_SERVICE, StoreHealthWatch
 from decision_engine.server.streams import StreamGuard, StreamLimitInterceptor
 from decision_engine.server.triggers import (
     TRIGGER_SERVICE,
-    RedisTriggerServicer,
     TriggerServicer,
     register_trigger_service,
 )
@@ -83,7 +82,7 @@ class DecisionServer:
         streams: StreamGuard,
         store_health: StoreHealthWatch | None = None,
         insecure_admin: bool = False,
-        triggers: TriggerServicer | RedisTriggerServicer | None = None,
+        triggers: TriggerServicer | None = None,
     ) -> None:
         self.grpc_server = server
         self.triggers = triggers
@@ -206,7 +205,7 @@ def create_server(
     in the decision ids it hands out. An engine on the Redis store serves every call the same
     way (its core keeps the state in Redis), with its ids passed through unchanged, since they
     are unique across servers already; the health of `decision_engine.v1.Store` follows the
-    store's (see store_health), and triggers are refused.
+    store's (see store_health), and its triggers fire and deliver for every server.
     """
     tokens = tokens or Tokens()
     if insecure_admin and tokens.admin is not None:
@@ -231,7 +230,7 @@ def create_server(
     ids = GLOBAL_IDS if shared else DecisionIds(worker)
     register_decision_service(server, DecisionServicer(engine, metrics, limits, ids))
     register_profile_service(server, ProfileServicer(engine), _register)
-    triggers = RedisTriggerServicer() if shared else TriggerServicer(engine, ids)
+    triggers = TriggerServicer(engine, ids)
     register_trigger_service(server, triggers, _register)
     add_admin = admin_pb2_grpc.add_AdminServiceServicer_to_server
     _register(server, ADMIN_SERVICE, add_admin, AdminServicer(engine, catalogs, metrics, limits))

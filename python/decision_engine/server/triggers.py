@@ -12,8 +12,9 @@ at most `max_in_flight` decisions sent and neither acknowledged nor past their v
 `Ticker` fires the due trigger instances every 50 ms on the wall clock while the catalog has
 triggers; an error is logged and counted, and the ticker goes on.
 
-A server over the Redis store answers FAILED_PRECONDITION: triggers need the embedded store in
-this version.
+On the Redis store every server fires and delivers for all: a due instance is leased to the
+server whose ticker claims it, and a delivery goes out on any server's subscription until one of
+them takes its acknowledgement (the core's `store::shared`).
 """
 
 from __future__ import annotations
@@ -31,13 +32,12 @@ from decision_engine._core import LIMITS
 from decision_engine.engine import Engine
 from decision_engine.errors import InvalidInputError
 from decision_engine.ids import DecisionIds
-from decision_engine.server.errors import RequestError, handle_errors, status_of
+from decision_engine.server.errors import handle_errors, status_of
 from decision_engine.v1 import decision_pb2 as pb
 from decision_engine.v1 import decision_pb2_grpc
 
 __all__ = [
     "TRIGGER_SERVICE",
-    "RedisTriggerServicer",
     "Ticker",
     "TriggerServicer",
     "register_trigger_service",
@@ -46,7 +46,6 @@ __all__ = [
 log = logging.getLogger("decision_engine.server")
 
 TRIGGER_SERVICE = "decision_engine.v1.TriggerService"
-NEEDS_EMBEDDED = "triggers need the embedded store in this version (this server runs with a Redis store)"
 
 # A subscription's bounds (the proto documents them): seconds a sent decision waits for its
 # acknowledgement before it is sent again, and decisions sent and unacknowledged at once.
@@ -231,21 +230,6 @@ class TriggerServicer:
         self.ticker.stop()
 
 
-class RedisTriggerServicer:
-    """Every call FAILED_PRECONDITION: triggers live in the embedded store in this version."""
-
-    def _refuse(self, _request: Any, _context: grpc.ServicerContext) -> Any:
-        raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, NEEDS_EMBEDDED)
-
-    SubscribeDecisions = AckDecisions = GetTriggerHistory = handle_errors(_refuse)
-
-    def start(self) -> None:
-        return None
-
-    def stop(self) -> None:
-        return None
-
-
 class Ticker:
     """A thread that fires the engine's due trigger instances every `period` seconds of wall
     time, while its catalog has triggers (a reload may add or remove them)."""
@@ -285,7 +269,7 @@ class Ticker:
 
 def register_trigger_service(
     server: grpc.Server,
-    servicer: TriggerServicer | RedisTriggerServicer,
+    servicer: TriggerServicer,
     register: Callable[..., None],
 ) -> None:
     add = decision_pb2_grpc.add_TriggerServiceServicer_to_server

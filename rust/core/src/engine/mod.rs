@@ -346,8 +346,8 @@ mod profile_tests;
 #[cfg(test)]
 mod shared_tests;
 #[cfg(test)]
+mod shared_trigger_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod trigger_tests;
-#[cfg(test)]
-mod shared_trigger_tests;

@@ -91,7 +91,7 @@ pub struct StoreHealth {
 }
 
 impl Shared {
-    fn healthy(&self) -> bool {
+    pub(super) fn healthy(&self) -> bool {
         self.healthy.load(Ordering::Acquire)
     }
 
@@ -201,6 +201,9 @@ fn shown_contacts(record: &PendingRecord) -> Vec<ContactEvent> {
         .collect()
 }
 
+/// The trigger instance a decision fires, and its delivery (postcard) from the decisions made.
+pub(super) type FiringOf<'a> = dyn Fn(&[Decision]) -> (u64, Vec<u8>) + 'a;
+
 impl Engine {
     /// Keeps the whole state in Redis (`redis://host:port[/db]`) or a Redis Cluster
     /// (`redis+cluster://host:port,...`) under keys starting with `prefix`, shared with
@@ -285,7 +288,7 @@ impl Engine {
         &self,
         shared: &Shared,
         request: &DecideRequest<'_>,
-        fires: Option<&dyn Fn(&[Decision]) -> (u64, Vec<u8>)>,
+        fires: Option<&FiringOf<'_>>,
     ) -> Result<Option<Vec<Decision>>> {
         let loaded = self.current();
         let catalog = &loaded.catalog;
@@ -307,7 +310,9 @@ impl Engine {
         // Without Redis: decided here, unless it fires a trigger instance, which waits for Redis
         // (its firing could not be committed with it).
         let degraded = || match fires {
-            Some(_) => Err(unavailable_now("trigger's decision")),
+            Some(_) => Err(Error::Storage(
+                "redis is unavailable: the trigger instance waits there, fired once its lease runs out".to_owned(),
+            )),
             None => self.decide_degraded(shared, &loaded, &placements, &budgeted, request).map(Some),
         };
         if !shared.healthy() {

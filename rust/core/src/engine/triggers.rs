@@ -74,9 +74,12 @@ impl Engine {
                         .into_iter()
                         .map(|(_, key)| key)
                         .collect(),
-                    None => {
-                        self.timers().cancel(profile, &trigger.id, key.as_deref()).into_iter().map(|i| i.key).collect::<Vec<_>>()
-                    }
+                    None => self
+                        .timers()
+                        .cancel(profile, &trigger.id, key.as_deref())
+                        .into_iter()
+                        .map(|i| i.key)
+                        .collect::<Vec<_>>(),
                 };
                 for key in cancelled {
                     let detail = format!("by event '{}' ({})", event.id, event.kind);
@@ -144,8 +147,12 @@ impl Engine {
         };
         let started = match &self.shared {
             Some(shared) => {
-                // Kept until it could fire last (quiet hours may queue it), then for re-entry.
-                let ttl = (fire_at - event.time).max(0.0) + trigger.longest_wait() + trigger.reentry + CLAIM_LEASE;
+                // Kept until it could fire last (quiet hours may queue it), then for re-entry and
+                // the delivery's time to live (its erasure finds it there).
+                let ttl = (fire_at - event.time).max(0.0)
+                    + trigger.longest_wait()
+                    + trigger.reentry.max(trigger.delivery_ttl)
+                    + CLAIM_LEASE;
                 Some(
                     shared
                         .redis
@@ -187,6 +194,8 @@ impl Engine {
         let now = self.clock.resolve(now)?;
         let loaded = self.current();
         let mut due = match &self.shared {
+            // Redis is away: the timers wait there (the background work notices its return).
+            Some(shared) if !shared.healthy() => return Ok(0),
             Some(shared) => self.claim_shared(shared, now)?,
             None => self.timers().take_due(now, FIRE_BATCH),
         };
@@ -262,7 +271,13 @@ impl Engine {
     }
 
     /// Queues the delivery of a committed firing and ends its instance.
-    fn queue_committed(&self, shared: &super::shared::Shared, instance: u64, delivery: Delivery, now: f64) -> Result<()> {
+    fn queue_committed(
+        &self,
+        shared: &super::shared::Shared,
+        instance: u64,
+        delivery: Delivery,
+        now: f64,
+    ) -> Result<()> {
         let offers = delivery.offers.iter().map(|o| o.0.as_str()).collect::<Vec<_>>().join(", ");
         let (outcome, detail) = if shared.redis.put_delivery(&delivery).map_err(|f| shared.failed(f))? {
             ("delivered", offers)
@@ -272,7 +287,10 @@ impl Engine {
         };
         let note = entry(&delivery.trigger, &delivery.key, now, outcome, detail, delivery.decision_id);
         let delivered = (outcome == "delivered").then_some(delivery.decision_id);
-        shared.redis.end_instance(instance, &delivery.profile, Some((&note, delivered))).map_err(|f| shared.failed(f))?;
+        shared
+            .redis
+            .end_instance(instance, &delivery.profile, Some((&note, delivered)))
+            .map_err(|f| shared.failed(f))?;
         Ok(())
     }
 
@@ -312,7 +330,7 @@ impl Engine {
     /// Fires the instance again when quiet hours end.
     fn reschedule(&self, instance: &Instance, trigger: &Trigger, now: f64) -> Result<()> {
         if let Some(shared) = &self.shared {
-            let ttl = (instance.fire_at - now).max(0.0) + trigger.reentry + CLAIM_LEASE;
+            let ttl = (instance.fire_at - now).max(0.0) + trigger.reentry.max(trigger.delivery_ttl) + CLAIM_LEASE;
             return shared.redis.reschedule(instance, ttl).map_err(|f| shared.failed(f));
         }
         let _gate = self.begin_change()?;

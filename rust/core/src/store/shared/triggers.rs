@@ -316,10 +316,8 @@ impl SharedRedis {
     pub fn cancel_instances(&self, profile: &str, trigger: &str, key: Option<&str>) -> Outcome<Vec<(u64, String)>> {
         let args = vec![trigger_key_pair(trigger, key.unwrap_or_default()), text(u8::from(key.is_some()))];
         let parts = strings(self.script(Lua::TriggerCancel, vec![self.trigger_state_key(profile)], args)?)?;
-        let cancelled: Vec<(u64, String)> = parts
-            .chunks(2)
-            .filter_map(|pair| Some((utf8(&pair[0]).parse().ok()?, utf8(pair.get(1)?))))
-            .collect();
+        let cancelled: Vec<(u64, String)> =
+            parts.chunks(2).filter_map(|pair| Some((utf8(&pair[0]).parse().ok()?, utf8(pair.get(1)?)))).collect();
         self.forget_due(profile, cancelled.iter().map(|(id, _)| *id))?;
         Ok(cancelled)
     }
@@ -342,7 +340,11 @@ impl SharedRedis {
         let per_shard = text(most.div_ceil(SHARDS as usize).max(1));
         let ops: Vec<Op> = (0..SHARDS)
             .map(|shard| {
-                Op::Script(Lua::TriggerClaim, vec![self.due_key(shard)], vec![ms(now), ms(now + CLAIM_LEASE), per_shard.clone()])
+                Op::Script(
+                    Lua::TriggerClaim,
+                    vec![self.due_key(shard)],
+                    vec![ms(now), ms(now + CLAIM_LEASE), per_shard.clone()],
+                )
             })
             .collect();
         let mut claimed = Vec::new();
@@ -396,8 +398,13 @@ impl SharedRedis {
         note: Option<(&HistoryEntry, Option<u64>)>,
     ) -> Outcome<bool> {
         let (note, delivered) = note.map_or((Vec::new(), None), |(n, d)| (encode(n), d));
-        let args =
-            vec![text(instance), note, ms(NOTES_TTL), text(HISTORY_PER_PROFILE), delivered.map(text).unwrap_or_default()];
+        let args = vec![
+            text(instance),
+            note,
+            ms(NOTES_TTL),
+            text(HISTORY_PER_PROFILE),
+            delivered.map(text).unwrap_or_default(),
+        ];
         let keys = vec![self.trigger_state_key(profile), self.trigger_notes_key(profile)];
         let ended = matches!(self.script(Lua::TriggerEnd, keys, args)?, Value::Int(1));
         self.forget_due(profile, std::iter::once(instance))?;
@@ -468,7 +475,8 @@ impl SharedRedis {
 
     /// Instances waiting (or leased), across the shards, and deliveries queued.
     pub fn trigger_counts(&self) -> Outcome<(usize, usize)> {
-        let (dues, exp): (Vec<String>, String) = ((0..SHARDS).map(|s| self.due_key(s)).collect(), self.delivery_key("exp"));
+        let (dues, exp): (Vec<String>, String) =
+            ((0..SHARDS).map(|s| self.due_key(s)).collect(), self.delivery_key("exp"));
         self.redis.attempt(|c| {
             let mut timers = 0;
             for due in &dues {
