@@ -91,6 +91,10 @@ pub struct Timers {
     /// (trigger, profile) -> latest entry time.
     entries: HashMap<(String, String), f64>,
     deliveries: BTreeMap<u64, Delivery>,
+    /// Per channel, (ms when it may go out again, decision id): a poll reads only what is due.
+    visible: HashMap<String, BTreeSet<(i64, u64)>>,
+    /// (expiry in ms, decision id), soonest first.
+    expiry: BTreeSet<(i64, u64)>,
     history: LruCache<String, VecDeque<HistoryEntry>>,
 }
 
@@ -102,6 +106,8 @@ impl Default for Timers {
             by_profile: HashMap::new(),
             entries: HashMap::new(),
             deliveries: BTreeMap::new(),
+            visible: HashMap::new(),
+            expiry: BTreeSet::new(),
             history: LruCache::new(NonZeroUsize::new(HISTORY_PROFILES).expect("non-zero")),
         }
     }
@@ -228,35 +234,64 @@ impl Timers {
         if self.deliveries.len() >= MAX_DELIVERIES {
             return false;
         }
-        self.deliveries.insert(delivery.decision_id, delivery);
+        let id = delivery.decision_id;
+        if let Some(old) = self.deliveries.remove(&id) {
+            self.unindex(&old);
+        }
+        self.visible.entry(delivery.channel.clone()).or_default().insert((millis(delivery.visible_at), id));
+        self.expiry.insert((millis(delivery.expires_at), id));
+        self.deliveries.insert(id, delivery);
         true
+    }
+
+    fn unindex(&mut self, delivery: &Delivery) {
+        let id = delivery.decision_id;
+        if let Some(visible) = self.visible.get_mut(&delivery.channel) {
+            visible.remove(&(millis(delivery.visible_at), id));
+            if visible.is_empty() {
+                self.visible.remove(&delivery.channel);
+            }
+        }
+        self.expiry.remove(&(millis(delivery.expires_at), id));
     }
 
     /// Up to `max` deliveries for `channel` that may go out at `now`; they are in flight
     /// until `now + visibility`.
     pub fn poll(&mut self, channel: &str, max: usize, visibility: f64, now: f64) -> Vec<Delivery> {
-        let mut out = Vec::new();
-        for delivery in self.deliveries.values_mut() {
-            if out.len() >= max {
+        let Some(visible) = self.visible.get_mut(channel) else { return Vec::new() };
+        let mut ready = Vec::new();
+        for &(at, id) in visible.range(..=(millis(now), u64::MAX)) {
+            if ready.len() >= max {
                 break;
             }
-            if delivery.channel == channel && delivery.visible_at <= now && delivery.expires_at > now {
-                delivery.attempt += 1;
-                delivery.visible_at = now + visibility;
-                out.push(delivery.clone());
+            // One past its time to live waits for `take_expired`, which releases it.
+            if self.deliveries.get(&id).is_some_and(|d| d.expires_at > now) {
+                ready.push((at, id));
             }
+        }
+        let again = now + visibility;
+        let mut out = Vec::with_capacity(ready.len());
+        for (at, id) in ready {
+            visible.remove(&(at, id));
+            visible.insert((millis(again), id));
+            let delivery = self.deliveries.get_mut(&id).expect("indexed deliveries are held");
+            delivery.attempt += 1;
+            delivery.visible_at = again;
+            out.push(delivery.clone());
         }
         out
     }
 
     pub fn ack(&mut self, decision_id: u64) -> Option<Delivery> {
-        self.deliveries.remove(&decision_id)
+        let delivery = self.deliveries.remove(&decision_id)?;
+        self.unindex(&delivery);
+        Some(delivery)
     }
 
     /// Deliveries past their time to live, taken out.
     pub fn take_expired(&mut self, now: f64) -> Vec<Delivery> {
-        let ids: Vec<u64> = self.deliveries.values().filter(|d| d.expires_at <= now).map(|d| d.decision_id).collect();
-        ids.into_iter().filter_map(|id| self.deliveries.remove(&id)).collect()
+        let ids: Vec<u64> = self.expiry.range(..=(millis(now), u64::MAX)).map(|&(_, id)| id).collect();
+        ids.into_iter().filter_map(|id| self.ack(id)).collect()
     }
 
     pub fn note(&mut self, profile: &str, entry: HistoryEntry) {
@@ -279,7 +314,7 @@ impl Timers {
         self.entries.retain(|(_, p), _| p != profile);
         self.history.pop(profile);
         let ids: Vec<u64> = self.deliveries.values().filter(|d| d.profile == profile).map(|d| d.decision_id).collect();
-        ids.into_iter().filter_map(|id| self.deliveries.remove(&id)).collect()
+        ids.into_iter().filter_map(|id| self.ack(id)).collect()
     }
 
     pub fn export(&self) -> TimersRecord {
@@ -304,5 +339,55 @@ impl Timers {
         for (profile, entries) in record.history {
             self.history.put(profile, entries.into());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(id: u64, channel: &str, at: f64, ttl: f64) -> Delivery {
+        Delivery {
+            decision_id: id,
+            trigger: "t".into(),
+            profile: format!("p{id}"),
+            key: String::new(),
+            placement: "x".into(),
+            channel: channel.into(),
+            offers: Vec::new(),
+            decided_at: at,
+            expires_at: at + ttl,
+            attempt: 0,
+            visible_at: at,
+        }
+    }
+
+    #[test]
+    fn polls_read_their_channel_by_visibility_and_expiry_takes_only_the_expired() {
+        let mut timers = Timers::default();
+        for id in 0..300 {
+            let channel = ["email", "push", "sms"][id as usize % 3];
+            assert!(timers.deliver(delivery(id, channel, 100.0 + id as f64, if id == 3 { 50.0 } else { 1e4 })));
+        }
+        let first = timers.poll("email", 10, 30.0, 130.0);
+        let ids: Vec<u64> = first.iter().map(|d| d.decision_id).collect();
+        assert_eq!(ids, [0, 3, 6, 9, 12, 15, 18, 21, 24, 27], "the channel's due ones, soonest first");
+        assert!(first.iter().all(|d| d.attempt == 1 && d.visible_at == 160.0));
+        let next: Vec<u64> = timers.poll("email", 100, 30.0, 130.0).iter().map(|d| d.decision_id).collect();
+        assert_eq!(next, [30], "in flight: not again until their visibility ends");
+        assert_eq!(timers.ack(0).map(|d| d.decision_id), Some(0));
+        let again: Vec<u64> = timers.poll("email", 100, 30.0, 160.0).iter().map(|d| d.decision_id).collect();
+        // By visibility: 33..57 became due before 160; those polled at 130 and 60 at 160 (by
+        // id); 3 is past its time to live.
+        let expected: Vec<u64> = (11..=19).chain(2..=10).chain([20]).map(|k| 3 * k).collect();
+        assert_eq!(again, expected);
+        assert!(!again.contains(&0), "an acknowledged one never comes again");
+        assert!(timers.poll("email", 10, 30.0, 10_000.0).iter().all(|d| d.decision_id != 3), "expired");
+        let expired: Vec<u64> = timers.take_expired(160.0).iter().map(|d| d.decision_id).collect();
+        assert_eq!(expired, [3]);
+        assert_eq!(timers.deliveries(), 298);
+        assert!(timers.poll("web", 10, 30.0, 1e9).is_empty());
+        assert_eq!(timers.erase("p1").len(), 1);
+        assert_eq!(timers.poll("push", 1_000, 30.0, 1e4).len(), 99, "the erased one is out of the index");
     }
 }
