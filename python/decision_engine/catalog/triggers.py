@@ -47,7 +47,9 @@ class CancelOn(SparseModel):
 
 class QuietHours(SparseModel):
     """Local hours (from `start` to `end`, may wrap midnight) when nothing is sent, in the
-    profile's time zone: `time_zone` names a numeric feature holding its UTC offset in hours."""
+    profile's time zone: `time_zone` names a numeric feature holding its UTC offset in hours,
+    or a category feature whose values are IANA zones (daylight saving followed; the core checks
+    each value)."""
 
     start: _Count
     end: _Count

@@ -314,3 +314,49 @@ fn catalog_json_with(replacement: &str) -> String {
         "properties": [{"name": "cart_value", "type": "float"}], "filter": "cart_value >= 20", "placement": "email_cart"}]}"#;
     json.replace(original, replacement)
 }
+
+#[test]
+fn quiet_hours_follow_an_iana_zone_and_a_bad_zone_names_the_value() {
+    let json = r#"{"features": [{"name": "tz", "type": "category", "values": ["Europe/Paris", "America/New_York"]}],
+      "channels": ["email"],
+      "placements": [{"id": "email_cart", "channel": "email", "slots": 1, "policy": {"type": "thompson"}}],
+      "offers": [{"id": "a", "placements": ["email_cart"]}],
+      "triggers": [{"id": "cart", "event": "cart_add", "delay": 0, "placement": "email_cart",
+        "quiet_hours": {"start": 22, "end": 8, "time_zone": "tz", "without_time_zone": "utc",
+                        "action": "queue", "ttl": 86400}}]}"#;
+    let engine = Engine::new(Catalog::from_json(json).unwrap(), 5).simulated();
+    let july = 1_782_864_000.0; // 2026-07-01 00:00 UTC: 20:00 in New York (EDT), 02:00 in Paris
+    for (id, zone) in [("ny", "America/New_York"), ("paris", "Europe/Paris")] {
+        let write = ProfileWrite {
+            id: id.into(),
+            features: vec![("tz".into(), Value::Text(zone.into()))],
+            consents: vec!["email".into()],
+            ..ProfileWrite::default()
+        };
+        engine.upsert_profiles(&[write], Some(july - 60.0)).unwrap();
+        let event = Event {
+            id: format!("e-{id}"),
+            profile_id: id.into(),
+            kind: "cart_add".into(),
+            time: july,
+            properties: vec![],
+        };
+        engine.track(&[event]).unwrap();
+    }
+    engine.fire_due(Some(july)).unwrap();
+    let delivered: Vec<String> =
+        engine.poll_deliveries("email", 10, 30.0, Some(july)).unwrap().into_iter().map(|d| d.profile).collect();
+    assert_eq!(delivered, ["ny"], "20:00 in New York; Paris is in its quiet hours (02:00 CEST)");
+    // Paris's quiet hours end at 08:00 CEST, 06:00 UTC (not 07:00, as the winter offset would say).
+    engine.fire_due(Some(july + 5.9 * 3_600.0)).unwrap();
+    assert_eq!(engine.pending_deliveries().unwrap(), 1);
+    engine.fire_due(Some(july + 6.0 * 3_600.0)).unwrap();
+    assert_eq!(engine.pending_deliveries().unwrap(), 2, "sent at 08:00 in Paris");
+
+    let bad = json.replace("America/New_York", "Mars/Olympus_Mons");
+    let error = Catalog::from_json(&bad).unwrap_err().to_string();
+    assert!(
+        error.contains("trigger 'cart'") && error.contains("'Mars/Olympus_Mons', which is not an IANA time zone"),
+        "{error}"
+    );
+}

@@ -349,8 +349,8 @@ impl Engine {
                 .profiles
                 .read(&instance.profile, &loaded.layout, now, ttl, |p| p.values[quiet.time_zone])?
                 .filter(|o| !o.is_nan());
-            let offset = match (offset, quiet.without) {
-                (Some(o), _) => Some(f64::from(o)),
+            let offset = match (offset.and_then(|o| quiet.offset_hours(o, now)), quiet.without) {
+                (Some(o), _) => Some(o),
                 (None, WithoutTimeZone::Utc) => Some(0.0),
                 (None, WithoutTimeZone::Ignore) => None,
                 (None, WithoutTimeZone::Discard) => {

@@ -86,13 +86,26 @@ pub enum WithoutTimeZone {
 pub struct QuietHours {
     pub start: u32,
     pub end: u32,
-    /// The feature holding the profile's UTC offset in hours.
+    /// The feature holding the profile's time zone: its UTC offset in hours (a number), or
+    /// an IANA name (a category whose values are all IANA names).
     pub time_zone: usize,
+    /// For a category feature, the zone of each of its values.
+    pub zones: Option<Vec<chrono_tz::Tz>>,
     pub without: WithoutTimeZone,
     pub action: QuietAction,
 }
 
 impl QuietHours {
+    /// The profile's UTC offset in hours at `now` from its stored time-zone value (an IANA
+    /// zone's, daylight saving included); `None` for a value that names no zone.
+    pub fn offset_hours(&self, value: f32, now: f64) -> Option<f64> {
+        use chrono::{Offset, TimeZone};
+        let Some(zones) = &self.zones else { return Some(f64::from(value)) };
+        let zone = zones.get(value as usize)?;
+        let utc = chrono::DateTime::from_timestamp(now.floor() as i64, 0)?.naive_utc();
+        Some(f64::from(zone.offset_from_utc_datetime(&utc).fix().local_minus_utc()) / 3_600.0)
+    }
+
     /// When the quiet hours around `now` end, or `None` when `now` is outside them, for a
     /// profile `offset_hours` from UTC.
     pub fn ends_after(&self, now: f64, offset_hours: f64) -> Option<f64> {
@@ -263,9 +276,31 @@ fn quiet(spec: &QuietHoursSpec, schema: &Schema, at: &dyn Fn() -> Location) -> R
     let Some(time_zone) = schema.index_of(&spec.time_zone) else {
         return fail(format!("time_zone names unknown feature '{}'", spec.time_zone));
     };
-    if !matches!(schema.features()[time_zone].kind, FeatureKind::Float | FeatureKind::Int) {
-        return fail(format!("time_zone feature '{}' must be a number (the UTC offset in hours)", spec.time_zone));
-    }
+    let zones = match &schema.features()[time_zone].kind {
+        FeatureKind::Float | FeatureKind::Int => None,
+        FeatureKind::Category(values) => Some(
+            values
+                .iter()
+                .map(|v| {
+                    v.parse::<chrono_tz::Tz>().map_err(|_| {
+                        let detail = format!(
+                            "time_zone feature '{}' has value '{v}', which is not an IANA time zone \
+                             (such as Europe/Paris)",
+                            spec.time_zone
+                        );
+                        catalog_error(at(), format!("quiet_hours: {detail}"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        FeatureKind::Bool => {
+            return fail(format!(
+                "time_zone feature '{}' must be a number (the UTC offset in hours) or a category of IANA \
+                 time zones",
+                spec.time_zone
+            ));
+        }
+    };
     let without = match spec.without_time_zone.as_str() {
         "utc" => WithoutTimeZone::Utc,
         "ignore" => WithoutTimeZone::Ignore,
@@ -282,7 +317,7 @@ fn quiet(spec: &QuietHoursSpec, schema: &Schema, at: &dyn Fn() -> Location) -> R
         ("discard", Some(_)) => return fail("discard takes no ttl".to_owned()),
         (other, _) => return fail(format!("action must be queue or discard, got '{other}'")),
     };
-    Ok(QuietHours { start: spec.start, end: spec.end, time_zone, without, action })
+    Ok(QuietHours { start: spec.start, end: spec.end, time_zone, zones, without, action })
 }
 
 #[cfg(test)]
@@ -290,7 +325,14 @@ mod tests {
     use super::*;
 
     fn hours(start: u32, end: u32) -> QuietHours {
-        QuietHours { start, end, time_zone: 0, without: WithoutTimeZone::Utc, action: QuietAction::Discard }
+        QuietHours {
+            start,
+            end,
+            time_zone: 0,
+            zones: None,
+            without: WithoutTimeZone::Utc,
+            action: QuietAction::Discard,
+        }
     }
 
     #[test]
@@ -305,5 +347,19 @@ mod tests {
         let lunch = hours(12, 14);
         assert_eq!(lunch.ends_after(day + 13.0 * 3_600.0, 0.0), Some(day + 14.0 * 3_600.0));
         assert_eq!(lunch.ends_after(day + 14.0 * 3_600.0, 0.0), None);
+    }
+
+    #[test]
+    fn an_iana_zone_gives_its_offset_at_the_time_daylight_saving_included() {
+        let zones = ["Europe/Paris", "America/New_York", "Asia/Kolkata"].map(|z| z.parse().unwrap()).to_vec();
+        let quiet = QuietHours { zones: Some(zones), ..hours(22, 8) };
+        let january = 1_767_268_800.0; // 2026-01-01 12:00 UTC
+        let july = 1_782_907_200.0; // 2026-07-01 12:00 UTC
+        assert_eq!(quiet.offset_hours(0.0, january), Some(1.0));
+        assert_eq!(quiet.offset_hours(0.0, july), Some(2.0));
+        assert_eq!(quiet.offset_hours(1.0, january), Some(-5.0));
+        assert_eq!(quiet.offset_hours(1.0, july), Some(-4.0));
+        assert_eq!(quiet.offset_hours(2.0, july), Some(5.5));
+        assert_eq!(quiet.offset_hours(7.0, july), None, "no such value");
     }
 }
