@@ -497,7 +497,7 @@ impl Engine {
             for (&(index, _), first) in rows.iter().zip(firsts) {
                 let event = &events[index];
                 if first {
-                    self.on_event(&loaded, event)?;
+                    self.on_event(&loaded, event, !check_time)?;
                     report.accepted += 1;
                     if self.durable.is_some() {
                         applied.push(event.clone());

@@ -83,6 +83,18 @@ fn each_timer_fires_once_across_servers_racing_for_it() {
     assert_eq!(b.ack_deliveries(&ids).unwrap(), 120, "acknowledged on the other server");
     assert_eq!(a.ack_deliveries(&ids).unwrap(), 0, "once");
     assert_eq!(a.pending_deliveries().unwrap(), 0);
+    // The outcome log holds every server's outcomes, readable on either.
+    let (mut logged, mut cursor) = (Vec::new(), String::new());
+    loop {
+        let (page, next) = b.trigger_outcomes(&cursor, 50).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        logged.extend(page);
+        cursor = next;
+    }
+    let count = |outcome: &str| logged.iter().filter(|(_, e)| e.outcome == outcome).count();
+    assert_eq!((count("delivered"), count("acknowledged"), logged.len()), (120, 120, 240));
 }
 
 #[test]

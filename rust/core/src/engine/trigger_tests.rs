@@ -360,3 +360,30 @@ fn quiet_hours_follow_an_iana_zone_and_a_bad_zone_names_the_value() {
         "{error}"
     );
 }
+
+#[test]
+fn every_outcome_reaches_the_outcome_feed_in_order_and_a_replay_adds_none() {
+    let dir = std::env::temp_dir().join(format!("de-trigger-feed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let open = || {
+        let options = DurableOptions { dir: dir.clone(), fsync: Fsync::Never, snapshot_every: 1_000_000 };
+        Engine::open(catalog(""), 5, 1000, options).unwrap().0.simulated()
+    };
+    let engine = open();
+    setup(&engine);
+    engine.track(&[cart("e1", "k1", 5.0, NOON), cart("e2", "k2", 50.0, NOON), cart("e3", "k3", 50.0, NOON)]).unwrap();
+    engine.track(&[purchase("e4", "k3", NOON + MINUTE)]).unwrap();
+    engine.fire_due(Some(NOON + 30.0 * MINUTE)).unwrap();
+    let (first, cursor) = engine.trigger_outcomes("", 2).unwrap();
+    let (rest, end) = engine.trigger_outcomes(&cursor, 100).unwrap();
+    let seen: Vec<String> = first.iter().chain(&rest).map(|(p, e)| format!("{p}:{}:{}", e.key, e.outcome)).collect();
+    assert_eq!(seen, ["c1:k1:filtered", "c1:k3:cancelled", "c1:k2:delivered"]);
+    assert!(engine.trigger_outcomes(&end, 100).unwrap().0.is_empty(), "nothing new");
+    assert!(engine.trigger_outcomes("x", 10).unwrap_err().to_string().contains("not a cursor"));
+    assert!(engine.trigger_outcomes("", 0).is_err());
+    drop(engine);
+    let engine = open();
+    assert!(engine.trigger_outcomes("", 100).unwrap().0.is_empty(), "the replay feeds nothing again");
+    assert_eq!(outcomes(&engine), ["filtered", "cancelled", "delivered"], "the history is back");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -51,8 +51,9 @@ impl Engine {
         self.timers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts and cancels the instances an applied event concerns.
-    pub(super) fn on_event(&self, loaded: &Loaded, event: &Event) -> Result<()> {
+    /// Starts and cancels the instances an applied event concerns (`replaying` the journal:
+    /// its outcomes were in the outcome feed before the restart).
+    pub(super) fn on_event(&self, loaded: &Loaded, event: &Event, replaying: bool) -> Result<()> {
         let triggers = &loaded.catalog.triggers;
         let profile = event.profile_id.as_str();
         let mut notes = Vec::new();
@@ -99,6 +100,11 @@ impl Engine {
                     notes.push(entry(&trigger.id, &key, event.time, outcome, detail, 0));
                 }
             }
+        }
+        if replaying {
+            let mut timers = self.timers();
+            notes.into_iter().for_each(|n| timers.recall(profile, n));
+            return Ok(());
         }
         self.note(profile, notes)
     }
@@ -540,6 +546,27 @@ impl Engine {
         Ok(n)
     }
 
+    /// Trigger outcomes of every profile in the order they were noted, for a log: up to
+    /// `max` after the cursor `after` ('' from the oldest kept), and the cursor to pass next.
+    /// On Redis every server's, from a stream they all append to; embedded, this process's
+    /// since it started (the newest [`crate::triggers::timers::OUTCOME_FEED`]).
+    pub fn trigger_outcomes(&self, after: &str, max: usize) -> Result<(Vec<(String, HistoryEntry)>, String)> {
+        if max == 0 || max > FIRE_BATCH {
+            return Err(Error::InvalidInput(format!("max must be 1..={FIRE_BATCH}, got {max}")));
+        }
+        if let Some(shared) = &self.shared {
+            return shared.redis.outcomes_after(after, max).map_err(|f| shared.failed(f));
+        }
+        let after = match after {
+            "" => 0,
+            cursor => cursor.parse::<u64>().map_err(|_| {
+                Error::InvalidInput(format!("'{cursor}' is not a cursor of trigger_outcomes (pass back what it gave)"))
+            })?,
+        };
+        let (outcomes, next) = self.timers().outcomes_after(after, max);
+        Ok((outcomes, next.to_string()))
+    }
+
     /// What became of a profile's trigger instances, oldest first.
     pub fn trigger_history(&self, profile: &str) -> Result<Vec<HistoryEntry>> {
         match &self.shared {
@@ -583,7 +610,7 @@ impl Engine {
         match record {
             Record::TriggerEnded { instance, profile, entry, delivery } => {
                 let known = timers.remove(instance).is_some();
-                timers.note(&profile, entry);
+                timers.recall(&profile, entry);
                 if let Some(d) = delivery {
                     timers.deliver(d);
                 }
@@ -598,7 +625,7 @@ impl Engine {
             },
             Record::DeliveryAcked(ids) => ids.iter().filter(|&&id| timers.ack(id).is_some()).count() > 0,
             Record::DeliveryReleased { decision_id, profile, entry } => {
-                timers.note(&profile, entry);
+                timers.recall(&profile, entry);
                 let known = timers.ack(decision_id).is_some();
                 drop(timers);
                 let _ = self.give_back(decision_id);

@@ -26,6 +26,8 @@ pub const HISTORY_PER_PROFILE: usize = 64;
 pub const HISTORY_PROFILES: usize = 200_000;
 /// (trigger, profile) entry times kept for re-entry windows.
 pub const MAX_ENTRIES: usize = 2_000_000;
+/// Trigger outcomes kept in order for a log to read ([`Timers::outcomes_after`]); the oldest go.
+pub const OUTCOME_FEED: usize = 100_000;
 
 /// One trigger instance: started by an event, due at `fire_at`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,6 +98,9 @@ pub struct Timers {
     /// (expiry in ms, decision id), soonest first.
     expiry: BTreeSet<(i64, u64)>,
     history: LruCache<String, VecDeque<HistoryEntry>>,
+    /// Every outcome noted by this process, in order: (sequence number, profile, outcome).
+    feed: VecDeque<(u64, String, HistoryEntry)>,
+    fed: u64,
 }
 
 impl Default for Timers {
@@ -109,6 +114,8 @@ impl Default for Timers {
             visible: HashMap::new(),
             expiry: BTreeSet::new(),
             history: LruCache::new(NonZeroUsize::new(HISTORY_PROFILES).expect("non-zero")),
+            feed: VecDeque::new(),
+            fed: 0,
         }
     }
 }
@@ -294,7 +301,28 @@ impl Timers {
         ids.into_iter().filter_map(|id| self.ack(id)).collect()
     }
 
+    /// Notes an outcome in the profile's history and the outcome feed.
     pub fn note(&mut self, profile: &str, entry: HistoryEntry) {
+        if self.feed.len() >= OUTCOME_FEED {
+            self.feed.pop_front();
+        }
+        self.fed += 1;
+        self.feed.push_back((self.fed, profile.to_owned(), entry.clone()));
+        self.recall(profile, entry);
+    }
+
+    /// Up to `max` outcomes noted after sequence number `after`, oldest first, and the number
+    /// to read after next (outcomes past the feed's bound are gone).
+    pub fn outcomes_after(&self, after: u64, max: usize) -> (Vec<(String, HistoryEntry)>, u64) {
+        let start = self.feed.partition_point(|(seq, _, _)| *seq <= after);
+        let out: Vec<(String, HistoryEntry)> =
+            self.feed.range(start..).take(max).map(|(_, p, e)| (p.clone(), e.clone())).collect();
+        let next = self.feed.get(start + out.len()).map_or(self.fed, |(seq, _, _)| seq - 1);
+        (out, next.max(after))
+    }
+
+    /// Notes an outcome in the profile's history only (a journal replay: it was fed before).
+    pub fn recall(&mut self, profile: &str, entry: HistoryEntry) {
         let entries = self.history.get_or_insert_mut(profile.to_owned(), VecDeque::new);
         if entries.len() >= HISTORY_PER_PROFILE {
             entries.pop_front();

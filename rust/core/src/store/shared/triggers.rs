@@ -14,6 +14,8 @@
 //! - `{prefix}:{T<s>}:due`: instances by fire time, `<id>|<profile>`, shard `s = id % SHARDS`.
 //!   A server claims the due ones by moving their score [`CLAIM_LEASE`] seconds ahead in one
 //!   script; one that dies lets the lease run out and another fires them.
+//! - `{prefix}:trigger-log`: every server's trigger outcomes in order (a stream of profile and
+//!   outcome), for a log to read; trimmed to about [`OUTCOME_LOG_LENGTH`] entries.
 //! - `{prefix}:{Q}:body`, `:tries`, `:chan`, `:exp` and `:vis:<channel>`: deliveries
 //!   (postcard), their delivery counts, channels, expiry times and, per channel, when each
 //!   may go out again. One slot, bounded by [`crate::triggers::MAX_DELIVERIES`].
@@ -28,6 +30,8 @@ use crate::triggers::{Delivery, HistoryEntry, Instance, MAX_DELIVERIES, Started}
 pub const CLAIM_LEASE: f64 = 30.0;
 /// Seconds a profile's trigger outcomes are kept after the newest.
 pub const NOTES_TTL: f64 = 30.0 * 86_400.0;
+/// Entries of the outcome log every server appends to (approximately; the oldest go).
+pub const OUTCOME_LOG_LENGTH: usize = 100_000;
 
 pub(super) const TRIGGER_START: &str = r"
 -- KEYS: trigger state. ARGV: id, trigger .. '\0' .. key, trigger, time, re-entry s, max live,
@@ -397,6 +401,7 @@ impl SharedRedis {
         profile: &str,
         note: Option<(&HistoryEntry, Option<u64>)>,
     ) -> Outcome<bool> {
+        let entry = note.map(|(n, _)| n);
         let (note, delivered) = note.map_or((Vec::new(), None), |(n, d)| (encode(n), d));
         let args = vec![
             text(instance),
@@ -408,6 +413,9 @@ impl SharedRedis {
         let keys = vec![self.trigger_state_key(profile), self.trigger_notes_key(profile)];
         let ended = matches!(self.script(Lua::TriggerEnd, keys, args)?, Value::Int(1));
         self.forget_due(profile, std::iter::once(instance))?;
+        if ended && let Some(entry) = entry {
+            self.log_outcomes(profile, std::slice::from_ref(entry))?;
+        }
         Ok(ended)
     }
 
@@ -418,7 +426,48 @@ impl SharedRedis {
         }
         let mut args = vec![ms(NOTES_TTL), text(HISTORY_PER_PROFILE)];
         args.extend(notes.iter().map(encode));
-        self.script(Lua::TriggerNote, vec![self.trigger_notes_key(profile)], args).map(drop)
+        self.script(Lua::TriggerNote, vec![self.trigger_notes_key(profile)], args)?;
+        self.log_outcomes(profile, notes)
+    }
+
+    fn outcome_log_key(&self) -> String {
+        format!("{}:trigger-log", self.prefix)
+    }
+
+    /// Appends outcomes to the log every server writes (after the profile's own record: a
+    /// server that dies in between leaves them out of the log only).
+    fn log_outcomes(&self, profile: &str, notes: &[HistoryEntry]) -> Outcome<()> {
+        let key = self.outcome_log_key();
+        let commands: Vec<redis::Cmd> = notes
+            .iter()
+            .map(|n| {
+                let mut cmd = redis::cmd("XADD");
+                cmd.arg(&key).arg("MAXLEN").arg("~").arg(OUTCOME_LOG_LENGTH).arg("*");
+                cmd.arg("p").arg(profile).arg("e").arg(encode(n));
+                cmd
+            })
+            .collect();
+        self.redis.batch(&commands).map(drop)
+    }
+
+    /// Up to `most` outcomes of the log after the entry `after` ('' from its start), oldest
+    /// first, and the entry to read after next.
+    pub fn outcomes_after(&self, after: &str, most: usize) -> Outcome<(Vec<(String, HistoryEntry)>, String)> {
+        type Entries = Vec<(String, std::collections::HashMap<String, Vec<u8>>)>;
+        let key = self.outcome_log_key();
+        let start = if after.is_empty() { "-".to_owned() } else { format!("({after}") };
+        let entries: Entries = self
+            .redis
+            .attempt(|c| redis::cmd("XRANGE").arg(&key).arg(&start).arg("+").arg("COUNT").arg(most).query(c))?;
+        let next = entries.last().map_or_else(|| after.to_owned(), |(id, _)| id.clone());
+        let outcomes = entries
+            .into_iter()
+            .filter_map(|(_, fields)| {
+                let entry = postcard::from_bytes(fields.get("e")?).ok()?;
+                Some((utf8(fields.get("p")?), entry))
+            })
+            .collect();
+        Ok((outcomes, next))
     }
 
     pub fn notes(&self, profile: &str) -> Outcome<Vec<HistoryEntry>> {
